@@ -1,0 +1,280 @@
+//! Every reply text the server sends, in one place. Wording follows Postfix where it has one,
+//! so that operators and scripts that know Postfix recognise them.
+
+use crate::address::Mailbox;
+use crate::reply::{EnhancedStatus, Reply};
+
+const fn st(class: u8, subject: u16, detail: u16) -> Option<EnhancedStatus> {
+    Some(EnhancedStatus::new(class, subject, detail))
+}
+
+/// `220 host ESMTP banner`: the greeting (no enhanced status: RFC 2034 does not use one here).
+pub fn greeting(host: &str, banner: &str) -> Reply {
+    Reply::new(220, None, format!("{host} ESMTP {banner}"))
+}
+
+/// `250 host`: the HELO answer.
+pub fn helo(host: &str) -> Reply {
+    Reply::new(250, None, host.to_string())
+}
+
+/// `250-host` followed by the extensions: the EHLO answer.
+pub fn ehlo(host: &str, extensions: &[String]) -> Reply {
+    let mut lines = Vec::with_capacity(extensions.len() + 1);
+    lines.push(host.to_string());
+    lines.extend(extensions.iter().cloned());
+    Reply::multiline(250, None, lines)
+}
+
+/// `250 2.0.0 Ok`: RSET, NOOP.
+pub fn ok() -> Reply {
+    Reply::new(250, st(2, 0, 0), "Ok")
+}
+
+/// `250 2.1.0 Ok`: MAIL accepted.
+pub fn mail_ok() -> Reply {
+    Reply::new(250, st(2, 1, 0), "Ok")
+}
+
+/// `250 2.1.5 Ok`: RCPT accepted.
+pub fn rcpt_ok() -> Reply {
+    Reply::new(250, st(2, 1, 5), "Ok")
+}
+
+/// `354`: go ahead with the content.
+pub fn start_data() -> Reply {
+    Reply::new(354, None, "End data with <CR><LF>.<CR><LF>")
+}
+
+/// `250 2.0.0 Ok: queued as ID`: the message is on disk.
+pub fn queued(id: &str) -> Reply {
+    Reply::new(250, st(2, 0, 0), format!("Ok: queued as {id}"))
+}
+
+/// `250 2.0.0 Ok: N octets`: a BDAT chunk that is not the last.
+pub fn chunk_ok(octets: u64) -> Reply {
+    Reply::new(250, st(2, 0, 0), format!("Ok: {octets} octets"))
+}
+
+/// `221 2.0.0 Bye`.
+pub fn bye() -> Reply {
+    Reply::new(221, st(2, 0, 0), "Bye")
+}
+
+/// `214`: HELP.
+pub fn help() -> Reply {
+    Reply::multiline(
+        214,
+        st(2, 0, 0),
+        vec![
+            "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT".into(),
+            "See RFC 5321; relais explains any reply code: relais explain CODE".into(),
+        ],
+    )
+}
+
+/// `252`: VRFY is off, as RFC 5321 §3.5.3 suggests answering.
+pub fn vrfy_disabled() -> Reply {
+    Reply::new(
+        252,
+        st(2, 0, 0),
+        "Cannot VRFY user, but will accept message and attempt delivery",
+    )
+}
+
+/// `502 5.5.1`: EXPN is never offered.
+pub fn expn_disabled() -> Reply {
+    Reply::new(502, st(5, 5, 1), "Error: EXPN not available")
+}
+
+/// `502 5.5.1`: a known command that is not available in this configuration.
+pub fn not_implemented(verb: &str) -> Reply {
+    Reply::new(502, st(5, 5, 1), format!("Error: {verb} not available"))
+}
+
+/// `500 5.5.2`: unknown command.
+pub fn unknown_command() -> Reply {
+    Reply::new(500, st(5, 5, 2), "Error: command not recognized")
+}
+
+/// `500 5.5.2`: the line was not UTF-8 or held control characters.
+pub fn bad_encoding() -> Reply {
+    Reply::new(
+        500,
+        st(5, 5, 2),
+        "Error: bad UTF-8 syntax or control characters",
+    )
+}
+
+/// `500 5.5.2`: a command line over the limit.
+pub fn line_too_long() -> Reply {
+    Reply::new(500, st(5, 5, 2), "Error: line too long")
+}
+
+/// `501 5.5.4 Syntax: …`.
+pub fn syntax(usage: &str) -> Reply {
+    Reply::new(501, st(5, 5, 4), format!("Syntax: {usage}"))
+}
+
+/// `501 5.1.7`: the sender is not an address.
+pub fn bad_sender(reason: &str) -> Reply {
+    Reply::new(
+        501,
+        st(5, 1, 7),
+        format!("Bad sender address syntax ({reason})"),
+    )
+}
+
+/// `501 5.1.3`: the recipient is not an address.
+pub fn bad_recipient(reason: &str) -> Reply {
+    Reply::new(
+        501,
+        st(5, 1, 3),
+        format!("Bad recipient address syntax ({reason})"),
+    )
+}
+
+/// `555 5.5.4`: an ESMTP parameter we do not support.
+pub fn unsupported_param(name: &str) -> Reply {
+    Reply::new(555, st(5, 5, 4), format!("Unsupported option: {name}"))
+}
+
+/// `501 5.5.4`: a parameter with a bad value or syntax.
+pub fn bad_param(what: &str) -> Reply {
+    Reply::new(
+        501,
+        st(5, 5, 4),
+        format!("Error: bad {what} parameter syntax"),
+    )
+}
+
+/// `553 5.6.7`: UTF-8 address without SMTPUTF8.
+pub fn utf8_not_declared() -> Reply {
+    Reply::new(
+        553,
+        st(5, 6, 7),
+        "Must declare SMTPUTF8 to send unicode address",
+    )
+}
+
+/// `503 5.5.1`: MAIL before HELO/EHLO.
+pub fn need_helo() -> Reply {
+    Reply::new(503, st(5, 5, 1), "Error: send HELO/EHLO first")
+}
+
+/// `503 5.5.1`: a second MAIL inside a transaction.
+pub fn nested_mail() -> Reply {
+    Reply::new(503, st(5, 5, 1), "Error: nested MAIL command")
+}
+
+/// `503 5.5.1`: RCPT before MAIL.
+pub fn need_mail() -> Reply {
+    Reply::new(503, st(5, 5, 1), "Error: need MAIL command")
+}
+
+/// `503 5.5.1`: DATA or BDAT before any RCPT was given.
+pub fn need_rcpt() -> Reply {
+    Reply::new(503, st(5, 5, 1), "Error: need RCPT command")
+}
+
+/// `554 5.5.1`: DATA or BDAT when every RCPT was refused.
+pub fn no_valid_recipients() -> Reply {
+    Reply::new(554, st(5, 5, 1), "Error: no valid recipients")
+}
+
+/// `503 5.5.1`: DATA in a transaction that started BDAT.
+pub fn data_after_bdat() -> Reply {
+    Reply::new(503, st(5, 5, 1), "Error: DATA after BDAT")
+}
+
+/// `503 5.5.1`: BDAT of a BINARYMIME message announced for DATA, or the reverse.
+pub fn binarymime_needs_bdat() -> Reply {
+    Reply::new(503, st(5, 5, 1), "Error: BODY=BINARYMIME requires BDAT")
+}
+
+/// `552 5.3.4`: SIZE= over the limit.
+pub fn size_exceeds_limit() -> Reply {
+    Reply::new(552, st(5, 3, 4), "Message size exceeds fixed limit")
+}
+
+/// `552 5.3.4`: the content grew over the limit.
+pub fn message_too_big() -> Reply {
+    Reply::new(552, st(5, 3, 4), "Error: message file too big")
+}
+
+/// `452 4.5.3`: more recipients than allowed in one transaction.
+pub fn too_many_recipients() -> Reply {
+    Reply::new(452, st(4, 5, 3), "Error: too many recipients")
+}
+
+/// `550 5.1.1`: no such local user (the text may be set per address by the policy).
+pub fn user_unknown(rcpt: &Mailbox) -> Reply {
+    Reply::new(
+        550,
+        st(5, 1, 1),
+        format!("<{rcpt}>: Recipient address rejected: User unknown in local recipient table"),
+    )
+}
+
+/// `554 5.7.1`: the recipient's domain is not ours and the client may not relay.
+pub fn relay_denied(rcpt: &Mailbox) -> Reply {
+    Reply::new(554, st(5, 7, 1), format!("<{rcpt}>: Relay access denied"))
+}
+
+/// `451 4.3.0`: the spool could not take the message.
+pub fn queue_write_error() -> Reply {
+    Reply::new(451, st(4, 3, 0), "Error: queue file write error")
+}
+
+/// `452 4.3.1`: the disk is (nearly) full.
+pub fn insufficient_storage() -> Reply {
+    Reply::new(452, st(4, 3, 1), "Error: insufficient system storage")
+}
+
+/// `421 4.4.2`: the client was idle for too long.
+pub fn timeout(host: &str) -> Reply {
+    Reply::new(421, st(4, 4, 2), format!("{host} Error: timeout exceeded"))
+}
+
+/// `421 4.7.0`: too many errors in one session.
+pub fn too_many_errors(host: &str) -> Reply {
+    Reply::new(421, st(4, 7, 0), format!("{host} Error: too many errors"))
+}
+
+/// `421 4.3.2`: the server is shutting down.
+pub fn shutting_down(host: &str) -> Reply {
+    Reply::new(
+        421,
+        st(4, 3, 2),
+        format!("{host} Service shutting down, closing transmission channel"),
+    )
+}
+
+/// `421 4.7.0`: too many connections (in total or from this client).
+pub fn too_many_connections(host: &str) -> Reply {
+    Reply::new(
+        421,
+        st(4, 7, 0),
+        format!("{host} Error: too many connections"),
+    )
+}
+
+/// `554 5.5.0`: the client talked before it was its turn (before the greeting, or pipelined
+/// where RFC 2920 says it must wait).
+pub fn protocol_sync() -> Reply {
+    Reply::new(554, st(5, 5, 0), "Error: SMTP protocol synchronization")
+}
+
+/// `521 5.7.0`: a web or proxy client.
+pub fn forbidden_command() -> Reply {
+    Reply::new(
+        521,
+        st(5, 7, 0),
+        "Error: this is an SMTP server, not a web server or proxy",
+    )
+}
+
+/// `503 5.5.1`: AUTH when it is not offered.
+pub fn auth_not_enabled() -> Reply {
+    Reply::new(503, st(5, 5, 1), "Error: authentication not enabled")
+}
