@@ -134,6 +134,10 @@ pub enum Event {
         /// Its parameters.
         params: RcptParams,
     },
+    /// The client is about to send content (354 sent, or the first BDAT chunk of the
+    /// transaction arrives): the envelope is complete but for its size. The place to start the
+    /// message, e.g. with its `Received` header.
+    ContentStart(Envelope),
     /// Content of the current message, in order (after dot-unstuffing).
     Body(Vec<u8>),
     /// The content is complete: store the message durably, then answer with
@@ -588,8 +592,15 @@ impl Session {
             let chunk = std::mem::take(&mut self.body);
             self.events.push_back(Event::Body(chunk));
         }
+        let envelope = self.envelope(tx);
+        self.events.push_back(Event::MessageComplete(envelope));
+        self.waiting = Some(Waiting::Stored);
+    }
+
+    /// The envelope of a transaction as it stands.
+    fn envelope(&self, tx: &Transaction) -> Envelope {
         let (helo, esmtp) = self.helo.clone().unwrap_or_default();
-        let envelope = Envelope {
+        Envelope {
             helo,
             esmtp,
             from: tx.from.clone(),
@@ -598,9 +609,7 @@ impl Session {
             size: tx.size,
             chunked: tx.chunked,
             bare_lf: tx.bare_lf,
-        };
-        self.events.push_back(Event::MessageComplete(envelope));
-        self.waiting = Some(Waiting::Stored);
+        }
     }
 
     /// Handles one complete command line.
@@ -752,6 +761,10 @@ impl Session {
             return self.reply(replies::data_after_bdat());
         }
         self.reply(replies::start_data());
+        if let Some(tx) = &self.tx {
+            let envelope = self.envelope(tx);
+            self.events.push_back(Event::ContentStart(envelope));
+        }
         self.mode = Mode::Data(DataReceiver::new());
     }
 
@@ -759,8 +772,11 @@ impl Session {
         let error = self.content_refusal();
         if error.is_none()
             && let Some(tx) = &mut self.tx
+            && !tx.chunked
         {
             tx.chunked = true;
+            let envelope = self.envelope(self.tx.as_ref().expect("checked above"));
+            self.events.push_back(Event::ContentStart(envelope));
         }
         self.mode = Mode::Bdat {
             remaining: size,

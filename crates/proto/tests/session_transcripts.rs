@@ -92,6 +92,10 @@ impl Harness {
                     }
                 }
                 Event::TransactionAborted => self.body.clear(),
+                Event::ContentStart(env) => {
+                    assert!(!env.recipients.is_empty());
+                    assert!(self.body.is_empty());
+                }
                 Event::Helo { .. } | Event::Rejected { .. } | Event::Close => {}
             }
         }

@@ -1,1 +1,86 @@
-fn main() {}
+//! `relais`: the command line. One module per subcommand; `main` maps outcomes to exit codes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod explain;
+mod serve;
+
+/// relais: a mail transfer agent and SMTP diagnostics toolkit.
+#[derive(Parser, Debug)]
+#[command(name = "relais", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the SMTP server (with no --config: 127.0.0.1:2525, mail in ./relais-data).
+    Serve {
+        /// TOML configuration file; without it the embedded default runs.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Explain an SMTP reply code, an enhanced status code or an Outlook error number.
+    Explain {
+        /// `550`, `5.1.1`, a whole reply line such as `550 5.1.1 User unknown`, or `0x800CCC0E`.
+        #[arg(required = true, num_args = 1..)]
+        code: Vec<String>,
+    },
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigAction {
+    /// Validate a configuration file and print the effective settings.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the embedded default configuration.
+    Default,
+}
+
+/// Exit codes (also in README.md).
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A configuration error.
+    pub const CONFIG: u8 = 2;
+    /// The server could not start or failed while running.
+    pub const SERVER: u8 = 3;
+    /// The input was not understood (e.g. `relais explain` of something that is no code).
+    pub const USAGE: u8 = 4;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve::run(config.as_deref()),
+        Command::Explain { code } => explain::run(&code.join(" ")),
+        Command::Config { action } => match action {
+            ConfigAction::Check { file } => match relais_server::Config::load(&file) {
+                Ok(c) => {
+                    println!("# {}: OK. Effective settings:", file.display());
+                    print!("{}", c.to_toml());
+                    ExitCode::from(exit::OK)
+                }
+                Err(e) => {
+                    eprintln!("relais: {e}");
+                    ExitCode::from(exit::CONFIG)
+                }
+            },
+            ConfigAction::Default => {
+                print!("{}", relais_server::Config::embedded().to_toml());
+                ExitCode::from(exit::OK)
+            }
+        },
+    }
+}

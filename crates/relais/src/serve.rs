@@ -1,0 +1,69 @@
+//! `relais serve`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use relais_server::Config;
+
+use crate::exit;
+
+/// Loads the configuration, sets up logging, runs the server until SIGTERM or SIGINT.
+pub fn run(config: Option<&Path>) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RELAIS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = match config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("relais: {e}");
+                return ExitCode::from(exit::CONFIG);
+            }
+        },
+        None => Config::embedded(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("relais: cannot start the runtime: {e}");
+            return ExitCode::from(exit::SERVER);
+        }
+    };
+    let result = runtime.block_on(relais_server::run(config, stop_signal()));
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("relais: {e}");
+            ExitCode::from(exit::SERVER)
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! The server configuration: a TOML file, or the embedded default when there is none.
+//!
+//! Every field has a default, so an empty file is a working configuration: listen on
+//! `127.0.0.1:2525`, the system host name, local domains `localhost` and that host name, every
+//! local part delivered to a Maildir under `./relais-data/mail`. Unknown keys are errors, and
+//! every error names the key and the line.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Our host name: in the banner, EHLO and `Received` headers. Default: the system's.
+    pub hostname: String,
+    /// Text after `ESMTP` in the banner. No version by default, so nothing leaks.
+    pub banner: String,
+    /// Where the spool (`spool/`) and the mailboxes (`mail/`) live.
+    pub data_dir: PathBuf,
+    /// Domains whose mail is delivered here. Default: `localhost` and the host name.
+    pub local_domains: Vec<String>,
+    /// The listening sockets.
+    pub listener: Vec<ListenerConfig>,
+    /// Limits on clients and messages.
+    pub limits: Limits,
+    /// Local recipients.
+    pub local: LocalConfig,
+    /// Delivery settings.
+    pub delivery: DeliveryConfig,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Address and port; port 0 lets the system pick one (it is logged).
+    pub address: SocketAddr,
+}
+
+/// Limits, with Postfix's defaults where it has them.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest message in octets (Postfix's `message_size_limit`); 0 for none.
+    pub max_message_size: u64,
+    /// Most recipients per message (`452 4.5.3` beyond).
+    pub max_recipients: usize,
+    /// Most simultaneous connections; beyond, `421 4.7.0` and close.
+    pub max_connections: usize,
+    /// Errors in a session before `421` and close (Postfix's `smtpd_hard_error_limit`).
+    pub max_errors: u32,
+    /// Waiting for a command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
+    #[serde(with = "duration")]
+    pub command_timeout: Duration,
+    /// Waiting for more message content (RFC 5321 §4.5.3.2.5 gives the client 3 minutes a block
+    /// and 10 minutes for the final dot; we wait as long as the longest).
+    #[serde(with = "duration")]
+    pub data_timeout: Duration,
+}
+
+/// Who gets mail in the local domains.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalConfig {
+    /// Local parts that exist. Empty: every local part exists (catch-all), as the embedded
+    /// default has it. `postmaster` always exists (RFC 5321 §4.5.1).
+    pub users: Vec<String>,
+}
+
+/// Delivery settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Keep accepted mail in the spool without delivering it (like Postfix's
+    /// `defer_transports`): for maintenance, and for tests of restart behaviour.
+    pub paused: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: String::new(),
+            banner: "relais".into(),
+            data_dir: PathBuf::from("./relais-data"),
+            local_domains: Vec::new(),
+            listener: vec![ListenerConfig {
+                address: SocketAddr::from(([127, 0, 0, 1], 2525)),
+            }],
+            limits: Limits::default(),
+            local: LocalConfig::default(),
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 10_240_000,
+            max_recipients: 1000,
+            max_connections: 10_000,
+            max_errors: 20,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A configuration that could not be read.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file, when there is one.
+    pub path: Option<PathBuf>,
+    /// What is wrong, naming the key and the line.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(p) => write!(f, "{}: {}", p.display(), self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// The embedded default, completed with the system's host name.
+    pub fn embedded() -> Config {
+        let mut c = Config::default();
+        c.complete();
+        c
+    }
+
+    /// Reads a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: Some(path.to_path_buf()),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text).map_err(|mut e| {
+            e.path = Some(path.to_path_buf());
+            e
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError {
+            path: None,
+            message: describe_toml_error(text, &e),
+        })?;
+        c.validate(text)?;
+        c.complete();
+        Ok(c)
+    }
+
+    /// Checks what serde cannot: values that parse but make no sense.
+    fn validate(&self, text: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: String| ConfigError {
+            path: None,
+            message: format!("{}key `{key}`: {msg}", line_of(text, key)),
+        };
+        if self.listener.is_empty() {
+            return Err(err(
+                "listener",
+                "at least one [[listener]] is needed".into(),
+            ));
+        }
+        if !self.hostname.is_empty() && !relais_proto::address::is_domain(&self.hostname) {
+            return Err(err(
+                "hostname",
+                format!("{:?} is not a host name", self.hostname),
+            ));
+        }
+        for d in &self.local_domains {
+            if !relais_proto::address::is_domain(d) {
+                return Err(err("local_domains", format!("{d:?} is not a domain")));
+            }
+        }
+        for u in &self.local.users {
+            if !crate::policy::is_safe_local_part(&u.to_ascii_lowercase()) {
+                return Err(err("users", format!("{u:?} is not a usable local part")));
+            }
+        }
+        if self.limits.max_connections == 0 {
+            return Err(err("max_connections", "must be at least 1".into()));
+        }
+        if self.limits.max_errors == 0 {
+            return Err(err("max_errors", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Fills what depends on the system: the host name and the local domains.
+    fn complete(&mut self) {
+        if self.hostname.is_empty() {
+            self.hostname = system_hostname();
+        }
+        if self.local_domains.is_empty() {
+            self.local_domains.push("localhost".into());
+            if self.hostname != "localhost" {
+                self.local_domains.push(self.hostname.clone());
+            }
+        }
+        for d in &mut self.local_domains {
+            *d = d.to_ascii_lowercase();
+        }
+        for u in &mut self.local.users {
+            *u = u.to_ascii_lowercase();
+        }
+    }
+
+    /// The effective settings as TOML, for `relais config check`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot show the configuration: {e}\n"))
+    }
+
+    /// Where the spool lives.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.data_dir.join("spool")
+    }
+
+    /// Where the Maildirs live.
+    pub fn mail_dir(&self) -> PathBuf {
+        self.data_dir.join("mail")
+    }
+}
+
+/// The system's host name, or `localhost` when it has none that is a valid domain.
+pub fn system_hostname() -> String {
+    let h = gethostname::gethostname()
+        .to_string_lossy()
+        .to_ascii_lowercase();
+    if relais_proto::address::is_domain(&h) {
+        h
+    } else {
+        "localhost".into()
+    }
+}
+
+/// `line N: ` for the first line that sets `key`, or nothing if it is not found.
+fn line_of(text: &str, key: &str) -> String {
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim_start();
+        if l.starts_with(key) && l[key.len()..].trim_start().starts_with('=') {
+            return format!("line {}: ", i + 1);
+        }
+    }
+    String::new()
+}
+
+/// Turns a TOML error into one line naming the line, the key and what is wrong.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let src = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line}: {msg} (in `{src}`)")
+        }
+        None => msg,
+    }
+}
+
+/// Durations written as `300`, `"300s"`, `"5m"` or `"1h"`.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}s", d.as_secs()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Duration::from_secs(s)),
+            Raw::Text(t) => parse(&t).ok_or_else(|| {
+                D::Error::custom(format!(
+                    "{t:?} is not a duration (like 300, \"300s\", \"5m\", \"1h\")"
+                ))
+            }),
+        }
+    }
+
+    pub fn parse(t: &str) -> Option<Duration> {
+        let t = t.trim();
+        let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+        let n: u64 = num.parse().ok()?;
+        let mult = match unit {
+            "" | "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86400,
+            _ => return None,
+        };
+        Some(Duration::from_secs(n.checked_mul(mult)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_embedded_default() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.listener[0].address.to_string(), "127.0.0.1:2525");
+        assert!(c.local_domains.contains(&"localhost".to_string()));
+        assert!(!c.hostname.is_empty());
+        assert_eq!(c.limits.command_timeout, Duration::from_secs(300));
+        // the effective settings read back to the same thing
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.to_toml(), c.to_toml());
+    }
+
+    #[test]
+    fn full_file() {
+        let c = Config::parse(
+            r#"
+hostname = "mx.example.com"
+local_domains = ["Example.com"]
+[[listener]]
+address = "127.0.0.1:0"
+[[listener]]
+address = "[::1]:2526"
+[limits]
+max_message_size = 1000
+command_timeout = "5m"
+data_timeout = 30
+[local]
+users = ["Alice", "bob"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.listener.len(), 2);
+        assert_eq!(c.local_domains, vec!["example.com"]);
+        assert_eq!(c.local.users, vec!["alice", "bob"]);
+        assert_eq!(c.limits.command_timeout, Duration::from_secs(300));
+        assert_eq!(c.limits.data_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_line() {
+        let cases: &[(&str, &[&str])] = &[
+            ("hostname = \"a\"\nbogus = 1\n", &["line 2", "bogus"]),
+            (
+                "[limits]\nmax_message_size = \"big\"\n",
+                &["line 2", "max_message_size"],
+            ),
+            (
+                "[limits]\ncommand_timeout = \"soon\"\n",
+                &["line 2", "command_timeout"],
+            ),
+            (
+                "[[listener]]\naddress = \"nowhere\"\n",
+                &["line 2", "address"],
+            ),
+            ("hostname = \"not a host\"\n", &["line 1", "hostname"]),
+            (
+                "local_domains = [\"ok.com\", \"bad domain\"]\n",
+                &["line 1", "local_domains"],
+            ),
+            ("listener = []\n", &["line 1", "listener"]),
+            ("[local]\nusers = [\"../etc\"]\n", &["line 2", "users"]),
+            ("hostname = \n", &["line 1"]),
+        ];
+        for (text, needles) in cases {
+            let e = Config::parse(text).expect_err(text).to_string();
+            for n in *needles {
+                assert!(e.contains(n), "{text:?}: {e}");
+            }
+        }
+    }
+}

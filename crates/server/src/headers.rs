@@ -1,0 +1,149 @@
+//! Trace headers relais adds: `Received` at reception, `Return-Path` and `Delivered-To` at
+//! local delivery (RFC 5321 §4.4).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use relais_proto::Envelope;
+
+/// Everything the `Received` header says about a reception.
+pub struct ReceivedInfo<'a> {
+    /// The envelope (HELO name, ESMTP or not, SMTPUTF8, recipients).
+    pub envelope: &'a Envelope,
+    /// The client's IP address.
+    pub client_ip: std::net::IpAddr,
+    /// The client's verified host name, if known (`unknown` otherwise, as Postfix writes).
+    pub client_name: Option<&'a str>,
+    /// Our host name.
+    pub hostname: &'a str,
+    /// The queue id.
+    pub id: &'a str,
+    /// When the message arrived.
+    pub when: SystemTime,
+}
+
+/// The `Received:` header, folded, with CRLF line ends.
+pub fn received(info: &ReceivedInfo<'_>) -> String {
+    let e = info.envelope;
+    // RFC 3848 / RFC 6531 protocol names.
+    let protocol = if e.mail_params.smtputf8 {
+        "UTF8SMTP"
+    } else if e.esmtp {
+        "ESMTP"
+    } else {
+        "SMTP"
+    };
+    let ip = match info.client_ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("IPv6:{v6}"),
+    };
+    let helo = sanitize(&e.helo);
+    let mut h = format!(
+        "Received: from {helo} ({} [{ip}])\r\n\tby {} (relais) with {protocol} id {}",
+        info.client_name.unwrap_or("unknown"),
+        info.hostname,
+        info.id
+    );
+    if let [only] = e.recipients.as_slice() {
+        h.push_str(&format!("\r\n\tfor <{}>", sanitize(&only.to.to_string())));
+    }
+    h.push_str(&format!("; {}\r\n", rfc5322_date(info.when)));
+    h
+}
+
+/// `Return-Path: <sender>` and `Delivered-To: rcpt`, CRLF-terminated.
+pub fn delivery_headers(return_path: &str, delivered_to: &str) -> String {
+    format!(
+        "Return-Path: <{}>\r\nDelivered-To: {}\r\n",
+        sanitize(return_path),
+        sanitize(delivered_to)
+    )
+}
+
+/// Keeps header text on one line: control characters become `?`.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// An RFC 5322 date in UTC: `Sun, 22 Nov 2026 13:45:52 +0000`.
+pub fn rfc5322_date(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates() {
+        let at = |s| rfc5322_date(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "Thu, 1 Jan 1970 00:00:00 +0000");
+        assert_eq!(at(1_795_355_152), "Sun, 22 Nov 2026 13:45:52 +0000");
+        assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
+    }
+
+    #[test]
+    fn received_header() {
+        let env = Envelope {
+            helo: "client\r\nX-Injected: yes".into(),
+            esmtp: true,
+            from: relais_proto::ReversePath::Null,
+            mail_params: Default::default(),
+            recipients: vec![relais_proto::Recipient {
+                to: relais_proto::Mailbox::parse("u@example.com").unwrap(),
+                params: Default::default(),
+            }],
+            size: 0,
+            chunked: false,
+            bare_lf: false,
+        };
+        let h = received(&ReceivedInfo {
+            envelope: &env,
+            client_ip: "127.0.0.1".parse().unwrap(),
+            client_name: None,
+            hostname: "mx.example.com",
+            id: "ABC123",
+            when: UNIX_EPOCH,
+        });
+        assert_eq!(
+            h,
+            "Received: from client??X-Injected: yes (unknown [127.0.0.1])\r\n\tby mx.example.com (relais) with ESMTP id ABC123\r\n\tfor <u@example.com>; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
+        );
+    }
+}

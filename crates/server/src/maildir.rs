@@ -1,0 +1,167 @@
+//! Maildir delivery: write to `tmp/`, make it durable, move to `new/` (the Maildir convention:
+//! a reader never sees a partial file).
+//!
+//! Durability is batched: the delivery worker writes a batch of files to `tmp/`, then one
+//! `syncfs` makes all of them durable, then it renames them into `new/` and a second `syncfs`
+//! makes the renames durable. Only then are the messages dropped from the spool. Measured here,
+//! one flush for many files is several times faster than an fsync per file.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The tree of Maildirs: `root/<mailbox>/{tmp,new,cur}`.
+#[derive(Debug)]
+pub struct MaildirStore {
+    /// `data_dir/mail`.
+    root: PathBuf,
+    /// Our host name, part of every file name (with `/` and `:` replaced).
+    host: String,
+    /// Makes file names unique within this process.
+    counter: AtomicU64,
+    /// Mailboxes whose directories are known to exist.
+    created: Mutex<HashSet<String>>,
+}
+
+/// A message written to `tmp/`, not yet durable nor visible.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The file in `tmp/`.
+    pub tmp: PathBuf,
+    /// Where it goes in `new/`.
+    pub new: PathBuf,
+}
+
+impl MaildirStore {
+    /// Opens (creates) the tree.
+    pub fn open(root: &Path, hostname: &str) -> io::Result<Self> {
+        fs::create_dir_all(root)?;
+        Ok(MaildirStore {
+            root: root.to_path_buf(),
+            host: hostname.replace(['/', ':'], "_"),
+            counter: AtomicU64::new(0),
+            created: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The Maildir of a mailbox.
+    pub fn path_of(&self, mailbox: &str) -> PathBuf {
+        self.root.join(mailbox)
+    }
+
+    fn ensure(&self, mailbox: &str) -> io::Result<PathBuf> {
+        let dir = self.path_of(mailbox);
+        let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+        if !created.contains(mailbox) {
+            for sub in ["tmp", "new", "cur"] {
+                fs::create_dir_all(dir.join(sub))?;
+            }
+            created.insert(mailbox.to_string());
+        }
+        Ok(dir)
+    }
+
+    /// Writes `head` then `body` to a new file in the mailbox's `tmp/`.
+    pub fn write_tmp(
+        &self,
+        mailbox: &str,
+        head: &[u8],
+        body: &mut dyn Read,
+    ) -> io::Result<Pending> {
+        let dir = self.ensure(mailbox)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let base = format!(
+            "{}.M{}P{}Q{}.{}",
+            now.as_secs(),
+            now.subsec_micros(),
+            std::process::id(),
+            n,
+            self.host
+        );
+        let tmp = dir.join("tmp").join(&base);
+        let mut f = File::options().write(true).create_new(true).open(&tmp)?;
+        let result = (|| {
+            f.write_all(head)?;
+            let size = head.len() as u64 + io::copy(body, &mut f)?;
+            Ok::<u64, io::Error>(size)
+        })();
+        match result {
+            Ok(size) => Ok(Pending {
+                new: dir.join("new").join(format!("{base},S={size}")),
+                tmp,
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes a batch durable and visible: flush, rename into `new/`, flush the renames.
+    pub fn commit(&self, batch: &[Pending]) -> io::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.sync()?;
+        for p in batch {
+            fs::rename(&p.tmp, &p.new)?;
+        }
+        self.sync()
+    }
+
+    /// Throws away files of a batch that could not be committed.
+    pub fn discard(&self, batch: &[Pending]) {
+        for p in batch {
+            let _ = fs::remove_file(&p.tmp);
+        }
+    }
+
+    /// `syncfs` on the file system that holds the Maildirs.
+    fn sync(&self) -> io::Result<()> {
+        let dir = File::open(&self.root)?;
+        // SAFETY: syncfs takes a valid open file descriptor and has no memory effects.
+        let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmp_then_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MaildirStore::open(dir.path(), "host/with:odd").unwrap();
+        let p = store
+            .write_tmp("alice", b"Head: 1\r\n", &mut &b"body\r\n"[..])
+            .unwrap();
+        assert!(p.tmp.exists());
+        assert!(
+            fs::read_dir(dir.path().join("alice/new"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+        store.commit(std::slice::from_ref(&p)).unwrap();
+        assert!(!p.tmp.exists());
+        assert_eq!(fs::read(&p.new).unwrap(), b"Head: 1\r\nbody\r\n");
+        let name = p.new.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.ends_with(".host_with_odd,S=15"), "{name}");
+        assert!(dir.path().join("alice/cur").is_dir());
+        let q = store.write_tmp("alice", b"", &mut &b"x"[..]).unwrap();
+        assert_ne!(p.new, q.new);
+    }
+}
