@@ -9,8 +9,17 @@ use crate::exit;
 
 /// Loads the configuration, sets up logging, runs the server until SIGTERM or SIGINT.
 pub fn run(config: Option<&Path>) -> ExitCode {
+    // Log lines go through a buffer written by a thread of its own: a busy server logs several
+    // lines per message, and a write(2) per line would cost more than the message itself.
+    // Nothing is dropped (lossy off); the buffer is flushed whenever the queue runs dry and at exit.
+    let (writer, _flush_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(

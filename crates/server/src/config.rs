@@ -32,6 +32,8 @@ pub struct Config {
     pub local: LocalConfig,
     /// Delivery settings.
     pub delivery: DeliveryConfig,
+    /// Event-loop threads serving connections; 0 means one per CPU.
+    pub workers: usize,
 }
 
 /// One listening socket.
@@ -94,6 +96,7 @@ impl Default for Config {
             limits: Limits::default(),
             local: LocalConfig::default(),
             delivery: DeliveryConfig::default(),
+            workers: 0,
         }
     }
 }
@@ -221,6 +224,15 @@ impl Config {
     /// The effective settings as TOML, for `relais config check`.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot show the configuration: {e}\n"))
+    }
+
+    /// How many worker threads serve connections.
+    pub fn workers(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
     }
 
     /// Where the spool lives.

@@ -17,11 +17,13 @@ pub mod maildir;
 pub mod policy;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use relais_proto::{SessionConfig, replies};
 use relais_spool::{Spool, SpoolOptions};
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -123,63 +125,132 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config,
     });
 
-    let mut listeners = Vec::new();
+    let workers = ctx.config.workers();
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+        (0..workers).map(|_| Vec::new()).collect();
     for l in &ctx.config.listener {
-        let listener = TcpListener::bind(l.address)
-            .await
-            .map_err(|source| ServerError::Bind {
-                address: l.address,
-                source,
-            })?;
-        info!("listening on {}", listener.local_addr()?);
-        listeners.push(listener);
+        let sockets = bind_reuseport(l.address, workers).map_err(|source| ServerError::Bind {
+            address: l.address,
+            source,
+        })?;
+        info!("listening on {}", sockets[0].local_addr()?);
+        for (w, s) in sockets.into_iter().enumerate() {
+            per_worker[w].push(s);
+        }
     }
     info!(
-        "relais ready: hostname {}, local domains {}, data in {}",
+        "relais ready: hostname {}, local domains {}, data in {}, {workers} worker(s)",
         ctx.config.hostname,
         ctx.config.local_domains.join(", "),
         ctx.config.data_dir.display()
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx` ends.
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let limit = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
-    let mut accept_tasks = Vec::new();
-    for listener in listeners {
+    let mut threads = Vec::new();
+    for (w, listeners) in per_worker.into_iter().enumerate() {
         let ctx = ctx.clone();
         let stop_rx = stop_rx.clone();
-        let done_tx = done_tx.clone();
         let limit = limit.clone();
-        accept_tasks.push(tokio::spawn(accept_loop(
-            listener, ctx, stop_rx, done_tx, limit,
-        )));
+        let t = std::thread::Builder::new()
+            .name(format!("relais-worker-{w}"))
+            .spawn(move || worker(listeners, ctx, stop_rx, limit))?;
+        threads.push(t);
     }
-    drop(done_tx);
 
     shutdown.await;
     info!("shutting down");
     let _ = stop_tx.send(true);
-    for t in accept_tasks {
-        let _ = t.await;
-    }
-    if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv())
-        .await
-        .is_err()
-    {
-        warn!(
-            "connections still open after {:?}; closing anyway",
-            SHUTDOWN_GRACE
-        );
-    }
+    tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await
+    .ok();
     let ctx = Arc::into_inner(ctx);
     drop(ctx);
     if let Some(d) = delivery {
         tokio::task::spawn_blocking(move || d.stop()).await.ok();
     }
-    spool.shutdown();
+    let spool2 = spool.clone();
+    tokio::task::spawn_blocking(move || spool2.shutdown())
+        .await
+        .ok();
+    drop(spool);
     info!("stopped");
     Ok(())
+}
+
+/// Binds `count` sockets to one address with `SO_REUSEPORT`, so that each worker accepts its
+/// own connections (the kernel spreads them). Port 0 is resolved by the first bind.
+fn bind_reuseport(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut out = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        let listener: std::net::TcpListener = socket.into();
+        addr = listener.local_addr()?;
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+/// One worker: a single-threaded event loop that accepts and serves its share of connections.
+/// Each connection stays on one thread from accept to close: no hand-offs between threads on
+/// the per-message path (measured here: far lower latency than a work-stealing pool when
+/// every message waits for a shared fsync).
+fn worker(
+    listeners: Vec<std::net::TcpListener>,
+    ctx: Arc<Context>,
+    stop: watch::Receiver<bool>,
+    limit: Arc<Semaphore>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start a worker: {e}");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx` ends.
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let mut accepts = Vec::new();
+        for l in listeners {
+            match TcpListener::from_std(l) {
+                Ok(l) => accepts.push(tokio::spawn(accept_loop(
+                    l,
+                    ctx.clone(),
+                    stop.clone(),
+                    done_tx.clone(),
+                    limit.clone(),
+                ))),
+                Err(e) => error!("cannot use a listener: {e}"),
+            }
+        }
+        drop(done_tx);
+        for a in accepts {
+            let _ = a.await;
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv())
+            .await
+            .is_err()
+        {
+            warn!("connections still open after {SHUTDOWN_GRACE:?}; closing anyway");
+        }
+    });
 }
 
 async fn accept_loop(
