@@ -24,4 +24,6 @@ pub use command::{Command, CommandError};
 pub use params::{BodyType, MailParams, Notify, RcptParams, Ret};
 pub use receiver::{DataReceiver, DotStuffer, LineReceiver, dot_stuff};
 pub use reply::{EnhancedStatus, Reply, ReplyError, ReplyParser};
-pub use session::{Envelope, Event, Recipient, Session, SessionConfig, Stored, Verdict};
+pub use session::{
+    AuthOutcome, Envelope, Event, Recipient, Session, SessionConfig, Stored, Verdict,
+};

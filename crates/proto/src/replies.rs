@@ -278,3 +278,89 @@ pub fn forbidden_command() -> Reply {
 pub fn auth_not_enabled() -> Reply {
     Reply::new(503, st(5, 5, 1), "Error: authentication not enabled")
 }
+
+/// `220 2.0.0`: go ahead with the TLS handshake.
+pub fn ready_to_start_tls() -> Reply {
+    Reply::new(220, st(2, 0, 0), "Ready to start TLS")
+}
+
+/// `554 5.5.1`: STARTTLS on a connection that is already encrypted.
+pub fn tls_already_active() -> Reply {
+    Reply::new(554, st(5, 5, 1), "Error: TLS already active")
+}
+
+/// `530 5.7.0`: this listener wants TLS before anything else.
+pub fn must_starttls() -> Reply {
+    Reply::new(530, st(5, 7, 0), "Must issue a STARTTLS command first")
+}
+
+/// `530 5.7.0`: MAIL before AUTH on a submission listener.
+pub fn auth_required() -> Reply {
+    Reply::new(530, st(5, 7, 0), "Authentication required")
+}
+
+/// `538 5.7.11`: AUTH on a clear-text connection.
+pub fn encryption_required_for_auth() -> Reply {
+    Reply::new(538, st(5, 7, 11), "Encryption required for requested authentication mechanism")
+}
+
+/// `334 base64(text)`: a SASL challenge.
+pub fn auth_challenge(text: &str) -> Reply {
+    use base64::Engine;
+    Reply::new(334, None, base64::engine::general_purpose::STANDARD.encode(text))
+}
+
+/// `235 2.7.0`: AUTH succeeded.
+pub fn auth_ok() -> Reply {
+    Reply::new(235, st(2, 7, 0), "Authentication successful")
+}
+
+/// `535 5.7.8`: bad credentials.
+pub fn auth_failed() -> Reply {
+    Reply::new(535, st(5, 7, 8), "Error: authentication failed")
+}
+
+/// `501 5.7.0`: the client cancelled with `*`.
+pub fn auth_aborted() -> Reply {
+    Reply::new(501, st(5, 7, 0), "Authentication aborted")
+}
+
+/// `501 5.5.2`: a SASL response that is not base64 (or not the mechanism's format).
+pub fn auth_bad_base64() -> Reply {
+    Reply::new(501, st(5, 5, 2), "Error: invalid base64 data or malformed response")
+}
+
+/// `504 5.5.4`: a mechanism we do not offer.
+pub fn auth_unsupported_mechanism() -> Reply {
+    Reply::new(504, st(5, 5, 4), "Error: unsupported authentication mechanism")
+}
+
+/// `503 5.5.1`: AUTH twice.
+pub fn already_authenticated() -> Reply {
+    Reply::new(503, st(5, 5, 1), "Error: already authenticated")
+}
+
+/// `503 5.5.1`: AUTH inside a mail transaction.
+pub fn auth_in_transaction() -> Reply {
+    Reply::new(503, st(5, 5, 1), "Error: MAIL transaction in progress")
+}
+
+/// `454 4.7.0`: too many failed AUTH attempts from this client for now.
+pub fn auth_rate_limited() -> Reply {
+    Reply::new(454, st(4, 7, 0), "Error: too many authentication failures, try again later")
+}
+
+/// `421 4.7.0`: too many messages in one session.
+pub fn too_many_messages(host: &str) -> Reply {
+    Reply::new(421, st(4, 7, 0), format!("{host} Error: too many messages in this session"))
+}
+
+/// `421 4.7.0`: connections from this client arrive too fast.
+pub fn connection_rate_exceeded(host: &str) -> Reply {
+    Reply::new(421, st(4, 7, 0), format!("{host} Error: too many connections from your address, slow down"))
+}
+
+/// `553 5.7.1`: an authenticated user sending as someone else.
+pub fn sender_not_owned(user: &str, from: &str) -> Reply {
+    Reply::new(553, st(5, 7, 1), format!("<{from}>: Sender address rejected: not owned by user {user}"))
+}

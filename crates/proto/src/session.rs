@@ -46,6 +46,23 @@ pub struct SessionConfig {
     pub max_recipients: usize,
     /// Errors after which the session is closed with `421` (Postfix's hard error limit).
     pub max_errors: u32,
+    /// Most messages in one session; 0 for no limit (`421 4.7.0` beyond).
+    pub max_messages: u32,
+    /// Offer STARTTLS (the server has a certificate and the listener allows it).
+    pub starttls: bool,
+    /// Every command but EHLO, HELO, STARTTLS, NOOP, RSET and QUIT needs TLS first (`530 5.7.0`).
+    pub require_tls: bool,
+    /// SASL mechanisms offered with AUTH (`PLAIN`, `LOGIN`); empty: no AUTH.
+    pub auth_mechanisms: Vec<String>,
+    /// Offer AUTH on a connection that is not encrypted (off: `538 5.7.11`).
+    pub auth_without_tls: bool,
+    /// MAIL needs a successful AUTH first (`530 5.7.0`), as on a submission port.
+    pub require_auth: bool,
+    /// Close the session (`554 5.5.0`) of a client that sends more commands where RFC 2920 says
+    /// it must wait for our reply (after EHLO/HELO, DATA, AUTH, VRFY, EXPN, NOOP), or that
+    /// pipelines at all without having been offered PIPELINING. Postfix's
+    /// `smtpd_forbid_unauth_pipelining`.
+    pub forbid_unauth_pipelining: bool,
 }
 
 impl SessionConfig {
@@ -57,26 +74,40 @@ impl SessionConfig {
             max_message_size: 10_240_000,
             max_recipients: 1000,
             max_errors: 20,
+            max_messages: 0,
+            starttls: false,
+            require_tls: false,
+            auth_mechanisms: Vec::new(),
+            auth_without_tls: false,
+            require_auth: false,
+            forbid_unauth_pipelining: true,
         }
     }
 
-    /// The EHLO keywords we advertise, in order.
-    pub fn extensions(&self) -> Vec<String> {
+    /// True if AUTH is offered on a connection in this TLS state.
+    pub fn auth_offered(&self, tls: bool) -> bool {
+        !self.auth_mechanisms.is_empty() && (tls || self.auth_without_tls)
+    }
+
+    /// The EHLO keywords we advertise, in order, on a connection in this TLS state.
+    pub fn extensions(&self, tls: bool) -> Vec<String> {
         let size = if self.max_message_size > 0 {
             format!("SIZE {}", self.max_message_size)
         } else {
             "SIZE".to_string()
         };
-        vec![
-            "PIPELINING".into(),
-            size,
-            "ENHANCEDSTATUSCODES".into(),
-            "8BITMIME".into(),
-            "DSN".into(),
-            "SMTPUTF8".into(),
-            "CHUNKING".into(),
-            "HELP".into(),
-        ]
+        let mut v = vec!["PIPELINING".to_string(), size];
+        if self.starttls && !tls {
+            v.push("STARTTLS".into());
+        }
+        if self.auth_offered(tls) {
+            v.push(format!("AUTH {}", self.auth_mechanisms.join(" ")));
+        }
+        v.extend(
+            ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING", "HELP"]
+                .map(String::from),
+        );
+        v
     }
 }
 
@@ -146,6 +177,29 @@ pub enum Event {
     /// The transaction whose sender was accepted ended without a message (RSET, EHLO, error,
     /// disconnect): forget its content.
     TransactionAborted,
+    /// STARTTLS was accepted: write the output (`220 Ready to start TLS`), run the TLS
+    /// handshake, then call [`Session::handle_tls_established`] (or [`Session::handle_eof`] if it
+    /// failed). Input the client had pipelined after STARTTLS was thrown away (CVE-2011-0411).
+    StartTls {
+        /// Octets of clear-text input discarded after the STARTTLS line.
+        discarded: usize,
+    },
+    /// Check these credentials (AUTH PLAIN or LOGIN), then call [`Session::handle_auth`].
+    Authenticate {
+        /// The SASL mechanism used.
+        mechanism: String,
+        /// The authorization identity, if the client gave one different from the user.
+        authzid: Option<String>,
+        /// The user name.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// The client broke the pipelining rules (RFC 2920) and is being disconnected.
+    PipeliningViolation {
+        /// The command after which more input was waiting.
+        after: String,
+    },
     /// A command got a 4xx or 5xx reply (for the log).
     Rejected {
         /// The command line, shortened and made printable.
@@ -164,6 +218,15 @@ pub enum Verdict {
     Accept,
     /// Refuse with this reply (4xx or 5xx).
     Reject(Reply),
+}
+
+/// The driver's answer to [`Event::Authenticate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// The credentials are good: `235 2.7.0`.
+    Success,
+    /// They are not: send this reply (usually `535 5.7.8`, or `454`/`421` when limited).
+    Failure(Reply),
 }
 
 /// The driver's answer to [`Event::MessageComplete`].
@@ -192,8 +255,23 @@ enum Mode {
         last: bool,
         error: Option<Reply>,
     },
+    /// An AUTH exchange: the next line is a SASL response.
+    Sasl(Sasl),
+    /// STARTTLS accepted; waiting for the driver's handshake.
+    TlsHandshake,
     /// Finished.
     Closed,
+}
+
+/// Where an AUTH exchange stands.
+#[derive(Debug)]
+enum Sasl {
+    /// AUTH PLAIN without initial response: waiting for it.
+    Plain,
+    /// AUTH LOGIN: waiting for the user name.
+    LoginUser,
+    /// AUTH LOGIN: waiting for the password of this user.
+    LoginPassword(String),
 }
 
 /// Which answer the session waits for.
@@ -202,6 +280,7 @@ enum Waiting {
     Sender,
     Recipient,
     Stored,
+    Auth,
 }
 
 /// Counters per command for the disconnect log line, in the order Postfix prints them.
@@ -238,8 +317,6 @@ struct Transaction {
 pub struct Session {
     /// Shared server settings.
     config: Arc<SessionConfig>,
-    /// The EHLO keyword list, built once.
-    extensions: Arc<Vec<String>>,
     /// Bytes received and not yet processed; `input[pos..]` is what is left.
     input: Vec<u8>,
     /// Start of unprocessed input.
@@ -266,20 +343,21 @@ pub struct Session {
     current: (usize, String),
     /// Per verb: (accepted, total).
     counts: [(u32, u32); VERBS.len()],
+    /// True once TLS is established.
+    tls: bool,
+    /// The authenticated user, once AUTH succeeded.
+    authenticated: Option<String>,
+    /// The user name of the AUTH exchange in progress.
+    auth_user: Option<String>,
+    /// Messages accepted in this session.
+    messages: u32,
 }
 
 impl Session {
     /// A new session; nothing is sent until [`Session::handle_connect`].
     pub fn new(config: Arc<SessionConfig>) -> Self {
-        let extensions = Arc::new(config.extensions());
-        Self::with_extensions(config, extensions)
-    }
-
-    /// A new session sharing an already built EHLO list (saves an allocation per connection).
-    pub fn with_extensions(config: Arc<SessionConfig>, extensions: Arc<Vec<String>>) -> Self {
         Session {
             config,
-            extensions,
             input: Vec::new(),
             pos: 0,
             out: Vec::with_capacity(256),
@@ -293,7 +371,55 @@ impl Session {
             errors: 0,
             current: (VERBS.len() - 1, String::new()),
             counts: [(0, 0); VERBS.len()],
+            tls: false,
+            authenticated: None,
+            auth_user: None,
+            messages: 0,
         }
+    }
+
+    /// A session on a connection that is already encrypted (implicit TLS, port 465).
+    pub fn new_tls(config: Arc<SessionConfig>) -> Self {
+        let mut s = Self::new(config);
+        s.tls = true;
+        s
+    }
+
+    /// TLS is up after [`Event::StartTls`]: the session starts over, waiting for EHLO (RFC 3207).
+    pub fn handle_tls_established(&mut self) {
+        if matches!(self.mode, Mode::TlsHandshake) {
+            self.tls = true;
+            self.helo = None;
+            self.mode = Mode::Command;
+            self.process();
+        }
+    }
+
+    /// The answer to [`Event::Authenticate`].
+    pub fn handle_auth(&mut self, outcome: AuthOutcome) {
+        if self.waiting != Some(Waiting::Auth) {
+            return;
+        }
+        self.waiting = None;
+        let user = self.auth_user.take();
+        match outcome {
+            AuthOutcome::Success => {
+                self.authenticated = user;
+                self.reply(replies::auth_ok());
+            }
+            AuthOutcome::Failure(r) => self.reply(r),
+        }
+        self.process();
+    }
+
+    /// True once TLS is established.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The authenticated user, if any.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_deref()
     }
 
     /// Sends the greeting.
@@ -388,7 +514,10 @@ impl Session {
         self.waiting = None;
         self.tx = None;
         match stored {
-            Stored::Queued(id) => self.reply(replies::queued(&id)),
+            Stored::Queued(id) => {
+                self.messages += 1;
+                self.reply(replies::queued(&id))
+            }
             Stored::Failed(r) => self.reply(r),
         }
         self.process();
@@ -456,7 +585,8 @@ impl Session {
                 break;
             }
             let progressed = match self.mode {
-                Mode::Greeting | Mode::Closed => false,
+                Mode::Greeting | Mode::Closed | Mode::TlsHandshake => false,
+                Mode::Sasl(_) => self.process_sasl(),
                 Mode::Command => self.process_command(),
                 Mode::Data(_) => self.process_data(),
                 Mode::Bdat { .. } => self.process_bdat(),
@@ -493,6 +623,157 @@ impl Session {
                 false
             }
         }
+    }
+
+    /// Reads one SASL response line; false if none is complete.
+    fn process_sasl(&mut self) -> bool {
+        match self.lines.next_line(&self.input[self.pos..]) {
+            Line::Complete(line, used) => {
+                self.pos += used;
+                let Mode::Sasl(step) = std::mem::replace(&mut self.mode, Mode::Command) else {
+                    return true;
+                };
+                self.handle_sasl_line(step, &line);
+                true
+            }
+            Line::TooLong(used) => {
+                self.pos += used;
+                self.mode = Mode::Command;
+                self.reply(replies::line_too_long());
+                true
+            }
+            Line::Incomplete(drop) => {
+                self.pos += drop;
+                false
+            }
+        }
+    }
+
+    fn handle_sasl_line(&mut self, step: Sasl, line: &[u8]) {
+        if line == b"*" {
+            return self.reply(replies::auth_aborted());
+        }
+        let Some(decoded) = decode_b64(line) else {
+            return self.reply(replies::auth_bad_base64());
+        };
+        match step {
+            Sasl::Plain => self.finish_plain(&decoded),
+            Sasl::LoginUser => {
+                let user = String::from_utf8_lossy(&decoded).into_owned();
+                self.reply(replies::auth_challenge("Password:"));
+                self.mode = Mode::Sasl(Sasl::LoginPassword(user));
+            }
+            Sasl::LoginPassword(user) => {
+                let password = String::from_utf8_lossy(&decoded).into_owned();
+                self.ask_auth("LOGIN", None, user, password);
+            }
+        }
+    }
+
+    /// Splits a PLAIN response (`authzid NUL user NUL password`) and asks for a check.
+    fn finish_plain(&mut self, decoded: &[u8]) {
+        let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+        let [authzid, user, password] = parts.as_slice() else {
+            return self.reply(replies::auth_bad_base64());
+        };
+        let authzid = String::from_utf8_lossy(authzid).into_owned();
+        let user = String::from_utf8_lossy(user).into_owned();
+        let authzid = (!authzid.is_empty() && authzid != user).then_some(authzid);
+        let password = String::from_utf8_lossy(password).into_owned();
+        self.ask_auth("PLAIN", authzid, user, password);
+    }
+
+    fn ask_auth(&mut self, mechanism: &str, authzid: Option<String>, username: String, password: String) {
+        self.auth_user = Some(username.clone());
+        self.events.push_back(Event::Authenticate {
+            mechanism: mechanism.to_string(),
+            authzid,
+            username,
+            password,
+        });
+        self.waiting = Some(Waiting::Auth);
+    }
+
+    fn handle_auth_command(&mut self, mechanism: &str, initial: Option<String>) {
+        let tls = self.tls;
+        if self.config.auth_mechanisms.is_empty() {
+            return self.reply(replies::auth_not_enabled());
+        }
+        if !self.config.auth_offered(tls) {
+            return self.reply(replies::encryption_required_for_auth());
+        }
+        if self.helo.is_none() {
+            return self.reply(replies::need_helo());
+        }
+        if self.authenticated.is_some() {
+            return self.reply(replies::already_authenticated());
+        }
+        if self.tx.is_some() {
+            return self.reply(replies::auth_in_transaction());
+        }
+        if !self.config.auth_mechanisms.iter().any(|m| m == mechanism) {
+            return self.reply(replies::auth_unsupported_mechanism());
+        }
+        match (mechanism, initial) {
+            ("PLAIN", None) => {
+                self.reply(replies::auth_challenge(""));
+                self.mode = Mode::Sasl(Sasl::Plain);
+            }
+            ("PLAIN", Some(i)) => {
+                if i == "*" {
+                    return self.reply(replies::auth_aborted());
+                }
+                match decode_b64(i.as_bytes()) {
+                    Some(d) => self.finish_plain(&d),
+                    None => self.reply(replies::auth_bad_base64()),
+                }
+            }
+            ("LOGIN", None) => {
+                self.reply(replies::auth_challenge("Username:"));
+                self.mode = Mode::Sasl(Sasl::LoginUser);
+            }
+            ("LOGIN", Some(i)) => match decode_b64(i.as_bytes()) {
+                Some(d) => {
+                    let user = String::from_utf8_lossy(&d).into_owned();
+                    self.reply(replies::auth_challenge("Password:"));
+                    self.mode = Mode::Sasl(Sasl::LoginPassword(user));
+                }
+                None => self.reply(replies::auth_bad_base64()),
+            },
+            _ => self.reply(replies::auth_unsupported_mechanism()),
+        }
+    }
+
+    fn handle_starttls(&mut self) {
+        if !self.config.starttls {
+            return self.reply(replies::not_implemented("STARTTLS"));
+        }
+        if self.tls {
+            return self.reply(replies::tls_already_active());
+        }
+        self.reply(replies::ready_to_start_tls());
+        self.abort_transaction();
+        let discarded = self.input.len() - self.pos;
+        self.pos = self.input.len();
+        self.mode = Mode::TlsHandshake;
+        self.events.push_back(Event::StartTls { discarded });
+    }
+
+    /// After a command the client must wait for: more input already there breaks RFC 2920.
+    fn check_sync(&mut self, must_be_last: bool) -> bool {
+        if !self.config.forbid_unauth_pipelining || self.pos >= self.input.len() {
+            return true;
+        }
+        let pipelining = self.helo.as_ref().is_some_and(|(_, esmtp)| *esmtp);
+        if !must_be_last && pipelining {
+            return true;
+        }
+        let after = self.current.1.clone();
+        self.events.push_back(Event::PipeliningViolation { after });
+        replies::protocol_sync().write_to(&mut self.out);
+        self.abort_transaction();
+        self.close();
+        false
     }
 
     /// Feeds DATA content; false when more input is needed.
@@ -619,7 +900,17 @@ impl Session {
             .iter()
             .position(|v| v.eq_ignore_ascii_case(&verb))
             .unwrap_or(VERBS.len() - 1);
-        self.current = (index, printable(line));
+        // Never log credentials: AUTH keeps only its mechanism.
+        let shown = if VERBS[index] == "auth" {
+            let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+            let _ = words.next();
+            let mech = words.next().map(printable).unwrap_or_default();
+            let more = if words.next().is_some() { " ***" } else { "" };
+            format!("AUTH {mech}{more}")
+        } else {
+            printable(line)
+        };
+        self.current = (index, shown);
         let limit = if matches!(index, 4 | 5) {
             MAX_PARAM_LINE
         } else {
@@ -650,6 +941,40 @@ impl Session {
                 return;
             }
         };
+        if self.config.require_tls
+            && !self.tls
+            && !matches!(
+                cmd,
+                Command::Ehlo(_)
+                    | Command::Helo(_)
+                    | Command::StartTls
+                    | Command::Noop
+                    | Command::Rset
+                    | Command::Quit
+            )
+        {
+            return self.reply(replies::must_starttls());
+        }
+        let must_be_last = matches!(
+            cmd,
+            Command::Ehlo(_)
+                | Command::Helo(_)
+                | Command::Data
+                | Command::Noop
+                | Command::Vrfy(_)
+                | Command::Expn(_)
+                | Command::Auth { .. }
+        );
+        // STARTTLS discards what follows instead; BDAT is followed by its chunk by design.
+        let exempt = matches!(cmd, Command::StartTls | Command::Bdat { .. });
+        self.dispatch(cmd, line);
+        if !exempt && !self.is_closed() {
+            self.check_sync(must_be_last);
+        }
+    }
+
+    /// Carries out one parsed command.
+    fn dispatch(&mut self, cmd: Command, line: &[u8]) {
         match cmd {
             Command::Ehlo(name) | Command::Helo(name) => {
                 let esmtp = line[..4].eq_ignore_ascii_case(b"EHLO");
@@ -660,7 +985,7 @@ impl Session {
                 });
                 self.helo = Some((name, esmtp));
                 let r = if esmtp {
-                    replies::ehlo(&self.config.hostname, &self.extensions)
+                    replies::ehlo(&self.config.hostname, &self.config.extensions(self.tls))
                 } else {
                     replies::helo(&self.config.hostname)
                 };
@@ -683,8 +1008,8 @@ impl Session {
             Command::Vrfy(_) => self.reply(replies::vrfy_disabled()),
             Command::Expn(_) => self.reply(replies::expn_disabled()),
             Command::Help(_) => self.reply(replies::help()),
-            Command::StartTls => self.reply(replies::not_implemented("STARTTLS")),
-            Command::Auth { .. } => self.reply(replies::auth_not_enabled()),
+            Command::StartTls => self.handle_starttls(),
+            Command::Auth { mechanism, initial } => self.handle_auth_command(&mechanism, initial),
         }
     }
 
@@ -694,6 +1019,14 @@ impl Session {
         }
         if self.tx.is_some() {
             return self.reply(replies::nested_mail());
+        }
+        if self.config.require_auth && self.authenticated.is_none() {
+            return self.reply(replies::auth_required());
+        }
+        if self.config.max_messages > 0 && self.messages >= self.config.max_messages {
+            self.reply(replies::too_many_messages(&self.config.hostname));
+            self.close();
+            return;
         }
         let max = self.config.max_message_size;
         if max > 0 && params.size.is_some_and(|s| s > max) {
@@ -851,4 +1184,13 @@ fn printable(line: &[u8]) -> String {
         out.push('…');
     }
     out
+}
+
+/// Decodes a SASL response; `=` is the empty response (RFC 4954).
+fn decode_b64(line: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    if line == b"=" {
+        return Some(Vec::new());
+    }
+    base64::engine::general_purpose::STANDARD.decode(line).ok()
 }

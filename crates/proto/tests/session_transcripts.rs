@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use relais_proto::replies;
-use relais_proto::{Envelope, Event, Session, SessionConfig, Stored, Verdict};
+use relais_proto::{AuthOutcome, Envelope, Event, Session, SessionConfig, Stored, Verdict};
 
 /// A session with a tiny policy: local domains `example.com` and `localhost`, the user
 /// `nobody` does not exist, the sender `spammer@bad.example` is refused.
@@ -30,6 +30,9 @@ impl Harness {
         cfg.max_message_size = 1000;
         cfg.max_recipients = 3;
         cfg.max_errors = 10;
+        // Most tests send several commands in one write to keep scripts short; the pipelining
+        // rules have tests of their own below.
+        cfg.forbid_unauth_pipelining = false;
         f(&mut cfg);
         let mut session = Session::new(Arc::new(cfg));
         session.handle_connect();
@@ -96,7 +99,21 @@ impl Harness {
                     assert!(!env.recipients.is_empty());
                     assert!(self.body.is_empty());
                 }
-                Event::Helo { .. } | Event::Rejected { .. } | Event::Close => {}
+                Event::StartTls { .. } => self.session.handle_tls_established(),
+                Event::Authenticate {
+                    username, password, ..
+                } => {
+                    let ok = username == "alice" && password == "secret";
+                    self.session.handle_auth(if ok {
+                        AuthOutcome::Success
+                    } else {
+                        AuthOutcome::Failure(replies::auth_failed())
+                    });
+                }
+                Event::Helo { .. }
+                | Event::Rejected { .. }
+                | Event::PipeliningViolation { .. }
+                | Event::Close => {}
             }
         }
     }
@@ -562,4 +579,181 @@ fn large_content_is_handed_out_in_chunks() {
         bodies >= 4,
         "content must be streamed in pieces, got {bodies}"
     );
+}
+
+fn ehlo_lines(extra: &[&str]) -> String {
+    let mut out = String::from("250-mx.example.com\r\n250-PIPELINING\r\n250-SIZE 1000\r\n");
+    for e in extra {
+        out.push_str(&format!("250-{e}\r\n"));
+    }
+    out.push_str("250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n250 HELP\r\n");
+    out
+}
+
+#[test]
+fn commands_pipelined_after_ehlo_are_a_protocol_violation() {
+    let mut h = Harness::with(|c| c.forbid_unauth_pipelining = true);
+    let out = h.send("EHLO x\r\nMAIL FROM:<a@b.c>\r\n");
+    assert_eq!(out, format!("{}554 5.5.0 Error: SMTP protocol synchronization\r\n", ehlo_lines(&[])));
+    assert!(h.session.is_closed());
+    assert!(h.events.iter().any(|e| matches!(e, Event::PipeliningViolation { after } if after == "EHLO x")));
+}
+
+#[test]
+fn allowed_pipelining_is_not_a_violation() {
+    let mut h = Harness::with(|c| c.forbid_unauth_pipelining = true);
+    h.send("EHLO x\r\n");
+    let out = h.send("MAIL FROM:<a@b.c>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n");
+    assert_eq!(out, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+    let out = h.send("x\r\n.\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<u@example.com>\r\nBDAT 3 LAST\r\nabc");
+    assert_eq!(out, "250 2.0.0 Ok: queued as ID1\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as ID2\r\n");
+    assert!(!h.session.is_closed());
+}
+
+#[test]
+fn content_before_354_and_helo_pipelining_are_violations() {
+    let mut h = Harness::with(|c| c.forbid_unauth_pipelining = true);
+    h.send("EHLO x\r\n");
+    let out = h.send("MAIL FROM:<a@b.c>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n");
+    assert!(out.ends_with("354 End data with <CR><LF>.<CR><LF>\r\n554 5.5.0 Error: SMTP protocol synchronization\r\n"), "{out}");
+    assert!(h.stored.is_empty());
+
+    // a HELO client was never offered PIPELINING
+    let mut h = Harness::with(|c| c.forbid_unauth_pipelining = true);
+    h.send("HELO x\r\n");
+    let out = h.send("MAIL FROM:<a@b.c>\r\nRCPT TO:<u@example.com>\r\n");
+    // the MAIL is not answered: the client is cut off as soon as it is caught
+    assert_eq!(out, "554 5.5.0 Error: SMTP protocol synchronization\r\n");
+    assert!(h.session.is_closed());
+}
+
+#[test]
+fn starttls_discards_pipelined_plaintext() {
+    let mut h = Harness::with(|c| c.starttls = true);
+    assert_eq!(h.send("EHLO x\r\n"), ehlo_lines(&["STARTTLS"]));
+    // CVE-2011-0411: the RSET was sent in clear before TLS; it must never be answered.
+    let out = h.send("STARTTLS\r\nRSET\r\n");
+    assert_eq!(out, "220 2.0.0 Ready to start TLS\r\n");
+    assert!(h.events.contains(&Event::StartTls { discarded: 6 }));
+    assert!(h.session.is_tls());
+    // the session starts over: EHLO again, now without STARTTLS
+    assert_eq!(h.send("MAIL FROM:<a@b.c>\r\n"), "503 5.5.1 Error: send HELO/EHLO first\r\n");
+    assert_eq!(h.send("EHLO x\r\n"), ehlo_lines(&[]));
+    assert_eq!(h.send("STARTTLS\r\n"), "554 5.5.1 Error: TLS already active\r\n");
+    // no TLS configured: not implemented
+    let mut h = Harness::new();
+    assert_eq!(h.send("STARTTLS\r\n"), "502 5.5.1 Error: STARTTLS not available\r\n");
+}
+
+fn auth_harness(f: impl FnOnce(&mut SessionConfig)) -> Harness {
+    let mut h = Harness::with(|c| {
+        c.starttls = true;
+        c.auth_mechanisms = vec!["PLAIN".into(), "LOGIN".into()];
+        f(c)
+    });
+    h.send("EHLO x\r\n");
+    h
+}
+
+#[test]
+fn auth_needs_tls_unless_allowed() {
+    let mut h = auth_harness(|_| {});
+    assert_eq!(h.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"), "538 5.7.11 Encryption required for requested authentication mechanism\r\n");
+    h.send("STARTTLS\r\n");
+    assert_eq!(h.send("EHLO x\r\n"), ehlo_lines(&["AUTH PLAIN LOGIN"]));
+    assert_eq!(h.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"), "235 2.7.0 Authentication successful\r\n");
+    assert_eq!(h.session.authenticated(), Some("alice"));
+    assert_eq!(h.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"), "503 5.5.1 Error: already authenticated\r\n");
+
+    let mut h = auth_harness(|c| c.auth_without_tls = true);
+    assert!(!h.session.is_tls());
+    assert_eq!(h.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"), "235 2.7.0 Authentication successful\r\n");
+}
+
+#[test]
+fn auth_exchanges() {
+    let mut h = auth_harness(|c| c.auth_without_tls = true);
+    h.script(
+        "C: AUTH LOGIN
+         S: 334 VXNlcm5hbWU6
+         C: YWxpY2U=
+         S: 334 UGFzc3dvcmQ6
+         C: d3Jvbmc=
+         S: 535 5.7.8 Error: authentication failed
+         C: AUTH PLAIN not-base64!
+         S: 501 5.5.2 Error: invalid base64 data or malformed response
+         C: AUTH PLAIN bm9udWxz
+         S: 501 5.5.2 Error: invalid base64 data or malformed response
+         C: AUTH CRAM-MD5
+         S: 504 5.5.4 Error: unsupported authentication mechanism
+         C: MAIL FROM:<a@b.c>
+         S: 250 2.1.0 Ok
+         C: AUTH PLAIN AGFsaWNlAHNlY3JldA==
+         S: 503 5.5.1 Error: MAIL transaction in progress
+         C: RSET
+         S: 250 2.0.0 Ok
+         C: AUTH LOGIN YWxpY2U=
+         S: 334 UGFzc3dvcmQ6
+         C: c2VjcmV0
+         S: 235 2.7.0 Authentication successful",
+    );
+    assert_eq!(h.session.authenticated(), Some("alice"));
+    // credentials never reach the log
+    for e in &h.events {
+        if let Event::Rejected { command, .. } = e {
+            assert!(!command.contains("AGFsaWNl") && !command.contains("d3Jvbmc"), "{command}");
+        }
+    }
+    assert!(h.events.iter().any(|e| matches!(e, Event::Rejected { command, .. } if command == "AUTH PLAIN ***")));
+    let mut h = auth_harness(|c| c.auth_without_tls = true);
+    assert_eq!(h.send("AUTH PLAIN\r\n"), "334 \r\n");
+    assert_eq!(h.send("*\r\n"), "501 5.7.0 Authentication aborted\r\n");
+    assert_eq!(h.send("AUTH PLAIN\r\n"), "334 \r\n");
+    assert_eq!(h.send("AGFsaWNlAHNlY3JldA==\r\n"), "235 2.7.0 Authentication successful\r\n");
+    // without mechanisms configured
+    let mut h = Harness::new();
+    h.send("EHLO x\r\n");
+    assert_eq!(h.send("AUTH PLAIN\r\n"), "503 5.5.1 Error: authentication not enabled\r\n");
+}
+
+#[test]
+fn submission_requires_tls_and_auth() {
+    let mut h = auth_harness(|c| {
+        c.require_auth = true;
+        c.require_tls = true;
+    });
+    h.script(
+        "C: MAIL FROM:<a@b.c>
+         S: 530 5.7.0 Must issue a STARTTLS command first
+         C: AUTH PLAIN AGFsaWNlAHNlY3JldA==
+         S: 530 5.7.0 Must issue a STARTTLS command first
+         C: STARTTLS
+         S: 220 2.0.0 Ready to start TLS
+         C: EHLO x
+         S: 250-mx.example.com
+         S: 250-PIPELINING
+         S: 250-SIZE 1000
+         S: 250-AUTH PLAIN LOGIN
+         S: 250-ENHANCEDSTATUSCODES
+         S: 250-8BITMIME
+         S: 250-DSN
+         S: 250-SMTPUTF8
+         S: 250-CHUNKING
+         S: 250 HELP
+         C: MAIL FROM:<a@b.c>
+         S: 530 5.7.0 Authentication required
+         C: AUTH PLAIN AGFsaWNlAHNlY3JldA==
+         S: 235 2.7.0 Authentication successful
+         C: MAIL FROM:<a@b.c>
+         S: 250 2.1.0 Ok",
+    );
+}
+
+#[test]
+fn messages_per_session_limit() {
+    let mut h = Harness::with(|c| c.max_messages = 1);
+    h.send("EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n");
+    assert_eq!(h.send("x\r\n.\r\n"), "250 2.0.0 Ok: queued as ID1\r\n");
+    assert_eq!(h.send("MAIL FROM:<a@b.c>\r\n"), "421 4.7.0 mx.example.com Error: too many messages in this session\r\n");
+    assert!(h.session.is_closed());
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod explain;
 mod serve;
+mod user;
 
 /// relais: a mail transfer agent and SMTP diagnostics toolkit.
 #[derive(Parser, Debug)]
@@ -30,10 +31,28 @@ enum Command {
         #[arg(required = true, num_args = 1..)]
         code: Vec<String>,
     },
+    /// Manage SMTP AUTH users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserAction {
+    /// Hash a password (asked on the terminal, or one line of standard input) and print
+    /// `name:hash` for the `[auth] users_file`.
+    Add {
+        /// The login name.
+        name: String,
+        /// Append the line to this users file too.
+        #[arg(long)]
+        file: Option<PathBuf>,
     },
 }
 
@@ -65,6 +84,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
         Command::Explain { code } => explain::run(&code.join(" ")),
+        Command::User {
+            action: UserAction::Add { name, file },
+        } => user::add(&name, file.as_deref()),
         Command::Config { action } => match action {
             ConfigAction::Check { file } => match relais_server::Config::load(&file) {
                 Ok(c) => {

@@ -34,6 +34,90 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Event-loop threads serving connections; 0 means one per CPU.
     pub workers: usize,
+    /// Client networks allowed to relay without AUTH (Postfix's `mynetworks`), as CIDR blocks
+    /// (`192.0.2.0/24`, `::1/128`). Empty by default: nobody relays unauthenticated.
+    pub relay_networks: Vec<String>,
+    /// TLS certificate.
+    pub tls: TlsConfig,
+    /// SMTP AUTH.
+    pub auth: AuthConfig,
+}
+
+/// TLS settings. Without `cert` and `key`, a self-signed certificate for the host name is made
+/// at first start and kept in `data_dir/tls/`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Offer TLS at all (STARTTLS on mx, required on submission, implicit on submissions).
+    pub enabled: bool,
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            enabled: true,
+            cert: None,
+            key: None,
+        }
+    }
+}
+
+/// SMTP AUTH settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Mechanisms offered (`PLAIN`, `LOGIN`). AUTH is offered only when users exist.
+    pub mechanisms: Vec<String>,
+    /// Offer AUTH on clear-text connections too (off: `538 5.7.11` until STARTTLS).
+    pub allow_plaintext: bool,
+    /// Users and their argon2 password hashes (`relais user add NAME` makes one).
+    pub users: Vec<AuthUser>,
+    /// A file of `name:argon2-hash` lines, read at start, in addition to `users`.
+    pub users_file: Option<PathBuf>,
+    /// An authenticated user may only send as its own addresses (`name@` a local domain, or
+    /// the addresses listed for it).
+    pub sender_must_match: bool,
+    /// Failed AUTH attempts allowed per client address within `failure_window`; beyond, AUTH
+    /// is refused with `454 4.7.0` until the window passes.
+    pub max_failures: u32,
+    /// The window for `max_failures`.
+    #[serde(with = "duration")]
+    pub failure_window: Duration,
+    /// Delay before answering a failed AUTH, to slow down guessing.
+    #[serde(with = "duration_ms")]
+    pub failure_delay: Duration,
+}
+
+/// One AUTH user.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthUser {
+    /// The login name.
+    pub name: String,
+    /// Its argon2 hash in PHC format (`$argon2id$v=19$…`).
+    pub hash: String,
+    /// Extra sender addresses this user may use when `sender_must_match` is on.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mechanisms: vec!["PLAIN".into(), "LOGIN".into()],
+            allow_plaintext: false,
+            users: Vec::new(),
+            users_file: None,
+            sender_must_match: false,
+            max_failures: 5,
+            failure_window: Duration::from_secs(600),
+            failure_delay: Duration::from_millis(1000),
+        }
+    }
 }
 
 /// One listening socket.
@@ -42,6 +126,23 @@ pub struct Config {
 pub struct ListenerConfig {
     /// Address and port; port 0 lets the system pick one (it is logged).
     pub address: SocketAddr,
+    /// What the port is for.
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// The job of a listener, which sets its rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Port 25: mail for our domains from anyone; STARTTLS offered; AUTH only under TLS; relay
+    /// only for authenticated clients and `relay_networks`.
+    #[default]
+    Mx,
+    /// Port 587 (RFC 6409): STARTTLS required before anything else, AUTH required before MAIL.
+    Submission,
+    /// Port 465 (RFC 8314): TLS from the first byte, AUTH required before MAIL.
+    Submissions,
 }
 
 /// Limits, with Postfix's defaults where it has them.
@@ -59,6 +160,15 @@ pub struct Limits {
     /// Waiting for a command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
     #[serde(with = "duration")]
     pub command_timeout: Duration,
+    /// Simultaneous connections from one client address (`421 4.7.0` beyond); 0 for no limit.
+    pub max_connections_per_ip: usize,
+    /// New connections per minute from one client address (`421 4.7.0` beyond); 0 for no limit
+    /// (Postfix's `smtpd_client_connection_rate_limit`).
+    pub connection_rate_per_ip: u32,
+    /// Messages in one session (`421 4.7.0` beyond); 0 for no limit.
+    pub max_messages_per_session: u32,
+    /// Disconnect clients that pipeline where RFC 2920 forbids it (`554 5.5.0`).
+    pub forbid_unauth_pipelining: bool,
     /// Waiting for more message content (RFC 5321 §4.5.3.2.5 gives the client 3 minutes a block
     /// and 10 minutes for the final dot; we wait as long as the longest).
     #[serde(with = "duration")]
@@ -92,11 +202,15 @@ impl Default for Config {
             local_domains: Vec::new(),
             listener: vec![ListenerConfig {
                 address: SocketAddr::from(([127, 0, 0, 1], 2525)),
+                role: Role::Mx,
             }],
             limits: Limits::default(),
             local: LocalConfig::default(),
             delivery: DeliveryConfig::default(),
             workers: 0,
+            relay_networks: Vec::new(),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -108,6 +222,10 @@ impl Default for Limits {
             max_recipients: 1000,
             max_connections: 10_000,
             max_errors: 20,
+            max_connections_per_ip: 50,
+            connection_rate_per_ip: 0,
+            max_messages_per_session: 0,
+            forbid_unauth_pipelining: true,
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
         }
@@ -193,6 +311,24 @@ impl Config {
                 return Err(err("users", format!("{u:?} is not a usable local part")));
             }
         }
+        for n in &self.relay_networks {
+            if crate::limits::Cidr::parse(n).is_none() {
+                return Err(err("relay_networks", format!("{n:?} is not a network like 192.0.2.0/24")));
+            }
+        }
+        for m in &self.auth.mechanisms {
+            if !matches!(m.to_ascii_uppercase().as_str(), "PLAIN" | "LOGIN") {
+                return Err(err("mechanisms", format!("{m:?}: only PLAIN and LOGIN are supported")));
+            }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(err("cert", "`cert` and `key` go together".into()));
+        }
+        for u in &self.auth.users {
+            if !u.hash.starts_with("$argon2") {
+                return Err(err("hash", format!("user {:?}: not an argon2 hash (make one with `relais user add`)", u.name)));
+            }
+        }
         if self.limits.max_connections == 0 {
             return Err(err("max_connections", "must be at least 1".into()));
         }
@@ -218,6 +354,9 @@ impl Config {
         }
         for u in &mut self.local.users {
             *u = u.to_ascii_lowercase();
+        }
+        for m in &mut self.auth.mechanisms {
+            *m = m.to_ascii_uppercase();
         }
     }
 
@@ -279,6 +418,34 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
             format!("line {line}: {msg} (in `{src}`)")
         }
         None => msg,
+    }
+}
+
+/// Short durations written in milliseconds (`1000`) or with a unit (`"1s"`, `"250ms"`).
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", d.as_millis()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Millis(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
+            Raw::Text(t) => match t.strip_suffix("ms") {
+                Some(ms) => ms.trim().parse().map(Duration::from_millis).ok(),
+                None => super::duration::parse(&t),
+            }
+            .ok_or_else(|| D::Error::custom(format!("{t:?} is not a duration (like 1000, \"250ms\", \"1s\")"))),
+        }
     }
 }
 

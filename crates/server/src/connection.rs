@@ -1,25 +1,66 @@
 //! One client connection: reads bytes, drives the protocol [`Session`], answers its questions
-//! (policy, spool), writes its replies. All protocol decisions are in the session; this file
-//! only carries them out.
+//! (policy, AUTH, spool), runs the TLS handshake when asked, writes its replies. All protocol
+//! decisions are in the session; this file only carries them out.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
-use relais_proto::session::{Event, Stored, Verdict};
-use relais_proto::{Envelope, Session, replies};
+use relais_proto::session::{AuthOutcome, Event, Stored, Verdict};
+use relais_proto::{Envelope, ReversePath, Session, replies};
 use relais_spool::{Incoming, QueueId, SpoolError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::server::TlsStream;
 use tracing::{info, warn};
 
 use crate::Context;
+use crate::config::Role;
 use crate::envelope::SpooledEnvelope;
 use crate::headers::{self, ReceivedInfo};
 
 /// Size of the read buffer of a connection.
 const READ_BUFFER: usize = 8 * 1024;
+
+/// The byte stream under a session: clear text until STARTTLS, then TLS.
+enum Conn {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP (after STARTTLS, or from the start on a submissions port).
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Lost during a failed handshake.
+    Gone,
+}
+
+impl Conn {
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf).await,
+            Conn::Tls(s) => s.read(buf).await,
+            Conn::Gone => Ok(0),
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.write_all(bytes).await,
+            Conn::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Conn::Plain(s) => s.shutdown().await,
+            Conn::Tls(s) => s.shutdown().await,
+            Conn::Gone => Ok(()),
+        };
+    }
+}
 
 /// The message being received in a connection.
 struct Transaction {
@@ -31,40 +72,84 @@ struct Transaction {
     failed: Option<SpoolError>,
 }
 
-/// Serves one connection until it closes.
-pub async fn serve(
-    mut stream: TcpStream,
+/// Everything a connection knows about its client and itself.
+struct Client {
+    /// `unknown[ip]:port`, as logged.
+    label: String,
+    /// The peer address.
     peer: SocketAddr,
-    ctx: Arc<Context>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let client = format!("unknown[{}]:{}", peer.ip(), peer.port());
-    let mut session = Session::with_extensions(ctx.session.clone(), ctx.extensions.clone());
-    let mut buf = vec![0u8; READ_BUFFER];
+    /// TLS version and cipher, once encrypted.
+    tls: Option<(String, String)>,
+    /// The user, once AUTH succeeded.
+    user: Option<String>,
+    /// True if the address is in `relay_networks`.
+    trusted_network: bool,
+}
 
-    // A client that talks before the greeting is not waiting for us: refuse it (Postfix does the
-    // same). Bytes already there when the connection is accepted can only have been sent early.
-    match stream.try_read(&mut buf) {
-        Ok(n) if n > 0 => {
-            warn!("pregreet from {client}: {n} bytes before the greeting");
-            session.handle_early_talk();
+/// Serves one connection until it closes.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, role: Role, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let mut client = Client {
+        label: format!("unknown[{}]:{}", peer.ip(), peer.port()),
+        peer,
+        tls: None,
+        user: None,
+        trusted_network: ctx.relay_networks.iter().any(|n| n.contains(peer.ip())),
+    };
+    let config = ctx.session_config(role);
+    let mut buf = vec![0u8; READ_BUFFER];
+    let (mut conn, mut session) = if role == Role::Submissions {
+        let Some(acceptor) = ctx.tls.clone() else {
+            warn!("submissions listener without TLS: closing {}", client.label);
+            return;
+        };
+        match tokio::time::timeout(ctx.config.limits.command_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                client.tls = Some(crate::tls::describe(tls.get_ref().1));
+                info!("connect from {} (TLS)", client.label);
+                let mut s = Session::new_tls(config);
+                s.handle_connect();
+                (Conn::Tls(Box::new(tls)), s)
+            }
+            Ok(Err(e)) => {
+                info!("TLS handshake failed with {}: {e}", client.label);
+                return;
+            }
+            Err(_) => {
+                info!("TLS handshake timed out with {}", client.label);
+                return;
+            }
         }
-        _ => {
-            info!("connect from {client}");
-            session.handle_connect();
+    } else {
+        let mut session = Session::new(config);
+        // A client that talks before the greeting is not waiting for us: refuse it (Postfix
+        // does the same). Bytes already there on accept can only have been sent early.
+        match stream.try_read(&mut buf) {
+            Ok(n) if n > 0 => {
+                warn!("pregreet from {}: {n} bytes before the greeting", client.label);
+                session.handle_early_talk();
+            }
+            _ => {
+                info!("connect from {}", client.label);
+                session.handle_connect();
+            }
         }
-    }
+        (Conn::Plain(stream), session)
+    };
 
     let mut tx: Option<Transaction> = None;
     loop {
         while let Some(event) = session.poll_event() {
-            handle_event(event, &mut session, &mut tx, &ctx, &client, peer).await;
+            if let Event::StartTls { discarded } = event {
+                start_tls(&mut conn, &mut session, &mut client, &ctx, discarded).await;
+                continue;
+            }
+            handle_event(event, &mut session, &mut tx, &ctx, &mut client).await;
         }
         if !session.output().is_empty() {
-            if let Err(e) = stream.write_all(session.output()).await {
-                info!("lost connection after write error from {client}: {e}");
+            if let Err(e) = conn.write_all(session.output()).await {
+                info!("lost connection after write error from {}: {e}", client.label);
                 session.handle_eof();
-                drain(&mut session, &mut tx);
+                while session.poll_event().is_some() {}
                 break;
             }
             session.clear_output();
@@ -78,40 +163,63 @@ pub async fn serve(
             ctx.config.limits.command_timeout
         };
         tokio::select! {
-            read = tokio::time::timeout(timeout, stream.read(&mut buf)) => match read {
+            read = tokio::time::timeout(timeout, conn.read(&mut buf)) => match read {
                 Ok(Ok(0)) => session.handle_eof(),
                 Ok(Ok(n)) => session.handle_bytes(&buf[..n]),
                 Ok(Err(e)) => {
-                    info!("lost connection from {client}: {e}");
+                    info!("lost connection from {}: {e}", client.label);
                     session.handle_eof();
                 }
                 Err(_) => {
-                    info!("timeout after {:?} from {client}", timeout);
+                    info!("timeout after {timeout:?} from {}", client.label);
                     session.handle_timeout();
                 }
             },
             _ = shutdown.changed() => session.handle_shutdown(),
         }
     }
-    let _ = stream.shutdown().await;
-    info!("disconnect from {client} {}", session.stats());
+    conn.shutdown().await;
+    info!("disconnect from {} {}", client.label, session.stats());
 }
 
-/// Handles what is left after a failed write: no more replies can be sent.
-fn drain(session: &mut Session, tx: &mut Option<Transaction>) {
-    while session.poll_event().is_some() {}
-    *tx = None;
+/// Writes the `220 Ready to start TLS`, runs the handshake and tells the session.
+async fn start_tls(conn: &mut Conn, session: &mut Session, client: &mut Client, ctx: &Context, discarded: usize) {
+    if discarded > 0 {
+        warn!(
+            "{}: discarded {discarded} bytes sent in clear text after STARTTLS (CVE-2011-0411)",
+            client.label
+        );
+    }
+    let ok = conn.write_all(session.output()).await.is_ok();
+    session.clear_output();
+    let (Some(acceptor), true, Conn::Plain(_)) = (ctx.tls.clone(), ok, &*conn) else {
+        session.handle_eof();
+        return;
+    };
+    let Conn::Plain(tcp) = std::mem::replace(conn, Conn::Gone) else {
+        return;
+    };
+    match tokio::time::timeout(ctx.config.limits.command_timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => {
+            let (version, cipher) = crate::tls::describe(tls.get_ref().1);
+            info!("STARTTLS from {}: {version} with cipher {cipher}", client.label);
+            client.tls = Some((version, cipher));
+            *conn = Conn::Tls(Box::new(tls));
+            session.handle_tls_established();
+        }
+        Ok(Err(e)) => {
+            info!("TLS handshake failed with {}: {e}", client.label);
+            session.handle_eof();
+        }
+        Err(_) => {
+            info!("TLS handshake timed out with {}", client.label);
+            session.handle_eof();
+        }
+    }
 }
 
 /// Carries out one event of the session.
-async fn handle_event(
-    event: Event,
-    session: &mut Session,
-    tx: &mut Option<Transaction>,
-    ctx: &Context,
-    client: &str,
-    peer: SocketAddr,
-) {
+async fn handle_event(event: Event, session: &mut Session, tx: &mut Option<Transaction>, ctx: &Context, client: &mut Client) {
     let id_or_noqueue = |tx: &Option<Transaction>| {
         tx.as_ref()
             .map(|t| t.id.to_string())
@@ -119,15 +227,21 @@ async fn handle_event(
     };
     match event {
         Event::Helo { name, esmtp } => {
-            info!(
-                "{} from {client}: {name}",
-                if esmtp { "ehlo" } else { "helo" }
-            );
+            info!("{} from {}: {name}", if esmtp { "ehlo" } else { "helo" }, client.label);
         }
         Event::CheckSender { from, .. } => {
+            if let Some(r) = check_sender(ctx, client, &from) {
+                return session.handle_verdict(Verdict::Reject(r));
+            }
             let id = ctx.spool.new_id();
+            let auth = client
+                .user
+                .as_ref()
+                .map(|u| format!(", sasl_username={u}"))
+                .unwrap_or_default();
             info!(
-                "{id}: client={client}, helo={}, from=<{from}>",
+                "{id}: client={}, helo={}{auth}, from=<{from}>",
+                client.label,
                 session.helo_name().unwrap_or("")
             );
             *tx = Some(Transaction {
@@ -138,19 +252,29 @@ async fn handle_event(
             session.handle_verdict(Verdict::Accept);
         }
         Event::CheckRecipient { to, .. } => {
-            let verdict = match ctx.policy.check_recipient(&to) {
-                Ok(_) => {
-                    info!("{}: to=<{to}> accepted", id_or_noqueue(tx));
+            let may_relay = client.user.is_some() || client.trusted_network;
+            let verdict = match ctx.policy.check_recipient(&to, may_relay) {
+                Ok(route) => {
+                    info!("{}: to=<{to}> accepted ({route})", id_or_noqueue(tx));
                     Verdict::Accept
                 }
                 Err(v) => v,
             };
             session.handle_verdict(verdict);
         }
+        Event::Authenticate {
+            mechanism,
+            username,
+            password,
+            ..
+        } => {
+            let outcome = authenticate(ctx, client, &mechanism, username, password).await;
+            session.handle_auth(outcome);
+        }
         Event::ContentStart(envelope) => {
             if let Some(t) = tx {
                 let mut incoming = ctx.spool.begin(t.id);
-                let received = received_header(ctx, &envelope, peer, &t.id.to_string());
+                let received = received_header(ctx, &envelope, client, &t.id.to_string());
                 if let Err(e) = incoming.write(received.as_bytes()) {
                     t.failed = Some(e);
                 }
@@ -171,7 +295,7 @@ async fn handle_event(
         }
         Event::MessageComplete(envelope) => {
             let stored = match tx.take() {
-                Some(t) => store(ctx, t, envelope, client).await,
+                Some(t) => store(ctx, t, envelope, &client.label).await,
                 None => Stored::Failed(replies::queue_write_error()),
             };
             session.handle_stored(stored);
@@ -183,11 +307,59 @@ async fn handle_event(
         }
         Event::Rejected { command, reply } => {
             info!(
-                "{}: reject: {command} from {client}: {reply}",
-                id_or_noqueue(tx)
+                "{}: reject: {command} from {}: {reply}",
+                id_or_noqueue(tx),
+                client.label
             );
         }
-        Event::Close => {}
+        Event::PipeliningViolation { after } => {
+            warn!(
+                "improper command pipelining after {after} from {}: disconnecting",
+                client.label
+            );
+        }
+        Event::StartTls { .. } | Event::Close => {}
+    }
+}
+
+/// Refuses a sender an authenticated user may not use, when the configuration asks for it.
+fn check_sender(ctx: &Context, client: &Client, from: &ReversePath) -> Option<relais_proto::Reply> {
+    let user = client.user.as_ref()?;
+    if !ctx.config.auth.sender_must_match {
+        return None;
+    }
+    let owned = match from.mailbox() {
+        None => false,
+        Some(m) => {
+            let addr = m.to_string().to_ascii_lowercase();
+            (m.local.eq_ignore_ascii_case(user) && ctx.policy.is_local_domain(&m.domain))
+                || ctx.users.addresses(user).contains(&addr)
+        }
+    };
+    (!owned).then(|| replies::sender_not_owned(user, &from.to_string()))
+}
+
+/// Checks AUTH credentials off the event loop, with per-address failure limits.
+async fn authenticate(ctx: &Context, client: &mut Client, mechanism: &str, username: String, password: String) -> AuthOutcome {
+    let ip = client.peer.ip();
+    if !ctx.anvil.auth_allowed(ip, Instant::now()) {
+        warn!("{}: AUTH refused: too many failures from this address", client.label);
+        return AuthOutcome::Failure(replies::auth_rate_limited());
+    }
+    let users = ctx.users.clone();
+    let name = username.clone();
+    let ok = tokio::task::spawn_blocking(move || users.verify(&name, &password))
+        .await
+        .unwrap_or(false);
+    if ok {
+        info!("{}: sasl_method={mechanism}, sasl_username={username}", client.label);
+        client.user = Some(username);
+        AuthOutcome::Success
+    } else {
+        ctx.anvil.auth_failed(ip, Instant::now());
+        warn!("{}: SASL {mechanism} authentication failed for {username:?}", client.label);
+        tokio::time::sleep(ctx.config.auth.failure_delay).await;
+        AuthOutcome::Failure(replies::auth_failed())
     }
 }
 
@@ -225,13 +397,15 @@ async fn store(ctx: &Context, t: Transaction, envelope: Envelope, client: &str) 
     }
 }
 
-fn received_header(ctx: &Context, envelope: &Envelope, peer: SocketAddr, id: &str) -> String {
+fn received_header(ctx: &Context, envelope: &Envelope, client: &Client, id: &str) -> String {
     headers::received(&ReceivedInfo {
         envelope,
-        client_ip: peer.ip(),
+        client_ip: client.peer.ip(),
         client_name: None,
         hostname: &ctx.config.hostname,
         id,
         when: SystemTime::now(),
+        tls: client.tls.as_ref(),
+        authenticated: client.user.is_some(),
     })
 }

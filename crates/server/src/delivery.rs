@@ -205,13 +205,23 @@ impl Worker {
         };
         for r in &env.envelope.recipients {
             let rcpt = r.to.to_string();
-            let Some(Route::Local(mailbox)) = self.policy.route(&r.to) else {
-                // The configuration changed since the message was accepted. Bounces come with
-                // the queue manager; until then the refusal is logged.
-                warn!(
-                    "{id}: to=<{rcpt}>, relay=none, status=bounced (no such local mailbox any more)"
-                );
-                continue;
+            let mailbox = match self.policy.route(&r.to) {
+                Some(Route::Local(mailbox)) => mailbox,
+                Some(Route::Relay(domain)) => {
+                    // Remote delivery (MX lookup, SMTP client, per-recipient outcomes) is the
+                    // queue manager's job (issue 4); until it lands, relayed mail waits in the
+                    // spool, whole, so that no local copy is delivered twice.
+                    return give_up(
+                        &copies,
+                        format!("to=<{rcpt}>: remote delivery to {domain} is not available yet"),
+                    );
+                }
+                None => {
+                    // The configuration changed since the message was accepted. Bounces come
+                    // with the queue manager; until then the refusal is logged.
+                    warn!("{id}: to=<{rcpt}>, relay=none, status=bounced (no such local mailbox any more)");
+                    continue;
+                }
             };
             if !seen.insert(mailbox.clone()) {
                 continue;

@@ -19,30 +19,45 @@ pub struct ReceivedInfo<'a> {
     pub id: &'a str,
     /// When the message arrived.
     pub when: SystemTime,
+    /// TLS version and cipher, when the session was encrypted.
+    pub tls: Option<&'a (String, String)>,
+    /// True when the client authenticated.
+    pub authenticated: bool,
 }
 
 /// The `Received:` header, folded, with CRLF line ends.
 pub fn received(info: &ReceivedInfo<'_>) -> String {
     let e = info.envelope;
-    // RFC 3848 / RFC 6531 protocol names.
-    let protocol = if e.mail_params.smtputf8 {
+    // RFC 3848 / RFC 6531 protocol names: ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA, …
+    let mut protocol = String::from(if e.mail_params.smtputf8 {
         "UTF8SMTP"
     } else if e.esmtp {
         "ESMTP"
     } else {
         "SMTP"
-    };
+    });
+    if info.tls.is_some() {
+        protocol.push('S');
+    }
+    if info.authenticated {
+        protocol.push('A');
+    }
     let ip = match info.client_ip {
         std::net::IpAddr::V4(v4) => v4.to_string(),
         std::net::IpAddr::V6(v6) => format!("IPv6:{v6}"),
     };
     let helo = sanitize(&e.helo);
     let mut h = format!(
-        "Received: from {helo} ({} [{ip}])\r\n\tby {} (relais) with {protocol} id {}",
-        info.client_name.unwrap_or("unknown"),
-        info.hostname,
-        info.id
+        "Received: from {helo} ({} [{ip}])\r\n",
+        info.client_name.unwrap_or("unknown")
     );
+    if let Some((version, cipher)) = info.tls {
+        h.push_str(&format!("\t(using {version} with cipher {cipher})\r\n"));
+    }
+    h.push_str(&format!(
+        "\tby {} (relais) with {protocol} id {}",
+        info.hostname, info.id
+    ));
     if let [only] = e.recipients.as_slice() {
         h.push_str(&format!("\r\n\tfor <{}>", sanitize(&only.to.to_string())));
     }
@@ -140,10 +155,24 @@ mod tests {
             hostname: "mx.example.com",
             id: "ABC123",
             when: UNIX_EPOCH,
+            tls: None,
+            authenticated: false,
         });
         assert_eq!(
             h,
             "Received: from client??X-Injected: yes (unknown [127.0.0.1])\r\n\tby mx.example.com (relais) with ESMTP id ABC123\r\n\tfor <u@example.com>; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
         );
+        let tls = ("TLSv1.3".to_string(), "TLS13_AES_256_GCM_SHA384".to_string());
+        let h = received(&ReceivedInfo {
+            envelope: &env,
+            client_ip: "::1".parse().unwrap(),
+            client_name: None,
+            hostname: "mx.example.com",
+            id: "ABC123",
+            when: UNIX_EPOCH,
+            tls: Some(&tls),
+            authenticated: true,
+        });
+        assert!(h.contains("(unknown [IPv6:::1])\r\n\t(using TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384)\r\n\tby mx.example.com (relais) with ESMTPSA id ABC123"), "{h}");
     }
 }

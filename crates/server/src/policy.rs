@@ -19,6 +19,17 @@ pub struct Policy {
 pub enum Route {
     /// A local mailbox, by its (lower-case, safe) name.
     Local(String),
+    /// Another domain's mail exchanger: relayed for an authenticated or trusted client.
+    Relay(String),
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Route::Local(m) => write!(f, "local mailbox {m}"),
+            Route::Relay(d) => write!(f, "relay to {d}"),
+        }
+    }
 }
 
 impl Policy {
@@ -36,10 +47,18 @@ impl Policy {
         self.local_domains.contains(&d)
     }
 
-    /// Decides on a recipient: a local mailbox, an unknown user, or relaying (refused: nobody
-    /// may relay yet).
-    pub fn check_recipient(&self, to: &Mailbox) -> Result<Route, Verdict> {
+    /// Decides on a recipient: a local mailbox, an unknown user, relaying for a client that
+    /// may relay (`may_relay`: authenticated or in `relay_networks`), or `554 5.7.1 Relay
+    /// access denied`.
+    ///
+    /// The decision rests on the domain after `@` alone. A local part is never re-parsed for a
+    /// route (`user%other@`, `other!user@`, `"user@other"@` are local parts at our domain, and
+    /// name no mailbox), so no address form can turn local mail into relayed mail.
+    pub fn check_recipient(&self, to: &Mailbox, may_relay: bool) -> Result<Route, Verdict> {
         if !to.is_bare_postmaster() && !self.is_local_domain(&to.domain) {
+            if may_relay {
+                return Ok(Route::Relay(to.domain_lower()));
+            }
             return Err(Verdict::Reject(replies::relay_denied(to)));
         }
         let local = to.local.to_ascii_lowercase();
@@ -61,7 +80,7 @@ impl Policy {
     /// The mailbox a recipient of a stored envelope goes to (recomputed at delivery so a
     /// configuration change applies to queued mail, as Postfix does).
     pub fn route(&self, to: &Mailbox) -> Option<Route> {
-        self.check_recipient(to).ok()
+        self.check_recipient(to, true).ok()
     }
 }
 
@@ -89,6 +108,12 @@ mod tests {
         Policy::new(&c)
     }
 
+    impl Policy {
+        fn check_recipient_unauth(&self, to: &Mailbox) -> Result<Route, Verdict> {
+            self.check_recipient(to, false)
+        }
+    }
+
     fn mb(s: &str) -> Mailbox {
         relais_proto::address::parse_forward_path(s).unwrap()
     }
@@ -97,23 +122,23 @@ mod tests {
     fn catch_all_and_user_list() {
         let p = policy(&[]);
         assert_eq!(
-            p.check_recipient(&mb("Anyone@Example.COM")),
+            p.check_recipient_unauth(&mb("Anyone@Example.COM")),
             Ok(Route::Local("anyone".into()))
         );
         assert_eq!(
-            p.check_recipient(&mb("postmaster")),
+            p.check_recipient_unauth(&mb("postmaster")),
             Ok(Route::Local("postmaster".into()))
         );
         let p = policy(&["alice"]);
         assert_eq!(
-            p.check_recipient(&mb("alice@example.com")),
+            p.check_recipient_unauth(&mb("alice@example.com")),
             Ok(Route::Local("alice".into()))
         );
         assert_eq!(
-            p.check_recipient(&mb("Postmaster@localhost")),
+            p.check_recipient_unauth(&mb("Postmaster@localhost")),
             Ok(Route::Local("postmaster".into()))
         );
-        match p.check_recipient(&mb("bob@example.com")) {
+        match p.check_recipient_unauth(&mb("bob@example.com")) {
             Err(Verdict::Reject(r)) => assert_eq!(
                 r.to_string(),
                 "550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in local recipient table"
@@ -132,11 +157,14 @@ mod tests {
             "user@example.com.evil.org",
             "\"user@other.org\"@evil.org",
         ] {
-            match p.check_recipient(&mb(addr)) {
+            match p.check_recipient_unauth(&mb(addr)) {
                 Err(Verdict::Reject(r)) => assert_eq!(r.code, 554, "{addr}"),
                 other => panic!("{addr}: {other:?}"),
             }
         }
+        // a client that may relay gets relaying, and still never a rerouted local part
+        assert_eq!(p.check_recipient(&mb("user@other.org"), true), Ok(Route::Relay("other.org".into())));
+        assert!(p.check_recipient(&mb("user%other.org@example.com"), true).is_err());
         // tricks at a local domain are local parts that name no mailbox
         for addr in [
             "user%other.org@example.com",
@@ -144,7 +172,7 @@ mod tests {
             "\"user@other.org\"@example.com",
             "\"../../etc\"@example.com",
         ] {
-            match p.check_recipient(&mb(addr)) {
+            match p.check_recipient_unauth(&mb(addr)) {
                 Err(Verdict::Reject(r)) => assert_eq!(r.code, 550, "{addr}"),
                 other => panic!("{addr}: {other:?}"),
             }

@@ -1,0 +1,206 @@
+//! Per-client limits shared by all workers (Postfix's anvil): simultaneous connections and
+//! connection rate per address, failed AUTH attempts per address; and the CIDR blocks of
+//! `relay_networks`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// An address block such as `192.0.2.0/24` or `2001:db8::/32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// The network address.
+    addr: IpAddr,
+    /// Prefix length in bits.
+    len: u8,
+}
+
+impl Cidr {
+    /// Parses `addr/len`, or a single address (a /32 or /128).
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match l {
+            Some(l) => l.trim().parse().ok().filter(|&l| l <= max)?,
+            None => max,
+        };
+        Some(Cidr { addr, len })
+    }
+
+    /// True if `ip` is inside the block (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.len),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.len),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let full = usize::from(bits / 8);
+    if a[..full] != b[..full] {
+        return false;
+    }
+    let rest = bits % 8;
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    a[full] & mask == b[full] & mask
+}
+
+/// What is known about one client address.
+#[derive(Debug, Default)]
+struct Client {
+    /// Connections open now.
+    open: usize,
+    /// When its recent connections started (for the rate).
+    recent: VecDeque<Instant>,
+    /// When its recent AUTH attempts failed.
+    auth_failures: VecDeque<Instant>,
+}
+
+/// Why a connection is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many open connections from this address.
+    Concurrency,
+    /// Connections arrive too fast from this address.
+    Rate,
+}
+
+/// The shared counters.
+#[derive(Debug)]
+pub struct Anvil {
+    /// Per address.
+    clients: Mutex<HashMap<IpAddr, Client>>,
+    /// Most open connections per address; 0 for no limit.
+    max_open: usize,
+    /// Most new connections per minute per address; 0 for no limit.
+    max_rate: u32,
+    /// Most failed AUTH attempts per address within `window`.
+    max_auth_failures: u32,
+    /// The AUTH failure window.
+    window: Duration,
+}
+
+/// How far back the connection rate looks.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+impl Anvil {
+    /// Counters with these limits.
+    pub fn new(max_open: usize, max_rate: u32, max_auth_failures: u32, window: Duration) -> Self {
+        Anvil {
+            clients: Mutex::new(HashMap::new()),
+            max_open,
+            max_rate,
+            max_auth_failures,
+            window,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Client>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection from `ip` arrives at `now`: counts it, or says why it is refused.
+    /// Every accepted connection must be matched by [`Anvil::disconnect`].
+    pub fn connect(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+        let mut map = self.lock();
+        let c = map.entry(ip).or_default();
+        while c.recent.front().is_some_and(|t| now.duration_since(*t) > RATE_WINDOW) {
+            c.recent.pop_front();
+        }
+        if self.max_open > 0 && c.open >= self.max_open {
+            return Err(Refusal::Concurrency);
+        }
+        if self.max_rate > 0 && c.recent.len() >= self.max_rate as usize {
+            return Err(Refusal::Rate);
+        }
+        c.open += 1;
+        if self.max_rate > 0 {
+            c.recent.push_back(now);
+        }
+        Ok(())
+    }
+
+    /// A connection from `ip` closed.
+    pub fn disconnect(&self, ip: IpAddr) {
+        let mut map = self.lock();
+        if let Some(c) = map.get_mut(&ip) {
+            c.open = c.open.saturating_sub(1);
+            if c.open == 0 && c.recent.is_empty() && c.auth_failures.is_empty() {
+                map.remove(&ip);
+            }
+        }
+    }
+
+    /// True if `ip` may try AUTH now.
+    pub fn auth_allowed(&self, ip: IpAddr, now: Instant) -> bool {
+        let mut map = self.lock();
+        let Some(c) = map.get_mut(&ip) else {
+            return true;
+        };
+        while c.auth_failures.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+            c.auth_failures.pop_front();
+        }
+        self.max_auth_failures == 0 || c.auth_failures.len() < self.max_auth_failures as usize
+    }
+
+    /// A failed AUTH from `ip`.
+    pub fn auth_failed(&self, ip: IpAddr, now: Instant) {
+        self.lock().entry(ip).or_default().auth_failures.push_back(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr() {
+        let n = Cidr::parse("192.0.2.0/24").unwrap();
+        assert!(n.contains("192.0.2.77".parse().unwrap()));
+        assert!(!n.contains("192.0.3.1".parse().unwrap()));
+        assert!(n.contains("::ffff:192.0.2.1".parse().unwrap()));
+        let n = Cidr::parse("10.0.0.0/9").unwrap();
+        assert!(n.contains("10.127.0.1".parse().unwrap()));
+        assert!(!n.contains("10.128.0.1".parse().unwrap()));
+        assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        for bad in ["", "192.0.2.0/33", "nonsense/8", "::/129", "1.2.3.4/x"] {
+            assert!(Cidr::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let a = Anvil::new(2, 3, 2, Duration::from_secs(60));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t = Instant::now();
+        assert_eq!(a.connect(ip, t), Ok(()));
+        assert_eq!(a.connect(ip, t), Ok(()));
+        assert_eq!(a.connect(ip, t), Err(Refusal::Concurrency));
+        a.disconnect(ip);
+        assert_eq!(a.connect(ip, t), Ok(()));
+        a.disconnect(ip);
+        a.disconnect(ip);
+        assert_eq!(a.connect(ip, t), Err(Refusal::Rate));
+        assert_eq!(a.connect(ip, t + Duration::from_secs(61)), Ok(()));
+        assert!(a.auth_allowed(ip, t));
+        a.auth_failed(ip, t);
+        a.auth_failed(ip, t);
+        assert!(!a.auth_allowed(ip, t));
+        assert!(a.auth_allowed(ip, t + Duration::from_secs(61)));
+    }
+}
