@@ -56,6 +56,9 @@ pub(crate) struct MessageRequest {
     pub data_path: Option<PathBuf>,
     /// Resolves the session's `Commit`.
     pub completer: Completer,
+    /// True when this record supersedes the pending message's current record (a new envelope
+    /// for the same id and body, written by [`Spool::update_envelope`](crate::Spool::update_envelope)).
+    pub replace: bool,
 }
 
 /// A Done record to append.
@@ -313,7 +316,16 @@ impl Committer {
                             len: m.frame.len() as u32,
                             body: m.body,
                         };
-                        if idx.insert_message(m.id, entry) {
+                        if m.replace {
+                            if idx.replace_message(m.id, entry) {
+                                completions.push((m.completer, Ok(m.id)));
+                            } else {
+                                // Finished (mark_done) while the update was in flight: the
+                                // new record is dead on arrival; a Done follows it nowhere, so
+                                // keep the segment alive until the old record's segment goes.
+                                completions.push((m.completer, Err(SpoolError::NotFound(m.id))));
+                            }
+                        } else if idx.insert_message(m.id, entry) {
                             completions.push((m.completer, Ok(m.id)));
                         } else {
                             let e =

@@ -162,6 +162,7 @@ impl Incoming {
                     body: BodyLoc::Inline { len: self.len },
                     data_path: None,
                     completer,
+                    replace: false,
                 };
                 // On failure the request is dropped, which resolves the
                 // commit to `Closed`.
@@ -195,6 +196,7 @@ impl Incoming {
                     body: BodyLoc::File { len: self.len, crc },
                     data_path: Some(path),
                     completer,
+                    replace: false,
                 };
                 // If the spool is shut down the job comes back: remove its
                 // file; dropping the job resolves the commit to `Closed`.

@@ -118,6 +118,21 @@ impl Index {
         true
     }
 
+    /// Points a pending message at a newer record of itself (same id and body, new envelope).
+    /// The newer record's segment must outlive the older one's: if the older segment survived
+    /// and the newer were deleted, recovery would bring back the outdated envelope. Returns
+    /// `false` (and changes nothing) if the message is not pending.
+    pub(crate) fn replace_message(&mut self, id: QueueId, entry: Entry) -> bool {
+        if !self.messages.contains_key(&id) || !self.segments.contains_key(&entry.segment) {
+            return false;
+        }
+        let new_segment = entry.segment;
+        if let Some(old) = self.remove_message(id) {
+            self.add_done_ref(new_segment, old.segment);
+        }
+        self.insert_message(id, entry)
+    }
+
     /// Forgets a message (it is done). Returns its entry if it was pending.
     pub(crate) fn remove_message(&mut self, id: QueueId) -> Option<Entry> {
         let entry = self.messages.remove(&id)?;

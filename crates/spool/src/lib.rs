@@ -311,6 +311,66 @@ impl Spool {
         })
     }
 
+    /// Replaces the envelope of a pending message, keeping its id, arrival time and body: how
+    /// the queue records per-recipient progress (delivered, deferred until, failed) so that a
+    /// restart neither repeats finished deliveries nor forgets retry times. The new record is
+    /// appended to the log; once the returned [`Commit`] resolves, [`read`](Spool::read) and a
+    /// recovery after a crash both see the new envelope.
+    pub fn update_envelope(&self, id: QueueId, envelope: Vec<u8>) -> Commit {
+        let current = match self.read(id) {
+            Ok(m) => m,
+            Err(e) => return Commit::ready(Err(e)),
+        };
+        let entry = match self.inner.shared.lock_index().messages.get(&id) {
+            Some(e) => *e,
+            None => return Commit::ready(Err(SpoolError::NotFound(id))),
+        };
+        let arrival_us = current
+            .arrival
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        let body = match (&current.body, current.body_crc) {
+            (Body::Inline(b), _) => record::BodyRef::Inline(b),
+            (Body::File(_), Some(crc)) => record::BodyRef::File {
+                len: current.body_len,
+                crc,
+            },
+            (Body::File(_), None) => {
+                return Commit::ready(Err(SpoolError::Corrupt(format!(
+                    "message {id}: file body without checksum"
+                ))));
+            }
+        };
+        let record = record::MessageRecord {
+            id,
+            arrival_us,
+            envelope: &envelope,
+            body,
+        };
+        let frame = match record::encode_message(&record) {
+            Ok(f) => f,
+            Err(e) => {
+                return Commit::ready(Err(SpoolError::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    e.to_string(),
+                ))));
+            }
+        };
+        let (completer, commit) = commit::channel();
+        let request = committer::MessageRequest {
+            id,
+            frame,
+            body: entry.body,
+            // The data file belongs to the record already on disk: never remove it here.
+            data_path: None,
+            completer,
+            replace: true,
+        };
+        let _ = self.inner.send(Request::Message(request));
+        commit
+    }
+
     /// Marks a message as finished (delivered, bounced or deleted): it
     /// leaves [`pending`](Spool::pending) at once, a Done record is appended
     /// with the next batch (not waited for: if it is lost in a crash the

@@ -229,8 +229,15 @@ fn apply(index: &mut Index, record: Record<'_>, number: u64, offset: u64, frame_
                 len: frame_len,
                 body,
             };
-            if !index.insert_message(m.id, entry) {
-                tracing::warn!(id = %m.id, segment = number, offset, "duplicate Message record ignored");
+            // A later record of a pending message supersedes the earlier one (an envelope
+            // update); the log is replayed in order, so the last one wins.
+            let ok = if index.messages.contains_key(&m.id) {
+                index.replace_message(m.id, entry)
+            } else {
+                index.insert_message(m.id, entry)
+            };
+            if !ok {
+                tracing::warn!(id = %m.id, segment = number, offset, "Message record ignored");
             }
         }
         Record::Done { id, .. } => {

@@ -832,3 +832,89 @@ fn write_errors_fail_the_commit_and_the_spool_recovers() {
         },
     );
 }
+
+#[test]
+fn update_envelope_replaces_it_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open(dir.path(), opts(true));
+    let small = store(&spool, b"env v1", b"small body");
+    let big_body = pattern(7, 600_000);
+    let big = store_chunked(&spool, b"big v1", &big_body, 65_536);
+    let arrival = spool.read(small).unwrap().arrival;
+    spool
+        .update_envelope(small, b"env v2".to_vec())
+        .wait()
+        .unwrap();
+    spool
+        .update_envelope(big, b"big v2".to_vec())
+        .wait()
+        .unwrap();
+    spool
+        .update_envelope(small, b"env v3".to_vec())
+        .wait()
+        .unwrap();
+    let m = spool.read(small).unwrap();
+    assert_eq!(m.envelope, b"env v3");
+    assert_eq!(m.arrival, arrival);
+    assert_eq!(read_body(&spool, small), b"small body");
+    assert_eq!(spool.read(big).unwrap().envelope, b"big v2");
+    assert_eq!(read_body(&spool, big), big_body);
+    assert_eq!(spool.pending().len(), 2);
+    spool.shutdown();
+    drop(spool);
+
+    let spool = open(dir.path(), opts(true));
+    assert_eq!(spool.pending(), vec![small, big]);
+    assert_eq!(spool.read(small).unwrap().envelope, b"env v3");
+    assert_eq!(spool.read(big).unwrap().envelope, b"big v2");
+    assert_eq!(read_body(&spool, big), big_body);
+    spool.mark_done(small).unwrap();
+    spool.shutdown();
+    drop(spool);
+
+    let spool = open(dir.path(), opts(true));
+    assert_eq!(spool.pending(), vec![big]);
+    assert!(matches!(
+        spool.update_envelope(small, b"x".to_vec()).wait(),
+        Err(SpoolError::NotFound(_))
+    ));
+}
+
+#[test]
+fn updated_messages_never_come_back_after_segment_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let small_segments = || SpoolOptions {
+        segment_size: 4096,
+        ..opts(true)
+    };
+    let spool = open(dir.path(), small_segments());
+    let ids: Vec<QueueId> = (0..40)
+        .map(|i| store(&spool, format!("v1 {i}").as_bytes(), &pattern(i, 300)))
+        .collect();
+    // every message gets a newer envelope, in later segments; half are then finished
+    for (i, id) in ids.iter().enumerate() {
+        spool
+            .update_envelope(*id, format!("v2 {i}").into_bytes())
+            .wait()
+            .unwrap();
+    }
+    for id in ids.iter().step_by(2) {
+        spool.mark_done(*id).unwrap();
+    }
+    // more traffic so that old segments get sealed and collected
+    for i in 0..40 {
+        let id = store(&spool, b"filler", &pattern(100 + i, 300));
+        spool.mark_done(id).unwrap();
+    }
+    spool.shutdown();
+    drop(spool);
+    let spool = open(dir.path(), small_segments());
+    let expect: Vec<QueueId> = ids.iter().skip(1).step_by(2).copied().collect();
+    assert_eq!(spool.pending(), expect);
+    for (i, id) in ids.iter().enumerate().skip(1).step_by(2) {
+        assert_eq!(
+            spool.read(*id).unwrap().envelope,
+            format!("v2 {i}").into_bytes()
+        );
+    }
+}
