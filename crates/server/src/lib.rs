@@ -18,6 +18,7 @@ pub mod envelope;
 pub mod headers;
 pub mod limits;
 pub mod maildir;
+pub mod outcome;
 pub mod policy;
 pub mod tls;
 
