@@ -301,13 +301,21 @@ pub fn auth_required() -> Reply {
 
 /// `538 5.7.11`: AUTH on a clear-text connection.
 pub fn encryption_required_for_auth() -> Reply {
-    Reply::new(538, st(5, 7, 11), "Encryption required for requested authentication mechanism")
+    Reply::new(
+        538,
+        st(5, 7, 11),
+        "Encryption required for requested authentication mechanism",
+    )
 }
 
 /// `334 base64(text)`: a SASL challenge.
 pub fn auth_challenge(text: &str) -> Reply {
     use base64::Engine;
-    Reply::new(334, None, base64::engine::general_purpose::STANDARD.encode(text))
+    Reply::new(
+        334,
+        None,
+        base64::engine::general_purpose::STANDARD.encode(text),
+    )
 }
 
 /// `235 2.7.0`: AUTH succeeded.
@@ -327,12 +335,20 @@ pub fn auth_aborted() -> Reply {
 
 /// `501 5.5.2`: a SASL response that is not base64 (or not the mechanism's format).
 pub fn auth_bad_base64() -> Reply {
-    Reply::new(501, st(5, 5, 2), "Error: invalid base64 data or malformed response")
+    Reply::new(
+        501,
+        st(5, 5, 2),
+        "Error: invalid base64 data or malformed response",
+    )
 }
 
 /// `504 5.5.4`: a mechanism we do not offer.
 pub fn auth_unsupported_mechanism() -> Reply {
-    Reply::new(504, st(5, 5, 4), "Error: unsupported authentication mechanism")
+    Reply::new(
+        504,
+        st(5, 5, 4),
+        "Error: unsupported authentication mechanism",
+    )
 }
 
 /// `503 5.5.1`: AUTH twice.
@@ -347,20 +363,36 @@ pub fn auth_in_transaction() -> Reply {
 
 /// `454 4.7.0`: too many failed AUTH attempts from this client for now.
 pub fn auth_rate_limited() -> Reply {
-    Reply::new(454, st(4, 7, 0), "Error: too many authentication failures, try again later")
+    Reply::new(
+        454,
+        st(4, 7, 0),
+        "Error: too many authentication failures, try again later",
+    )
 }
 
 /// `421 4.7.0`: too many messages in one session.
 pub fn too_many_messages(host: &str) -> Reply {
-    Reply::new(421, st(4, 7, 0), format!("{host} Error: too many messages in this session"))
+    Reply::new(
+        421,
+        st(4, 7, 0),
+        format!("{host} Error: too many messages in this session"),
+    )
 }
 
 /// `421 4.7.0`: connections from this client arrive too fast.
 pub fn connection_rate_exceeded(host: &str) -> Reply {
-    Reply::new(421, st(4, 7, 0), format!("{host} Error: too many connections from your address, slow down"))
+    Reply::new(
+        421,
+        st(4, 7, 0),
+        format!("{host} Error: too many connections from your address, slow down"),
+    )
 }
 
 /// `553 5.7.1`: an authenticated user sending as someone else.
 pub fn sender_not_owned(user: &str, from: &str) -> Reply {
-    Reply::new(553, st(5, 7, 1), format!("<{from}>: Sender address rejected: not owned by user {user}"))
+    Reply::new(
+        553,
+        st(5, 7, 1),
+        format!("<{from}>: Sender address rejected: not owned by user {user}"),
+    )
 }

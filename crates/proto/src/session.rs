@@ -104,8 +104,15 @@ impl SessionConfig {
             v.push(format!("AUTH {}", self.auth_mechanisms.join(" ")));
         }
         v.extend(
-            ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING", "HELP"]
-                .map(String::from),
+            [
+                "ENHANCEDSTATUSCODES",
+                "8BITMIME",
+                "DSN",
+                "SMTPUTF8",
+                "CHUNKING",
+                "HELP",
+            ]
+            .map(String::from),
         );
         v
     }
@@ -683,7 +690,13 @@ impl Session {
         self.ask_auth("PLAIN", authzid, user, password);
     }
 
-    fn ask_auth(&mut self, mechanism: &str, authzid: Option<String>, username: String, password: String) {
+    fn ask_auth(
+        &mut self,
+        mechanism: &str,
+        authzid: Option<String>,
+        username: String,
+        password: String,
+    ) {
         self.auth_user = Some(username.clone());
         self.events.push_back(Event::Authenticate {
             mechanism: mechanism.to_string(),

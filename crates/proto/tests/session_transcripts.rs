@@ -594,9 +594,19 @@ fn ehlo_lines(extra: &[&str]) -> String {
 fn commands_pipelined_after_ehlo_are_a_protocol_violation() {
     let mut h = Harness::with(|c| c.forbid_unauth_pipelining = true);
     let out = h.send("EHLO x\r\nMAIL FROM:<a@b.c>\r\n");
-    assert_eq!(out, format!("{}554 5.5.0 Error: SMTP protocol synchronization\r\n", ehlo_lines(&[])));
+    assert_eq!(
+        out,
+        format!(
+            "{}554 5.5.0 Error: SMTP protocol synchronization\r\n",
+            ehlo_lines(&[])
+        )
+    );
     assert!(h.session.is_closed());
-    assert!(h.events.iter().any(|e| matches!(e, Event::PipeliningViolation { after } if after == "EHLO x")));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::PipeliningViolation { after } if after == "EHLO x"))
+    );
 }
 
 #[test]
@@ -604,9 +614,16 @@ fn allowed_pipelining_is_not_a_violation() {
     let mut h = Harness::with(|c| c.forbid_unauth_pipelining = true);
     h.send("EHLO x\r\n");
     let out = h.send("MAIL FROM:<a@b.c>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n");
-    assert_eq!(out, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
-    let out = h.send("x\r\n.\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<u@example.com>\r\nBDAT 3 LAST\r\nabc");
-    assert_eq!(out, "250 2.0.0 Ok: queued as ID1\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as ID2\r\n");
+    assert_eq!(
+        out,
+        "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+    );
+    let out =
+        h.send("x\r\n.\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<u@example.com>\r\nBDAT 3 LAST\r\nabc");
+    assert_eq!(
+        out,
+        "250 2.0.0 Ok: queued as ID1\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued as ID2\r\n"
+    );
     assert!(!h.session.is_closed());
 }
 
@@ -614,7 +631,9 @@ fn allowed_pipelining_is_not_a_violation() {
 fn content_before_354_and_helo_pipelining_are_violations() {
     let mut h = Harness::with(|c| c.forbid_unauth_pipelining = true);
     h.send("EHLO x\r\n");
-    let out = h.send("MAIL FROM:<a@b.c>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n");
+    let out = h.send(
+        "MAIL FROM:<a@b.c>\r\nRCPT TO:<u@example.com>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n",
+    );
     assert!(out.ends_with("354 End data with <CR><LF>.<CR><LF>\r\n554 5.5.0 Error: SMTP protocol synchronization\r\n"), "{out}");
     assert!(h.stored.is_empty());
 
@@ -637,12 +656,21 @@ fn starttls_discards_pipelined_plaintext() {
     assert!(h.events.contains(&Event::StartTls { discarded: 6 }));
     assert!(h.session.is_tls());
     // the session starts over: EHLO again, now without STARTTLS
-    assert_eq!(h.send("MAIL FROM:<a@b.c>\r\n"), "503 5.5.1 Error: send HELO/EHLO first\r\n");
+    assert_eq!(
+        h.send("MAIL FROM:<a@b.c>\r\n"),
+        "503 5.5.1 Error: send HELO/EHLO first\r\n"
+    );
     assert_eq!(h.send("EHLO x\r\n"), ehlo_lines(&[]));
-    assert_eq!(h.send("STARTTLS\r\n"), "554 5.5.1 Error: TLS already active\r\n");
+    assert_eq!(
+        h.send("STARTTLS\r\n"),
+        "554 5.5.1 Error: TLS already active\r\n"
+    );
     // no TLS configured: not implemented
     let mut h = Harness::new();
-    assert_eq!(h.send("STARTTLS\r\n"), "502 5.5.1 Error: STARTTLS not available\r\n");
+    assert_eq!(
+        h.send("STARTTLS\r\n"),
+        "502 5.5.1 Error: STARTTLS not available\r\n"
+    );
 }
 
 fn auth_harness(f: impl FnOnce(&mut SessionConfig)) -> Harness {
@@ -658,16 +686,28 @@ fn auth_harness(f: impl FnOnce(&mut SessionConfig)) -> Harness {
 #[test]
 fn auth_needs_tls_unless_allowed() {
     let mut h = auth_harness(|_| {});
-    assert_eq!(h.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"), "538 5.7.11 Encryption required for requested authentication mechanism\r\n");
+    assert_eq!(
+        h.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+        "538 5.7.11 Encryption required for requested authentication mechanism\r\n"
+    );
     h.send("STARTTLS\r\n");
     assert_eq!(h.send("EHLO x\r\n"), ehlo_lines(&["AUTH PLAIN LOGIN"]));
-    assert_eq!(h.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"), "235 2.7.0 Authentication successful\r\n");
+    assert_eq!(
+        h.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+        "235 2.7.0 Authentication successful\r\n"
+    );
     assert_eq!(h.session.authenticated(), Some("alice"));
-    assert_eq!(h.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"), "503 5.5.1 Error: already authenticated\r\n");
+    assert_eq!(
+        h.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+        "503 5.5.1 Error: already authenticated\r\n"
+    );
 
     let mut h = auth_harness(|c| c.auth_without_tls = true);
     assert!(!h.session.is_tls());
-    assert_eq!(h.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"), "235 2.7.0 Authentication successful\r\n");
+    assert_eq!(
+        h.send("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+        "235 2.7.0 Authentication successful\r\n"
+    );
 }
 
 #[test]
@@ -701,19 +741,32 @@ fn auth_exchanges() {
     // credentials never reach the log
     for e in &h.events {
         if let Event::Rejected { command, .. } = e {
-            assert!(!command.contains("AGFsaWNl") && !command.contains("d3Jvbmc"), "{command}");
+            assert!(
+                !command.contains("AGFsaWNl") && !command.contains("d3Jvbmc"),
+                "{command}"
+            );
         }
     }
-    assert!(h.events.iter().any(|e| matches!(e, Event::Rejected { command, .. } if command == "AUTH PLAIN ***")));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::Rejected { command, .. } if command == "AUTH PLAIN ***"))
+    );
     let mut h = auth_harness(|c| c.auth_without_tls = true);
     assert_eq!(h.send("AUTH PLAIN\r\n"), "334 \r\n");
     assert_eq!(h.send("*\r\n"), "501 5.7.0 Authentication aborted\r\n");
     assert_eq!(h.send("AUTH PLAIN\r\n"), "334 \r\n");
-    assert_eq!(h.send("AGFsaWNlAHNlY3JldA==\r\n"), "235 2.7.0 Authentication successful\r\n");
+    assert_eq!(
+        h.send("AGFsaWNlAHNlY3JldA==\r\n"),
+        "235 2.7.0 Authentication successful\r\n"
+    );
     // without mechanisms configured
     let mut h = Harness::new();
     h.send("EHLO x\r\n");
-    assert_eq!(h.send("AUTH PLAIN\r\n"), "503 5.5.1 Error: authentication not enabled\r\n");
+    assert_eq!(
+        h.send("AUTH PLAIN\r\n"),
+        "503 5.5.1 Error: authentication not enabled\r\n"
+    );
 }
 
 #[test]
@@ -754,6 +807,9 @@ fn messages_per_session_limit() {
     let mut h = Harness::with(|c| c.max_messages = 1);
     h.send("EHLO x\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n");
     assert_eq!(h.send("x\r\n.\r\n"), "250 2.0.0 Ok: queued as ID1\r\n");
-    assert_eq!(h.send("MAIL FROM:<a@b.c>\r\n"), "421 4.7.0 mx.example.com Error: too many messages in this session\r\n");
+    assert_eq!(
+        h.send("MAIL FROM:<a@b.c>\r\n"),
+        "421 4.7.0 mx.example.com Error: too many messages in this session\r\n"
+    );
     assert!(h.session.is_closed());
 }
