@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# relais benchmark: accept rate against smtp-sink (the ceiling) and a private Postfix, side by side
+# in one run on 127.0.0.1, plus relais' resident memory with many idle connections.
+#
+# Usage: scripts/bench.sh
+# Environment (all optional):
+#   BENCH_TARGETS="sink postfix relais"  which targets to drive (default: all three)
+#   BENCH_MESSAGES=20000                 messages in the parallel run
+#   BENCH_SESSIONS=20                    sessions in the parallel run
+#   BENCH_SERIAL_MESSAGES=2000           messages in the one-session run
+#   BENCH_SIZE=1024                      payload octets per message
+#   BENCH_IDLE=1000                      idle connections held for the memory measurement
+#   BENCH_TIMEOUT=600                    seconds any one smtp-source run may take
+#   BENCH_NO_BUILD=1                     use the existing target/release/relais
+#   BENCH_KEEP=1                         keep the temporary directory (logs, Maildirs)
+#
+# Not run in CI. Only 127.0.0.1 and free ports are used; every process started here is stopped
+# by its PID (or with `postfix -c DIR stop` for the private Postfix) on exit, error or Ctrl-C.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/deps.sh
+. "$ROOT/scripts/deps.sh"
+
+TARGETS=${BENCH_TARGETS:-sink postfix relais}
+MESSAGES=${BENCH_MESSAGES:-20000}
+SESSIONS=${BENCH_SESSIONS:-20}
+SERIAL_MESSAGES=${BENCH_SERIAL_MESSAGES:-2000}
+SIZE=${BENCH_SIZE:-1024}
+IDLE=${BENCH_IDLE:-1000}
+RUN_TIMEOUT=${BENCH_TIMEOUT:-600}
+
+WORK=$(mktemp -d /tmp/relais-bench.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+POSTFIX_DIR=""
+POSTFIX_RUNNING=""
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+cleanup() {
+    local rc=$?
+    set +e
+    for pid in "${PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null
+            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+        fi
+        wait "$pid" 2>/dev/null
+    done
+    if [ -n "$POSTFIX_RUNNING" ]; then
+        postfix -c "$POSTFIX_DIR/etc" stop >/dev/null 2>&1
+        # master.pid names the master; if `stop` did not end it, end it by that PID.
+        local mpid
+        mpid=$(tr -d ' \n' <"$POSTFIX_DIR/queue/pid/master.pid" 2>/dev/null)
+        for _ in $(seq 1 50); do
+            if [ -z "$mpid" ] || ! kill -0 "$mpid" 2>/dev/null; then break; fi
+            sleep 0.1
+        done
+        [ -n "$mpid" ] && kill -0 "$mpid" 2>/dev/null && kill -KILL "$mpid" 2>/dev/null
+    fi
+    if [ -n "${BENCH_KEEP:-}" ]; then
+        log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT SECONDS: until something accepts on 127.0.0.1:PORT.
+wait_port() {
+    local port=$1 deadline=$((SECONDS + $2))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])),1).close()' \
+            "$1" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "nothing listens on 127.0.0.1:$port after $2 s"
+    return 1
+}
+
+# count_files DIR: regular files under DIR (0 if it does not exist).
+count_files() {
+    if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi
+}
+
+# wait_files DIR N SECONDS: until DIR holds N files or time runs out; prints the count.
+wait_files() {
+    local dir=$1 want=$2 deadline=$((SECONDS + $3)) n=0
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        n=$(count_files "$dir")
+        [ "$n" -ge "$want" ] && break
+        sleep 0.5
+    done
+    count_files "$dir"
+}
+
+declare -A RATE
+declare -A DELIVERED
+
+# source_run KEY PORT RCPT SESSIONS MESSAGES: drives smtp-source, records msg/s in RATE[KEY].
+source_run() {
+    local key=$1 port=$2 rcpt=$3 sessions=$4 count=$5 start end rc
+    log "$key: smtp-source -s $sessions -m $count -l $SIZE -t $rcpt 127.0.0.1:$port"
+    start=$(date +%s.%N)
+    rc=0
+    timeout "$RUN_TIMEOUT" smtp-source -s "$sessions" -m "$count" -l "$SIZE" -M bench.example.org \
+        -f bench@example.org -t "$rcpt" "127.0.0.1:$port" >"$WORK/$key.source.log" 2>&1 || rc=$?
+    end=$(date +%s.%N)
+    if [ "$rc" != 0 ]; then
+        log "$key: smtp-source failed (exit $rc):"
+        tail -5 "$WORK/$key.source.log" >&2
+        RATE[$key]="FAIL"
+        return 0
+    fi
+    RATE[$key]=$(awk -v n="$count" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
+    log "$key: ${RATE[$key]} msg/s ($(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }') s)"
+}
+
+# ---------------------------------------------------------------- (a) smtp-sink: the ceiling
+bench_sink() {
+    local port pid
+    port=$(free_port)
+    smtp-sink -u nobody -4 "127.0.0.1:$port" 1024 >"$WORK/sink.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_port "$port" 10
+    source_run sink_par "$port" bench@example.org "$SESSIONS" "$MESSAGES"
+    source_run sink_one "$port" bench@example.org 1 "$SERIAL_MESSAGES"
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- (b) a private Postfix
+# Everything lives under $WORK/postfix: etc/ (main.cf, master.cf), queue/, data/, vmail/, maillog.
+# Mail for bench.test goes through the virtual(8) agent into one Maildir, vmail/bench/, as nobody.
+postfix_setup() {
+    local port=$1 dir=$WORK/postfix
+    POSTFIX_DIR=$dir
+    mkdir -p "$dir/etc" "$dir/queue" "$dir/data" "$dir/vmail"
+    chmod 755 "$dir" "$dir/etc" "$dir/queue"
+    chown postfix "$dir/data"
+    chown nobody:nogroup "$dir/vmail"
+    cat >"$dir/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $dir/queue
+data_directory = $dir/data
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+shlib_directory = /usr/lib/postfix
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = $dir/maillog
+maillog_file_prefixes = $dir
+myhostname = postfix.bench.example
+mydomain = bench.example
+myorigin = \$myhostname
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination =
+relay_domains =
+relayhost =
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+smtpd_banner = \$myhostname ESMTP
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+virtual_mailbox_domains = bench.test
+virtual_mailbox_base = $dir/vmail
+virtual_mailbox_maps = static:bench/
+virtual_uid_maps = static:$(id -u nobody)
+virtual_gid_maps = static:$(id -g nobody)
+virtual_minimum_uid = 1
+default_process_limit = 100
+EOF
+    # chroot off everywhere (column 5 "n"): the instance needs no copy of /etc in its queue.
+    cat >"$dir/etc/master.cf" <<EOF
+127.0.0.1:$port inet n - n - - smtpd
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+showq     unix  n - n - - showq
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+virtual   unix  - n n - - virtual
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+EOF
+}
+
+bench_postfix() {
+    local port
+    port=$(free_port)
+    postfix_setup "$port"
+    log "postfix: private instance in $POSTFIX_DIR on 127.0.0.1:$port"
+    POSTFIX_RUNNING=1
+    if ! postfix -c "$POSTFIX_DIR/etc" start >"$WORK/postfix.start.log" 2>&1; then
+        log "postfix: start failed:"
+        cat "$WORK/postfix.start.log" >&2
+        tail -20 "$POSTFIX_DIR/maillog" >&2 2>/dev/null || true
+        RATE[postfix_par]=FAIL
+        RATE[postfix_one]=FAIL
+        return 0
+    fi
+    wait_port "$port" 20
+    source_run postfix_par "$port" bench@bench.test "$SESSIONS" "$MESSAGES"
+    source_run postfix_one "$port" bench@bench.test 1 "$SERIAL_MESSAGES"
+    DELIVERED[postfix]=$(wait_files "$POSTFIX_DIR/vmail/bench/new" $((MESSAGES + SERIAL_MESSAGES)) 120)
+    postfix -c "$POSTFIX_DIR/etc" stop >/dev/null 2>&1 || true
+    POSTFIX_RUNNING=""
+}
+
+# ---------------------------------------------------------------- (c) relais
+RELAIS_BIN=$ROOT/target/release/relais
+RELAIS_PID=""
+RELAIS_PORT=""
+
+relais_start() {
+    local dir=$WORK/relais
+    mkdir -p "$dir/data"
+    cat >"$dir/relais.toml" <<EOF
+hostname = "relais.bench.example"
+data_dir = "$dir/data"
+local_domains = ["localhost", "bench.test"]
+
+[[listener]]
+address = "127.0.0.1:0"
+
+[limits]
+max_message_size = 10240000
+max_recipients = 1000
+max_connections = $((IDLE + 2000))
+# Every benchmark client comes from 127.0.0.1: no per-address limits.
+max_connections_per_ip = 0
+connection_rate_per_ip = 0
+
+[local]
+users = []
+EOF
+    NO_COLOR=1 "$RELAIS_BIN" serve --config "$dir/relais.toml" >"$dir/stdout.log" 2>"$dir/stderr.log" &
+    RELAIS_PID=$!
+    PIDS+=("$RELAIS_PID")
+    local deadline=$((SECONDS + 20))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        RELAIS_PORT=$(sed 's/\x1b\[[0-9;]*m//g' "$dir/stderr.log" |
+            grep -o 'listening on 127\.0\.0\.1:[0-9]*' | head -1 | sed 's/.*://') || true
+        [ -n "$RELAIS_PORT" ] && return 0
+        kill -0 "$RELAIS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "relais did not say 'listening on 127.0.0.1:PORT'; its log:"
+    tail -20 "$dir/stderr.log" >&2
+    return 1
+}
+
+rss_kb() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+bench_relais() {
+    if [ -z "${BENCH_NO_BUILD:-}" ]; then
+        log "relais: cargo build --release -p relais"
+        (cd "$ROOT" && cargo build --release -p relais)
+    fi
+    if ! relais_start; then
+        RATE[relais_par]=FAIL
+        RATE[relais_one]=FAIL
+        return 0
+    fi
+    log "relais: pid $RELAIS_PID on 127.0.0.1:$RELAIS_PORT"
+    RSS_START=$(rss_kb "$RELAIS_PID")
+    source_run relais_par "$RELAIS_PORT" bench@localhost "$SESSIONS" "$MESSAGES"
+    source_run relais_one "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
+    DELIVERED[relais]=$(wait_files "$WORK/relais/data/mail/bench/new" $((MESSAGES + SERIAL_MESSAGES)) 120)
+    RSS_LOADED=$(rss_kb "$RELAIS_PID")
+
+    # Idle connections: a Python script opens them, reads each banner, signals, then holds them.
+    log "relais: holding $IDLE idle connections"
+    local fifo=$WORK/idle.ready
+    mkfifo "$fifo"
+    python3 - "$RELAIS_PORT" "$IDLE" "$fifo" >"$WORK/idle.log" 2>&1 <<'EOF' &
+import socket, sys, time
+port, count, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+conns, banners = [], 0
+deadline = time.monotonic() + 120
+try:
+    for _ in range(count):
+        if time.monotonic() > deadline:
+            break
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        conns.append(s)
+        first = s.recv(512)
+        if first.startswith(b"220"):
+            banners += 1
+        elif len(conns) - banners <= 3:
+            print("idle: connection", len(conns), "got", first[:80], file=sys.stderr)
+except OSError as e:
+    print("idle: error after", len(conns), "connections:", e, file=sys.stderr)
+with open(ready, "w") as f:
+    f.write(f"{len(conns)} {banners}\n")
+time.sleep(120)  # held until the parent has measured and ends us
+EOF
+    local idle_pid=$!
+    PIDS+=("$idle_pid")
+    local ready
+    ready=$(timeout 150 cat "$fifo" || echo "0 0")
+    IDLE_OPEN=${ready% *}
+    IDLE_BANNERS=${ready#* }
+    if [ "$IDLE_BANNERS" != "$IDLE" ]; then
+        log "relais: only $IDLE_BANNERS of $IDLE idle connections were greeted:"
+        cat "$WORK/idle.log" >&2
+    fi
+    sleep 1
+    RSS_IDLE=$(rss_kb "$RELAIS_PID")
+    kill -TERM "$idle_pid" 2>/dev/null || true
+    wait "$idle_pid" 2>/dev/null || true
+    kill -TERM "$RELAIS_PID" 2>/dev/null || true
+    wait "$RELAIS_PID" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- main
+relais_install_deps
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE + 1000)) ]; then
+    log "warning: ulimit -n is $(ulimit -n); $IDLE idle connections may not fit"
+fi
+log "work dir $WORK; targets: $TARGETS; $(nproc) CPUs"
+
+for t in $TARGETS; do
+    case $t in
+    sink) bench_sink ;;
+    postfix) bench_postfix ;;
+    relais) bench_relais ;;
+    *) log "unknown target $t" && exit 2 ;;
+    esac
+done
+
+ratio() {
+    local a=${RATE[$1]:-} b=${RATE[$2]:-}
+    if [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ && $b != 0 ]]; then
+        awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }'
+    else
+        echo "-"
+    fi
+}
+
+echo
+echo "=== relais benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, ${SIZE}-octet messages, 127.0.0.1 ==="
+printf '%-34s %14s %14s\n' "target" "-s $SESSIONS -m $MESSAGES" "-s 1 -m $SERIAL_MESSAGES"
+printf '%-34s %14s %14s\n' "smtp-sink (stores nothing)" "${RATE[sink_par]:--}" "${RATE[sink_one]:--}"
+printf '%-34s %14s %14s\n' "postfix $(postconf -d -h mail_version 2>/dev/null) (virtual, Maildir)" \
+    "${RATE[postfix_par]:--}" "${RATE[postfix_one]:--}"
+printf '%-34s %14s %14s\n' "relais (release, Maildir)" "${RATE[relais_par]:--}" "${RATE[relais_one]:--}"
+echo "(messages per second, accept rate measured by smtp-source wall time)"
+printf '%-34s %14s %14s\n' "relais / postfix" "$(ratio relais_par postfix_par)" "$(ratio relais_one postfix_one)"
+printf '%-34s %14s %14s\n' "relais / smtp-sink" "$(ratio relais_par sink_par)" "$(ratio relais_one sink_one)"
+printf '%-34s %14s %14s\n' "postfix / smtp-sink" "$(ratio postfix_par sink_par)" "$(ratio postfix_one sink_one)"
+total=$((MESSAGES + SERIAL_MESSAGES))
+[ -n "${DELIVERED[postfix]:-}" ] && echo "postfix delivered ${DELIVERED[postfix]} of $total to its Maildir"
+[ -n "${DELIVERED[relais]:-}" ] && echo "relais delivered ${DELIVERED[relais]} of $total to its Maildir"
+if [ -n "${RSS_START:-}" ]; then
+    echo "relais VmRSS: at start ${RSS_START} kB, after the runs ${RSS_LOADED:-?} kB," \
+        "with ${IDLE_OPEN:-0} idle connections (${IDLE_BANNERS:-0} greeted) ${RSS_IDLE:-?} kB"
+fi

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs the system tools the tests and the benchmark use, when they are missing:
+#   swaks        (tests: a second, independent SMTP client)
+#   python3      (tests: smtplib scripts; bench: idle connections)
+#   postfix      (bench: smtp-source, smtp-sink and a private Postfix to compare with)
+# Usage: scripts/deps.sh            # source it or run it; it is a no-op when all are there
+# Never prompts. Needs root (or password-less sudo) only when something must be installed.
+set -euo pipefail
+
+relais_deps_missing() {
+    local missing=()
+    command -v swaks >/dev/null 2>&1 || missing+=(swaks)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    if ! command -v smtp-source >/dev/null 2>&1 || ! command -v smtp-sink >/dev/null 2>&1 ||
+        ! command -v postfix >/dev/null 2>&1; then
+        missing+=(postfix)
+    fi
+    echo "${missing[@]}"
+}
+
+relais_install_deps() {
+    local missing
+    missing=$(relais_deps_missing)
+    if [ -z "$missing" ]; then
+        return 0
+    fi
+    echo "deps: installing: $missing" >&2
+    local sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo=(sudo -n)
+        else
+            echo "deps: need root to install: $missing" >&2
+            return 1
+        fi
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # Postfix asks which kind of mail setup to write; answer "none" so it configures nothing and
+    # never touches port 25 (the benchmark runs its own instance from a temporary directory).
+    echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
+    "${sudo[@]}" apt-get update -q
+    # shellcheck disable=SC2086 # word splitting of the package list is intended
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $missing
+    missing=$(relais_deps_missing)
+    if [ -n "$missing" ]; then
+        echo "deps: still missing after install: $missing" >&2
+        return 1
+    fi
+}
+
+# Run directly: install.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    relais_install_deps
+fi
