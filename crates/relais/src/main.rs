@@ -5,8 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod dns;
 mod explain;
+mod send;
 mod serve;
+mod shell;
 mod user;
 
 /// relais: a mail transfer agent and SMTP diagnostics toolkit.
@@ -36,6 +39,14 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Send a test message and show the dialogue, like swaks (exit codes: see --help).
+    Send(send::SendArgs),
+    /// An interactive SMTP session (telnet, forgiving), or a script read from standard input.
+    Shell(shell::ShellArgs),
+    /// DNS lookups for mail: MX, A/AAAA, PTR, TXT, SPF, DMARC (exit codes: see --help).
+    Dns(dns::DnsArgs),
+    /// Check an address on DNS block lists (exit codes: see --help).
+    Dnsbl(dns::DnsblArgs),
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -87,6 +98,10 @@ fn main() -> ExitCode {
         Command::User {
             action: UserAction::Add { name, file },
         } => user::add(&name, file.as_deref()),
+        Command::Send(args) => send::run(args),
+        Command::Shell(args) => shell::run(args),
+        Command::Dns(args) => dns::run(args),
+        Command::Dnsbl(args) => dns::run_dnsbl(args),
         Command::Config { action } => match action {
             ConfigAction::Check { file } => match relais_server::Config::load(&file) {
                 Ok(c) => {

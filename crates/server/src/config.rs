@@ -185,12 +185,53 @@ pub struct LocalConfig {
 }
 
 /// Delivery settings.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
     /// Keep accepted mail in the spool without delivering it (like Postfix's
     /// `defer_transports`): for maintenance, and for tests of restart behaviour.
     pub paused: bool,
+    /// Wait after a first failed attempt (Postfix's `minimal_backoff_time`).
+    #[serde(with = "duration")]
+    pub first_retry: Duration,
+    /// Longest wait between attempts (`maximal_backoff_time`).
+    #[serde(with = "duration")]
+    pub max_retry: Duration,
+    /// After this long in the queue, undelivered mail bounces (`maximal_queue_lifetime`).
+    #[serde(with = "duration")]
+    pub lifetime: Duration,
+    /// Warn senders who asked (NOTIFY=DELAY) after this long; 0: never
+    /// (`delay_warning_time`).
+    #[serde(with = "duration")]
+    pub delay_warning: Duration,
+    /// Send all remote mail through this host, `[host]:port` (Postfix's `relayhost`).
+    pub relayhost: Option<String>,
+    /// Per-domain next hops, `"example.org" = "[192.0.2.1]:25"` (Postfix's transport map).
+    pub routes: std::collections::BTreeMap<String, String>,
+    /// DNS server for MX lookups, `IP[:PORT]`; default: the system's resolv.conf.
+    pub resolver: Option<String>,
+    /// Most simultaneous transactions to one destination domain.
+    pub remote_concurrency: usize,
+    /// Connect timeout for remote delivery.
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            paused: false,
+            first_retry: Duration::from_secs(300),
+            max_retry: Duration::from_secs(4000),
+            lifetime: Duration::from_secs(5 * 86400),
+            delay_warning: Duration::ZERO,
+            relayhost: None,
+            routes: Default::default(),
+            resolver: None,
+            remote_concurrency: 20,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for Config {
@@ -320,6 +361,21 @@ impl Config {
             if !matches!(m.to_ascii_uppercase().as_str(), "PLAIN" | "LOGIN") {
                 return Err(err("mechanisms", format!("{m:?}: only PLAIN and LOGIN are supported")));
             }
+        }
+        if let Some(r) = &self.delivery.relayhost
+            && crate::remote::NextHop::parse(r).is_none()
+        {
+            return Err(err("relayhost", format!("{r:?} is not like [host]:port")));
+        }
+        for (d, r) in &self.delivery.routes {
+            if crate::remote::NextHop::parse(r).is_none() {
+                return Err(err(d, format!("{r:?} is not like [host]:port")));
+            }
+        }
+        if let Some(r) = &self.delivery.resolver
+            && r.parse::<relais_dns::Nameserver>().is_err()
+        {
+            return Err(err("resolver", format!("{r:?} is not like IP or IP:PORT")));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(err("cert", "`cert` and `key` go together".into()));

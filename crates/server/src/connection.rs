@@ -373,9 +373,14 @@ async fn store(ctx: &Context, t: Transaction, envelope: Envelope, client: &str) 
         (Some(e), _) => Some(e),
         (None, None) => Some(SpoolError::Corrupt("no content started".into())),
         (None, Some(incoming)) => {
+            let state = crate::envelope::QueueState {
+                recipients: vec![None; envelope.recipients.len()],
+                ..Default::default()
+            };
             let record = SpooledEnvelope {
                 client: client.to_string(),
                 envelope,
+                state,
             }
             .encode();
             incoming.commit(record).await.err()

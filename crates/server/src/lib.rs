@@ -5,21 +5,26 @@
 //!   gracefully;
 //! - [`policy`]: who may send to whom;
 //! - [`envelope`]: how an envelope is kept in the spool;
-//! - [`delivery`] and [`maildir`]: local delivery;
+//! - [`queue`], [`remote`], [`maildir`], [`dsn`]: the queue manager, remote and local
+//!   delivery, delivery status notifications;
 //! - [`headers`]: `Received`, `Return-Path`, `Delivered-To`;
 //! - [`tls`], [`auth`], [`limits`]: STARTTLS and implicit TLS, SMTP AUTH users, per-client
 //!   limits and relay networks.
 
+pub mod agents;
+pub mod aliases;
 pub mod auth;
 pub mod config;
 pub mod connection;
-pub mod delivery;
+pub mod dsn;
 pub mod envelope;
 pub mod headers;
 pub mod limits;
 pub mod maildir;
 pub mod outcome;
 pub mod policy;
+pub mod queue;
+pub mod remote;
 pub mod tls;
 
 use std::future::Future;
@@ -37,7 +42,7 @@ use tracing::{error, info, warn};
 
 pub use config::Config;
 use config::Role;
-use delivery::{Delivery, DeliveryQueue};
+use queue::{QueueHandle, QueueManager};
 use maildir::MaildirStore;
 use policy::Policy;
 
@@ -60,7 +65,7 @@ pub struct Context {
     /// The spool.
     pub spool: Spool,
     /// Where committed messages go to be delivered.
-    pub delivery: DeliveryQueue,
+    pub delivery: QueueHandle,
 }
 
 impl Context {
@@ -73,6 +78,46 @@ impl Context {
         }]
         .clone()
     }
+}
+
+/// The queue manager's settings.
+fn queue_settings(config: &Config) -> Result<queue::QueueSettings, ServerError> {
+    let d = &config.delivery;
+    let nameserver = match &d.resolver {
+        Some(r) => r
+            .parse::<relais_dns::Nameserver>()
+            .map_err(|e| ServerError::Config(e.to_string()))?,
+        None => relais_dns::Nameserver::System,
+    };
+    let resolver = relais_dns::Resolver::new(&relais_dns::ResolverOptions {
+        nameserver,
+        ..Default::default()
+    })
+    .map_err(|e| ServerError::Config(format!("DNS resolver: {e}")))?;
+    let mut client = relais_client::ClientConfig::default();
+    client.connect_timeout = d.connect_timeout;
+    let routes = d
+        .routes
+        .iter()
+        .filter_map(|(dom, hop)| Some((dom.to_ascii_lowercase(), remote::NextHop::parse(hop)?)))
+        .collect();
+    Ok(queue::QueueSettings {
+        hostname: config.hostname.clone(),
+        retry: queue::Retry {
+            first: d.first_retry,
+            max: d.max_retry,
+            lifetime: d.lifetime,
+            delay_warning: (!d.delay_warning.is_zero()).then_some(d.delay_warning),
+        },
+        remote_concurrency: d.remote_concurrency,
+        remote: remote::RemoteSettings {
+            hostname: config.hostname.clone(),
+            routes,
+            relayhost: d.relayhost.as_deref().and_then(remote::NextHop::parse),
+            resolver,
+            client,
+        },
+    })
 }
 
 /// The protocol settings for one listener role.
@@ -144,24 +189,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let policy = Policy::new(&config);
     let store = MaildirStore::open(&config.mail_dir(), &config.hostname)?;
 
-    let (delivery, queue) = if config.delivery.paused {
-        warn!("delivery is paused: accepted mail stays in the spool");
-        (None, DeliveryQueue::paused())
-    } else {
-        let d = Delivery::start(spool.clone(), store, policy.clone())?;
-        let q = d.queue();
-        (Some(d), q)
-    };
     let pending = spool.pending();
     if !pending.is_empty() {
-        info!(
-            "{} message(s) in the spool from before: delivering",
-            pending.len()
-        );
-        for id in pending {
-            queue.push(id);
-        }
+        info!("{} message(s) in the spool from before", pending.len());
     }
+    let (delivery, queue) = if config.delivery.paused {
+        warn!("delivery is paused: accepted mail stays in the spool");
+        (None, QueueHandle::paused())
+    } else {
+        let m = QueueManager::start(spool.clone(), store, policy.clone(), queue_settings(&config)?, pending)?;
+        let q = m.handle();
+        (Some(m), q)
+    };
 
     let tls = if config.tls.enabled {
         Some(tls::acceptor(&config)?)

@@ -105,6 +105,40 @@ impl MaildirStore {
         }
     }
 
+    /// Writes `head` then `body` to `tmp/<base>.<host>` in the mailbox: a name made from the
+    /// queue id and recipient, so that a delivery repeated after a crash can be recognised
+    /// ([`MaildirStore::already_delivered`]).
+    pub fn write_named(&self, mailbox: &str, base: &str, head: &[u8], body: &[u8]) -> io::Result<Pending> {
+        let dir = self.ensure(mailbox)?;
+        let name = format!("{base}.{}", self.host);
+        let tmp = dir.join("tmp").join(&name);
+        let mut f = File::options().write(true).create(true).truncate(true).open(&tmp)?;
+        let written = f.write_all(head).and_then(|()| f.write_all(body));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let size = head.len() + body.len();
+        Ok(Pending {
+            new: dir.join("new").join(format!("{name},S={size}")),
+            tmp,
+        })
+    }
+
+    /// True if a file whose name starts with `base` is in the mailbox's `new/` or `cur/`
+    /// (a reader moves files to `cur/` and appends flags, never changing the start).
+    pub fn already_delivered(&self, mailbox: &str, base: &str) -> bool {
+        let dir = self.path_of(mailbox);
+        let prefix = format!("{base}.");
+        ["new", "cur"].iter().any(|sub| {
+            fs::read_dir(dir.join(sub)).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            })
+        })
+    }
+
     /// Makes a batch durable and visible: flush, rename into `new/`, flush the renames.
     pub fn commit(&self, batch: &[Pending]) -> io::Result<()> {
         if batch.is_empty() {

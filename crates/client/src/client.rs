@@ -1,0 +1,791 @@
+//! [`SmtpClient`]: one SMTP session over TCP (and TLS), step by step, with a transcript.
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use relais_proto::{
+    Command, DotStuffer, EhloResponse, MailParams, Mailbox, RcptParams, Reply, ReplyParser,
+    ReversePath,
+};
+use tokio::net::TcpStream;
+
+use crate::config::ClientConfig;
+use crate::error::{ClientError, Stage};
+use crate::stream::Stream;
+use crate::tls::{self, TlsInfo, TlsSetup};
+use crate::transcript::{Direction, Transcript};
+
+/// How long one step took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// The step.
+    pub stage: Stage,
+    /// From the moment the step started (command written, connection attempted) to its answer.
+    pub took: Duration,
+}
+
+/// Size of the socket read buffer.
+const READ_BUF: usize = 16 * 1024;
+/// Message content is written in pieces of this size, each under the data-block timeout.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// How long a polite close (TLS close_notify, TCP FIN) may take.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One SMTP session.
+///
+/// Create it with [`SmtpClient::new`] (or [`SmtpClient::with_transcript`] to watch the dialogue
+/// live), then [`connect`](SmtpClient::connect) or [`connect_tls`](SmtpClient::connect_tls). The
+/// same client may connect again (to the next MX host, say) after a failure or a QUIT; the
+/// transcript and timings go on.
+///
+/// Step methods (`ehlo`, `starttls`, `auth_*`, `mail`, `rcpt`, `data`, `bdat`) return
+/// [`ClientError::UnexpectedReply`] when the server refuses the step; the connection is still
+/// usable then ([`ClientError::connection_usable`]). [`command`](SmtpClient::command) and
+/// [`pipeline`](SmtpClient::pipeline) return whatever reply came.
+#[derive(Debug)]
+pub struct SmtpClient {
+    /// Timeouts and TLS policy.
+    cfg: ClientConfig,
+    /// The transport.
+    stream: Stream,
+    /// Turns received bytes into replies; kept across reads so no partial reply is lost.
+    parser: ReplyParser,
+    /// Scratch space for socket reads.
+    buf: Box<[u8]>,
+    /// Everything said so far.
+    transcript: Transcript,
+    /// How long each step took, in order.
+    timings: Vec<Timing>,
+    /// The server we are connected to.
+    peer: Option<SocketAddr>,
+    /// The last EHLO answer; forgotten after STARTTLS, as RFC 3207 requires.
+    ehlo: Option<EhloResponse>,
+    /// What the TLS handshake gave, once there was one.
+    tls: Option<TlsInfo>,
+    /// The rustls setup, built on first use.
+    tls_setup: Option<TlsSetup>,
+}
+
+/// Looks up the addresses of `host` (a name or an IP literal, brackets allowed) with the system
+/// resolver. A name with no address is [`ClientError::Resolve`]: "host not found".
+pub async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ClientError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let fail = |reason: String| ClientError::Resolve {
+        host: host.to_string(),
+        reason,
+    };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(fail("no address".into()));
+    }
+    Ok(addrs)
+}
+
+impl SmtpClient {
+    /// A client that is not connected yet; its transcript clock starts now.
+    pub fn new(cfg: ClientConfig) -> SmtpClient {
+        SmtpClient::with_transcript(cfg, Transcript::new())
+    }
+
+    /// A client recording into `transcript` (one made with [`Transcript::with_sink`] shows the
+    /// dialogue as it happens).
+    pub fn with_transcript(cfg: ClientConfig, transcript: Transcript) -> SmtpClient {
+        SmtpClient {
+            cfg,
+            stream: Stream::None,
+            parser: ReplyParser::new(),
+            buf: vec![0; READ_BUF].into_boxed_slice(),
+            transcript,
+            timings: Vec::new(),
+            peer: None,
+            ehlo: None,
+            tls: None,
+            tls_setup: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.cfg
+    }
+
+    /// Everything said so far.
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
+    }
+
+    /// Mutable access, to add notes of the caller's own.
+    pub fn transcript_mut(&mut self) -> &mut Transcript {
+        &mut self.transcript
+    }
+
+    /// The transcript, keeping nothing else.
+    pub fn into_transcript(self) -> Transcript {
+        self.transcript
+    }
+
+    /// How long each step took, in order.
+    pub fn timings(&self) -> &[Timing] {
+        &self.timings
+    }
+
+    /// The server's address, when connected.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// True while connected.
+    pub fn is_connected(&self) -> bool {
+        self.stream.is_open()
+    }
+
+    /// True under TLS.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
+    /// The last EHLO answer (none after STARTTLS until EHLO is sent again).
+    pub fn capabilities(&self) -> Option<&EhloResponse> {
+        self.ehlo.as_ref()
+    }
+
+    /// What the TLS handshake gave, if there was one.
+    pub fn tls_info(&self) -> Option<&TlsInfo> {
+        self.tls.as_ref()
+    }
+
+    // ----- connecting -----
+
+    /// Connects in clear text and reads the greeting. The greeting is returned whatever its code:
+    /// after a `554` banner the caller should still [`quit`](SmtpClient::quit).
+    pub async fn connect(&mut self, addr: SocketAddr) -> Result<Reply, ClientError> {
+        self.open(addr).await?;
+        self.banner().await
+    }
+
+    /// Connects with TLS from the first byte (port 465) and reads the greeting under TLS.
+    /// `server_name` is sent as SNI and used to check the certificate (unless the policy names
+    /// another).
+    pub async fn connect_tls(
+        &mut self,
+        addr: SocketAddr,
+        server_name: &str,
+    ) -> Result<Reply, ClientError> {
+        self.open(addr).await?;
+        self.tls_handshake(server_name).await?;
+        self.banner().await
+    }
+
+    /// Opens the TCP connection only (no greeting read): `connect` in two halves, for callers
+    /// that time or stop between them.
+    pub async fn open(&mut self, addr: SocketAddr) -> Result<(), ClientError> {
+        self.stream.shutdown().await;
+        self.parser = ReplyParser::new();
+        self.ehlo = None;
+        self.tls = None;
+        self.peer = None;
+        self.transcript.info(format!("Trying {addr}..."));
+        let started = Instant::now();
+        let limit = self.cfg.connect_timeout;
+        let tcp = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+            Err(_) => {
+                return Err(self.fail(ClientError::TimedOut {
+                    stage: Stage::Connect,
+                    after: limit,
+                }));
+            }
+            Ok(Err(e)) => return Err(self.fail(connect_error(addr, e))),
+            Ok(Ok(tcp)) => tcp,
+        };
+        // Commands are small and each waits for its reply: do not let Nagle hold them back.
+        let _ = tcp.set_nodelay(true);
+        let took = started.elapsed();
+        self.timings.push(Timing {
+            stage: Stage::Connect,
+            took,
+        });
+        self.transcript.info(format!(
+            "Connected to {addr} in {:.3}s.",
+            took.as_secs_f64()
+        ));
+        self.stream = Stream::Plain(tcp);
+        self.peer = Some(addr);
+        Ok(())
+    }
+
+    /// Reads the greeting after [`open`](SmtpClient::open).
+    pub async fn banner(&mut self) -> Result<Reply, ClientError> {
+        let started = Instant::now();
+        let reply = self.read_reply(Stage::Banner).await?;
+        self.timings.push(Timing {
+            stage: Stage::Banner,
+            took: started.elapsed(),
+        });
+        Ok(reply)
+    }
+
+    /// Drops the connection without QUIT (what `--quit-after connect` does).
+    pub async fn close(&mut self) {
+        if self.stream.is_open() {
+            let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, self.stream.shutdown()).await;
+            self.stream = Stream::None;
+            self.transcript.info("Connection closed.");
+        }
+    }
+
+    // ----- the raw layer -----
+
+    /// Writes one command line (CRLF added) and records it. The reply is not read.
+    pub async fn send_line(&mut self, line: &str) -> Result<(), ClientError> {
+        let stage = Stage::of_line(line);
+        self.record_sent(line);
+        let mut wire = Vec::with_capacity(line.len() + 2);
+        wire.extend_from_slice(line.as_bytes());
+        wire.extend_from_slice(b"\r\n");
+        self.write(stage, &wire).await
+    }
+
+    /// Reads the next reply, waiting at most the timeout that `stage` has.
+    pub async fn read_reply(&mut self, stage: Stage) -> Result<Reply, ClientError> {
+        let limit = self.cfg.timeout_for(stage);
+        match tokio::time::timeout(limit, self.next_reply(stage)).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => Err(self.fail(e)),
+            Err(_) => Err(self.fail(ClientError::TimedOut {
+                stage,
+                after: limit,
+            })),
+        }
+    }
+
+    /// Waits for the next reply with no time limit, for interactive use. Cancel-safe: dropping
+    /// the future loses no byte, so it can sit in a `select!` with the user's input. A line
+    /// that is not SMTP is returned as [`ClientError::Protocol`] and skipped; the next call
+    /// goes on after it.
+    pub async fn receive(&mut self) -> Result<Reply, ClientError> {
+        match self.next_reply(Stage::Command).await {
+            Ok(reply) => Ok(reply),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Sends one command and reads its reply, whatever the code. `cmd` is a [`Command`] or a
+    /// raw line.
+    pub async fn command(&mut self, cmd: impl fmt::Display) -> Result<Reply, ClientError> {
+        let line = cmd.to_string();
+        let stage = Stage::of_line(&line);
+        let started = Instant::now();
+        self.send_line(&line).await?;
+        let reply = self.read_reply(stage).await?;
+        self.timings.push(Timing {
+            stage,
+            took: started.elapsed(),
+        });
+        Ok(reply)
+    }
+
+    /// Sends a group of commands in one write and reads one reply per command (RFC 2920). Only
+    /// for servers that advertise PIPELINING; the group should end with DATA, QUIT or a command
+    /// that changes nothing (RFC 2920 §3.1).
+    pub async fn pipeline(&mut self, cmds: &[String]) -> Result<Vec<Reply>, ClientError> {
+        let started = Instant::now();
+        let mut wire = Vec::new();
+        for line in cmds {
+            self.record_sent(line);
+            wire.extend_from_slice(line.as_bytes());
+            wire.extend_from_slice(b"\r\n");
+        }
+        let first = cmds
+            .first()
+            .map(|l| Stage::of_line(l))
+            .unwrap_or(Stage::Command);
+        self.write(first, &wire).await?;
+        let mut replies = Vec::with_capacity(cmds.len());
+        for line in cmds {
+            let stage = Stage::of_line(line);
+            replies.push(self.read_reply(stage).await?);
+            self.timings.push(Timing {
+                stage,
+                took: started.elapsed(),
+            });
+        }
+        Ok(replies)
+    }
+
+    // ----- the steps -----
+
+    /// `EHLO name`; the answer is kept ([`capabilities`](SmtpClient::capabilities)).
+    pub async fn ehlo(&mut self, name: &str) -> Result<EhloResponse, ClientError> {
+        let reply = self.command(Command::Ehlo(name.to_string())).await?;
+        match EhloResponse::parse(&reply) {
+            Some(e) => {
+                self.ehlo = Some(e.clone());
+                Ok(e)
+            }
+            None => Err(ClientError::UnexpectedReply {
+                stage: Stage::Ehlo,
+                reply,
+            }),
+        }
+    }
+
+    /// `HELO name`.
+    pub async fn helo(&mut self, name: &str) -> Result<Reply, ClientError> {
+        let reply = self.command(Command::Helo(name.to_string())).await?;
+        expect(Stage::Helo, reply, Reply::is_positive)
+    }
+
+    /// EHLO, and HELO when the server refuses EHLO with a 5xx (an old server). After HELO the
+    /// answer has no capabilities.
+    pub async fn ehlo_or_helo(&mut self, name: &str) -> Result<EhloResponse, ClientError> {
+        match self.ehlo(name).await {
+            Err(ClientError::UnexpectedReply { reply, .. }) if reply.is_permanent() => {
+                self.transcript
+                    .info(format!("EHLO refused ({}); trying HELO", reply.code));
+                let reply = self.helo(name).await?;
+                let first = reply.lines.first().cloned().unwrap_or_default();
+                let (domain, text) = match first.split_once(' ') {
+                    Some((d, t)) => (d.to_string(), t.to_string()),
+                    None => (first, String::new()),
+                };
+                let e = EhloResponse {
+                    domain,
+                    text,
+                    capabilities: Vec::new(),
+                };
+                self.ehlo = Some(e.clone());
+                Ok(e)
+            }
+            other => other,
+        }
+    }
+
+    /// STARTTLS, then the TLS handshake. Bytes the server sent in clear after its `220` are
+    /// thrown away (and noted as an error: a server must not do that). Send EHLO again after it.
+    pub async fn starttls(&mut self, server_name: &str) -> Result<TlsInfo, ClientError> {
+        if self.stream.is_tls() {
+            return Err(self.fail(ClientError::Tls {
+                stage: Stage::StartTls,
+                message: "already under TLS".into(),
+            }));
+        }
+        let reply = self.command(Command::StartTls).await?;
+        expect(Stage::StartTls, reply, |r| r.code == 220)?;
+        let extra = self.parser.discard_buffered();
+        if !extra.is_empty() {
+            self.transcript.error(format!(
+                "the server sent {} bytes in clear after its 220 to STARTTLS; discarded",
+                extra.len()
+            ));
+        }
+        self.tls_handshake(server_name).await
+    }
+
+    /// `AUTH PLAIN` with the credentials as initial response (RFC 4954, RFC 4616). The
+    /// transcript shows them base64-encoded, as swaks does.
+    pub async fn auth_plain(&mut self, user: &str, password: &str) -> Result<Reply, ClientError> {
+        let token = sasl_plain(user, password);
+        let mut reply = self.command(format!("AUTH PLAIN {token}")).await?;
+        if reply.code == 334 {
+            // A server that wants the response after an empty challenge.
+            reply = self.sasl_response(&token).await?;
+        }
+        expect(Stage::Auth, reply, |r| r.code == 235)
+    }
+
+    /// `AUTH LOGIN`: user name and password each sent base64-encoded after a `334`.
+    pub async fn auth_login(&mut self, user: &str, password: &str) -> Result<Reply, ClientError> {
+        let reply = self.command("AUTH LOGIN").await?;
+        expect(Stage::Auth, reply, |r| r.code == 334)?;
+        let reply = self.sasl_response(&B64.encode(user)).await?;
+        expect(Stage::Auth, reply, |r| r.code == 334)?;
+        let reply = self.sasl_response(&B64.encode(password)).await?;
+        expect(Stage::Auth, reply, |r| r.code == 235)
+    }
+
+    /// Sends one SASL response line and reads the next reply.
+    pub async fn sasl_response(&mut self, response: &str) -> Result<Reply, ClientError> {
+        let started = Instant::now();
+        self.record_sent(response);
+        self.write(Stage::Auth, format!("{response}\r\n").as_bytes())
+            .await?;
+        let reply = self.read_reply(Stage::Auth).await?;
+        self.timings.push(Timing {
+            stage: Stage::Auth,
+            took: started.elapsed(),
+        });
+        Ok(reply)
+    }
+
+    /// `MAIL FROM:<from> params`.
+    pub async fn mail(
+        &mut self,
+        from: &ReversePath,
+        params: &MailParams,
+    ) -> Result<Reply, ClientError> {
+        let reply = self
+            .command(Command::Mail {
+                from: from.clone(),
+                params: params.clone(),
+            })
+            .await?;
+        expect(Stage::Mail, reply, Reply::is_positive)
+    }
+
+    /// `RCPT TO:<to> params`.
+    pub async fn rcpt(&mut self, to: &Mailbox, params: &RcptParams) -> Result<Reply, ClientError> {
+        let reply = self
+            .command(Command::Rcpt {
+                to: to.clone(),
+                params: params.clone(),
+            })
+            .await?;
+        expect(Stage::Rcpt, reply, Reply::is_positive)
+    }
+
+    /// `DATA`, then the content, dot-stuffed and ended with `.` (bare LF and CR become CRLF).
+    /// Returns the server's answer to the message.
+    pub async fn data(&mut self, content: &[u8]) -> Result<Reply, ClientError> {
+        let reply = self.command(Command::Data).await?;
+        expect(Stage::Data, reply, |r| r.code == 354)?;
+        self.data_content(content).await
+    }
+
+    /// The second half of [`data`](SmtpClient::data), for callers that sent DATA themselves
+    /// (in a pipelined group) and got `354`.
+    pub async fn data_content(&mut self, content: &[u8]) -> Result<Reply, ClientError> {
+        let started = Instant::now();
+        let mut budget = self.cfg.transcript_data_lines;
+        let skipped = self.record_content(content, true, &mut budget);
+        self.note_skipped(skipped);
+        self.record_sent(".");
+        let mut stuffer = DotStuffer::new();
+        let mut out = Vec::with_capacity(WRITE_CHUNK + WRITE_CHUNK / 32);
+        let mut pieces = content.chunks(WRITE_CHUNK).peekable();
+        while let Some(piece) = pieces.next() {
+            out.clear();
+            stuffer.encode(piece, &mut out);
+            if pieces.peek().is_some() {
+                self.write_content(&out).await?;
+            }
+        }
+        stuffer.finish(&mut out);
+        self.write_content(&out).await?;
+        let reply = self.read_reply(Stage::Message).await?;
+        self.timings.push(Timing {
+            stage: Stage::Message,
+            took: started.elapsed(),
+        });
+        expect(Stage::Message, reply, Reply::is_positive)
+    }
+
+    /// The content in `BDAT` chunks of at most `chunk` octets, the last one marked `LAST`
+    /// (RFC 3030). No dot-stuffing: the content goes as is. Returns the answer to the last
+    /// chunk.
+    pub async fn bdat(&mut self, content: &[u8], chunk: usize) -> Result<Reply, ClientError> {
+        let chunk = chunk.max(1);
+        let mut pieces: Vec<&[u8]> = content.chunks(chunk).collect();
+        if pieces.is_empty() {
+            pieces.push(&[]);
+        }
+        let count = pieces.len();
+        let mut last_reply = None;
+        let mut budget = self.cfg.transcript_data_lines;
+        let mut skipped = 0;
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let last = i + 1 == count;
+            let stage = if last { Stage::Message } else { Stage::Bdat };
+            let started = Instant::now();
+            let line = Command::Bdat {
+                size: piece.len() as u64,
+                last,
+            }
+            .to_string();
+            self.record_sent(&line);
+            skipped += self.record_content(piece, false, &mut budget);
+            if last {
+                self.note_skipped(skipped);
+            }
+            let mut wire = Vec::with_capacity(line.len() + 2 + piece.len());
+            wire.extend_from_slice(line.as_bytes());
+            wire.extend_from_slice(b"\r\n");
+            wire.extend_from_slice(piece);
+            self.write(Stage::Bdat, &wire).await?;
+            let reply = self.read_reply(stage).await?;
+            self.timings.push(Timing {
+                stage,
+                took: started.elapsed(),
+            });
+            last_reply = Some(expect(stage, reply, Reply::is_positive)?);
+        }
+        last_reply.ok_or(ClientError::Closed {
+            stage: Stage::Message,
+        })
+    }
+
+    /// `QUIT`, its reply, and the connection closed. A server that closes without answering
+    /// counts as a clean end (`Ok(None)`).
+    pub async fn quit(&mut self) -> Result<Option<Reply>, ClientError> {
+        let result = match self.command(Command::Quit).await {
+            Ok(reply) => Ok(Some(reply)),
+            Err(ClientError::Closed { .. }) => Ok(None),
+            Err(e) => Err(e),
+        };
+        self.close().await;
+        result
+    }
+
+    // ----- internals -----
+
+    /// Records an error in the transcript and hands it back.
+    fn fail(&mut self, e: ClientError) -> ClientError {
+        self.transcript.error(e.to_string());
+        e
+    }
+
+    fn record_sent(&mut self, line: &str) {
+        let tls = self.stream.is_tls();
+        self.transcript.record(Direction::Sent, tls, line);
+    }
+
+    /// Records message content line by line while `budget` lasts; returns how many lines were
+    /// left out.
+    fn record_content(&mut self, content: &[u8], stuffed: bool, budget: &mut usize) -> usize {
+        let tls = self.stream.is_tls();
+        let body = content.strip_suffix(b"\n").unwrap_or(content);
+        if body.is_empty() {
+            return 0;
+        }
+        let mut skipped = 0;
+        for line in body.split(|&b| b == b'\n') {
+            if *budget == 0 {
+                skipped += 1;
+                continue;
+            }
+            *budget -= 1;
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let mut text = String::from_utf8_lossy(line).into_owned();
+            if stuffed && text.starts_with('.') {
+                text.insert(0, '.');
+            }
+            self.transcript.record(Direction::Sent, tls, text);
+        }
+        skipped
+    }
+
+    /// Notes content lines left out of the transcript.
+    fn note_skipped(&mut self, skipped: usize) {
+        if skipped > 0 {
+            self.transcript
+                .info(format!("({skipped} more lines of content not shown)"));
+        }
+    }
+
+    /// Writes bytes under the timeout of `stage`.
+    async fn write(&mut self, stage: Stage, bytes: &[u8]) -> Result<(), ClientError> {
+        let limit = self.cfg.timeout_for(stage);
+        let result = tokio::time::timeout(limit, self.stream.write_all(bytes)).await;
+        self.settle(stage, limit, result)
+    }
+
+    async fn write_content(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        let limit = self.cfg.data_block_timeout;
+        let result = tokio::time::timeout(limit, self.stream.write_all(bytes)).await;
+        self.settle(Stage::Message, limit, result)
+    }
+
+    fn settle(
+        &mut self,
+        stage: Stage,
+        limit: Duration,
+        result: Result<std::io::Result<()>, tokio::time::error::Elapsed>,
+    ) -> Result<(), ClientError> {
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.fail(ClientError::from_io(stage, e))),
+            Err(_) => Err(self.fail(ClientError::TimedOut {
+                stage,
+                after: limit,
+            })),
+        }
+    }
+
+    /// The next reply, reading as needed. Records each reply line.
+    async fn next_reply(&mut self, stage: Stage) -> Result<Reply, ClientError> {
+        loop {
+            match self.parser.next_reply() {
+                Ok(Some(reply)) => {
+                    let tls = self.stream.is_tls();
+                    let wire = reply.to_bytes();
+                    for line in String::from_utf8_lossy(&wire).split_terminator("\r\n") {
+                        self.transcript.record(Direction::Received, tls, line);
+                    }
+                    return Ok(reply);
+                }
+                Ok(None) => {}
+                Err(error) => return Err(ClientError::Protocol { stage, error }),
+            }
+            let n = self
+                .stream
+                .read(&mut self.buf)
+                .await
+                .map_err(|e| ClientError::from_io(stage, e))?;
+            if n == 0 {
+                return Err(ClientError::Closed { stage });
+            }
+            self.parser.push(&self.buf[..n]);
+        }
+    }
+
+    /// Runs the TLS handshake on the open clear-text connection: what
+    /// [`connect_tls`](SmtpClient::connect_tls) does after [`open`](SmtpClient::open), for
+    /// callers that time or stop between the steps. After STARTTLS use
+    /// [`starttls`](SmtpClient::starttls) instead.
+    pub async fn tls_handshake(&mut self, server_name: &str) -> Result<TlsInfo, ClientError> {
+        let stage = Stage::TlsHandshake;
+        let tls_err = |message: String| ClientError::Tls { stage, message };
+        if self.tls_setup.is_none() {
+            match TlsSetup::new(&self.cfg.tls) {
+                Ok(s) => self.tls_setup = Some(s),
+                Err(m) => return Err(self.fail(tls_err(m))),
+            }
+        }
+        let name_text = self
+            .cfg
+            .tls
+            .server_name
+            .clone()
+            .unwrap_or_else(|| server_name.to_string());
+        let name = match tls::server_name(&name_text) {
+            Ok(n) => n,
+            Err(m) => return Err(self.fail(tls_err(m))),
+        };
+        let tcp = match std::mem::take(&mut self.stream) {
+            Stream::Plain(tcp) => tcp,
+            other => {
+                self.stream = other;
+                return Err(self.fail(tls_err("no clear-text connection to secure".into())));
+            }
+        };
+        let Some(setup) = self.tls_setup.as_ref() else {
+            return Err(self.fail(tls_err("TLS is not set up".into())));
+        };
+        let started = Instant::now();
+        let limit = self.cfg.connect_timeout;
+        let connecting = setup.connector.connect(name.clone(), tcp);
+        let tls_stream = match with_timeout(limit, connecting).await {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                let e = match ClientError::from_io(stage, e) {
+                    ClientError::Closed { .. } | ClientError::Reset { .. } => {
+                        tls_err("the server closed the connection during the handshake".into())
+                    }
+                    e => e,
+                };
+                self.peer = None;
+                return Err(self.fail(e));
+            }
+            None => {
+                self.peer = None;
+                return Err(self.fail(ClientError::TimedOut {
+                    stage,
+                    after: limit,
+                }));
+            }
+        };
+        let info = tls::info(setup, tls_stream.get_ref().1, &name);
+        self.timings.push(Timing {
+            stage,
+            took: started.elapsed(),
+        });
+        self.stream = Stream::Tls(Box::new(tls_stream));
+        self.ehlo = None;
+        self.transcript.info(format!(
+            "TLS started with {} {} ({} certificate{} from the server)",
+            info.version,
+            info.cipher,
+            info.peer_certificates.len(),
+            if info.peer_certificates.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+        ));
+        match &info.verification {
+            tls::CertVerification::Verified => self
+                .transcript
+                .info(format!("Certificate verified for {}", info.server_name)),
+            tls::CertVerification::Failed(why) => self.transcript.info(format!(
+                "Certificate NOT verified for {}: {why}",
+                info.server_name
+            )),
+        }
+        self.tls = Some(info.clone());
+        Ok(info)
+    }
+}
+
+/// `Some(result)`, or `None` when `limit` passed first.
+async fn with_timeout<T>(limit: Duration, f: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(limit, f).await.ok()
+}
+
+/// `Ok(reply)` when `ok(reply)`, else the refusal as an error of `stage`.
+fn expect(stage: Stage, reply: Reply, ok: impl Fn(&Reply) -> bool) -> Result<Reply, ClientError> {
+    if ok(&reply) {
+        Ok(reply)
+    } else {
+        Err(ClientError::UnexpectedReply { stage, reply })
+    }
+}
+
+/// Classifies a failed TCP connect.
+fn connect_error(addr: SocketAddr, e: std::io::Error) -> ClientError {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => ClientError::Refused { addr },
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => ClientError::Unreachable {
+            addr,
+            reason: e.to_string(),
+        },
+        _ => ClientError::from_io(Stage::Connect, e),
+    }
+}
+
+/// The SASL PLAIN response for `user` and `password`, base64 (RFC 4616: empty authzid, NUL,
+/// authcid, NUL, password).
+pub fn sasl_plain(user: &str, password: &str) -> String {
+    B64.encode(format!("\0{user}\0{password}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sasl_plain_matches_rfc_4616() {
+        // RFC 4616 §4 example without authzid: "\0tim\0tanstaaftanstaaf".
+        assert_eq!(
+            sasl_plain("tim", "tanstaaftanstaaf"),
+            "AHRpbQB0YW5zdGFhZnRhbnN0YWFm"
+        );
+    }
+
+    #[tokio::test]
+    async fn ip_literals_resolve_without_a_lookup() {
+        let a = resolve("[::1]", 25).await.unwrap();
+        assert_eq!(a, vec!["[::1]:25".parse().unwrap()]);
+        let a = resolve("127.0.0.1", 587).await.unwrap();
+        assert_eq!(a, vec!["127.0.0.1:587".parse().unwrap()]);
+    }
+}

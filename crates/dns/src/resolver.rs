@@ -1,0 +1,675 @@
+//! The resolver wrapper: where queries go, and what an answer (or its absence) means.
+//!
+//! hickory's errors mix "the name does not exist" with "the network is down"; mail needs them
+//! apart, so every query ends as an [`Outcome`]: records found, NODATA, NXDOMAIN, or a
+//! [`Failure`] of the DNS itself. Names are always queried fully qualified (no search domains)
+//! and the hosts file is never consulted: an answer always comes from the nameserver.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
+use mail_auth::MessageAuthenticator;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+
+use crate::direct;
+
+/// The environment variable the CLI reads when `--resolver` is not given.
+pub const RESOLVER_ENV: &str = "RELAIS_RESOLVER";
+
+/// The DNS port used when a nameserver is given without one.
+const DEFAULT_PORT: u16 = 53;
+
+/// Where queries are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Nameserver {
+    /// The nameservers of the system's `/etc/resolv.conf`.
+    #[default]
+    System,
+    /// One nameserver, over UDP with TCP for truncated answers. Tests and air-gapped users
+    /// point this at their own server, on any port.
+    At(SocketAddr),
+}
+
+/// A `--resolver` value that is no `IP`, `IP:PORT`, `[IPv6]:PORT` nor `system`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a nameserver address: expected IP, IP:PORT, [IPv6]:PORT or \"system\"")]
+pub struct NameserverError(pub String);
+
+impl FromStr for Nameserver {
+    type Err = NameserverError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("system") {
+            return Ok(Nameserver::System);
+        }
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            return Ok(Nameserver::At(addr));
+        }
+        let bare = s
+            .strip_prefix('[')
+            .and_then(|v| v.strip_suffix(']'))
+            .unwrap_or(s);
+        match bare.parse::<IpAddr>() {
+            Ok(ip) => Ok(Nameserver::At(SocketAddr::new(ip, DEFAULT_PORT))),
+            Err(_) => Err(NameserverError(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Nameserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Nameserver::System => f.write_str("system (/etc/resolv.conf)"),
+            Nameserver::At(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// How the [`Resolver`] is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverOptions {
+    /// Where queries go.
+    pub nameserver: Nameserver,
+    /// How long one attempt of one query may take.
+    pub timeout: Duration,
+    /// How many times a query is sent before it is declared timed out.
+    pub attempts: usize,
+}
+
+impl Default for ResolverOptions {
+    fn default() -> Self {
+        ResolverOptions {
+            nameserver: Nameserver::System,
+            timeout: Duration::from_secs(5),
+            attempts: 2,
+        }
+    }
+}
+
+/// Why a [`Resolver`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolverError {
+    /// `/etc/resolv.conf` could not be read or parsed.
+    #[error("cannot read the system resolver configuration (/etc/resolv.conf): {0}")]
+    SystemConfig(String),
+    /// `/etc/resolv.conf` names no nameserver.
+    #[error("/etc/resolv.conf names no nameserver; give one with --resolver IP[:PORT]")]
+    NoNameserver,
+    /// hickory refused the configuration.
+    #[error("cannot set up the resolver: {0}")]
+    Setup(String),
+}
+
+/// A DNS resolver that keeps "no such name", "no such record" and "DNS failure" apart.
+///
+/// Cheap to clone (the state is shared). Lookups need a tokio runtime.
+#[derive(Clone)]
+pub struct Resolver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The resolver every lookup of this crate goes through.
+    hickory: TokioResolver,
+    /// mail-auth's SPF verifier owns its resolver; it gets the same configuration.
+    auth: MessageAuthenticator,
+    /// What the user asked for, to say where answers came from.
+    nameserver: Nameserver,
+    /// The nameservers actually used (for `System`, those of resolv.conf).
+    servers: Vec<SocketAddr>,
+    /// Per-attempt time-out, for the queries sent without hickory (see `direct`).
+    timeout: Duration,
+    /// Attempts per server, likewise.
+    attempts: usize,
+}
+
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resolver")
+            .field("nameserver", &self.inner.nameserver)
+            .field("servers", &self.inner.servers)
+            .finish()
+    }
+}
+
+impl Resolver {
+    /// Builds a resolver. Reads `/etc/resolv.conf` for [`Nameserver::System`]; sends nothing.
+    pub fn new(options: &ResolverOptions) -> Result<Resolver, ResolverError> {
+        let (config, mut opts) = match options.nameserver {
+            Nameserver::System => hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| ResolverError::SystemConfig(e.to_string()))?,
+            Nameserver::At(addr) => {
+                let mut server = NameServerConfig::udp_and_tcp(addr.ip());
+                for connection in &mut server.connections {
+                    connection.port = addr.port();
+                }
+                let config = ResolverConfig::from_parts(None, Vec::new(), vec![server]);
+                (config, ResolverOpts::default())
+            }
+        };
+        let servers: Vec<SocketAddr> = config
+            .name_servers
+            .iter()
+            .flat_map(|ns| {
+                ns.connections
+                    .iter()
+                    .map(|c| SocketAddr::new(ns.ip, c.port))
+            })
+            .fold(Vec::new(), |mut acc, addr| {
+                if !acc.contains(&addr) {
+                    acc.push(addr);
+                }
+                acc
+            });
+        if servers.is_empty() {
+            return Err(ResolverError::NoNameserver);
+        }
+        opts.timeout = options.timeout;
+        opts.attempts = options.attempts.max(1);
+        opts.use_hosts_file = ResolveHosts::Never;
+        let hickory =
+            TokioResolver::builder_with_config(config.clone(), TokioRuntimeProvider::default())
+                .with_options(opts.clone())
+                .build()
+                .map_err(|e| ResolverError::Setup(e.to_string()))?;
+        let auth = MessageAuthenticator::new(config, opts)
+            .map_err(|e| ResolverError::Setup(e.to_string()))?;
+        Ok(Resolver {
+            inner: Arc::new(Inner {
+                hickory,
+                auth,
+                nameserver: options.nameserver,
+                servers,
+                timeout: options.timeout,
+                attempts: options.attempts.max(1),
+            }),
+        })
+    }
+
+    /// Where queries go, as configured.
+    pub fn nameserver(&self) -> Nameserver {
+        self.inner.nameserver
+    }
+
+    /// The nameserver addresses in use (those of resolv.conf for [`Nameserver::System`]).
+    pub fn servers(&self) -> &[SocketAddr] {
+        &self.inner.servers
+    }
+
+    /// mail-auth's view of the same resolver, for its SPF verifier.
+    pub(crate) fn authenticator(&self) -> &MessageAuthenticator {
+        &self.inner.auth
+    }
+
+    /// MX records of `domain`, sorted by preference then name. See [`crate::mx`] for what mail
+    /// does with them (null MX, implicit MX).
+    pub async fn mx(&self, domain: &str) -> Lookup<MxRecord> {
+        let mut lookup = self
+            .query(domain, RecordType::MX, |data| match data {
+                RData::MX(mx) => Some(MxRecord {
+                    preference: mx.preference,
+                    exchange: display_name(&mx.exchange),
+                }),
+                _ => None,
+            })
+            .await;
+        if let Outcome::Found(records) = &mut lookup.outcome {
+            records.sort_by(|a, b| {
+                (a.preference, &a.exchange.to_ascii_lowercase())
+                    .cmp(&(b.preference, &b.exchange.to_ascii_lowercase()))
+            });
+        }
+        lookup
+    }
+
+    /// A records of `host`.
+    pub async fn a(&self, host: &str) -> Lookup<Ipv4Addr> {
+        self.query(host, RecordType::A, |data| match data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .await
+    }
+
+    /// AAAA records of `host`.
+    pub async fn aaaa(&self, host: &str) -> Lookup<Ipv6Addr> {
+        self.query(host, RecordType::AAAA, |data| match data {
+            RData::AAAA(aaaa) => Some(aaaa.0),
+            _ => None,
+        })
+        .await
+    }
+
+    /// A and AAAA records of `host`, queried together.
+    pub async fn addresses(&self, host: &str) -> Addresses {
+        let (a, aaaa) = tokio::join!(self.a(host), self.aaaa(host));
+        Addresses {
+            name: normalize(host),
+            a,
+            aaaa,
+        }
+    }
+
+    /// PTR records of `ip` (the name queried is its `in-addr.arpa` / `ip6.arpa` form).
+    ///
+    /// For loopback addresses the nameserver is asked directly: hickory would answer
+    /// `localhost` itself (see the `direct` module).
+    pub async fn ptr(&self, ip: IpAddr) -> Lookup<String> {
+        let ip = ip.to_canonical();
+        let pick = |data: &RData| match data {
+            RData::PTR(ptr) => Some(display_name(&ptr.0)),
+            _ => None,
+        };
+        if !ip.is_loopback() {
+            return self.query(&reverse_name(ip), RecordType::PTR, pick).await;
+        }
+        let name = reverse_name(ip);
+        let started = Instant::now();
+        let outcome = match fqdn(&name) {
+            Err(failure) => Outcome::Failed(failure),
+            Ok(fqdn) => {
+                let inner = &self.inner;
+                match direct::query(
+                    &inner.servers,
+                    fqdn,
+                    RecordType::PTR,
+                    inner.timeout,
+                    inner.attempts,
+                )
+                .await
+                {
+                    Outcome::Found(data) => {
+                        let names: Vec<String> = data.iter().filter_map(pick).collect();
+                        if names.is_empty() {
+                            Outcome::NoData
+                        } else {
+                            Outcome::Found(names)
+                        }
+                    }
+                    Outcome::NoData => Outcome::NoData,
+                    Outcome::NxDomain => Outcome::NxDomain,
+                    Outcome::Failed(failure) => Outcome::Failed(failure),
+                }
+            }
+        };
+        Lookup {
+            name,
+            record_type: "PTR",
+            outcome,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// TXT records of `name`, each record's character-strings joined without separator (as
+    /// SPF and DMARC read them). Bytes that are not UTF-8 are replaced.
+    pub async fn txt(&self, name: &str) -> Lookup<String> {
+        self.query(name, RecordType::TXT, |data| match data {
+            RData::TXT(txt) => {
+                let bytes: Vec<u8> = txt
+                    .txt_data
+                    .iter()
+                    .flat_map(|s| s.iter().copied())
+                    .collect();
+                Some(String::from_utf8_lossy(&bytes).into_owned())
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// One query, timed, with its answer classified.
+    async fn query<T>(
+        &self,
+        name: &str,
+        record_type: RecordType,
+        pick: impl Fn(&RData) -> Option<T>,
+    ) -> Lookup<T> {
+        let started = Instant::now();
+        let outcome = match fqdn(name) {
+            Err(failure) => Outcome::Failed(failure),
+            Ok(fqdn) => match self.inner.hickory.lookup(fqdn, record_type).await {
+                Ok(lookup) => {
+                    let records: Vec<T> = lookup
+                        .answers()
+                        .iter()
+                        .filter(|r| r.record_type() == record_type)
+                        .filter_map(|r| pick(&r.data))
+                        .collect();
+                    if records.is_empty() {
+                        Outcome::NoData
+                    } else {
+                        Outcome::Found(records)
+                    }
+                }
+                Err(err) => classify(err),
+            },
+        };
+        Lookup {
+            name: normalize(name),
+            record_type: type_name(record_type),
+            outcome,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// An MX record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MxRecord {
+    /// Lower is tried first.
+    pub preference: u16,
+    /// The mail host, without the trailing dot; `""` for the root (an RFC 7505 null MX).
+    pub exchange: String,
+}
+
+/// The answer to one query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup<T> {
+    /// The name queried, without the trailing dot.
+    pub name: String,
+    /// `MX`, `A`, `AAAA`, `PTR`, `TXT`, ...
+    pub record_type: &'static str,
+    /// What came back.
+    pub outcome: Outcome<T>,
+    /// How long the query took (near zero when answered from the resolver's cache).
+    pub elapsed: Duration,
+}
+
+impl<T> Lookup<T> {
+    /// The records found; empty for every other outcome.
+    pub fn records(&self) -> &[T] {
+        match &self.outcome {
+            Outcome::Found(records) => records,
+            _ => &[],
+        }
+    }
+
+    /// The DNS failure, if the query failed.
+    pub fn failure(&self) -> Option<&Failure> {
+        match &self.outcome {
+            Outcome::Failed(failure) => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// What a query found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<T> {
+    /// Records of the type asked for (never empty).
+    Found(Vec<T>),
+    /// NODATA: the name exists, with no record of that type.
+    NoData,
+    /// NXDOMAIN: the name does not exist at all.
+    NxDomain,
+    /// The DNS could not answer: retry later, conclude nothing about the name.
+    Failed(Failure),
+}
+
+impl<T> Outcome<T> {
+    /// `found`, `nodata`, `nxdomain` or `error`: the `status` of the JSON output.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Outcome::Found(_) => "found",
+            Outcome::NoData => "nodata",
+            Outcome::NxDomain => "nxdomain",
+            Outcome::Failed(_) => "error",
+        }
+    }
+}
+
+/// Why the DNS could not answer a query.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The server answered SERVFAIL (often: the domain's own nameservers are broken or
+    /// unreachable, or a DNSSEC validation failed at the resolver).
+    #[error("server failure (SERVFAIL)")]
+    ServFail,
+    /// The server answered REFUSED (it does not serve us, or not this zone).
+    #[error("query refused (REFUSED)")]
+    Refused,
+    /// Another error response code.
+    #[error("error response {0}")]
+    Rcode(String),
+    /// No answer within the time-out, after every attempt.
+    #[error("timed out")]
+    Timeout,
+    /// Sockets, connection refused, malformed answers, ...
+    #[error("network error: {0}")]
+    Network(String),
+    /// The name could not be a DNS name; nothing was sent.
+    #[error("invalid name: {0}")]
+    InvalidName(String),
+}
+
+impl Failure {
+    /// A short machine-readable kind: `servfail`, `refused`, `rcode`, `timeout`, `network`,
+    /// `invalid_name`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::ServFail => "servfail",
+            Failure::Refused => "refused",
+            Failure::Rcode(_) => "rcode",
+            Failure::Timeout => "timeout",
+            Failure::Network(_) => "network",
+            Failure::InvalidName(_) => "invalid_name",
+        }
+    }
+}
+
+impl Serialize for Failure {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Failure", 2)?;
+        s.serialize_field("kind", self.kind())?;
+        s.serialize_field("message", &self.to_string())?;
+        s.end()
+    }
+}
+
+impl<T: Serialize> Serialize for Lookup<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Lookup", 6)?;
+        s.serialize_field("name", &self.name)?;
+        s.serialize_field("type", self.record_type)?;
+        s.serialize_field("status", self.outcome.status())?;
+        s.serialize_field("records", self.records())?;
+        s.serialize_field("error", &self.failure())?;
+        s.serialize_field("elapsed_ms", &millis(self.elapsed))?;
+        s.end()
+    }
+}
+
+/// The A and AAAA answers for one host name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Addresses {
+    /// The host name, without the trailing dot.
+    pub name: String,
+    /// Its A records.
+    pub a: Lookup<Ipv4Addr>,
+    /// Its AAAA records.
+    pub aaaa: Lookup<Ipv6Addr>,
+}
+
+impl Addresses {
+    /// Every address found, IPv4 first.
+    pub fn ips(&self) -> Vec<IpAddr> {
+        let v4 = self.a.records().iter().map(|ip| IpAddr::V4(*ip));
+        let v6 = self.aaaa.records().iter().map(|ip| IpAddr::V6(*ip));
+        v4.chain(v6).collect()
+    }
+
+    /// Both answers as one: found if either has addresses; otherwise a failure of either;
+    /// otherwise NXDOMAIN if the name does not exist; otherwise NODATA.
+    pub fn outcome(&self) -> Outcome<IpAddr> {
+        let ips = self.ips();
+        if !ips.is_empty() {
+            return Outcome::Found(ips);
+        }
+        if let Some(failure) = self.a.failure().or(self.aaaa.failure()) {
+            return Outcome::Failed(failure.clone());
+        }
+        if self.a.outcome == Outcome::NxDomain || self.aaaa.outcome == Outcome::NxDomain {
+            return Outcome::NxDomain;
+        }
+        Outcome::NoData
+    }
+
+    /// How long the two queries took together (they run at the same time).
+    pub fn elapsed(&self) -> Duration {
+        self.a.elapsed.max(self.aaaa.elapsed)
+    }
+}
+
+impl Serialize for Addresses {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let outcome = self.outcome();
+        let mut s = serializer.serialize_struct("Addresses", 6)?;
+        s.serialize_field("name", &self.name)?;
+        s.serialize_field("status", outcome.status())?;
+        s.serialize_field("addresses", &self.ips())?;
+        s.serialize_field("elapsed_ms", &millis(self.elapsed()))?;
+        s.serialize_field("a", &self.a)?;
+        s.serialize_field("aaaa", &self.aaaa)?;
+        s.end()
+    }
+}
+
+/// Milliseconds with one decimal, the unit of every `elapsed_ms` field.
+pub(crate) fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// `name` as shown and compared: trimmed, without the trailing dot.
+pub(crate) fn normalize(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_string()
+}
+
+/// A name as shown: ASCII (punycode), without the trailing dot; the root is `""`.
+fn display_name(name: &Name) -> String {
+    name.to_ascii().trim_end_matches('.').to_string()
+}
+
+/// The fully qualified form of `name`, so no search domain is ever appended.
+fn fqdn(name: &str) -> Result<Name, Failure> {
+    let trimmed = name.trim().trim_end_matches('.');
+    if trimmed.is_empty() {
+        return Err(Failure::InvalidName(format!("{name:?} is empty")));
+    }
+    let mut parsed =
+        Name::from_utf8(trimmed).map_err(|e| Failure::InvalidName(format!("{name:?}: {e}")))?;
+    parsed.set_fqdn(true);
+    Ok(parsed)
+}
+
+/// The reverse-lookup name of `ip`: `4.3.2.1.in-addr.arpa` or the `ip6.arpa` nibble form.
+pub(crate) fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa")
+        }
+        IpAddr::V6(v6) => {
+            let mut name = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                name.push_str(&format!("{:x}.{:x}.", byte & 0x0f, byte >> 4));
+            }
+            name.push_str("ip6.arpa");
+            name
+        }
+    }
+}
+
+fn type_name(record_type: RecordType) -> &'static str {
+    match record_type {
+        RecordType::A => "A",
+        RecordType::AAAA => "AAAA",
+        RecordType::MX => "MX",
+        RecordType::PTR => "PTR",
+        RecordType::TXT => "TXT",
+        RecordType::CNAME => "CNAME",
+        RecordType::NS => "NS",
+        RecordType::SOA => "SOA",
+        _ => "other",
+    }
+}
+
+/// hickory's error, as what it means for the name.
+fn classify<T>(err: NetError) -> Outcome<T> {
+    match err {
+        NetError::Dns(DnsError::NoRecordsFound(no_records)) => {
+            if no_records.response_code == ResponseCode::NXDomain {
+                Outcome::NxDomain
+            } else {
+                Outcome::NoData
+            }
+        }
+        NetError::Dns(DnsError::ResponseCode(code)) => Outcome::Failed(match code {
+            ResponseCode::ServFail => Failure::ServFail,
+            ResponseCode::Refused => Failure::Refused,
+            ResponseCode::NXDomain => return Outcome::NxDomain,
+            other => Failure::Rcode(other.to_string()),
+        }),
+        NetError::Timeout => Outcome::Failed(Failure::Timeout),
+        other => Outcome::Failed(Failure::Network(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nameserver_forms() {
+        let at = |s: &str| Nameserver::At(s.parse().unwrap());
+        assert_eq!("127.0.0.1".parse(), Ok(at("127.0.0.1:53")));
+        assert_eq!("127.0.0.1:5353".parse(), Ok(at("127.0.0.1:5353")));
+        assert_eq!("::1".parse(), Ok(at("[::1]:53")));
+        assert_eq!("[::1]".parse(), Ok(at("[::1]:53")));
+        assert_eq!("[::1]:5353".parse(), Ok(at("[::1]:5353")));
+        assert_eq!(" System ".parse(), Ok(Nameserver::System));
+        assert!("dns.example".parse::<Nameserver>().is_err());
+        assert!("127.0.0.1:99999".parse::<Nameserver>().is_err());
+        assert!("".parse::<Nameserver>().is_err());
+    }
+
+    #[test]
+    fn reverse_names() {
+        assert_eq!(
+            reverse_name("192.0.2.1".parse().unwrap()),
+            "1.2.0.192.in-addr.arpa"
+        );
+        assert_eq!(
+            reverse_name("2001:db8::1".parse().unwrap()),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        );
+    }
+
+    #[test]
+    fn names_are_fully_qualified() {
+        assert_eq!(fqdn("example.test").unwrap().to_ascii(), "example.test.");
+        assert_eq!(fqdn("example.test.").unwrap().to_ascii(), "example.test.");
+        assert!(matches!(fqdn(" "), Err(Failure::InvalidName(_))));
+        assert!(matches!(
+            fqdn(&"a".repeat(64)),
+            Err(Failure::InvalidName(_))
+        ));
+    }
+
+    #[test]
+    fn millis_rounds_to_a_tenth() {
+        assert_eq!(millis(Duration::from_micros(12_345)), 12.3);
+        assert_eq!(millis(Duration::ZERO), 0.0);
+    }
+}

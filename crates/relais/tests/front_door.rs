@@ -1,0 +1,26 @@
+//! The front door (issue 5), end to end against a real `relais serve` on 127.0.0.1 with free
+//! ports: STARTTLS and implicit TLS, AUTH, listener roles, relay control, limits.
+//!
+//! - [`real_clients`]: swaks and Python's smtplib;
+//! - [`starttls`]: the STARTTLS injection (CVE-2011-0411), session reset, TLS versions,
+//!   certificates;
+//! - [`relay`]: 30+ address tricks, refused or accepted depending on who asks;
+//! - [`limits`]: every limit reached, with its code, while others are served;
+//! - [`submission`]: the submission rules, `sender_must_match`, SASL, passwords kept out of
+//!   the log.
+//!
+//! External tools: `swaks` (with Net::SSLeay for TLS) and `python3`; scripts/test.sh installs
+//! them.
+
+#[path = "front_door/limits.rs"]
+mod limits;
+#[path = "front_door/real_clients.rs"]
+mod real_clients;
+#[path = "front_door/relay.rs"]
+mod relay;
+#[path = "front_door/starttls.rs"]
+mod starttls;
+#[path = "front_door/submission.rs"]
+mod submission;
+#[path = "front_door/support.rs"]
+mod support;

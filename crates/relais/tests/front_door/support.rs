@@ -1,0 +1,858 @@
+//! Test support for the front-door tests: a real `relais serve` with any listeners (mx,
+//! submission, submissions), TLS and an AUTH user, in its own temporary directory; a small
+//! blocking SMTP client over TCP or TLS (rustls, trusting any certificate since the server's is
+//! self-signed), optionally bound to another loopback address; external clients (swaks,
+//! python3); the Maildirs.
+//!
+//! A [`Server`] is stopped with SIGTERM when dropped, and prints its log when the test is
+//! failing, so that a failure always shows what the server said.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+
+/// Our host name, in the banner and in `Received` headers.
+pub const HOSTNAME: &str = "mx.local.test";
+/// The only local domain.
+pub const LOCAL: &str = "local.test";
+/// The AUTH user every server knows.
+pub const USER: &str = "alice";
+/// Its password: distinctive, so that a log containing it is easy to spot.
+pub const PASSWORD: &str = "Corr3ct-Horse-Battery-Staple";
+/// A wrong password, just as distinctive.
+pub const BAD_PASSWORD: &str = "Wr0ng-Pony-Rechargeable-Clip";
+
+/// How long the server may take to log all its listeners.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a graceful stop may take before SIGKILL.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// No test waits longer than this for one reply.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an accepted message may take to reach its Maildir.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The argon2 hash of [`PASSWORD`], made once per test run by `relais user add`.
+fn password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relais"))
+            .args(["user", "add", USER])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn relais user add");
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .expect("write the password");
+        let out = child.wait_with_output().expect("relais user add");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "relais user add: {out:?}");
+        let line = stdout.lines().next().unwrap_or_default();
+        let hash = line
+            .strip_prefix(&format!("{USER}:"))
+            .unwrap_or_else(|| panic!("relais user add printed {stdout:?}"));
+        assert!(hash.starts_with("$argon2"), "{hash}");
+        assert!(!stdout.contains(PASSWORD), "the hash output shows the password");
+        hash.to_string()
+    })
+}
+
+/// What a test sets in the server's configuration.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    roles: Vec<&'static str>,
+    relay_networks: Vec<&'static str>,
+    tls: bool,
+    tls_files: Option<(PathBuf, PathBuf)>,
+    max_failures: u32,
+    auth: Vec<String>,
+    limits: Vec<String>,
+    addresses: Vec<&'static str>,
+    log_level: Option<&'static str>,
+}
+
+impl Setup {
+    /// A server with these listeners (in this order), TLS on (self-signed certificate), the
+    /// user alice, no relay networks, no AUTH delay and a generous AUTH failure limit.
+    pub fn new(roles: &[&'static str]) -> Setup {
+        Setup {
+            roles: roles.to_vec(),
+            relay_networks: Vec::new(),
+            tls: true,
+            tls_files: None,
+            max_failures: 100,
+            auth: Vec::new(),
+            limits: Vec::new(),
+            addresses: Vec::new(),
+            log_level: None,
+        }
+    }
+
+    /// `relay_networks`.
+    pub fn relay_networks(mut self, nets: &[&'static str]) -> Setup {
+        self.relay_networks = nets.to_vec();
+        self
+    }
+
+    /// `[tls] enabled = false`.
+    pub fn without_tls(mut self) -> Setup {
+        self.tls = false;
+        self
+    }
+
+    /// `[tls] cert` and `key`: PEM files.
+    pub fn tls_files(mut self, cert: &Path, key: &Path) -> Setup {
+        self.tls_files = Some((cert.to_path_buf(), key.to_path_buf()));
+        self
+    }
+
+    /// `[auth] max_failures`.
+    pub fn max_failures(mut self, n: u32) -> Setup {
+        self.max_failures = n;
+        self
+    }
+
+    /// One more line in `[auth]` (not `max_failures` nor `failure_delay`).
+    pub fn auth(mut self, line: &str) -> Setup {
+        self.auth.push(line.to_string());
+        self
+    }
+
+    /// One more line in `[limits]`.
+    pub fn limit(mut self, line: &str) -> Setup {
+        self.limits.push(line.to_string());
+        self
+    }
+
+    /// Extra sender addresses of alice (for `sender_must_match`).
+    pub fn alice_addresses(mut self, addrs: &[&'static str]) -> Setup {
+        self.addresses = addrs.to_vec();
+        self
+    }
+
+    /// `RELAIS_LOG` (default: the server's own, `info`).
+    pub fn log_level(mut self, level: &'static str) -> Setup {
+        self.log_level = Some(level);
+        self
+    }
+
+    /// Writes `dir/relais.toml` (data in `dir/data`) and returns its path.
+    pub fn write_config(&self, dir: &Path) -> PathBuf {
+        let config = dir.join("relais.toml");
+        fs::write(&config, self.to_toml(&dir.join("data"))).expect("write the configuration");
+        config
+    }
+
+    fn to_toml(&self, data_dir: &Path) -> String {
+        let quoted = |v: &[&str]| {
+            v.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut t = format!(
+            "hostname = {HOSTNAME:?}\ndata_dir = {:?}\nlocal_domains = [{LOCAL:?}]\n\
+             relay_networks = [{}]\n",
+            data_dir.display().to_string(),
+            quoted(&self.relay_networks),
+        );
+        for role in &self.roles {
+            t.push_str(&format!(
+                "\n[[listener]]\naddress = \"127.0.0.1:0\"\nrole = {role:?}\n"
+            ));
+        }
+        t.push_str(&format!("\n[tls]\nenabled = {}\n", self.tls));
+        if let Some((cert, key)) = &self.tls_files {
+            t.push_str(&format!(
+                "cert = {:?}\nkey = {:?}\n",
+                cert.display().to_string(),
+                key.display().to_string()
+            ));
+        }
+        t.push_str(&format!(
+            "\n[auth]\nusers = [{{ name = {USER:?}, hash = '{}', addresses = [{}] }}]\n\
+             failure_delay = 0\nmax_failures = {}\n",
+            password_hash(),
+            quoted(&self.addresses),
+            self.max_failures
+        ));
+        for l in &self.auth {
+            t.push_str(l);
+            t.push('\n');
+        }
+        t.push_str("\n[limits]\n");
+        for l in &self.limits {
+            t.push_str(l);
+            t.push('\n');
+        }
+        t
+    }
+}
+
+/// A running `relais serve`.
+pub struct Server {
+    child: Option<Child>,
+    /// Its `data_dir`.
+    pub data_dir: PathBuf,
+    /// Role and port of each listener, in the order of the configuration.
+    listeners: Vec<(String, u16)>,
+    log: Arc<Mutex<String>>,
+    log_thread: Option<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts a server and waits until every listener is logged.
+    pub fn start(setup: Setup) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("relais-front-door-")
+            .tempdir()
+            .expect("create a temporary directory");
+        let data_dir = dir.path().join("data");
+        let config = setup.write_config(dir.path());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relais"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("RELAIS_LOG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(level) = setup.log_level {
+            cmd.env("RELAIS_LOG", level);
+        }
+        let mut child = cmd.spawn().expect("spawn relais serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let thread_log = Arc::clone(&log);
+        let log_thread = thread::spawn(move || drain_log(stderr, &thread_log, tx));
+        let mut listeners = Vec::new();
+        let deadline = Instant::now() + START_TIMEOUT;
+        while listeners.len() < setup.roles.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => listeners.push(l),
+                Err(e) => {
+                    let _ = child.kill();
+                    let status = child.wait();
+                    let _ = log_thread.join();
+                    panic!(
+                        "relais did not log its {} listeners ({e}); exit: {status:?}\n\
+                         --- relais log ---\n{}",
+                        setup.roles.len(),
+                        log.lock().unwrap()
+                    );
+                }
+            }
+        }
+        Server {
+            child: Some(child),
+            data_dir,
+            listeners,
+            log,
+            log_thread: Some(log_thread),
+            _dir: dir,
+        }
+    }
+
+    /// The port of the first listener with this role.
+    pub fn port(&self, role: &str) -> u16 {
+        self.listeners
+            .iter()
+            .find(|(r, _)| r == role)
+            .map(|(_, p)| *p)
+            .unwrap_or_else(|| panic!("no {role} listener in {:?}", self.listeners))
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`; false after [`REPLY_TIMEOUT`].
+    pub fn wait_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Asserts that the log says `needle` (soon).
+    pub fn assert_logged(&self, needle: &str) {
+        assert!(
+            self.wait_log(needle),
+            "the log never said {needle:?}:\n{}",
+            self.log()
+        );
+    }
+
+    /// Stops the server (SIGTERM) and returns its whole log.
+    pub fn stop(&mut self) -> String {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on the PID of our own child, not reaped yet (so not reused).
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        thread::sleep(Duration::from_millis(20))
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(t) = self.log_thread.take() {
+            let _ = t.join();
+        }
+        self.log()
+    }
+
+    /// The messages in the Maildir of `user` (its `new/`), waiting until there are `n`.
+    pub fn wait_mail(&self, user: &str, n: usize) -> Vec<String> {
+        let dir = self.data_dir.join("mail").join(user).join("new");
+        let deadline = Instant::now() + DELIVERY_TIMEOUT;
+        loop {
+            let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            if files.len() >= n || Instant::now() > deadline {
+                files.sort();
+                let msgs: Vec<String> = files
+                    .iter()
+                    .map(|f| fs::read_to_string(f).expect("read a message"))
+                    .collect();
+                assert!(
+                    msgs.len() >= n,
+                    "{} message(s) in {}, expected {n}\n--- relais log ---\n{}",
+                    msgs.len(),
+                    dir.display(),
+                    self.log()
+                );
+                return msgs;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The number of messages in the Maildir of `user` now.
+    pub fn mail_count(&self, user: &str) -> usize {
+        let dir = self.data_dir.join("mail").join(user).join("new");
+        fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let log = self.stop();
+        if thread::panicking() {
+            eprintln!("--- relais log ---\n{log}--- end of relais log ---");
+        }
+    }
+}
+
+/// Copies the server's stderr into `log`, and sends (role, port) for each
+/// `listening on 127.0.0.1:PORT (ROLE)` line.
+fn drain_log(stderr: impl Read, log: &Mutex<String>, tx: mpsc::Sender<(String, u16)>) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        log.lock().unwrap().push_str(&line);
+        if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
+            let mut words = rest.split_whitespace();
+            let port = words.next().and_then(|p| p.parse().ok());
+            let role = words.next().map(|r| r.trim_matches(['(', ')']).to_string());
+            if let (Some(port), Some(role)) = (port, role) {
+                let _ = tx.send((role, port));
+            }
+        }
+    }
+}
+
+/// One reply: its lines as received (without CRLF).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Every line, `250-…` and the last `250 …`.
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    /// True if the last line starts with `prefix` (`"250 2.1.5"`, `"554 5.7.1"`).
+    pub fn is(&self, prefix: &str) -> bool {
+        self.lines.last().is_some_and(|l| l.starts_with(prefix))
+    }
+
+    /// True if any line contains `needle`, case-insensitively.
+    pub fn mentions(&self, needle: &str) -> bool {
+        let n = needle.to_ascii_lowercase();
+        self.lines.iter().any(|l| l.to_ascii_lowercase().contains(&n))
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.lines.join(" / "))
+    }
+}
+
+/// A certificate verifier that trusts anything (the server's certificate is self-signed) but
+/// still checks the handshake signatures.
+#[derive(Debug)]
+struct TrustAnything(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for TrustAnything {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Which TLS versions the test client offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// 1.2 and 1.3 (1.3 wins).
+    Any,
+    /// TLS 1.2 only.
+    V12,
+}
+
+fn tls_connection(versions: Tls) -> ClientConnection {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = match versions {
+        Tls::Any => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        Tls::V12 => &[&rustls::version::TLS12],
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .expect("TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(TrustAnything(provider)))
+        .with_no_client_auth();
+    let name = ServerName::try_from(HOSTNAME.to_string()).expect("server name");
+    ClientConnection::new(Arc::new(config), name).expect("TLS client")
+}
+
+/// The byte stream of a client.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Gone,
+}
+
+/// A blocking SMTP client for tests: sends lines, reads replies, can start TLS.
+pub struct Client {
+    stream: Stream,
+    /// Bytes read and not yet returned as lines.
+    buf: Vec<u8>,
+}
+
+/// Connects a TCP socket to the server's `port` on 127.0.0.1, from `from` (another loopback
+/// address) when given.
+pub fn tcp(port: u16, from: Option<Ipv4Addr>) -> io::Result<TcpStream> {
+    let server = SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = match from {
+        None => TcpStream::connect_timeout(&server, REPLY_TIMEOUT)?,
+        Some(ip) => {
+            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+            s.bind(&SocketAddr::new(IpAddr::V4(ip), 0).into())?;
+            s.connect_timeout(&server.into(), REPLY_TIMEOUT)?;
+            s.into()
+        }
+    };
+    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
+    Ok(stream)
+}
+
+impl Client {
+    /// Connects in clear text from 127.0.0.1; the greeting is not read yet.
+    pub fn connect(port: u16) -> Client {
+        Client::connect_from(port, None)
+    }
+
+    /// Connects in clear text from `from` (e.g. 127.0.0.2); the greeting is not read yet.
+    pub fn connect_from(port: u16, from: Option<Ipv4Addr>) -> Client {
+        let stream = tcp(port, from).unwrap_or_else(|e| panic!("connect to port {port}: {e}"));
+        Client::from_tcp(stream)
+    }
+
+    /// A client on a socket the test connected itself.
+    pub fn from_tcp(stream: TcpStream) -> Client {
+        Client {
+            stream: Stream::Plain(stream),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Connects with TLS from the first byte (a submissions listener); the greeting is not
+    /// read yet.
+    pub fn connect_tls(port: u16, from: Option<Ipv4Addr>) -> Client {
+        let mut c = Client::connect_from(port, from);
+        c.handshake(Tls::Any);
+        c
+    }
+
+    /// Reads the greeting and asserts it is `220`.
+    pub fn greeting(&mut self) -> Reply {
+        let r = self.reply();
+        assert!(r.is("220 "), "greeting: {r}");
+        r
+    }
+
+    /// Connects, reads the greeting and says EHLO: ready for MAIL (or STARTTLS, AUTH).
+    pub fn ready(port: u16, from: Option<Ipv4Addr>) -> Client {
+        let mut c = Client::connect_from(port, from);
+        c.greeting();
+        c.ehlo();
+        c
+    }
+
+    /// `EHLO client.test`, asserting `250`.
+    pub fn ehlo(&mut self) -> Reply {
+        let r = self.cmd("EHLO client.test");
+        assert!(r.is("250 "), "EHLO: {r}");
+        r
+    }
+
+    /// Writes bytes as they are (one write).
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        let res = match &mut self.stream {
+            Stream::Plain(s) => s.write_all(bytes).and_then(|_| s.flush()),
+            Stream::Tls(s) => s.write_all(bytes).and_then(|_| s.flush()),
+            Stream::Gone => Err(io::ErrorKind::NotConnected.into()),
+        };
+        res.unwrap_or_else(|e| panic!("write {:?}: {e}", String::from_utf8_lossy(bytes)));
+    }
+
+    /// Sends one command line (CRLF added).
+    pub fn send(&mut self, line: &str) {
+        self.write_raw(format!("{line}\r\n").as_bytes());
+    }
+
+    /// Sends a command and reads its reply.
+    pub fn cmd(&mut self, line: &str) -> Reply {
+        self.send(line);
+        self.reply()
+    }
+
+    /// Sends a command and asserts its reply starts with `prefix`.
+    pub fn expect(&mut self, line: &str, prefix: &str) -> Reply {
+        let r = self.cmd(line);
+        assert!(r.is(prefix), "{line:?}: expected {prefix:?}, got {r}");
+        r
+    }
+
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 4096];
+        let n = match &mut self.stream {
+            Stream::Plain(s) => s.read(&mut chunk),
+            Stream::Tls(s) => s.read(&mut chunk),
+            Stream::Gone => Ok(0),
+        }?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// The next line, or None at the end of the stream (or a reset).
+    pub fn line(&mut self) -> Option<String> {
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 2);
+                return Some(line);
+            }
+            match self.fill() {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) if is_closed(&e) => return None,
+                Err(e) => panic!(
+                    "reading a reply: {e} (so far: {:?})",
+                    String::from_utf8_lossy(&self.buf)
+                ),
+            }
+        }
+    }
+
+    /// The next reply, which must come.
+    pub fn reply(&mut self) -> Reply {
+        self.try_reply()
+            .unwrap_or_else(|| panic!("connection closed while waiting for a reply"))
+    }
+
+    /// The next reply, or None if the connection closes first.
+    pub fn try_reply(&mut self) -> Option<Reply> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line()?;
+            assert!(
+                line.len() >= 3 && line.as_bytes()[..3].iter().all(u8::is_ascii_digit),
+                "not a reply line: {line:?}"
+            );
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line);
+            if last {
+                return Some(Reply { lines });
+            }
+        }
+    }
+
+    /// Asserts the server closes the connection with nothing more to say.
+    pub fn expect_closed(&mut self) {
+        if let Some(l) = self.line() {
+            panic!("expected the connection to close, got {l:?}");
+        }
+    }
+
+    /// How many bytes are waiting that no command asked for (waits 300 ms for them, in clear
+    /// text only).
+    pub fn unread_bytes(&mut self) -> usize {
+        let set = |c: &Client, t: Duration| {
+            if let Stream::Plain(s) = &c.stream {
+                let _ = s.set_read_timeout(Some(t));
+            }
+        };
+        if matches!(self.stream, Stream::Plain(_)) {
+            set(self, Duration::from_millis(300));
+            let _ = self.fill();
+            set(self, REPLY_TIMEOUT);
+        }
+        self.buf.len()
+    }
+
+    /// Runs the TLS handshake on the connection as it is now (after `220 Ready to start TLS`,
+    /// or at once for implicit TLS).
+    pub fn handshake(&mut self, versions: Tls) {
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            panic!("handshake on a connection that is not plain TCP");
+        };
+        let mut tls = StreamOwned::new(tls_connection(versions), tcp);
+        while tls.conn.is_handshaking() {
+            if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
+                panic!("TLS handshake: {e}");
+            }
+        }
+        self.stream = Stream::Tls(Box::new(tls));
+    }
+
+    /// `STARTTLS` (asserting `220 2.0.0`), then the handshake, then EHLO again.
+    pub fn starttls(&mut self) {
+        self.starttls_with(Tls::Any);
+    }
+
+    /// [`Client::starttls`] offering only these TLS versions.
+    pub fn starttls_with(&mut self, versions: Tls) {
+        self.expect("STARTTLS", "220 2.0.0");
+        assert!(self.buf.is_empty(), "clear text after 220: {:?}", self.buf);
+        self.handshake(versions);
+        self.ehlo();
+    }
+
+    /// The negotiated TLS version (`TLSv1_3`), if encrypted.
+    pub fn tls_version(&self) -> Option<String> {
+        match &self.stream {
+            Stream::Tls(s) => s.conn.protocol_version().map(|v| format!("{v:?}")),
+            _ => None,
+        }
+    }
+
+    /// The DER of the certificate the server presented, if encrypted.
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        match &self.stream {
+            Stream::Tls(s) => s
+                .conn
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.as_ref().to_vec()),
+            _ => None,
+        }
+    }
+
+    /// `AUTH PLAIN` with an initial response.
+    pub fn auth_plain(&mut self, user: &str, password: &str) -> Reply {
+        self.cmd(&format!("AUTH PLAIN {}", plain_blob(user, password)))
+    }
+
+    /// `AUTH LOGIN` without initial response: user and password in answer to 334s.
+    pub fn auth_login(&mut self, user: &str, password: &str) -> Reply {
+        self.expect("AUTH LOGIN", "334 ");
+        self.expect(&b64(user), "334 ");
+        self.cmd(&b64(password))
+    }
+
+    /// MAIL, RCPT (all must be accepted), DATA with a small message: returns the final reply.
+    pub fn send_mail(&mut self, from: &str, to: &[&str], subject: &str) -> Reply {
+        self.expect(&format!("MAIL FROM:<{from}>"), "250 ");
+        for t in to {
+            self.expect(&format!("RCPT TO:<{t}>"), "250 ");
+        }
+        self.expect("DATA", "354 ");
+        self.cmd(&format!(
+            "From: <{from}>\r\nTo: <{}>\r\nSubject: {subject}\r\n\r\nfront door test\r\n.",
+            to[0]
+        ))
+    }
+
+    /// `QUIT`, expecting `221` and the close.
+    pub fn quit(&mut self) {
+        self.expect("QUIT", "221 ");
+        self.expect_closed();
+    }
+}
+
+/// True for the errors a closed peer gives.
+fn is_closed(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// Standard base64.
+pub fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// The SASL PLAIN response of `user` and `password`, in base64.
+pub fn plain_blob(user: &str, password: &str) -> String {
+    b64(&format!("\0{user}\0{password}"))
+}
+
+/// Runs an external program, with its output captured.
+pub fn run(program: &str, args: &[String]) -> Output {
+    Command::new(program)
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {program} (is it installed?): {e}"))
+}
+
+/// Runs swaks with these arguments (and `--helo client.test`).
+pub fn swaks(args: &[&str]) -> Output {
+    let mut all: Vec<String> = vec!["--helo".into(), "client.test".into()];
+    all.extend(args.iter().map(|s| s.to_string()));
+    run("swaks", &all)
+}
+
+/// Runs one of the Python scripts in `tests/front_door/py/`.
+pub fn python(script: &str, args: &[String]) -> Output {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/front_door/py")
+        .join(script);
+    let mut all = vec![path.display().to_string()];
+    all.extend(args.iter().cloned());
+    run("python3", &all)
+}
+
+/// Stdout and stderr of a finished program, for assertions and messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "exit: {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The `Received` header relais added (the first one of the message), unfolded.
+pub fn received(message: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in message.lines() {
+        if inside {
+            if line.starts_with([' ', '\t']) {
+                out.push(' ');
+                out.push_str(line.trim());
+                continue;
+            }
+            break;
+        }
+        if line.starts_with("Received:") {
+            inside = true;
+            out.push_str(line);
+        }
+    }
+    assert!(!out.is_empty(), "no Received header in:\n{message}");
+    out
+}
+
+/// The loopback address 127.0.0.N.
+pub fn lo(n: u8) -> Option<Ipv4Addr> {
+    Some(Ipv4Addr::new(127, 0, 0, n))
+}

@@ -1,0 +1,674 @@
+//! LMTP delivery (RFC 2033): hand a message to a local delivery server such as Dovecot or Cyrus,
+//! over TCP or a unix socket, and get one answer per recipient.
+//!
+//! The dialogue is SMTP's with `LHLO` for `EHLO`, except that after the final dot the server
+//! answers once for every recipient it accepted, in RCPT order. The grammar (replies, command
+//! lines, dot-stuffing) is `relais_proto`'s; this module only moves bytes.
+//!
+//! How replies become outcomes:
+//! - a refused greeting or `LHLO` is the server's problem, not the message's: every recipient is
+//!   deferred (`4.4.2`, or the server's own 4.x.x status);
+//! - `MAIL`: 4xx defers and 5xx fails every recipient; `RCPT`, `DATA` and the per-recipient
+//!   replies after the dot: 4xx defers and 5xx fails the recipients they are about, with the
+//!   server's enhanced status (or `4.0.0`/`5.0.0` when it gives none) and its text;
+//! - no connection: every recipient deferred with `4.4.1`; a connection lost, a reply that does
+//!   not come within `timeout`, or a reply that cannot be read: the recipients not yet answered
+//!   are deferred with `4.4.2` (after the dot this may mean a duplicate later: nothing in LMTP
+//!   can tell);
+//! - an address that is not valid for the wire fails before anything is sent (`5.1.3` for a
+//!   recipient, `5.1.7` for the sender), as does a UTF-8 address when the server does not
+//!   offer `SMTPUTF8` (`5.6.7`).
+//!
+//! `MAIL` and the `RCPT`s go in one write when the server offers `PIPELINING`.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use relais_proto::{
+    Command, DotStuffer, EhloResponse, MailParams, Mailbox, RcptParams, Reply, ReplyParser,
+    ReversePath,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::outcome::Outcome;
+
+/// Where the LMTP server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LmtpTarget {
+    /// A TCP address (`127.0.0.1:24`).
+    Tcp(SocketAddr),
+    /// A unix socket (`/run/dovecot/lmtp`).
+    Unix(PathBuf),
+}
+
+impl LmtpTarget {
+    /// Reads `unix:/path`, `/path` or `ip:port` (`[::1]:24`). Host names are not resolved here.
+    pub fn parse(s: &str) -> Option<LmtpTarget> {
+        let s = s.trim();
+        if let Some(path) = s.strip_prefix("unix:") {
+            return (!path.is_empty()).then(|| LmtpTarget::Unix(path.into()));
+        }
+        if s.starts_with('/') {
+            return Some(LmtpTarget::Unix(s.into()));
+        }
+        s.strip_prefix("inet:")
+            .unwrap_or(s)
+            .parse()
+            .ok()
+            .map(LmtpTarget::Tcp)
+    }
+}
+
+impl fmt::Display for LmtpTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LmtpTarget::Tcp(a) => write!(f, "{a}"),
+            LmtpTarget::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Delivers `message` to `recipients` over LMTP: one [`Outcome`] per recipient, in order.
+/// `timeout` bounds the connection and each wait for a reply or for the server to take data.
+pub async fn deliver(
+    target: &LmtpTarget,
+    lhlo_name: &str,
+    sender: &str,
+    recipients: &[String],
+    message: &[u8],
+    timeout: Duration,
+) -> Vec<Outcome> {
+    let mut results: Vec<Option<Outcome>> = vec![None; recipients.len()];
+    let Some(plan) = plan(sender, recipients, &mut results) else {
+        return settle(results, "4.4.2", "not sent");
+    };
+    if plan.rcpts.is_empty() {
+        return settle(results, "4.4.2", "not sent");
+    }
+    let stream = match tokio::time::timeout(timeout, connect(target)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let reason = format!("cannot connect to {target}: {e}");
+            return settle(results, "4.4.1", &reason);
+        }
+        Err(_) => {
+            let reason = format!("cannot connect to {target}: timed out after {timeout:?}");
+            return settle(results, "4.4.1", &reason);
+        }
+    };
+    let mut conn = Conn {
+        stream,
+        parser: ReplyParser::new(),
+        timeout,
+        peer: target.to_string(),
+    };
+    let step = transaction(&mut conn, lhlo_name, &plan, message, &mut results).await;
+    match step {
+        Ok(()) => {
+            // Best effort: the outcomes are known whatever QUIT does.
+            let quit = format!("{}\r\n", Command::Quit);
+            if conn.send(quit.as_bytes()).await.is_ok() {
+                let _ = conn.reply().await;
+            }
+            settle(results, "4.4.2", "no reply")
+        }
+        Err(ConnError { stage, error }) => {
+            let reason = format!("lost connection with {} {stage}: {error}", conn.peer);
+            settle(results, "4.4.2", &reason)
+        }
+    }
+}
+
+/// The commands to send, once the addresses are checked.
+struct Plan {
+    /// The MAIL FROM line.
+    mail: Command,
+    /// RCPT TO lines with the index of their recipient.
+    rcpts: Vec<(usize, Command)>,
+    /// True when some address is UTF-8: the server must offer SMTPUTF8.
+    utf8: bool,
+}
+
+/// Checks the addresses; recipients that cannot be sent get their outcome now.
+fn plan(sender: &str, recipients: &[String], results: &mut [Option<Outcome>]) -> Option<Plan> {
+    let from = if sender.is_empty() {
+        ReversePath::Null
+    } else {
+        match Mailbox::parse(sender) {
+            Ok(m) => ReversePath::Mailbox(m),
+            Err(e) => {
+                let reason = format!("bad sender address {sender:?}: {e}");
+                for r in results.iter_mut() {
+                    *r = Some(Outcome::failed("5.1.7", reason.clone()));
+                }
+                return None;
+            }
+        }
+    };
+    let mut utf8 = !sender.is_ascii();
+    let mut rcpts = Vec::new();
+    for (i, rcpt) in recipients.iter().enumerate() {
+        match Mailbox::parse(rcpt) {
+            Ok(to) => {
+                utf8 |= !to.is_ascii();
+                rcpts.push((
+                    i,
+                    Command::Rcpt {
+                        to,
+                        params: RcptParams::default(),
+                    },
+                ))
+            }
+            Err(e) => {
+                let reason = format!("bad recipient address {rcpt:?}: {e}");
+                results[i] = Some(Outcome::failed("5.1.3", reason));
+            }
+        }
+    }
+    let mail = Command::Mail {
+        from,
+        params: MailParams {
+            smtputf8: utf8,
+            ..MailParams::default()
+        },
+    };
+    Some(Plan { mail, rcpts, utf8 })
+}
+
+/// Gives every recipient still without an outcome a deferral with this status and reason.
+fn settle(results: Vec<Option<Outcome>>, status: &str, reason: &str) -> Vec<Outcome> {
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Outcome::deferred(status, reason)))
+        .collect()
+}
+
+/// The dialogue from greeting to the replies after the dot. An `Err` leaves the recipients
+/// not yet answered without an outcome.
+async fn transaction(
+    conn: &mut Conn,
+    lhlo_name: &str,
+    plan: &Plan,
+    message: &[u8],
+    results: &mut [Option<Outcome>],
+) -> Result<(), ConnError> {
+    let all: Vec<usize> = plan.rcpts.iter().map(|&(i, _)| i).collect();
+
+    let greeting = conn.reply().await.map_err(at("waiting for the greeting"))?;
+    if greeting.code != 220 {
+        refused(conn, &greeting, "the greeting", &all, results);
+        return Ok(());
+    }
+    let lhlo = format!("LHLO {lhlo_name}\r\n");
+    conn.send(lhlo.as_bytes()).await.map_err(at("sending LHLO"))?;
+    let reply = conn.reply().await.map_err(at("after LHLO"))?;
+    let Some(caps) = EhloResponse::parse(&reply) else {
+        refused(conn, &reply, "LHLO", &all, results);
+        return Ok(());
+    };
+    if plan.utf8 && !caps.has("SMTPUTF8") {
+        let reason = format!("{} does not support SMTPUTF8", conn.peer);
+        for &i in &all {
+            results[i] = Some(Outcome::failed("5.6.7", reason.clone()));
+        }
+        return Ok(());
+    }
+
+    // MAIL and RCPT: in one write when pipelining, else one at a time.
+    let mut lines = vec![plan.mail.to_string()];
+    lines.extend(plan.rcpts.iter().map(|(_, c)| c.to_string()));
+    let mut replies = Vec::with_capacity(lines.len());
+    if caps.has("PIPELINING") {
+        let batch: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+        conn.send(batch.as_bytes())
+            .await
+            .map_err(at("sending MAIL and RCPT"))?;
+        for _ in &lines {
+            replies.push(conn.reply().await.map_err(at("after MAIL or RCPT"))?);
+        }
+    } else {
+        for l in &lines {
+            conn.send(format!("{l}\r\n").as_bytes())
+                .await
+                .map_err(at("sending MAIL or RCPT"))?;
+            replies.push(conn.reply().await.map_err(at("after MAIL or RCPT"))?);
+            if replies.len() == 1 && !replies[0].is_positive() {
+                break;
+            }
+        }
+    }
+    let mail = &replies[0];
+    if !mail.is_positive() {
+        for &i in &all {
+            results[i] = Some(answer(conn, mail, "MAIL FROM"));
+        }
+        return rset(conn).await;
+    }
+    let mut accepted = Vec::new();
+    for (&(i, _), reply) in plan.rcpts.iter().zip(&replies[1..]) {
+        if reply.is_positive() {
+            accepted.push(i);
+        } else {
+            results[i] = Some(answer(conn, reply, "RCPT TO"));
+        }
+    }
+    if accepted.is_empty() {
+        return rset(conn).await;
+    }
+
+    conn.send(format!("{}\r\n", Command::Data).as_bytes())
+        .await
+        .map_err(at("sending DATA"))?;
+    let reply = conn.reply().await.map_err(at("after DATA"))?;
+    if reply.code != 354 {
+        for &i in &accepted {
+            results[i] = Some(answer(conn, &reply, "DATA"));
+        }
+        return rset(conn).await;
+    }
+    conn.send_message(message)
+        .await
+        .map_err(at("sending the message"))?;
+    for &i in &accepted {
+        let reply = conn
+            .reply()
+            .await
+            .map_err(at("waiting for the replies after the message"))?;
+        results[i] = Some(answer(conn, &reply, "end of data"));
+    }
+    Ok(())
+}
+
+/// Every recipient deferred: the server would not talk (greeting or LHLO refused).
+fn refused(
+    conn: &Conn,
+    reply: &Reply,
+    stage: &str,
+    which: &[usize],
+    results: &mut [Option<Outcome>],
+) {
+    let status = match reply.status {
+        Some(s) if s.class == 4 => s.to_string(),
+        _ => "4.4.2".to_string(),
+    };
+    let reason = format!(
+        "{} refused to talk to me: {} {} (in reply to {stage})",
+        conn.peer,
+        reply.code,
+        reply.text()
+    );
+    for &i in which {
+        results[i] = Some(Outcome::deferred(&status, reason.clone()));
+    }
+}
+
+/// The outcome a reply gives the recipient it is about.
+fn answer(conn: &Conn, reply: &Reply, stage: &str) -> Outcome {
+    let said = format!("{} said: {} {}", conn.peer, reply.code, reply.text());
+    if reply.is_positive() {
+        return Outcome::Delivered(said);
+    }
+    let status = match reply.status {
+        Some(s) => s.to_string(),
+        None if reply.is_permanent() => "5.0.0".to_string(),
+        None => "4.0.0".to_string(),
+    };
+    let reason = format!("{said} (in reply to {stage})");
+    if reply.is_permanent() {
+        Outcome::Failed { status, reason }
+    } else {
+        Outcome::Deferred { status, reason }
+    }
+}
+
+/// Ends a transaction that will not reach DATA, keeping the connection in step.
+async fn rset(conn: &mut Conn) -> Result<(), ConnError> {
+    conn.send(format!("{}\r\n", Command::Rset).as_bytes())
+        .await
+        .map_err(at("sending RSET"))?;
+    conn.reply().await.map_err(at("after RSET"))?;
+    Ok(())
+}
+
+/// Anything a byte stream to the server can be.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+async fn connect(target: &LmtpTarget) -> io::Result<Box<dyn Stream>> {
+    Ok(match target {
+        LmtpTarget::Tcp(a) => {
+            let s = TcpStream::connect(a).await?;
+            let _ = s.set_nodelay(true);
+            Box::new(s)
+        }
+        LmtpTarget::Unix(p) => Box::new(UnixStream::connect(p).await?),
+    })
+}
+
+/// What went wrong on the connection, and while doing what.
+struct ConnError {
+    /// "after RCPT", "sending the message", ...
+    stage: &'static str,
+    /// The failure.
+    error: StreamError,
+}
+
+/// Builds a [`ConnError`] for `stage`.
+fn at(stage: &'static str) -> impl FnOnce(StreamError) -> ConnError {
+    move |error| ConnError { stage, error }
+}
+
+/// A failure of the stream itself.
+#[derive(Debug)]
+enum StreamError {
+    /// The socket failed.
+    Io(io::Error),
+    /// The server closed the connection.
+    Closed,
+    /// Nothing within the time limit.
+    Timeout(Duration),
+    /// The server sent something that is not a reply.
+    Garbled(relais_proto::ReplyError),
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamError::Io(e) => write!(f, "{e}"),
+            StreamError::Closed => f.write_str("connection closed by the server"),
+            StreamError::Timeout(t) => write!(f, "timed out after {t:?}"),
+            StreamError::Garbled(e) => write!(f, "bad reply: {e}"),
+        }
+    }
+}
+
+/// A connection and what was read from it but not yet used.
+struct Conn {
+    /// The socket.
+    stream: Box<dyn Stream>,
+    /// Bytes received, cut into replies.
+    parser: ReplyParser,
+    /// The limit for each read and write.
+    timeout: Duration,
+    /// The server, for messages.
+    peer: String,
+}
+
+/// How much of the message is stuffed and written at a time.
+const CHUNK: usize = 64 * 1024;
+
+impl Conn {
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), StreamError> {
+        match tokio::time::timeout(self.timeout, self.stream.write_all(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StreamError::Io(e)),
+            Err(_) => Err(StreamError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Sends the message dot-stuffed and terminated, a chunk at a time.
+    async fn send_message(&mut self, message: &[u8]) -> Result<(), StreamError> {
+        let mut stuffer = DotStuffer::new();
+        let mut out = Vec::with_capacity(CHUNK + CHUNK / 16);
+        for chunk in message.chunks(CHUNK) {
+            out.clear();
+            stuffer.encode(chunk, &mut out);
+            self.send(&out).await?;
+        }
+        out.clear();
+        stuffer.finish(&mut out);
+        self.send(&out).await?;
+        match tokio::time::timeout(self.timeout, self.stream.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StreamError::Io(e)),
+            Err(_) => Err(StreamError::Timeout(self.timeout)),
+        }
+    }
+
+    async fn reply(&mut self) -> Result<Reply, StreamError> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(r) = self.parser.next_reply().map_err(StreamError::Garbled)? {
+                return Ok(r);
+            }
+            let n = match tokio::time::timeout(self.timeout, self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) => return Err(StreamError::Closed),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(StreamError::Io(e)),
+                Err(_) => return Err(StreamError::Timeout(self.timeout)),
+            };
+            self.parser.push(&buf[..n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn targets() {
+        let table: &[(&str, Option<LmtpTarget>)] = &[
+            ("127.0.0.1:24", Some(LmtpTarget::Tcp("127.0.0.1:24".parse().unwrap()))),
+            ("inet:[::1]:2424", Some(LmtpTarget::Tcp("[::1]:2424".parse().unwrap()))),
+            ("/run/dovecot/lmtp", Some(LmtpTarget::Unix("/run/dovecot/lmtp".into()))),
+            ("unix:/run/x", Some(LmtpTarget::Unix("/run/x".into()))),
+            ("unix:", None),
+            ("localhost:24", None),
+        ];
+        for (s, want) in table {
+            assert_eq!(&LmtpTarget::parse(s), want, "{s}");
+            if let Some(t) = want {
+                assert_eq!(LmtpTarget::parse(&t.to_string()).as_ref(), Some(t));
+            }
+        }
+    }
+
+    /// A scripted LMTP server: for each line received, the reply the script gives (by verb or by
+    /// recipient); after the dot, `after_dot` replies. Returns what it received.
+    async fn scripted(
+        pipelining: bool,
+        rcpt: fn(&str) -> &'static str,
+        after_dot: Vec<&'static str>,
+    ) -> (SocketAddr, tokio::task::JoinHandle<Vec<String>>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let (r, mut w) = s.into_split();
+            let mut r = BufReader::new(r);
+            let mut seen = Vec::new();
+            w.write_all(b"220 fault LMTP\r\n").await.unwrap();
+            let mut in_data = false;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).await.unwrap() == 0 {
+                    return seen;
+                }
+                let line = line.trim_end().to_string();
+                seen.push(line.clone());
+                if in_data {
+                    if line == "." {
+                        in_data = false;
+                        for a in &after_dot {
+                            w.write_all(format!("{a}\r\n").as_bytes()).await.unwrap();
+                        }
+                    }
+                    continue;
+                }
+                let up = line.to_ascii_uppercase();
+                let reply = if up.starts_with("LHLO") {
+                    if pipelining {
+                        "250-fault\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES".to_string()
+                    } else {
+                        "250-fault\r\n250 8BITMIME".to_string()
+                    }
+                } else if up.starts_with("MAIL") {
+                    "250 2.1.0 Ok".into()
+                } else if up.starts_with("RCPT") {
+                    rcpt(&line).into()
+                } else if up == "DATA" {
+                    in_data = true;
+                    "354 go".into()
+                } else if up == "QUIT" {
+                    w.write_all(b"221 bye\r\n").await.unwrap();
+                    return seen;
+                } else {
+                    "250 Ok".into()
+                };
+                w.write_all(format!("{reply}\r\n").as_bytes()).await.unwrap();
+            }
+        });
+        (addr, task)
+    }
+
+    fn rcpts(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn words(o: &[Outcome]) -> Vec<String> {
+        o.iter()
+            .map(|o| match o {
+                Outcome::Delivered(_) => "sent".into(),
+                Outcome::Deferred { status, .. } => format!("deferred {status}"),
+                Outcome::Failed { status, .. } => format!("bounced {status}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn per_recipient_replies() {
+        for pipelining in [false, true] {
+            let (addr, server) = scripted(
+                pipelining,
+                |l| {
+                    if l.contains("full@") {
+                        "452 4.2.2 Mailbox full"
+                    } else if l.contains("nobody@") {
+                        "550 5.1.1 No such user"
+                    } else {
+                        "250 2.1.5 Ok"
+                    }
+                },
+                vec!["250 2.0.0 <a@x> Saved", "452 4.2.2 <c@x> Quota exceeded"],
+            )
+            .await;
+            let out = deliver(
+                &LmtpTarget::Tcp(addr),
+                "relais.test",
+                "s@example.org",
+                &rcpts(&["a@x", "full@x", "nobody@x", "c@x", "bad address"]),
+                b"Subject: t\n\n.leading dot\nbody\n",
+                Duration::from_secs(5),
+            )
+            .await;
+            assert_eq!(
+                words(&out),
+                ["sent", "deferred 4.2.2", "bounced 5.1.1", "deferred 4.2.2", "bounced 5.1.3"],
+                "pipelining {pipelining}: {out:?}"
+            );
+            let Outcome::Failed { reason, .. } = &out[2] else {
+                unreachable!()
+            };
+            assert!(reason.contains("550 5.1.1 No such user"), "{reason}");
+            assert!(reason.contains("in reply to RCPT TO"), "{reason}");
+            let seen = server.await.unwrap();
+            assert_eq!(seen[0], "LHLO relais.test");
+            assert_eq!(seen[1], "MAIL FROM:<s@example.org>");
+            assert!(seen.contains(&"..leading dot".to_string()), "{seen:?}");
+            assert_eq!(seen.last().unwrap(), "QUIT");
+        }
+    }
+
+    #[tokio::test]
+    async fn no_recipient_accepted_means_no_data() {
+        let (addr, server) = scripted(true, |_| "550 5.1.1 unknown", vec![]).await;
+        let out = deliver(
+            &LmtpTarget::Tcp(addr),
+            "h",
+            "",
+            &rcpts(&["a@x", "b@x"]),
+            b"x",
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(words(&out), ["bounced 5.1.1", "bounced 5.1.1"]);
+        let seen = server.await.unwrap();
+        assert_eq!(seen[1], "MAIL FROM:<>");
+        assert!(!seen.iter().any(|l| l == "DATA"), "{seen:?}");
+        assert!(seen.iter().any(|l| l == "RSET"), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn connection_failures_defer() {
+        // A port nobody listens on.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let out = deliver(
+            &LmtpTarget::Tcp(addr),
+            "h",
+            "s@x",
+            &rcpts(&["a@x", "b@x"]),
+            b"x",
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(words(&out), ["deferred 4.4.1", "deferred 4.4.1"]);
+        let out = deliver(
+            &LmtpTarget::Unix("/nonexistent/lmtp".into()),
+            "h",
+            "s@x",
+            &rcpts(&["a@x"]),
+            b"x",
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(words(&out), ["deferred 4.4.1"]);
+
+        // A server that stops answering after the dot: accepted recipients without a reply
+        // are deferred; the one answered keeps its outcome.
+        let (addr, _server) =
+            scripted(false, |_| "250 2.1.5 Ok", vec!["250 2.0.0 first"]).await;
+        let out = deliver(
+            &LmtpTarget::Tcp(addr),
+            "h",
+            "s@x",
+            &rcpts(&["a@x", "b@x"]),
+            b"x",
+            Duration::from_millis(300),
+        )
+        .await;
+        assert_eq!(words(&out), ["sent", "deferred 4.4.2"]);
+        assert!(out[1].to_string().contains("timed out"), "{}", out[1]);
+    }
+
+    #[tokio::test]
+    async fn a_refusing_greeting_defers() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            s.write_all(b"554 5.3.2 not now\r\n").await.unwrap();
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink).await;
+        });
+        let out = deliver(
+            &LmtpTarget::Tcp(addr),
+            "h",
+            "s@x",
+            &rcpts(&["a@x"]),
+            b"x",
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(words(&out), ["deferred 4.4.2"]);
+        assert!(out[0].to_string().contains("554 5.3.2 not now"), "{}", out[0]);
+    }
+}

@@ -1,0 +1,335 @@
+//! Remote delivery: one SMTP transaction to another domain's mail exchanger for the recipients
+//! of one message at one domain, with the same client engine as the diagnostics.
+//!
+//! Where the mail goes: a per-domain route (`[host]:port`, like Postfix's transport map), else
+//! the relay host, else the domain's MX hosts in preference order (an implicit MX when there is
+//! none; RFC 7505 null MX fails at once). Every address is tried in turn until one takes the
+//! transaction. STARTTLS is used when offered (opportunistic: certificates are not verified,
+//! as RFC 7435 allows for MX delivery). 4xx replies and network errors defer, 5xx fail.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use relais_client::{ClientConfig, SmtpClient};
+use relais_dns::Resolver;
+use relais_dns::mx::RouteKind;
+use relais_proto::{MailParams, RcptParams, Recipient, Reply, ReversePath};
+
+use crate::outcome::Outcome;
+
+/// Where to send mail for a domain, when not by MX.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextHop {
+    /// Host name or IP address (no MX lookup).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl NextHop {
+    /// Parses `[host]:port`, `host:port`, `[host]` or `host` (port 25).
+    pub fn parse(s: &str) -> Option<NextHop> {
+        let s = s.trim();
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, after) = rest.split_once(']')?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().ok()?,
+                None if after.is_empty() => 25,
+                None => return None,
+            };
+            (h.to_string(), port)
+        } else {
+            match s.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().ok()?),
+                _ => (s.to_string(), 25),
+            }
+        };
+        if host.is_empty() {
+            return None;
+        }
+        Some(NextHop { host, port })
+    }
+}
+
+/// Settings of remote delivery.
+pub struct RemoteSettings {
+    /// Our name in EHLO.
+    pub hostname: String,
+    /// Per-domain next hops (lower-case domain).
+    pub routes: HashMap<String, NextHop>,
+    /// Where everything else goes, if set (Postfix's `relayhost`).
+    pub relayhost: Option<NextHop>,
+    /// DNS for MX and address lookups.
+    pub resolver: Resolver,
+    /// Client timeouts and TLS policy.
+    pub client: ClientConfig,
+}
+
+/// One transaction to do: a message's recipients at one domain.
+pub struct Job {
+    /// The destination domain (lower case).
+    pub domain: String,
+    /// MAIL FROM.
+    pub from: ReversePath,
+    /// MAIL FROM parameters of the original transaction.
+    pub params: MailParams,
+    /// The recipients: (index in the envelope, recipient).
+    pub recipients: Vec<(usize, Recipient)>,
+    /// The message as stored (with our Received header).
+    pub content: Arc<Vec<u8>>,
+}
+
+/// What came of a job.
+pub struct JobResult {
+    /// Per recipient: (index in the envelope, outcome).
+    pub outcomes: Vec<(usize, Outcome)>,
+    /// The host that took (or refused) the transaction, for logs and DSNs.
+    pub remote: Option<String>,
+    /// True if that host advertised DSN (it then sends the reports itself).
+    pub remote_dsn: bool,
+}
+
+/// Delivers a job, trying every next hop in turn.
+pub async fn deliver(settings: &RemoteSettings, job: &Job) -> JobResult {
+    let all = |o: Outcome| JobResult {
+        outcomes: job.recipients.iter().map(|(i, _)| (*i, o.clone())).collect(),
+        remote: None,
+        remote_dsn: false,
+    };
+    let addresses = match targets(settings, &job.domain).await {
+        Ok(a) => a,
+        Err(o) => return all(o),
+    };
+    let mut last = Outcome::deferred("4.4.1", format!("no address to try for {}", job.domain));
+    for (name, addr) in addresses {
+        match attempt(settings, job, &name, addr).await {
+            Attempt::Done(r) => return r,
+            Attempt::TryNext(o) => last = o,
+        }
+    }
+    all(last)
+}
+
+/// The addresses to try, in order, each with the host name it belongs to.
+async fn targets(settings: &RemoteSettings, domain: &str) -> Result<Vec<(String, SocketAddr)>, Outcome> {
+    let hop = settings.routes.get(domain).or(settings.relayhost.as_ref());
+    if let Some(hop) = hop {
+        let addrs = host_addresses(settings, &hop.host).await?;
+        return Ok(addrs
+            .into_iter()
+            .map(|ip| (hop.host.clone(), SocketAddr::new(ip, hop.port)))
+            .collect());
+    }
+    let route = settings.resolver.mail_route(domain).await;
+    match &route.kind {
+        RouteKind::NullMx => Err(Outcome::failed(
+            "5.1.10",
+            format!("{domain} accepts no mail (null MX, RFC 7505)"),
+        )),
+        RouteKind::NoSuchDomain => Err(Outcome::failed(
+            "5.1.2",
+            format!("Host or domain name not found: {domain} (NXDOMAIN)"),
+        )),
+        RouteKind::NoMailHost => Err(Outcome::failed(
+            "5.4.4",
+            format!("{domain} has no MX and no address record"),
+        )),
+        RouteKind::Failed(f) => Err(Outcome::deferred(
+            "4.4.3",
+            format!("MX lookup for {domain} failed: {f}"),
+        )),
+        RouteKind::Mx | RouteKind::Implicit => {
+            let mut out = Vec::new();
+            for h in &route.hosts {
+                let ips: Vec<IpAddr> = h
+                    .addresses
+                    .a
+                    .records()
+                    .iter()
+                    .map(|a| IpAddr::V4(*a))
+                    .chain(h.addresses.aaaa.records().iter().map(|a| IpAddr::V6(*a)))
+                    .collect();
+                out.extend(ips.into_iter().map(|ip| (h.name.clone(), SocketAddr::new(ip, 25))));
+            }
+            if out.is_empty() {
+                return Err(Outcome::deferred(
+                    "4.4.3",
+                    format!("no address found for the mail hosts of {domain}"),
+                ));
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The addresses of a next hop given by name or IP.
+async fn host_addresses(settings: &RemoteSettings, host: &str) -> Result<Vec<IpAddr>, Outcome> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let a = settings.resolver.addresses(host).await;
+    let ips: Vec<IpAddr> = a
+        .a
+        .records()
+        .iter()
+        .map(|x| IpAddr::V4(*x))
+        .chain(a.aaaa.records().iter().map(|x| IpAddr::V6(*x)))
+        .collect();
+    if ips.is_empty() {
+        return Err(Outcome::deferred("4.4.3", format!("cannot resolve next hop {host}")));
+    }
+    Ok(ips)
+}
+
+enum Attempt {
+    /// The transaction happened (whatever its outcome): stop here.
+    Done(JobResult),
+    /// This host could not take it: try the next one.
+    TryNext(Outcome),
+}
+
+/// The outcome a reply stands for.
+fn from_reply(reply: &Reply, host: &str) -> Outcome {
+    let status = reply
+        .status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| format!("{}.0.0", reply.code / 100));
+    let reason = format!("host {host} said: {reply}");
+    if reply.is_positive() {
+        Outcome::Delivered(reason)
+    } else if reply.is_transient() {
+        Outcome::deferred(&status, reason)
+    } else {
+        Outcome::failed(&status, reason)
+    }
+}
+
+async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketAddr) -> Attempt {
+    let host = format!("{name}[{}]:{}", addr.ip(), addr.port());
+    let mut c = SmtpClient::new(settings.client.clone());
+    let banner = match c.connect(addr).await {
+        Ok(b) => b,
+        Err(e) => return Attempt::TryNext(Outcome::deferred("4.4.1", format!("connect to {host}: {e}"))),
+    };
+    if !banner.is_positive() {
+        c.close().await;
+        return Attempt::TryNext(from_reply(&banner, &host).into_deferred());
+    }
+    let ehlo = match c.ehlo_or_helo(&settings.hostname).await {
+        Ok(e) => e,
+        Err(e) => return Attempt::TryNext(Outcome::deferred("4.4.2", format!("{host}: {e}"))),
+    };
+    let mut ehlo = ehlo;
+    if ehlo.has("STARTTLS") {
+        if let Err(e) = c.starttls(name).await {
+            c.close().await;
+            return Attempt::TryNext(Outcome::deferred("4.7.5", format!("{host}: STARTTLS failed: {e}")));
+        }
+        ehlo = match c.ehlo_or_helo(&settings.hostname).await {
+            Ok(e) => e,
+            Err(e) => return Attempt::TryNext(Outcome::deferred("4.4.2", format!("{host}: {e}"))),
+        };
+    }
+    let dsn = ehlo.has("DSN");
+    if job.params.smtputf8 && !ehlo.has("SMTPUTF8") {
+        let _ = c.quit().await;
+        let o = Outcome::failed("5.6.7", format!("{host} does not support SMTPUTF8, which this message needs"));
+        return Attempt::Done(JobResult {
+            outcomes: job.recipients.iter().map(|(i, _)| (*i, o.clone())).collect(),
+            remote: Some(host),
+            remote_dsn: dsn,
+        });
+    }
+    let mut params = MailParams {
+        size: ehlo.has("SIZE").then_some(job.content.len() as u64),
+        body: job.params.body.filter(|_| ehlo.has("8BITMIME")),
+        smtputf8: job.params.smtputf8,
+        ..MailParams::default()
+    };
+    if dsn {
+        params.ret = job.params.ret;
+        params.envid = job.params.envid.clone();
+    }
+    let mut result = JobResult {
+        outcomes: Vec::new(),
+        remote: Some(host.clone()),
+        remote_dsn: dsn,
+    };
+    let all = |o: Outcome| job.recipients.iter().map(|(i, _)| (*i, o.clone())).collect::<Vec<_>>();
+    match c.mail(&job.from, &params).await {
+        Ok(_) => {}
+        Err(e) => {
+            result.outcomes = match e.reply() {
+                Some(r) => all(from_reply(r, &host)),
+                None => return Attempt::TryNext(Outcome::deferred("4.4.2", format!("{host}: {e}"))),
+            };
+            let _ = c.quit().await;
+            return Attempt::Done(result);
+        }
+    }
+    let mut accepted = Vec::new();
+    for (i, r) in &job.recipients {
+        let rp = if dsn { r.params.clone() } else { RcptParams::default() };
+        match c.rcpt(&r.to, &rp).await {
+            Ok(_) => accepted.push(*i),
+            Err(e) => match e.reply() {
+                Some(reply) => result.outcomes.push((*i, from_reply(reply, &host))),
+                None => {
+                    // The connection broke: nothing was sent, try the next host.
+                    return Attempt::TryNext(Outcome::deferred("4.4.2", format!("{host}: {e}")));
+                }
+            },
+        }
+    }
+    if accepted.is_empty() {
+        let _ = c.quit().await;
+        return Attempt::Done(result);
+    }
+    let final_outcome = match c.data(&job.content).await {
+        Ok(reply) => from_reply(&reply, &host),
+        Err(e) => match e.reply() {
+            Some(reply) => from_reply(reply, &host),
+            // Lost after the content was (perhaps) sent: defer; a duplicate is better than a loss.
+            None => Outcome::deferred("4.4.2", format!("{host}: {e}")),
+        },
+    };
+    for i in accepted {
+        result.outcomes.push((i, final_outcome.clone()));
+    }
+    let _ = c.quit().await;
+    Attempt::Done(result)
+}
+
+impl Outcome {
+    /// The same outcome as a deferral (a greeting refusal says nothing final about the mail).
+    fn into_deferred(self) -> Outcome {
+        match self {
+            Outcome::Failed { reason, .. } => Outcome::deferred("4.4.2", reason),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_hops() {
+        let cases = [
+            ("[127.0.0.1]:2526", Some(("127.0.0.1", 2526))),
+            ("[mx.example.org]", Some(("mx.example.org", 25))),
+            ("relay.example.org:587", Some(("relay.example.org", 587))),
+            ("relay.example.org", Some(("relay.example.org", 25))),
+            ("[::1]:25", Some(("::1", 25))),
+            ("[]:25", None),
+            ("[host]x", None),
+            ("host:notaport", None),
+        ];
+        for (s, want) in cases {
+            let got = NextHop::parse(s).map(|h| (h.host, h.port));
+            assert_eq!(got, want.map(|(h, p)| (h.to_string(), p)), "{s}");
+        }
+    }
+}
