@@ -445,7 +445,9 @@ fn parse_targets(list: &str, base: &Path) -> Result<Vec<Item>, String> {
             let (content, after) = unquote_prefix(q)?;
             let after = after.trim_start();
             if !(after.is_empty() || after.starts_with(',')) {
-                return Err(format!("unexpected text after the quoted target \"{content}\""));
+                return Err(format!(
+                    "unexpected text after the quoted target \"{content}\""
+                ));
             }
             (content, true, after)
         } else {
@@ -499,7 +501,9 @@ fn classify(raw: &str, base: &Path) -> Result<Item, String> {
         return Err("empty target".into());
     }
     if addr.contains([' ', '\t']) {
-        return Err(format!("white space in the target {raw:?} (quote a command)"));
+        return Err(format!(
+            "white space in the target {raw:?} (quote a command)"
+        ));
     }
     match addr.rsplit_once('@') {
         Some((local, domain)) if !local.is_empty() && !domain.is_empty() => Ok(Item::Final(
@@ -552,9 +556,21 @@ mod tests {
         let table: &[(&str, &str, Vec<Target>)] = &[
             ("user", "a: bob", vec![mailbox("bob")]),
             ("user, any case", "a: Bob", vec![mailbox("bob")]),
-            ("list", "a: bob, carol,dave", vec![mailbox("bob"), mailbox("carol"), mailbox("dave")]),
-            ("forward", "a: Bob@Example.ORG", vec![forward("Bob@example.org")]),
-            ("forward in brackets", "a: <bob@example.org>", vec![forward("bob@example.org")]),
+            (
+                "list",
+                "a: bob, carol,dave",
+                vec![mailbox("bob"), mailbox("carol"), mailbox("dave")],
+            ),
+            (
+                "forward",
+                "a: Bob@Example.ORG",
+                vec![forward("Bob@example.org")],
+            ),
+            (
+                "forward in brackets",
+                "a: <bob@example.org>",
+                vec![forward("bob@example.org")],
+            ),
             ("pipe", "a: |/usr/bin/prog", vec![pipe("/usr/bin/prog")]),
             (
                 "quoted pipe with commas",
@@ -566,8 +582,16 @@ mod tests {
                 r#"a: "|echo \"hi\" \\ there""#,
                 vec![pipe(r#"echo "hi" \ there"#)],
             ),
-            ("file", "a: /var/mail/a.mbox", vec![file("/var/mail/a.mbox")]),
-            ("quoted file", r#"a: "/var/mail/my box""#, vec![file("/var/mail/my box")]),
+            (
+                "file",
+                "a: /var/mail/a.mbox",
+                vec![file("/var/mail/a.mbox")],
+            ),
+            (
+                "quoted file",
+                r#"a: "/var/mail/my box""#,
+                vec![file("/var/mail/my box")],
+            ),
             (
                 "fail",
                 "a: :fail: No such person at this address",
@@ -579,19 +603,47 @@ mod tests {
                 vec![fail("gone, moved away")],
             ),
             ("backslash", r"a: \bob", vec![mailbox("bob")]),
-            ("self", "a: a, bob@example.org", vec![mailbox("a"), forward("bob@example.org")]),
-            ("self with backslash", r"a: \a, bob", vec![mailbox("a"), mailbox("bob")]),
-            ("empty items", "a: bob,, ,carol,", vec![mailbox("bob"), mailbox("carol")]),
+            (
+                "self",
+                "a: a, bob@example.org",
+                vec![mailbox("a"), forward("bob@example.org")],
+            ),
+            (
+                "self with backslash",
+                r"a: \a, bob",
+                vec![mailbox("a"), mailbox("bob")],
+            ),
+            (
+                "empty items",
+                "a: bob,, ,carol,",
+                vec![mailbox("bob"), mailbox("carol")],
+            ),
             ("comment after", "a: bob # the boss", vec![mailbox("bob")]),
-            ("hash in a command", "a: |/bin/prog#1", vec![pipe("/bin/prog#1")]),
-            ("hash in quotes", r#"a: "|prog # x""#, vec![pipe("prog # x")]),
+            (
+                "hash in a command",
+                "a: |/bin/prog#1",
+                vec![pipe("/bin/prog#1")],
+            ),
+            (
+                "hash in quotes",
+                r#"a: "|prog # x""#,
+                vec![pipe("prog # x")],
+            ),
             ("quoted name", "\"John Doe\": bob", vec![mailbox("bob")]),
             ("spaces around colon", "a  :   bob", vec![mailbox("bob")]),
-            ("duplicates", "a: bob, Bob, \\bob, bob", vec![mailbox("bob")]),
+            (
+                "duplicates",
+                "a: bob, Bob, \\bob, bob",
+                vec![mailbox("bob")],
+            ),
         ];
         for (what, text, want) in table {
             let a = parse(text);
-            let name = if text.starts_with('"') { "john doe" } else { "A" };
+            let name = if text.starts_with('"') {
+                "john doe"
+            } else {
+                "A"
+            };
             assert_eq!(&expand(&a, name), want, "{what}: {text}");
         }
     }
@@ -608,7 +660,11 @@ mod tests {
         );
         assert_eq!(
             expand(&a, "staff"),
-            [mailbox("alice"), mailbox("bob"), forward("carol@example.org")]
+            [
+                mailbox("alice"),
+                mailbox("bob"),
+                forward("carol@example.org")
+            ]
         );
         assert_eq!(expand(&a, "other"), [mailbox("x")]);
         assert_eq!(a.len(), 2);
@@ -698,7 +754,10 @@ mod tests {
                     };
                     assert_eq!(got, line, "{text:?}: {e}");
                     let shown = e.to_string();
-                    assert!(shown.starts_with(&format!("/etc/aliases:{line}: ")), "{shown}");
+                    assert!(
+                        shown.starts_with(&format!("/etc/aliases:{line}: ")),
+                        "{shown}"
+                    );
                     assert!(shown.contains(message), "{text:?}: {shown}");
                 }
                 other => panic!("{text:?}: {other:?}"),
@@ -762,6 +821,10 @@ mod tests {
     #[test]
     fn load_reports_missing_files() {
         let e = Aliases::load(Path::new("/nonexistent/aliases")).unwrap_err();
-        assert!(e.to_string().starts_with("cannot read /nonexistent/aliases"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("cannot read /nonexistent/aliases"),
+            "{e}"
+        );
     }
 }

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::io;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 use crate::config::Config;
 
@@ -22,10 +22,14 @@ impl Users {
     pub fn load(config: &Config) -> io::Result<Users> {
         let mut u = Users::default();
         for user in &config.auth.users {
-            u.hashes.insert(user.name.to_ascii_lowercase(), user.hash.clone());
+            u.hashes
+                .insert(user.name.to_ascii_lowercase(), user.hash.clone());
             u.addresses.insert(
                 user.name.to_ascii_lowercase(),
-                user.addresses.iter().map(|a| a.to_ascii_lowercase()).collect(),
+                user.addresses
+                    .iter()
+                    .map(|a| a.to_ascii_lowercase())
+                    .collect(),
             );
         }
         if let Some(path) = &config.auth.users_file {
@@ -48,7 +52,8 @@ impl Users {
                         format!("{} line {}: not an argon2 hash", path.display(), n + 1),
                     ));
                 }
-                u.hashes.insert(name.trim().to_ascii_lowercase(), hash.trim().to_string());
+                u.hashes
+                    .insert(name.trim().to_ascii_lowercase(), hash.trim().to_string());
             }
         }
         Ok(u)

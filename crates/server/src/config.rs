@@ -354,12 +354,18 @@ impl Config {
         }
         for n in &self.relay_networks {
             if crate::limits::Cidr::parse(n).is_none() {
-                return Err(err("relay_networks", format!("{n:?} is not a network like 192.0.2.0/24")));
+                return Err(err(
+                    "relay_networks",
+                    format!("{n:?} is not a network like 192.0.2.0/24"),
+                ));
             }
         }
         for m in &self.auth.mechanisms {
             if !matches!(m.to_ascii_uppercase().as_str(), "PLAIN" | "LOGIN") {
-                return Err(err("mechanisms", format!("{m:?}: only PLAIN and LOGIN are supported")));
+                return Err(err(
+                    "mechanisms",
+                    format!("{m:?}: only PLAIN and LOGIN are supported"),
+                ));
             }
         }
         if let Some(r) = &self.delivery.relayhost
@@ -382,7 +388,13 @@ impl Config {
         }
         for u in &self.auth.users {
             if !u.hash.starts_with("$argon2") {
-                return Err(err("hash", format!("user {:?}: not an argon2 hash (make one with `relais user add`)", u.name)));
+                return Err(err(
+                    "hash",
+                    format!(
+                        "user {:?}: not an argon2 hash (make one with `relais user add`)",
+                        u.name
+                    ),
+                ));
             }
         }
         if self.limits.max_connections == 0 {
@@ -500,7 +512,11 @@ mod duration_ms {
                 Some(ms) => ms.trim().parse().map(Duration::from_millis).ok(),
                 None => super::duration::parse(&t),
             }
-            .ok_or_else(|| D::Error::custom(format!("{t:?} is not a duration (like 1000, \"250ms\", \"1s\")"))),
+            .ok_or_else(|| {
+                D::Error::custom(format!(
+                    "{t:?} is not a duration (like 1000, \"250ms\", \"1s\")"
+                ))
+            }),
         }
     }
 }

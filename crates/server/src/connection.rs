@@ -87,7 +87,13 @@ struct Client {
 }
 
 /// Serves one connection until it closes.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, role: Role, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    role: Role,
+    ctx: Arc<Context>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut client = Client {
         label: format!("unknown[{}]:{}", peer.ip(), peer.port()),
         peer,
@@ -102,7 +108,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, role: Role, ctx: Arc<Con
             warn!("submissions listener without TLS: closing {}", client.label);
             return;
         };
-        match tokio::time::timeout(ctx.config.limits.command_timeout, acceptor.accept(stream)).await {
+        match tokio::time::timeout(ctx.config.limits.command_timeout, acceptor.accept(stream)).await
+        {
             Ok(Ok(tls)) => {
                 client.tls = Some(crate::tls::describe(tls.get_ref().1));
                 info!("connect from {} (TLS)", client.label);
@@ -125,7 +132,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, role: Role, ctx: Arc<Con
         // does the same). Bytes already there on accept can only have been sent early.
         match stream.try_read(&mut buf) {
             Ok(n) if n > 0 => {
-                warn!("pregreet from {}: {n} bytes before the greeting", client.label);
+                warn!(
+                    "pregreet from {}: {n} bytes before the greeting",
+                    client.label
+                );
                 session.handle_early_talk();
             }
             _ => {
@@ -147,7 +157,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, role: Role, ctx: Arc<Con
         }
         if !session.output().is_empty() {
             if let Err(e) = conn.write_all(session.output()).await {
-                info!("lost connection after write error from {}: {e}", client.label);
+                info!(
+                    "lost connection after write error from {}: {e}",
+                    client.label
+                );
                 session.handle_eof();
                 while session.poll_event().is_some() {}
                 break;
@@ -183,7 +196,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, role: Role, ctx: Arc<Con
 }
 
 /// Writes the `220 Ready to start TLS`, runs the handshake and tells the session.
-async fn start_tls(conn: &mut Conn, session: &mut Session, client: &mut Client, ctx: &Context, discarded: usize) {
+async fn start_tls(
+    conn: &mut Conn,
+    session: &mut Session,
+    client: &mut Client,
+    ctx: &Context,
+    discarded: usize,
+) {
     if discarded > 0 {
         warn!(
             "{}: discarded {discarded} bytes sent in clear text after STARTTLS (CVE-2011-0411)",
@@ -202,7 +221,10 @@ async fn start_tls(conn: &mut Conn, session: &mut Session, client: &mut Client, 
     match tokio::time::timeout(ctx.config.limits.command_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => {
             let (version, cipher) = crate::tls::describe(tls.get_ref().1);
-            info!("STARTTLS from {}: {version} with cipher {cipher}", client.label);
+            info!(
+                "STARTTLS from {}: {version} with cipher {cipher}",
+                client.label
+            );
             client.tls = Some((version, cipher));
             *conn = Conn::Tls(Box::new(tls));
             session.handle_tls_established();
@@ -219,7 +241,13 @@ async fn start_tls(conn: &mut Conn, session: &mut Session, client: &mut Client, 
 }
 
 /// Carries out one event of the session.
-async fn handle_event(event: Event, session: &mut Session, tx: &mut Option<Transaction>, ctx: &Context, client: &mut Client) {
+async fn handle_event(
+    event: Event,
+    session: &mut Session,
+    tx: &mut Option<Transaction>,
+    ctx: &Context,
+    client: &mut Client,
+) {
     let id_or_noqueue = |tx: &Option<Transaction>| {
         tx.as_ref()
             .map(|t| t.id.to_string())
@@ -227,7 +255,11 @@ async fn handle_event(event: Event, session: &mut Session, tx: &mut Option<Trans
     };
     match event {
         Event::Helo { name, esmtp } => {
-            info!("{} from {}: {name}", if esmtp { "ehlo" } else { "helo" }, client.label);
+            info!(
+                "{} from {}: {name}",
+                if esmtp { "ehlo" } else { "helo" },
+                client.label
+            );
         }
         Event::CheckSender { from, .. } => {
             if let Some(r) = check_sender(ctx, client, &from) {
@@ -340,10 +372,19 @@ fn check_sender(ctx: &Context, client: &Client, from: &ReversePath) -> Option<re
 }
 
 /// Checks AUTH credentials off the event loop, with per-address failure limits.
-async fn authenticate(ctx: &Context, client: &mut Client, mechanism: &str, username: String, password: String) -> AuthOutcome {
+async fn authenticate(
+    ctx: &Context,
+    client: &mut Client,
+    mechanism: &str,
+    username: String,
+    password: String,
+) -> AuthOutcome {
     let ip = client.peer.ip();
     if !ctx.anvil.auth_allowed(ip, Instant::now()) {
-        warn!("{}: AUTH refused: too many failures from this address", client.label);
+        warn!(
+            "{}: AUTH refused: too many failures from this address",
+            client.label
+        );
         return AuthOutcome::Failure(replies::auth_rate_limited());
     }
     let users = ctx.users.clone();
@@ -352,12 +393,18 @@ async fn authenticate(ctx: &Context, client: &mut Client, mechanism: &str, usern
         .await
         .unwrap_or(false);
     if ok {
-        info!("{}: sasl_method={mechanism}, sasl_username={username}", client.label);
+        info!(
+            "{}: sasl_method={mechanism}, sasl_username={username}",
+            client.label
+        );
         client.user = Some(username);
         AuthOutcome::Success
     } else {
         ctx.anvil.auth_failed(ip, Instant::now());
-        warn!("{}: SASL {mechanism} authentication failed for {username:?}", client.label);
+        warn!(
+            "{}: SASL {mechanism} authentication failed for {username:?}",
+            client.label
+        );
         tokio::time::sleep(ctx.config.auth.failure_delay).await;
         AuthOutcome::Failure(replies::auth_failed())
     }

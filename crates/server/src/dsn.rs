@@ -73,11 +73,17 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
     let (subject, intro) = kind(&r.recipients);
     let boundary = format!("{}.relais-dsn/{}", r.queue_id, r.hostname);
     let mut m = String::with_capacity(2048 + r.original.len());
-    m.push_str(&format!("From: Mail Delivery System <MAILER-DAEMON@{}>\r\n", r.hostname));
+    m.push_str(&format!(
+        "From: Mail Delivery System <MAILER-DAEMON@{}>\r\n",
+        r.hostname
+    ));
     m.push_str(&format!("To: {sender}\r\n"));
     m.push_str(&format!("Subject: {subject}\r\n"));
     m.push_str(&format!("Date: {}\r\n", rfc5322_date(r.now)));
-    m.push_str(&format!("Message-ID: <{}.dsn@{}>\r\n", r.queue_id, r.hostname));
+    m.push_str(&format!(
+        "Message-ID: <{}.dsn@{}>\r\n",
+        r.queue_id, r.hostname
+    ));
     m.push_str("Auto-Submitted: auto-replied\r\n");
     m.push_str("MIME-Version: 1.0\r\n");
     m.push_str(&format!(
@@ -88,9 +94,15 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
 
     // 1. For people.
     m.push_str(&format!("--{boundary}\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"));
-    m.push_str(&format!("This is the mail system at host {}.\r\n\r\n{intro}\r\n\r\n", r.hostname));
+    m.push_str(&format!(
+        "This is the mail system at host {}.\r\n\r\n{intro}\r\n\r\n",
+        r.hostname
+    ));
     for rr in &r.recipients {
-        m.push_str(&format!("<{}>: {} ({})", rr.recipient, rr.action, rr.status));
+        m.push_str(&format!(
+            "<{}>: {} ({})",
+            rr.recipient, rr.action, rr.status
+        ));
         if let Some(d) = &rr.diagnostic {
             m.push_str(&format!(": {d}"));
         }
@@ -103,7 +115,10 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
     m.push_str(&format!("Reporting-MTA: dns; {}\r\n", r.hostname));
     m.push_str(&format!("X-Relais-Queue-ID: {}\r\n", r.queue_id));
     if let Some(envid) = &r.envelope.mail_params.envid {
-        m.push_str(&format!("Original-Envelope-Id: {}\r\n", xtext_decode(envid)));
+        m.push_str(&format!(
+            "Original-Envelope-Id: {}\r\n",
+            xtext_decode(envid)
+        ));
     }
     m.push_str(&format!("Arrival-Date: {}\r\n", rfc5322_date(r.arrival)));
     for rr in &r.recipients {
@@ -121,7 +136,9 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
         }
         if let Some(d) = &rr.diagnostic {
             // The remote reply itself when there is one (`host X said: 550 …`).
-            let d = d.split_once(" said: ").map_or(d.as_str(), |(_, reply)| reply);
+            let d = d
+                .split_once(" said: ")
+                .map_or(d.as_str(), |(_, reply)| reply);
             m.push_str(&format!("Diagnostic-Code: smtp; {d}\r\n"));
         }
         m.push_str(&format!("Last-Attempt-Date: {}\r\n", rfc5322_date(r.now)));

@@ -176,7 +176,10 @@ impl SpooledEnvelope {
                 "warned" => state.warned = true,
                 "state" => {
                     let mut parts = rest.splitn(3, ' ');
-                    let i: usize = parts.next().and_then(|n| n.parse().ok()).ok_or_else(|| bad(line))?;
+                    let i: usize = parts
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .ok_or_else(|| bad(line))?;
                     let kind = parts.next().ok_or_else(|| bad(line))?;
                     let tail = parts.next().unwrap_or("");
                     let (status, reason) = tail.split_once(' ').unwrap_or((tail, ""));
@@ -265,7 +268,10 @@ mod tests {
                 warned: false,
                 recipients: vec![
                     Some(Outcome::Delivered("maildir /x/new/1".into())),
-                    Some(Outcome::deferred("4.4.1", "connect to mx.example.org[192.0.2.1]:25: Connection refused")),
+                    Some(Outcome::deferred(
+                        "4.4.1",
+                        "connect to mx.example.org[192.0.2.1]:25: Connection refused",
+                    )),
                 ],
             },
         };

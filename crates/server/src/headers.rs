@@ -162,7 +162,10 @@ mod tests {
             h,
             "Received: from client??X-Injected: yes (unknown [127.0.0.1])\r\n\tby mx.example.com (relais) with ESMTP id ABC123\r\n\tfor <u@example.com>; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
         );
-        let tls = ("TLSv1.3".to_string(), "TLS13_AES_256_GCM_SHA384".to_string());
+        let tls = (
+            "TLSv1.3".to_string(),
+            "TLS13_AES_256_GCM_SHA384".to_string(),
+        );
         let h = received(&ReceivedInfo {
             envelope: &env,
             client_ip: "::1".parse().unwrap(),

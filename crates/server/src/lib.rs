@@ -16,6 +16,7 @@ pub mod aliases;
 pub mod auth;
 pub mod config;
 pub mod connection;
+pub mod control;
 pub mod dsn;
 pub mod envelope;
 pub mod headers;
@@ -42,9 +43,9 @@ use tracing::{error, info, warn};
 
 pub use config::Config;
 use config::Role;
-use queue::{QueueHandle, QueueManager};
 use maildir::MaildirStore;
 use policy::Policy;
+use queue::{QueueHandle, QueueManager};
 
 /// What every connection shares.
 pub struct Context {
@@ -94,8 +95,10 @@ fn queue_settings(config: &Config) -> Result<queue::QueueSettings, ServerError> 
         ..Default::default()
     })
     .map_err(|e| ServerError::Config(format!("DNS resolver: {e}")))?;
-    let mut client = relais_client::ClientConfig::default();
-    client.connect_timeout = d.connect_timeout;
+    let client = relais_client::ClientConfig {
+        connect_timeout: d.connect_timeout,
+        ..Default::default()
+    };
     let routes = d
         .routes
         .iter()
@@ -197,7 +200,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         warn!("delivery is paused: accepted mail stays in the spool");
         (None, QueueHandle::paused())
     } else {
-        let m = QueueManager::start(spool.clone(), store, policy.clone(), queue_settings(&config)?, pending)?;
+        let m = QueueManager::start(
+            spool.clone(),
+            store,
+            policy.clone(),
+            queue_settings(&config)?,
+            pending,
+        )?;
         let q = m.handle();
         (Some(m), q)
     };
@@ -276,8 +285,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         threads.push(t);
     }
 
+    let control_path = control::socket_path(&ctx.config.data_dir);
+    let control = tokio::spawn(control::serve(
+        control_path.clone(),
+        spool.clone(),
+        ctx.delivery.clone(),
+        ctx.config.hostname.clone(),
+    ));
+
     shutdown.await;
     info!("shutting down");
+    control.abort();
+    let _ = std::fs::remove_file(&control_path);
     let _ = stop_tx.send(true);
     tokio::task::spawn_blocking(move || {
         for t in threads {
@@ -396,7 +415,10 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let refusal = match limit.clone().try_acquire_owned() {
-            Err(_) => Err(("too many connections", replies::too_many_connections(&ctx.config.hostname))),
+            Err(_) => Err((
+                "too many connections",
+                replies::too_many_connections(&ctx.config.hostname),
+            )),
             Ok(permit) => match ctx.anvil.connect(peer.ip(), std::time::Instant::now()) {
                 Ok(()) => Ok(permit),
                 Err(limits::Refusal::Concurrency) => Err((

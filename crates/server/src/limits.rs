@@ -118,7 +118,11 @@ impl Anvil {
     pub fn connect(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
         let mut map = self.lock();
         let c = map.entry(ip).or_default();
-        while c.recent.front().is_some_and(|t| now.duration_since(*t) > RATE_WINDOW) {
+        while c
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > RATE_WINDOW)
+        {
             c.recent.pop_front();
         }
         if self.max_open > 0 && c.open >= self.max_open {
@@ -151,7 +155,11 @@ impl Anvil {
         let Some(c) = map.get_mut(&ip) else {
             return true;
         };
-        while c.auth_failures.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+        while c
+            .auth_failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.window)
+        {
             c.auth_failures.pop_front();
         }
         self.max_auth_failures == 0 || c.auth_failures.len() < self.max_auth_failures as usize
@@ -159,7 +167,11 @@ impl Anvil {
 
     /// A failed AUTH from `ip`.
     pub fn auth_failed(&self, ip: IpAddr, now: Instant) {
-        self.lock().entry(ip).or_default().auth_failures.push_back(now);
+        self.lock()
+            .entry(ip)
+            .or_default()
+            .auth_failures
+            .push_back(now);
     }
 }
 
@@ -177,7 +189,11 @@ mod tests {
         assert!(n.contains("10.127.0.1".parse().unwrap()));
         assert!(!n.contains("10.128.0.1".parse().unwrap()));
         assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
         for bad in ["", "192.0.2.0/33", "nonsense/8", "::/129", "1.2.3.4/x"] {
             assert!(Cidr::parse(bad).is_none(), "{bad}");
         }

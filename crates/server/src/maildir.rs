@@ -108,11 +108,21 @@ impl MaildirStore {
     /// Writes `head` then `body` to `tmp/<base>.<host>` in the mailbox: a name made from the
     /// queue id and recipient, so that a delivery repeated after a crash can be recognised
     /// ([`MaildirStore::already_delivered`]).
-    pub fn write_named(&self, mailbox: &str, base: &str, head: &[u8], body: &[u8]) -> io::Result<Pending> {
+    pub fn write_named(
+        &self,
+        mailbox: &str,
+        base: &str,
+        head: &[u8],
+        body: &[u8],
+    ) -> io::Result<Pending> {
         let dir = self.ensure(mailbox)?;
         let name = format!("{base}.{}", self.host);
         let tmp = dir.join("tmp").join(&name);
-        let mut f = File::options().write(true).create(true).truncate(true).open(&tmp)?;
+        let mut f = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         let written = f.write_all(head).and_then(|()| f.write_all(body));
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);

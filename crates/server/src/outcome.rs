@@ -56,7 +56,9 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Delivered(d) => write!(f, "status=sent ({d})"),
-            Outcome::Deferred { status, reason } => write!(f, "status=deferred ({status} {reason})"),
+            Outcome::Deferred { status, reason } => {
+                write!(f, "status=deferred ({status} {reason})")
+            }
             Outcome::Failed { status, reason } => write!(f, "status=bounced ({status} {reason})"),
         }
     }

@@ -163,8 +163,14 @@ mod tests {
             }
         }
         // a client that may relay gets relaying, and still never a rerouted local part
-        assert_eq!(p.check_recipient(&mb("user@other.org"), true), Ok(Route::Relay("other.org".into())));
-        assert!(p.check_recipient(&mb("user%other.org@example.com"), true).is_err());
+        assert_eq!(
+            p.check_recipient(&mb("user@other.org"), true),
+            Ok(Route::Relay("other.org".into()))
+        );
+        assert!(
+            p.check_recipient(&mb("user%other.org@example.com"), true)
+                .is_err()
+        );
         // tricks at a local domain are local parts that name no mailbox
         for addr in [
             "user%other.org@example.com",

@@ -57,7 +57,9 @@ impl Retry {
 
 /// Unix seconds of a time.
 fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Requests to the queue manager.
@@ -121,35 +123,46 @@ impl QueueHandle {
 
 impl QueueManager {
     /// Starts the manager; `recovered` are the messages found in the spool at start.
-    pub fn start(spool: Spool, store: MaildirStore, policy: Policy, settings: QueueSettings, recovered: Vec<QueueId>) -> std::io::Result<QueueManager> {
+    pub fn start(
+        spool: Spool,
+        store: MaildirStore,
+        policy: Policy,
+        settings: QueueSettings,
+        recovered: Vec<QueueId>,
+    ) -> std::io::Result<QueueManager> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let thread = std::thread::Builder::new().name("relais-queue".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!("cannot start the queue manager: {e}");
-                    return;
+        let thread = std::thread::Builder::new()
+            .name("relais-queue".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!("cannot start the queue manager: {e}");
+                        return;
+                    }
+                };
+                let (results_tx, results_rx) = mpsc::unbounded_channel();
+                let mut m = Manager {
+                    spool,
+                    store: Arc::new(store),
+                    policy,
+                    settings: Arc::new(settings),
+                    schedule: BTreeSet::new(),
+                    due: HashMap::new(),
+                    flight: HashMap::new(),
+                    held: HashSet::new(),
+                    recovered: recovered.iter().copied().collect(),
+                    results_tx,
+                    domains: HashMap::new(),
+                };
+                for id in recovered {
+                    m.schedule_at(id, 0);
                 }
-            };
-            let (results_tx, results_rx) = mpsc::unbounded_channel();
-            let mut m = Manager {
-                spool,
-                store: Arc::new(store),
-                policy,
-                settings: Arc::new(settings),
-                schedule: BTreeSet::new(),
-                due: HashMap::new(),
-                flight: HashMap::new(),
-                held: HashSet::new(),
-                recovered: recovered.iter().copied().collect(),
-                results_tx,
-                domains: HashMap::new(),
-            };
-            for id in recovered {
-                m.schedule_at(id, 0);
-            }
-            rt.block_on(m.run(rx, results_rx));
-        })?;
+                rt.block_on(m.run(rx, results_rx));
+            })?;
         Ok(QueueManager {
             tx: Some(tx),
             thread: Some(thread),
@@ -158,7 +171,9 @@ impl QueueManager {
 
     /// A handle for connections and the control socket.
     pub fn handle(&self) -> QueueHandle {
-        QueueHandle { tx: self.tx.clone() }
+        QueueHandle {
+            tx: self.tx.clone(),
+        }
     }
 
     /// Stops after the work in hand; undelivered mail stays in the spool.
@@ -215,7 +230,11 @@ struct Manager {
 }
 
 impl Manager {
-    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Command>, mut results: mpsc::UnboundedReceiver<Done>) {
+    async fn run(
+        &mut self,
+        mut rx: mpsc::UnboundedReceiver<Command>,
+        mut results: mpsc::UnboundedReceiver<Done>,
+    ) {
         loop {
             let now = secs(SystemTime::now());
             let wait = match self.schedule.first() {
@@ -396,7 +415,10 @@ impl Manager {
             return;
         }
         let mut content = Vec::with_capacity(msg.body_len() as usize);
-        if let Err(e) = msg.body_reader().and_then(|mut r| r.read_to_end(&mut content).map_err(Into::into)) {
+        if let Err(e) = msg
+            .body_reader()
+            .and_then(|mut r| r.read_to_end(&mut content).map_err(Into::into))
+        {
             warn!("{id}: cannot read the message body: {e}; retrying later");
             self.schedule_at(id, secs(SystemTime::now()) + 60);
             return;
@@ -423,22 +445,45 @@ impl Manager {
                 Some(Route::Local(mailbox)) => {
                     if !seen.insert(mailbox.clone()) {
                         // The same mailbox twice in one message: one copy.
-                        flight.env.state.set(i, Outcome::Delivered(format!("duplicate of a copy to mailbox {mailbox}")));
+                        flight.env.state.set(
+                            i,
+                            Outcome::Delivered(format!("duplicate of a copy to mailbox {mailbox}")),
+                        );
                         continue;
                     }
                     let base = format!("{}.Q{id}R{i}", secs(msg.arrival));
-                    if self.recovered.contains(&id) && self.store.already_delivered(&mailbox, &base) {
-                        flight.env.state.set(i, Outcome::Delivered(format!("already in maildir of {mailbox} (before a restart)")));
+                    if self.recovered.contains(&id) && self.store.already_delivered(&mailbox, &base)
+                    {
+                        flight.env.state.set(
+                            i,
+                            Outcome::Delivered(format!(
+                                "already in maildir of {mailbox} (before a restart)"
+                            )),
+                        );
                         continue;
                     }
                     let head = headers::delivery_headers(&sender, &r.to.to_string());
-                    match self.store.write_named(&mailbox, &base, head.as_bytes(), &flight.content) {
+                    match self
+                        .store
+                        .write_named(&mailbox, &base, head.as_bytes(), &flight.content)
+                    {
                         Ok(p) => local.push((id, i, p)),
-                        Err(e) => flight.env.state.set(i, Outcome::deferred("4.3.0", format!("cannot write to mailbox {mailbox}: {e}"))),
+                        Err(e) => flight.env.state.set(
+                            i,
+                            Outcome::deferred(
+                                "4.3.0",
+                                format!("cannot write to mailbox {mailbox}: {e}"),
+                            ),
+                        ),
                     }
                 }
-                Some(Route::Relay(domain)) => groups.entry(domain).or_default().push((i, r.clone())),
-                None => flight.env.state.set(i, Outcome::failed("5.1.1", "no such local mailbox (the configuration changed)")),
+                Some(Route::Relay(domain)) => {
+                    groups.entry(domain).or_default().push((i, r.clone()))
+                }
+                None => flight.env.state.set(
+                    i,
+                    Outcome::failed("5.1.1", "no such local mailbox (the configuration changed)"),
+                ),
             }
         }
         for (domain, rcpts) in groups {
@@ -453,7 +498,9 @@ impl Manager {
             let limit = self
                 .domains
                 .entry(domain)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.settings.remote_concurrency.max(1))))
+                .or_insert_with(|| {
+                    Arc::new(Semaphore::new(self.settings.remote_concurrency.max(1)))
+                })
                 .clone();
             let settings = self.settings.clone();
             let tx = self.results_tx.clone();
@@ -489,7 +536,10 @@ impl Manager {
         };
         self.recovered.remove(&id);
         let now = SystemTime::now();
-        let delay = now.duration_since(f.arrival).unwrap_or_default().as_secs_f64();
+        let delay = now
+            .duration_since(f.arrival)
+            .unwrap_or_default()
+            .as_secs_f64();
         let expired = self.settings.retry.expired(f.arrival, now);
         let env = &f.env.envelope;
         let mut reports: Vec<RecipientReport> = Vec::new();
@@ -520,23 +570,30 @@ impl Manager {
             let just_now = !matches!(o, Outcome::Deferred { .. });
             info!("{id}: to=<{}>, relay={relay}, delay={delay:.2}, {o}", r.to);
             let notify = r.params.notify;
-            let report = |action: &'static str, status: String, diag: Option<String>| RecipientReport {
-                recipient: r.to.to_string(),
-                original: r.params.orcpt.clone(),
-                action,
-                status,
-                diagnostic: diag,
-                remote_mta: f.remote.get(&i).map(|(h, _)| h.clone()),
-            };
+            let report =
+                |action: &'static str, status: String, diag: Option<String>| RecipientReport {
+                    recipient: r.to.to_string(),
+                    original: r.params.orcpt.clone(),
+                    action,
+                    status,
+                    diagnostic: diag,
+                    remote_mta: f.remote.get(&i).map(|(h, _)| h.clone()),
+                };
             match &o {
-                Outcome::Failed { status, reason } if just_now && notify.is_none_or(|n| n.failure) => {
+                Outcome::Failed { status, reason }
+                    if just_now && notify.is_none_or(|n| n.failure) =>
+                {
                     reports.push(report("failed", status.clone(), Some(reason.clone())));
                 }
                 Outcome::Delivered(_) if just_now && notify.is_some_and(|n| n.success) => {
                     // A next hop that does DSN reports success itself.
                     let (remote_host, remote_dsn) = f.remote.get(&i).cloned().unwrap_or_default();
                     if !remote_dsn {
-                        let action = if remote_host.is_empty() { "delivered" } else { "relayed" };
+                        let action = if remote_host.is_empty() {
+                            "delivered"
+                        } else {
+                            "relayed"
+                        };
                         reports.push(report(action, "2.0.0".into(), None));
                     }
                 }
@@ -551,7 +608,10 @@ impl Manager {
             && now.duration_since(f.arrival).unwrap_or_default() >= after
         {
             for (i, r) in env.recipients.iter().enumerate() {
-                if let (true, Some(Outcome::Deferred { status, reason })) = (r.params.notify.is_some_and(|n| n.delay), f.env.state.outcome(i)) {
+                if let (true, Some(Outcome::Deferred { status, reason })) = (
+                    r.params.notify.is_some_and(|n| n.delay),
+                    f.env.state.outcome(i),
+                ) {
                     reports.push(RecipientReport {
                         recipient: r.to.to_string(),
                         original: r.params.orcpt.clone(),
@@ -566,9 +626,7 @@ impl Manager {
         }
         // Reports are sent only for real senders, and never about a report (null sender).
         // Only what was decided in this attempt is reported: earlier outcomes were reported then.
-        let mut reports = reports;
-        reports.retain(|_| env.from != ReversePath::Null);
-        if !reports.is_empty() {
+        if env.from != ReversePath::Null && !reports.is_empty() {
             self.send_report(id, &f, reports, now).await;
         }
         if all_final {
@@ -587,7 +645,13 @@ impl Manager {
     }
 
     /// Queues a delivery status notification to the sender of `id`.
-    async fn send_report(&mut self, id: QueueId, f: &Flight, reports: Vec<RecipientReport>, now: SystemTime) {
+    async fn send_report(
+        &mut self,
+        id: QueueId,
+        f: &Flight,
+        reports: Vec<RecipientReport>,
+        now: SystemTime,
+    ) {
         let ReversePath::Mailbox(sender) = &f.env.envelope.from else {
             return;
         };
@@ -649,7 +713,10 @@ impl Manager {
         }
         match incoming.commit(record.encode()).await {
             Ok(rid) => {
-                info!("{id}: sender delivery status notification: {rid} ({})", actions.join(", "));
+                info!(
+                    "{id}: sender delivery status notification: {rid} ({})",
+                    actions.join(", ")
+                );
                 info!("{rid}: queued: from=<>, size={}, nrcpt=1", body.len());
                 self.schedule_at(rid, 0);
             }

@@ -93,7 +93,11 @@ pub struct JobResult {
 /// Delivers a job, trying every next hop in turn.
 pub async fn deliver(settings: &RemoteSettings, job: &Job) -> JobResult {
     let all = |o: Outcome| JobResult {
-        outcomes: job.recipients.iter().map(|(i, _)| (*i, o.clone())).collect(),
+        outcomes: job
+            .recipients
+            .iter()
+            .map(|(i, _)| (*i, o.clone()))
+            .collect(),
         remote: None,
         remote_dsn: false,
     };
@@ -112,7 +116,10 @@ pub async fn deliver(settings: &RemoteSettings, job: &Job) -> JobResult {
 }
 
 /// The addresses to try, in order, each with the host name it belongs to.
-async fn targets(settings: &RemoteSettings, domain: &str) -> Result<Vec<(String, SocketAddr)>, Outcome> {
+async fn targets(
+    settings: &RemoteSettings,
+    domain: &str,
+) -> Result<Vec<(String, SocketAddr)>, Outcome> {
     let hop = settings.routes.get(domain).or(settings.relayhost.as_ref());
     if let Some(hop) = hop {
         let addrs = host_addresses(settings, &hop.host).await?;
@@ -150,7 +157,10 @@ async fn targets(settings: &RemoteSettings, domain: &str) -> Result<Vec<(String,
                     .map(|a| IpAddr::V4(*a))
                     .chain(h.addresses.aaaa.records().iter().map(|a| IpAddr::V6(*a)))
                     .collect();
-                out.extend(ips.into_iter().map(|ip| (h.name.clone(), SocketAddr::new(ip, 25))));
+                out.extend(
+                    ips.into_iter()
+                        .map(|ip| (h.name.clone(), SocketAddr::new(ip, 25))),
+                );
             }
             if out.is_empty() {
                 return Err(Outcome::deferred(
@@ -169,15 +179,17 @@ async fn host_addresses(settings: &RemoteSettings, host: &str) -> Result<Vec<IpA
         return Ok(vec![ip]);
     }
     let a = settings.resolver.addresses(host).await;
-    let ips: Vec<IpAddr> = a
-        .a
-        .records()
-        .iter()
-        .map(|x| IpAddr::V4(*x))
-        .chain(a.aaaa.records().iter().map(|x| IpAddr::V6(*x)))
-        .collect();
+    let ips: Vec<IpAddr> =
+        a.a.records()
+            .iter()
+            .map(|x| IpAddr::V4(*x))
+            .chain(a.aaaa.records().iter().map(|x| IpAddr::V6(*x)))
+            .collect();
     if ips.is_empty() {
-        return Err(Outcome::deferred("4.4.3", format!("cannot resolve next hop {host}")));
+        return Err(Outcome::deferred(
+            "4.4.3",
+            format!("cannot resolve next hop {host}"),
+        ));
     }
     Ok(ips)
 }
@@ -210,7 +222,12 @@ async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketA
     let mut c = SmtpClient::new(settings.client.clone());
     let banner = match c.connect(addr).await {
         Ok(b) => b,
-        Err(e) => return Attempt::TryNext(Outcome::deferred("4.4.1", format!("connect to {host}: {e}"))),
+        Err(e) => {
+            return Attempt::TryNext(Outcome::deferred(
+                "4.4.1",
+                format!("connect to {host}: {e}"),
+            ));
+        }
     };
     if !banner.is_positive() {
         c.close().await;
@@ -224,7 +241,10 @@ async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketA
     if ehlo.has("STARTTLS") {
         if let Err(e) = c.starttls(name).await {
             c.close().await;
-            return Attempt::TryNext(Outcome::deferred("4.7.5", format!("{host}: STARTTLS failed: {e}")));
+            return Attempt::TryNext(Outcome::deferred(
+                "4.7.5",
+                format!("{host}: STARTTLS failed: {e}"),
+            ));
         }
         ehlo = match c.ehlo_or_helo(&settings.hostname).await {
             Ok(e) => e,
@@ -234,9 +254,16 @@ async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketA
     let dsn = ehlo.has("DSN");
     if job.params.smtputf8 && !ehlo.has("SMTPUTF8") {
         let _ = c.quit().await;
-        let o = Outcome::failed("5.6.7", format!("{host} does not support SMTPUTF8, which this message needs"));
+        let o = Outcome::failed(
+            "5.6.7",
+            format!("{host} does not support SMTPUTF8, which this message needs"),
+        );
         return Attempt::Done(JobResult {
-            outcomes: job.recipients.iter().map(|(i, _)| (*i, o.clone())).collect(),
+            outcomes: job
+                .recipients
+                .iter()
+                .map(|(i, _)| (*i, o.clone()))
+                .collect(),
             remote: Some(host),
             remote_dsn: dsn,
         });
@@ -256,13 +283,20 @@ async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketA
         remote: Some(host.clone()),
         remote_dsn: dsn,
     };
-    let all = |o: Outcome| job.recipients.iter().map(|(i, _)| (*i, o.clone())).collect::<Vec<_>>();
+    let all = |o: Outcome| {
+        job.recipients
+            .iter()
+            .map(|(i, _)| (*i, o.clone()))
+            .collect::<Vec<_>>()
+    };
     match c.mail(&job.from, &params).await {
         Ok(_) => {}
         Err(e) => {
             result.outcomes = match e.reply() {
                 Some(r) => all(from_reply(r, &host)),
-                None => return Attempt::TryNext(Outcome::deferred("4.4.2", format!("{host}: {e}"))),
+                None => {
+                    return Attempt::TryNext(Outcome::deferred("4.4.2", format!("{host}: {e}")));
+                }
             };
             let _ = c.quit().await;
             return Attempt::Done(result);
@@ -270,7 +304,11 @@ async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketA
     }
     let mut accepted = Vec::new();
     for (i, r) in &job.recipients {
-        let rp = if dsn { r.params.clone() } else { RcptParams::default() };
+        let rp = if dsn {
+            r.params.clone()
+        } else {
+            RcptParams::default()
+        };
         match c.rcpt(&r.to, &rp).await {
             Ok(_) => accepted.push(*i),
             Err(e) => match e.reply() {

@@ -49,12 +49,20 @@ pub fn acceptor(config: &Config) -> io::Result<TlsAcceptor> {
         .map_err(io::Error::other)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("TLS certificate or key: {e}")))?;
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("TLS certificate or key: {e}"),
+            )
+        })?;
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
 fn bad(path: &Path, e: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {e}", path.display()),
+    )
 }
 
 /// Makes a self-signed certificate for `hostname` (and `localhost`).

@@ -110,6 +110,7 @@ pub async fn deliver(
     match step {
         Ok(()) => {
             // Best effort: the outcomes are known whatever QUIT does.
+            conn.timeout = conn.timeout.min(QUIT_WAIT);
             let quit = format!("{}\r\n", Command::Quit);
             if conn.send(quit.as_bytes()).await.is_ok() {
                 let _ = conn.reply().await;
@@ -204,7 +205,9 @@ async fn transaction(
         return Ok(());
     }
     let lhlo = format!("LHLO {lhlo_name}\r\n");
-    conn.send(lhlo.as_bytes()).await.map_err(at("sending LHLO"))?;
+    conn.send(lhlo.as_bytes())
+        .await
+        .map_err(at("sending LHLO"))?;
     let reply = conn.reply().await.map_err(at("after LHLO"))?;
     let Some(caps) = EhloResponse::parse(&reply) else {
         refused(conn, &reply, "LHLO", &all, results);
@@ -398,6 +401,9 @@ struct Conn {
     peer: String,
 }
 
+/// How long to wait for the reply to QUIT: the outcomes are known by then.
+const QUIT_WAIT: Duration = Duration::from_secs(1);
+
 /// How much of the message is stuffed and written at a time.
 const CHUNK: usize = 64 * 1024;
 
@@ -455,9 +461,18 @@ mod tests {
     #[test]
     fn targets() {
         let table: &[(&str, Option<LmtpTarget>)] = &[
-            ("127.0.0.1:24", Some(LmtpTarget::Tcp("127.0.0.1:24".parse().unwrap()))),
-            ("inet:[::1]:2424", Some(LmtpTarget::Tcp("[::1]:2424".parse().unwrap()))),
-            ("/run/dovecot/lmtp", Some(LmtpTarget::Unix("/run/dovecot/lmtp".into()))),
+            (
+                "127.0.0.1:24",
+                Some(LmtpTarget::Tcp("127.0.0.1:24".parse().unwrap())),
+            ),
+            (
+                "inet:[::1]:2424",
+                Some(LmtpTarget::Tcp("[::1]:2424".parse().unwrap())),
+            ),
+            (
+                "/run/dovecot/lmtp",
+                Some(LmtpTarget::Unix("/run/dovecot/lmtp".into())),
+            ),
             ("unix:/run/x", Some(LmtpTarget::Unix("/run/x".into()))),
             ("unix:", None),
             ("localhost:24", None),
@@ -522,7 +537,9 @@ mod tests {
                 } else {
                     "250 Ok".into()
                 };
-                w.write_all(format!("{reply}\r\n").as_bytes()).await.unwrap();
+                w.write_all(format!("{reply}\r\n").as_bytes())
+                    .await
+                    .unwrap();
             }
         });
         (addr, task)
@@ -570,7 +587,13 @@ mod tests {
             .await;
             assert_eq!(
                 words(&out),
-                ["sent", "deferred 4.2.2", "bounced 5.1.1", "deferred 4.2.2", "bounced 5.1.3"],
+                [
+                    "sent",
+                    "deferred 4.2.2",
+                    "bounced 5.1.1",
+                    "deferred 4.2.2",
+                    "bounced 5.1.3"
+                ],
                 "pipelining {pipelining}: {out:?}"
             );
             let Outcome::Failed { reason, .. } = &out[2] else {
@@ -634,8 +657,7 @@ mod tests {
 
         // A server that stops answering after the dot: accepted recipients without a reply
         // are deferred; the one answered keeps its outcome.
-        let (addr, _server) =
-            scripted(false, |_| "250 2.1.5 Ok", vec!["250 2.0.0 first"]).await;
+        let (addr, _server) = scripted(false, |_| "250 2.1.5 Ok", vec!["250 2.0.0 first"]).await;
         let out = deliver(
             &LmtpTarget::Tcp(addr),
             "h",
@@ -669,6 +691,10 @@ mod tests {
         )
         .await;
         assert_eq!(words(&out), ["deferred 4.4.2"]);
-        assert!(out[0].to_string().contains("554 5.3.2 not now"), "{}", out[0]);
+        assert!(
+            out[0].to_string().contains("554 5.3.2 not now"),
+            "{}",
+            out[0]
+        );
     }
 }

@@ -148,7 +148,13 @@ pub fn entry(sender: &str, message: &[u8], when: SystemTime) -> Vec<u8> {
     } else {
         sender
             .chars()
-            .map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c })
+            .map(|c| {
+                if c.is_whitespace() || c.is_control() {
+                    '_'
+                } else {
+                    c
+                }
+            })
             .collect()
     };
     let mut out = Vec::with_capacity(message.len() + message.len() / 50 + 80);
@@ -239,12 +245,21 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
 
         let o = append(&dir.path().join("no/such/dir"), "a@b", b"x", at(0));
-        assert!(matches!(&o, Outcome::Failed { status, .. } if status == "5.2.0"), "{o}");
+        assert!(
+            matches!(&o, Outcome::Failed { status, .. } if status == "5.2.0"),
+            "{o}"
+        );
         let o = append(dir.path(), "a@b", b"x", at(0));
-        assert!(matches!(&o, Outcome::Failed { status, .. } if status == "5.2.0"), "{o}");
+        assert!(
+            matches!(&o, Outcome::Failed { status, .. } if status == "5.2.0"),
+            "{o}"
+        );
         std::os::unix::fs::symlink(&mbox, dir.path().join("link")).unwrap();
         let o = append(&dir.path().join("link"), "a@b", b"x", at(0));
-        assert!(matches!(&o, Outcome::Failed { status, .. } if status == "5.2.0"), "{o}");
+        assert!(
+            matches!(&o, Outcome::Failed { status, .. } if status == "5.2.0"),
+            "{o}"
+        );
         let o = append(Path::new("/dev/null"), "a@b", b"x", at(0));
         assert!(matches!(o, Outcome::Delivered(_)), "{o}");
     }

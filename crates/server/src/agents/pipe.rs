@@ -79,7 +79,10 @@ pub async fn deliver(
 
 /// Runs one command with `message` on its standard input.
 pub async fn run(inv: &Invocation<'_>, message: &[u8]) -> Outcome {
-    let (local, domain) = inv.recipient.rsplit_once('@').unwrap_or((inv.recipient, ""));
+    let (local, domain) = inv
+        .recipient
+        .rsplit_once('@')
+        .unwrap_or((inv.recipient, ""));
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(inv.command)
@@ -348,7 +351,11 @@ mod tests {
         let start = std::time::Instant::now();
         let o = sh("sleep 3 & exit 0", b"").await;
         assert!(matches!(o, Outcome::Delivered(_)), "{o}");
-        assert!(start.elapsed() < Duration::from_millis(2500), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_millis(2500),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test]
@@ -365,6 +372,10 @@ mod tests {
         assert_eq!(status_of(&o), ("deferred", "4.3.0"), "{o}");
         assert!(o.to_string().contains("timed out"), "{o}");
         assert!(o.to_string().contains("started"), "{o}");
-        assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

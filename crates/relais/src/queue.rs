@@ -1,0 +1,266 @@
+//! `relais queue …` (and `mailq`): look at and steer the queue, through the running server's
+//! control socket when there is one, on the spool directly when there is not.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use relais_server::Config;
+use relais_server::control::{self, QueueDetail, QueueEntry};
+use relais_spool::{Spool, SpoolOptions};
+
+use crate::exit;
+
+/// `relais queue` arguments.
+#[derive(Args, Debug)]
+pub struct QueueArgs {
+    /// The server's configuration (for its data directory); default: the embedded one.
+    #[arg(long, short, env = "RELAIS_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: QueueAction,
+}
+
+/// What to do with the queue.
+#[derive(Subcommand, Debug)]
+pub enum QueueAction {
+    /// List queued messages, like mailq: id, size, arrival, sender, recipients, status.
+    List,
+    /// Show one message: envelope, headers, per-recipient history.
+    Show {
+        /// Queue id.
+        id: String,
+    },
+    /// Try delivery now: one message, or all (needs the running server).
+    Flush {
+        /// Queue id; all messages when absent.
+        id: Option<String>,
+    },
+    /// Remove messages without delivering or bouncing them.
+    Delete {
+        /// Queue ids.
+        ids: Vec<String>,
+        /// Every message.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Keep a message in the queue until released.
+    Hold {
+        /// Queue id.
+        id: String,
+    },
+    /// Release a held message.
+    Release {
+        /// Queue id.
+        id: String,
+    },
+}
+
+/// Loads the configuration named on the command line, or the embedded one.
+pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| {
+            eprintln!("relais: {e}");
+            ExitCode::from(exit::CONFIG)
+        }),
+        None => Ok(Config::embedded()),
+    }
+}
+
+/// Opens the spool directly (no server running).
+fn open_spool(config: &Config) -> Result<Spool, String> {
+    Spool::open(&config.spool_dir(), SpoolOptions::default()).map_err(|e| e.to_string())
+}
+
+/// Runs `relais queue …`.
+pub fn run(args: QueueArgs) -> ExitCode {
+    let config = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let dir = config.data_dir.clone();
+    let result = match &args.action {
+        QueueAction::List => list(&config).map(|entries| {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&entries).unwrap_or_default());
+            } else {
+                print!("{}", render_list(&entries));
+            }
+        }),
+        QueueAction::Show { id } => show(&config, id).map(|d| {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
+            } else {
+                print!("{}", render_show(&d));
+            }
+        }),
+        QueueAction::Flush { id } => {
+            let line = match id {
+                Some(i) => format!("FLUSH {i}"),
+                None => "FLUSH".to_string(),
+            };
+            match control::request(&dir, &line, b"") {
+                Some(r) => r.and_then(check_ok),
+                None => Err("no server is running: queued mail is delivered when it starts".into()),
+            }
+        }
+        QueueAction::Hold { id } => act(&config, "HOLD", id),
+        QueueAction::Release { id } => act(&config, "RELEASE", id),
+        QueueAction::Delete { ids, all } => {
+            let ids: Vec<String> = if *all {
+                match list(&config) {
+                    Ok(e) => e.into_iter().map(|e| e.id).collect(),
+                    Err(e) => return fail(&e),
+                }
+            } else {
+                ids.clone()
+            };
+            if ids.is_empty() {
+                return fail("name the messages to delete, or --all");
+            }
+            let mut failed = None;
+            for id in &ids {
+                match act(&config, "DELETE", id) {
+                    Ok(()) => eprintln!("{id}: deleted"),
+                    Err(e) => failed = Some(format!("{id}: {e}")),
+                }
+            }
+            failed.map_or(Ok(()), Err)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &str) -> ExitCode {
+    eprintln!("relais queue: {e}");
+    ExitCode::from(exit::QUEUE)
+}
+
+fn check_ok(answer: String) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_str(&answer).map_err(|e| e.to_string())?;
+    match v.get("error").and_then(|e| e.as_str()) {
+        Some(e) => Err(e.to_string()),
+        None => Ok(()),
+    }
+}
+
+fn list(config: &Config) -> Result<Vec<QueueEntry>, String> {
+    match control::request(&config.data_dir, "LIST", b"") {
+        Some(r) => r.and_then(|a| serde_json::from_str(&a).map_err(|e| e.to_string())),
+        None => Ok(control::list(&open_spool(config)?)),
+    }
+}
+
+fn show(config: &Config, id: &str) -> Result<QueueDetail, String> {
+    match control::request(&config.data_dir, &format!("SHOW {id}"), b"") {
+        Some(r) => r.and_then(|a| {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&a)
+                && let Some(e) = v.get("error").and_then(|e| e.as_str())
+            {
+                return Err(e.to_string());
+            }
+            serde_json::from_str(&a).map_err(|e| e.to_string())
+        }),
+        None => control::show(&open_spool(config)?, id),
+    }
+}
+
+/// HOLD, RELEASE or DELETE: through the server, or on the spool.
+fn act(config: &Config, verb: &str, id: &str) -> Result<(), String> {
+    if let Some(r) = control::request(&config.data_dir, &format!("{verb} {id}"), b"") {
+        return r.and_then(check_ok);
+    }
+    let spool = open_spool(config)?;
+    let qid: relais_spool::QueueId = id.parse().map_err(|_| format!("{id:?} is not a queue id"))?;
+    match verb {
+        "DELETE" => spool.mark_done(qid).map_err(|e| e.to_string()),
+        _ => {
+            let m = spool.read(qid).map_err(|e| e.to_string())?;
+            let mut env = relais_server::envelope::SpooledEnvelope::decode(&m.envelope).map_err(|e| e.to_string())?;
+            env.state.held = verb == "HOLD";
+            spool.update_envelope(qid, env.encode()).wait().map(|_| ()).map_err(|e| e.to_string())
+        }
+    }
+}
+
+fn when(secs: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    // "Sun, 22 Nov 2026 14:16:45 +0000" → "Sun 22 Nov 14:16:45"
+    let d = relais_server::headers::rfc5322_date(t);
+    let parts: Vec<&str> = d.split(' ').collect();
+    if parts.len() >= 5 {
+        format!("{} {:>2} {} {}", parts[0].trim_end_matches(','), parts[1], parts[2], parts[4])
+    } else {
+        d
+    }
+}
+
+/// The mailq-style listing.
+pub fn render_list(entries: &[QueueEntry]) -> String {
+    if entries.is_empty() {
+        return "Mail queue is empty\n".into();
+    }
+    let mut out = String::from("-Queue ID-          --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
+    let mut total = 0u64;
+    for e in entries {
+        total += e.size;
+        let mark = if e.held { "!" } else { " " };
+        let sender = if e.sender.is_empty() { "MAILER-DAEMON".to_string() } else { e.sender.clone() };
+        out.push_str(&format!("{}{mark} {:>8} {:<20} {sender}\n", e.id, e.size, when(e.arrival)));
+        for r in &e.recipients {
+            if r.status == "sent" || r.status == "bounced" {
+                continue;
+            }
+            if let Some(reason) = &r.reason {
+                out.push_str(&format!("{:50}({reason})\n", ""));
+            }
+            out.push_str(&format!("{:50}{}\n", "", r.address));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "-- {} Kbytes in {} Request{}.\n",
+        total.div_ceil(1024),
+        entries.len(),
+        if entries.len() == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+fn render_show(d: &QueueDetail) -> String {
+    let e = &d.entry;
+    let mut out = format!(
+        "Queue ID:  {}{}\nArrival:   {}\nSize:      {}\nClient:    {}\nSender:    <{}>\nAttempts:  {}\n",
+        e.id,
+        if e.held { " (held)" } else { "" },
+        when(e.arrival),
+        e.size,
+        d.client,
+        e.sender,
+        e.attempts
+    );
+    if e.next_attempt > 0 {
+        out.push_str(&format!("Next try:  {}\n", when(e.next_attempt)));
+    }
+    out.push_str("Recipients:\n");
+    for r in &e.recipients {
+        out.push_str(&format!("  <{}>: {}", r.address, r.status));
+        if let Some(reason) = &r.reason {
+            out.push_str(&format!(" ({reason})"));
+        }
+        out.push('\n');
+    }
+    out.push_str("\nEnvelope:\n");
+    for l in d.envelope.lines() {
+        out.push_str(&format!("  {l}\n"));
+    }
+    out.push_str("\nHeaders:\n");
+    out.push_str(&d.headers.replace("\r\n", "\n"));
+    out
+}
