@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 mod dns;
 mod explain;
 mod send;
+mod queue;
+mod sendmail;
 mod serve;
 mod shell;
 mod user;
@@ -34,13 +36,21 @@ enum Command {
         #[arg(required = true, num_args = 1..)]
         code: Vec<String>,
     },
+    /// Look at and steer the mail queue (list, show, flush, delete, hold, release).
+    Queue(queue::QueueArgs),
+    /// Submit a message from standard input like sendmail (-t, -i, -f, -F; see --help).
+    Sendmail {
+        /// sendmail's options and recipients, as sendmail takes them.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
     /// Manage SMTP AUTH users.
     User {
         #[command(subcommand)]
         action: UserAction,
     },
     /// Send a test message and show the dialogue, like swaks (exit codes: see --help).
-    Send(send::SendArgs),
+    Send(Box<send::SendArgs>),
     /// An interactive SMTP session (telnet, forgiving), or a script read from standard input.
     Shell(shell::ShellArgs),
     /// DNS lookups for mail: MX, A/AAAA, PTR, TXT, SPF, DMARC (exit codes: see --help).
@@ -88,17 +98,38 @@ pub mod exit {
     pub const SERVER: u8 = 3;
     /// The input was not understood (e.g. `relais explain` of something that is no code).
     pub const USAGE: u8 = 4;
+    /// A queue operation failed (no such message, no server for `flush`, …).
+    pub const QUEUE: u8 = 5;
 }
 
 fn main() -> ExitCode {
+    // Called through a link named `sendmail` or `mailq`, relais behaves as those commands.
+    let argv: Vec<String> = std::env::args().collect();
+    let called = argv
+        .first()
+        .map(|a| std::path::Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match called.as_str() {
+        "sendmail" => return sendmail::run(&argv[1..]),
+        "mailq" => {
+            return queue::run(queue::QueueArgs {
+                config: std::env::var_os("RELAIS_CONFIG").map(Into::into),
+                json: false,
+                action: queue::QueueAction::List,
+            });
+        }
+        _ => {}
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
         Command::Explain { code } => explain::run(&code.join(" ")),
+        Command::Queue(args) => queue::run(args),
+        Command::Sendmail { args } => sendmail::run(&args),
         Command::User {
             action: UserAction::Add { name, file },
         } => user::add(&name, file.as_deref()),
-        Command::Send(args) => send::run(args),
+        Command::Send(args) => send::run(*args),
         Command::Shell(args) => shell::run(args),
         Command::Dns(args) => dns::run(args),
         Command::Dnsbl(args) => dns::run_dnsbl(args),
