@@ -2,7 +2,11 @@
 # Installs the system tools the tests and the benchmark use, when they are missing:
 #   swaks        (tests: a second, independent SMTP client)
 #   python3      (tests: smtplib scripts; bench: idle connections)
-#   postfix      (bench: smtp-source, smtp-sink and a private Postfix to compare with)
+#   postfix      (tests: a real SMTP peer for delivery; bench: smtp-source, smtp-sink and a
+#                private Postfix to compare with)
+#   libnet-ssleay-perl (swaks' STARTTLS and TLS-on-connect)
+#   dovecot-core, dovecot-lmtpd (tests: a real LMTP server for local delivery)
+#   python3-pip + aiosmtpd (tests: a Python SMTP server with STARTTLS and AUTH)
 # Usage: scripts/deps.sh            # source it or run it; it is a no-op when all are there
 # Never prompts. Needs root (or password-less sudo) only when something must be installed.
 set -euo pipefail
@@ -15,14 +19,29 @@ relais_deps_missing() {
         ! command -v postfix >/dev/null 2>&1; then
         missing+=(postfix)
     fi
+    perl -MNet::SSLeay -e1 >/dev/null 2>&1 || missing+=(libnet-ssleay-perl)
+    { command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ]; } || missing+=(dovecot-core)
+    [ -e /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
+    python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     echo "${missing[@]}"
+}
+
+# Python modules the tests use, from PyPI.
+relais_install_python_deps() {
+    if python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "deps: installing aiosmtpd (pip)" >&2
+    python3 -m pip install -q aiosmtpd 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages aiosmtpd
 }
 
 relais_install_deps() {
     local missing
     missing=$(relais_deps_missing)
     if [ -z "$missing" ]; then
-        return 0
+        relais_install_python_deps
+        return
     fi
     echo "deps: installing: $missing" >&2
     local sudo=()
@@ -47,6 +66,7 @@ relais_install_deps() {
         echo "deps: still missing after install: $missing" >&2
         return 1
     fi
+    relais_install_python_deps
 }
 
 # Run directly: install.

@@ -397,6 +397,9 @@ impl Session {
         if matches!(self.mode, Mode::TlsHandshake) {
             self.tls = true;
             self.helo = None;
+            // RFC 3207 §4.2: forget everything learnt in clear text, a login included.
+            self.authenticated = None;
+            self.auth_user = None;
             self.mode = Mode::Command;
             self.process();
         }
@@ -1151,7 +1154,13 @@ impl Session {
         });
         self.errors += 1;
         if self.errors >= self.config.max_errors && !matches!(self.mode, Mode::Closed) {
-            replies::too_many_errors(&self.config.hostname).write_to(&mut self.out);
+            let limit = replies::too_many_errors(&self.config.hostname);
+            limit.write_to(&mut self.out);
+            // Logged like any refusal, so the disconnect has its reason in the log.
+            self.events.push_back(Event::Rejected {
+                command: self.current.1.clone(),
+                reply: limit,
+            });
             self.abort_transaction();
             self.close();
         }

@@ -73,7 +73,12 @@ pub struct DnsOptions {
     #[arg(long, env = RESOLVER_ENV, value_name = "IP[:PORT]", global = true)]
     pub resolver: Option<String>,
     /// Seconds to wait for each DNS answer (two attempts are made).
-    #[arg(long = "dns-timeout", value_name = "SECONDS", default_value_t = 5.0, global = true)]
+    #[arg(
+        long = "dns-timeout",
+        value_name = "SECONDS",
+        default_value_t = 5.0,
+        global = true
+    )]
     pub dns_timeout: f64,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
@@ -193,7 +198,9 @@ pub fn run(args: DnsArgs) -> ExitCode {
     {
         let sender_domain = sender.rsplit_once('@').map_or(sender.as_str(), |(_, d)| d);
         if !same_domain(sender_domain.trim_end_matches('>'), domain) {
-            eprintln!("relais: --sender {sender}: its domain must be {domain} (SPF checks the MAIL FROM domain)");
+            eprintln!(
+                "relais: --sender {sender}: its domain must be {domain} (SPF checks the MAIL FROM domain)"
+            );
             return ExitCode::from(exit::USAGE);
         }
     }
@@ -304,7 +311,6 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-
 /// Exit code and one line for a lookup that found nothing or failed.
 fn negative<T>(lookup: &Lookup<T>) -> (u8, String) {
     match &lookup.outcome {
@@ -383,10 +389,7 @@ fn address_cell(addresses: &Addresses) -> String {
 fn mx_report(route: MailRoute) -> Report {
     let mut text = String::new();
     let domain = &route.domain;
-    let reachable = route
-        .hosts
-        .iter()
-        .any(|h| !h.addresses.ips().is_empty());
+    let reachable = route.hosts.iter().any(|h| !h.addresses.ips().is_empty());
     let host_failure = route
         .hosts
         .iter()
@@ -429,7 +432,9 @@ fn mx_report(route: MailRoute) -> Report {
                 text.push_str("error: the addresses of the mail hosts could not be looked up\n");
                 exit::DNS
             } else {
-                text.push_str("no mail host has an address: mail for this domain cannot be delivered\n");
+                text.push_str(
+                    "no mail host has an address: mail for this domain cannot be delivered\n",
+                );
                 exit::NEGATIVE
             }
         }
@@ -488,7 +493,12 @@ fn a_report(addresses: Addresses) -> Report {
         Some(f) => format!("error: {f}"),
         None => cell(
             status(addresses.a.outcome.status()),
-            addresses.a.records().iter().map(|ip| ip.to_string()).collect(),
+            addresses
+                .a
+                .records()
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect(),
         ),
     };
     let aaaa_cell = match addresses.aaaa.failure() {
@@ -739,7 +749,11 @@ fn dmarc_report(record: DmarcRecord) -> Report {
     let code = match &record.status {
         DmarcStatus::Found | DmarcStatus::Invalid(_) => {
             let at = record.found_at.as_deref().unwrap_or(domain);
-            let _ = writeln!(text, "  _dmarc.{at}: {}", record.record.as_deref().unwrap_or_default());
+            let _ = writeln!(
+                text,
+                "  _dmarc.{at}: {}",
+                record.record.as_deref().unwrap_or_default()
+            );
             let rows: Vec<Vec<String>> = record
                 .tags
                 .iter()

@@ -7,8 +7,9 @@ use clap::{Parser, Subcommand};
 
 mod dns;
 mod explain;
-mod send;
+mod probe;
 mod queue;
+mod send;
 mod sendmail;
 mod serve;
 mod shell;
@@ -53,6 +54,8 @@ enum Command {
     Send(Box<send::SendArgs>),
     /// An interactive SMTP session (telnet, forgiving), or a script read from standard input.
     Shell(shell::ShellArgs),
+    /// Probe a domain's MX hosts or one SMTP server, stage by stage (exit codes: see --help).
+    Probe(probe::ProbeArgs),
     /// DNS lookups for mail: MX, A/AAAA, PTR, TXT, SPF, DMARC (exit codes: see --help).
     Dns(dns::DnsArgs),
     /// Check an address on DNS block lists (exit codes: see --help).
@@ -107,7 +110,13 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let called = argv
         .first()
-        .map(|a| std::path::Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .map(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
         .unwrap_or_default();
     match called.as_str() {
         "sendmail" => return sendmail::run(&argv[1..]),
@@ -131,6 +140,7 @@ fn main() -> ExitCode {
         } => user::add(&name, file.as_deref()),
         Command::Send(args) => send::run(*args),
         Command::Shell(args) => shell::run(args),
+        Command::Probe(args) => probe::run(args),
         Command::Dns(args) => dns::run(args),
         Command::Dnsbl(args) => dns::run_dnsbl(args),
         Command::Config { action } => match action {

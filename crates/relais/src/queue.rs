@@ -85,7 +85,10 @@ pub fn run(args: QueueArgs) -> ExitCode {
     let result = match &args.action {
         QueueAction::List => list(&config).map(|entries| {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&entries).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&entries).unwrap_or_default()
+                );
             } else {
                 print!("{}", render_list(&entries));
             }
@@ -177,14 +180,21 @@ fn act(config: &Config, verb: &str, id: &str) -> Result<(), String> {
         return r.and_then(check_ok);
     }
     let spool = open_spool(config)?;
-    let qid: relais_spool::QueueId = id.parse().map_err(|_| format!("{id:?} is not a queue id"))?;
+    let qid: relais_spool::QueueId = id
+        .parse()
+        .map_err(|_| format!("{id:?} is not a queue id"))?;
     match verb {
         "DELETE" => spool.mark_done(qid).map_err(|e| e.to_string()),
         _ => {
             let m = spool.read(qid).map_err(|e| e.to_string())?;
-            let mut env = relais_server::envelope::SpooledEnvelope::decode(&m.envelope).map_err(|e| e.to_string())?;
+            let mut env = relais_server::envelope::SpooledEnvelope::decode(&m.envelope)
+                .map_err(|e| e.to_string())?;
             env.state.held = verb == "HOLD";
-            spool.update_envelope(qid, env.encode()).wait().map(|_| ()).map_err(|e| e.to_string())
+            spool
+                .update_envelope(qid, env.encode())
+                .wait()
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
     }
 }
@@ -195,7 +205,13 @@ fn when(secs: u64) -> String {
     let d = relais_server::headers::rfc5322_date(t);
     let parts: Vec<&str> = d.split(' ').collect();
     if parts.len() >= 5 {
-        format!("{} {:>2} {} {}", parts[0].trim_end_matches(','), parts[1], parts[2], parts[4])
+        format!(
+            "{} {:>2} {} {}",
+            parts[0].trim_end_matches(','),
+            parts[1],
+            parts[2],
+            parts[4]
+        )
     } else {
         d
     }
@@ -206,13 +222,24 @@ pub fn render_list(entries: &[QueueEntry]) -> String {
     if entries.is_empty() {
         return "Mail queue is empty\n".into();
     }
-    let mut out = String::from("-Queue ID-          --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
+    let mut out = String::from(
+        "-Queue ID-          --Size-- ----Arrival Time---- -Sender/Recipient-------\n",
+    );
     let mut total = 0u64;
     for e in entries {
         total += e.size;
         let mark = if e.held { "!" } else { " " };
-        let sender = if e.sender.is_empty() { "MAILER-DAEMON".to_string() } else { e.sender.clone() };
-        out.push_str(&format!("{}{mark} {:>8} {:<20} {sender}\n", e.id, e.size, when(e.arrival)));
+        let sender = if e.sender.is_empty() {
+            "MAILER-DAEMON".to_string()
+        } else {
+            e.sender.clone()
+        };
+        out.push_str(&format!(
+            "{}{mark} {:>8} {:<20} {sender}\n",
+            e.id,
+            e.size,
+            when(e.arrival)
+        ));
         for r in &e.recipients {
             if r.status == "sent" || r.status == "bounced" {
                 continue;

@@ -55,11 +55,19 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "-t" => o.from_headers = true,
             "-i" | "-oi" => o.ignore_dots = true,
             "-bm" => {}
-            "-bs" | "-bd" | "-bp" | "-bi" => return Err(format!("{a} is not supported by relais sendmail")),
+            "-bs" | "-bd" | "-bp" | "-bi" => {
+                return Err(format!("{a} is not supported by relais sendmail"));
+            }
             s if s.starts_with("-f") || s.starts_with("-r") => o.sender = Some(value(&s[..2])?),
             s if s.starts_with("-F") => o.full_name = Some(value("-F")?),
             s if s.starts_with("-C") => o.config = Some(PathBuf::from(value("-C")?)),
-            s if s.starts_with("-o") || s.starts_with("-B") || s.starts_with("-N") || s.starts_with("-R") || s.starts_with("-V") || s.starts_with("-X") => {
+            s if s.starts_with("-o")
+                || s.starts_with("-B")
+                || s.starts_with("-N")
+                || s.starts_with("-R")
+                || s.starts_with("-V")
+                || s.starts_with("-X") =>
+            {
                 // sendmail options relais has no use for (queue and DSN tuning): accepted.
                 if matches!(&s[..2], "-B" | "-N" | "-R" | "-V" | "-X") && s.len() == 2 {
                     i += 1;
@@ -98,7 +106,12 @@ fn recipients_from_headers(message: &[u8]) -> (Vec<String>, Vec<u8>) {
         .windows(2)
         .position(|w| w == b"\n\n")
         .map(|p| p + 1)
-        .or_else(|| message.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 2))
+        .or_else(|| {
+            message
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|p| p + 2)
+        })
         .unwrap_or(message.len());
     let head = String::from_utf8_lossy(&message[..end]).into_owned();
     let mut fields: Vec<(String, String)> = Vec::new();
@@ -137,7 +150,10 @@ fn addresses(value: &str) -> Vec<String> {
         let part = part.trim();
         let addr = match (part.rfind('<'), part.rfind('>')) {
             (Some(a), Some(b)) if a < b => &part[a + 1..b],
-            _ => part.split_whitespace().find(|w| w.contains('@')).unwrap_or(""),
+            _ => part
+                .split_whitespace()
+                .find(|w| w.contains('@'))
+                .unwrap_or(""),
         };
         let addr = addr.trim();
         if !addr.is_empty() {
@@ -184,10 +200,15 @@ pub fn run(args: &[String]) -> ExitCode {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "root".into());
-    let sender = o.sender.clone().unwrap_or_else(|| format!("{user}@{}", config.hostname));
+    let sender = o
+        .sender
+        .clone()
+        .unwrap_or_else(|| format!("{user}@{}", config.hostname));
     let mut message = message;
     if let Some(name) = &o.full_name
-        && !String::from_utf8_lossy(relais_server::dsn::headers_of(&message)).to_ascii_lowercase().contains("\nfrom:")
+        && !String::from_utf8_lossy(relais_server::dsn::headers_of(&message))
+            .to_ascii_lowercase()
+            .contains("\nfrom:")
         && !message.starts_with(b"From:")
     {
         let mut m = format!("From: {name} <{sender}>\n").into_bytes();
@@ -195,7 +216,11 @@ pub fn run(args: &[String]) -> ExitCode {
         message = m;
     }
     let sub = Submission {
-        sender: if sender == "<>" { String::new() } else { sender },
+        sender: if sender == "<>" {
+            String::new()
+        } else {
+            sender
+        },
         recipients,
         user,
         size: message.len(),
@@ -204,7 +229,10 @@ pub fn run(args: &[String]) -> ExitCode {
     let result = match control::request(&config.data_dir, &line, &message) {
         Some(r) => r.and_then(|a| {
             let v: serde_json::Value = serde_json::from_str(&a).map_err(|e| e.to_string())?;
-            match (v.get("id").and_then(|x| x.as_str()), v.get("error").and_then(|x| x.as_str())) {
+            match (
+                v.get("id").and_then(|x| x.as_str()),
+                v.get("error").and_then(|x| x.as_str()),
+            ) {
                 (Some(id), _) => Ok(id.to_string()),
                 (_, Some(e)) => Err(e.to_string()),
                 _ => Err(format!("unexpected answer {a:?}")),
@@ -231,13 +259,23 @@ pub fn run(args: &[String]) -> ExitCode {
 }
 
 /// No server: straight into the spool.
-fn direct(config: &relais_server::Config, sub: &Submission, message: &[u8]) -> Result<String, String> {
+fn direct(
+    config: &relais_server::Config,
+    sub: &Submission,
+    message: &[u8],
+) -> Result<String, String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| e.to_string())?;
-    let spool = relais_spool::Spool::open(&config.spool_dir(), relais_spool::SpoolOptions::default()).map_err(|e| e.to_string())?;
-    let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| e.to_string())?;
+    let spool =
+        relais_spool::Spool::open(&config.spool_dir(), relais_spool::SpoolOptions::default())
+            .map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
     let id = rt.block_on(control::submit(&spool, &config.hostname, sub, message))?;
     spool.shutdown();
-    Ok(format!("{id} (no server running: it is delivered when relais serve starts)"))
+    Ok(format!(
+        "{id} (no server running: it is delivered when relais serve starts)"
+    ))
 }
 
 #[cfg(test)]
@@ -257,14 +295,28 @@ mod tests {
         assert_eq!(o.recipients, vec!["x@y.z"]);
         assert!(parse(&s(&["-bs"])).is_err());
         assert!(parse(&s(&["-f"])).is_err());
-        assert_eq!(parse(&s(&["-fa@b.c", "--", "-weird@x"])).unwrap().recipients, vec!["-weird@x"]);
+        assert_eq!(
+            parse(&s(&["-fa@b.c", "--", "-weird@x"]))
+                .unwrap()
+                .recipients,
+            vec!["-weird@x"]
+        );
     }
 
     #[test]
     fn header_recipients_and_bcc_removal() {
         let m = b"From: me\nTo: A <a@x.test>, b@x.test\nCc: c@x.test\nBcc: hidden@x.test,\n  h2@x.test\nSubject: s\n\nBody\nBcc: not a header\n";
         let (r, out) = recipients_from_headers(m);
-        assert_eq!(r, vec!["a@x.test", "b@x.test", "c@x.test", "hidden@x.test", "h2@x.test"]);
+        assert_eq!(
+            r,
+            vec![
+                "a@x.test",
+                "b@x.test",
+                "c@x.test",
+                "hidden@x.test",
+                "h2@x.test"
+            ]
+        );
         let out = String::from_utf8(out).unwrap();
         assert!(!out.contains("hidden@x.test"));
         assert!(out.contains("Subject: s\n\nBody\nBcc: not a header\n"));

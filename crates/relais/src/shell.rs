@@ -236,10 +236,10 @@ pub fn run(args: ShellArgs) -> ExitCode {
         if interactive {
             match rustyline::DefaultEditor::new() {
                 Ok(mut editor) => {
-                    if let Ok(p) = editor.create_external_printer() {
-                        if let Ok(mut slot) = printer.lock() {
-                            *slot = Some(Box::new(p));
-                        }
+                    if let Ok(p) = editor.create_external_printer()
+                        && let Ok(mut slot) = printer.lock()
+                    {
+                        *slot = Some(Box::new(p));
                     }
                     client
                         .transcript_mut()

@@ -226,6 +226,8 @@ async fn start_tls(
                 client.label
             );
             client.tls = Some((version, cipher));
+            // A login from before TLS does not carry over (RFC 3207 §4.2).
+            client.user = None;
             *conn = Conn::Tls(Box::new(tls));
             session.handle_tls_established();
         }

@@ -48,7 +48,6 @@ fn tls_on_connect() {
         auth: Some("alice:s3cret"),
         // aiosmtpd does not see that an implicit-TLS session is encrypted.
         auth_in_clear: true,
-        ..PyOptions::default()
     });
     let ca = certs.ca.to_str().unwrap();
     let run = send(

@@ -5,13 +5,17 @@ use crate::support::{relais, server};
 #[test]
 fn record_tags_and_policy() {
     let s = server();
-    relais(&s, &["dns", "dmarc", "example.test"]).expect(0).shows(&[
-        "_dmarc.example.test: v=DMARC1; p=reject;",
-        "p      reject",
-        "policy for the domain: failing mail is refused",
-        "sp     quarantine",
-    ]);
-    let json = relais(&s, &["dns", "dmarc", "example.test", "--json"]).expect(0).json();
+    relais(&s, &["dns", "dmarc", "example.test"])
+        .expect(0)
+        .shows(&[
+            "_dmarc.example.test: v=DMARC1; p=reject;",
+            "p      reject",
+            "policy for the domain: failing mail is refused",
+            "sp     quarantine",
+        ]);
+    let json = relais(&s, &["dns", "dmarc", "example.test", "--json"])
+        .expect(0)
+        .json();
     assert_eq!(json["result"]["policy"]["p"], "reject");
     assert_eq!(json["result"]["policy"]["adkim"], "strict");
 }
@@ -21,7 +25,10 @@ fn a_subdomain_uses_the_parent_record() {
     let s = server();
     relais(&s, &["dns", "dmarc", "sub.example.test"])
         .expect(0)
-        .shows(&["_dmarc.example.test: v=DMARC1", "warning: no record at _dmarc.sub.example.test"]);
+        .shows(&[
+            "_dmarc.example.test: v=DMARC1",
+            "warning: no record at _dmarc.sub.example.test",
+        ]);
 }
 
 #[test]

@@ -48,8 +48,15 @@ fn several_zones_listed_wins_over_errors() {
     let json = relais(
         &s,
         &[
-            "dnsbl", "127.0.0.2", "--zone", "bl.test", "--zone", "servfail.test", "--zone",
-            "clean.test", "--json",
+            "dnsbl",
+            "127.0.0.2",
+            "--zone",
+            "bl.test",
+            "--zone",
+            "servfail.test",
+            "--zone",
+            "clean.test",
+            "--json",
         ],
     )
     .expect(1)
@@ -61,5 +68,16 @@ fn several_zones_listed_wins_over_errors() {
         .map(|z| z["status"].as_str().unwrap())
         .collect();
     assert_eq!(statuses, ["listed", "error", "not_listed"]);
-    relais(&s, &["dnsbl", "127.0.0.1", "--zone", "servfail.test", "--zone", "bl.test"]).expect(5);
+    relais(
+        &s,
+        &[
+            "dnsbl",
+            "127.0.0.1",
+            "--zone",
+            "servfail.test",
+            "--zone",
+            "bl.test",
+        ],
+    )
+    .expect(5);
 }

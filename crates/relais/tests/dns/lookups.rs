@@ -11,13 +11,18 @@ fn mx_lists_hosts_by_preference_with_addresses() {
     assert!(lines[2].contains("10") && lines[2].contains("mx1.example.test  127.0.0.11"));
     assert!(lines[3].contains("20") && lines[3].contains("mx2.example.test  127.0.0.12"));
     assert!(lines[4].contains("30") && lines[4].contains("mx3.example.test  127.0.0.13"));
-    let json = relais(&s, &["dns", "mx", "example.test", "--json"]).expect(0).json();
+    let json = relais(&s, &["dns", "mx", "example.test", "--json"])
+        .expect(0)
+        .json();
     assert_eq!(json["query"], "mx");
     assert_eq!(json["exit"], 0);
     assert_eq!(json["resolver"], s.addr().to_string());
     assert_eq!(json["result"]["route"], "mx");
     assert_eq!(json["result"]["hosts"][0]["name"], "mx1.example.test");
-    assert_eq!(json["result"]["hosts"][2]["addresses"]["addresses"][0], "127.0.0.13");
+    assert_eq!(
+        json["result"]["hosts"][2]["addresses"]["addresses"][0],
+        "127.0.0.13"
+    );
 }
 
 #[test]
@@ -46,7 +51,9 @@ fn dns_failures_exit_5_and_say_try_later() {
     relais(&s, &["dns", "a", "servfail.test"])
         .expect(5)
         .shows(&["error: server failure (SERVFAIL)"]);
-    let json = relais(&s, &["dns", "txt", "refused.test", "--json"]).expect(5).json();
+    let json = relais(&s, &["dns", "txt", "refused.test", "--json"])
+        .expect(5)
+        .json();
     assert_eq!(json["result"]["status"], "error");
     assert_eq!(json["result"]["error"]["kind"], "refused");
 }
@@ -57,7 +64,11 @@ fn names_that_cannot_be_names_exit_4() {
     relais(&s, &["dns", "mx", "bad..name"])
         .expect(4)
         .shows(&["not a DNS name"]);
-    assert!(s.queries().is_empty(), "nothing may be sent: {:?}", s.queries());
+    assert!(
+        s.queries().is_empty(),
+        "nothing may be sent: {:?}",
+        s.queries()
+    );
 }
 
 #[test]
@@ -70,23 +81,30 @@ fn a_and_aaaa() {
         .expect(0)
         .shows(&["A     127.0.0.11", "AAAA  none (NODATA)"]);
     relais(&s, &["dns", "a", "missing.test"]).expect(1);
-    let json = relais(&s, &["dns", "a", "www.example.test", "--json"]).expect(0).json();
+    let json = relais(&s, &["dns", "a", "www.example.test", "--json"])
+        .expect(0)
+        .json();
     assert_eq!(json["result"]["addresses"][0], "127.0.0.10");
 }
 
 #[test]
 fn ptr_forward_confirmed_or_not() {
     let s = server();
-    relais(&s, &["dns", "ptr", "127.0.0.11"])
-        .expect(0)
-        .shows(&["mx1.example.test  -> 127.0.0.11  forward-confirmed", "FCrDNS: confirmed"]);
-    relais(&s, &["dns", "ptr", "127.0.0.12"])
+    relais(&s, &["dns", "ptr", "127.0.0.11"]).expect(0).shows(&[
+        "mx1.example.test  -> 127.0.0.11  forward-confirmed",
+        "FCrDNS: confirmed",
+    ]);
+    relais(&s, &["dns", "ptr", "127.0.0.12"]).expect(1).shows(&[
+        "mail.elsewhere.test  -> 127.0.0.99",
+        "FCrDNS: NOT confirmed",
+    ]);
+    relais(&s, &["dns", "ptr", "127.0.0.13"]).expect(1).shows(&[
+        "13.0.0.127.in-addr.arpa does not exist (NXDOMAIN)",
+        "no PTR record",
+    ]);
+    let json = relais(&s, &["dns", "ptr", "127.0.0.12", "--json"])
         .expect(1)
-        .shows(&["mail.elsewhere.test  -> 127.0.0.99", "FCrDNS: NOT confirmed"]);
-    relais(&s, &["dns", "ptr", "127.0.0.13"])
-        .expect(1)
-        .shows(&["13.0.0.127.in-addr.arpa does not exist (NXDOMAIN)", "no PTR record"]);
-    let json = relais(&s, &["dns", "ptr", "127.0.0.12", "--json"]).expect(1).json();
+        .json();
     assert_eq!(json["result"]["fcrdns"], "not_confirmed");
     assert_eq!(json["result"]["ptr"]["records"][0], "mail.elsewhere.test");
     // Not an address: clap refuses it.
@@ -99,7 +117,9 @@ fn txt_including_an_answer_too_big_for_udp() {
     relais(&s, &["dns", "txt", "example.test"])
         .expect(0)
         .shows(&["\"site-verification=0123456789\""]);
-    let json = relais(&s, &["dns", "txt", "big.test", "--json"]).expect(0).json();
+    let json = relais(&s, &["dns", "txt", "big.test", "--json"])
+        .expect(0)
+        .json();
     let record = json["result"]["records"][0].as_str().unwrap();
     assert!(record.len() > 512, "{record}");
     relais(&s, &["dns", "txt", "nomx.test"])

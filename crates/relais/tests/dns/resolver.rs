@@ -8,9 +8,17 @@ use crate::support::{run_with_env, server};
 fn the_environment_variable_is_used_without_the_flag() {
     let s = server();
     let addr = s.addr().to_string();
-    let run = run_with_env(&["dns", "mx", "example.test"], &[("RELAIS_RESOLVER", &addr)], None)
-        .expect(0);
-    assert!(run.stdout.contains(&format!("resolver: {addr}")), "{}", run.stdout);
+    let run = run_with_env(
+        &["dns", "mx", "example.test"],
+        &[("RELAIS_RESOLVER", &addr)],
+        None,
+    )
+    .expect(0);
+    assert!(
+        run.stdout.contains(&format!("resolver: {addr}")),
+        "{}",
+        run.stdout
+    );
     assert!(!s.queries().is_empty());
 }
 
@@ -29,9 +37,17 @@ fn the_flag_wins_over_the_environment() {
 
 #[test]
 fn a_resolver_that_is_no_address_exits_4() {
-    let run = run_with_env(&["dns", "mx", "example.test"], &[], Some("dns.example.test"));
+    let run = run_with_env(
+        &["dns", "mx", "example.test"],
+        &[],
+        Some("dns.example.test"),
+    );
     let run = run.expect(4);
-    assert!(run.stderr.contains("is not a nameserver address"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not a nameserver address"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -39,6 +55,11 @@ fn a_resolver_that_does_not_answer_exits_5() {
     // A bound UDP socket that never answers: the query times out.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap().to_string();
-    run_with_env(&["dnsbl", "127.0.0.2", "--zone", "bl.test"], &[], Some(&addr)).expect(5);
+    run_with_env(
+        &["dnsbl", "127.0.0.2", "--zone", "bl.test"],
+        &[],
+        Some(&addr),
+    )
+    .expect(5);
     run_with_env(&["dns", "mx", "example.test"], &[], Some(&addr)).expect(5);
 }

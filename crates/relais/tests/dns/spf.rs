@@ -6,12 +6,14 @@ use crate::support::{relais, server};
 #[test]
 fn record_term_by_term() {
     let s = server();
-    relais(&s, &["dns", "spf", "example.test"]).expect(0).shows(&[
-        "v=spf1 ip4:127.0.0.10 mx include:_spf.example.test -all",
-        "include:_spf.example.test  pass if the SPF record of _spf.example.test passes",
-        "-all                       fail for every address not matched before",
-        "DNS-querying terms: 2",
-    ]);
+    relais(&s, &["dns", "spf", "example.test"])
+        .expect(0)
+        .shows(&[
+            "v=spf1 ip4:127.0.0.10 mx include:_spf.example.test -all",
+            "include:_spf.example.test  pass if the SPF record of _spf.example.test passes",
+            "-all                       fail for every address not matched before",
+            "DNS-querying terms: 2",
+        ]);
     relais(&s, &["dns", "spf", "nothing.test"])
         .expect(1)
         .shows(&["no SPF record"]);
@@ -25,11 +27,29 @@ fn record_term_by_term() {
 
 /// (domain, ip, result, matched term, exit code)
 const CASES: &[(&str, &str, &str, Option<&str>, i32)] = &[
-    ("example.test", "127.0.0.10", "pass", Some("ip4:127.0.0.10"), 0),
+    (
+        "example.test",
+        "127.0.0.10",
+        "pass",
+        Some("ip4:127.0.0.10"),
+        0,
+    ),
     ("example.test", "127.0.0.13", "pass", Some("mx"), 0),
-    ("example.test", "127.0.1.5", "pass", Some("ip4:127.0.1.0/24"), 0),
+    (
+        "example.test",
+        "127.0.1.5",
+        "pass",
+        Some("ip4:127.0.1.0/24"),
+        0,
+    ),
     ("example.test", "127.0.0.200", "fail", Some("-all"), 1),
-    ("redirect.test", "127.0.0.10", "pass", Some("ip4:127.0.0.10"), 0),
+    (
+        "redirect.test",
+        "127.0.0.10",
+        "pass",
+        Some("ip4:127.0.0.10"),
+        0,
+    ),
     ("redirect.test", "127.0.0.200", "fail", Some("-all"), 1),
     ("softfail.test", "127.0.0.200", "softfail", Some("~all"), 1),
     ("neutral.test", "127.0.0.200", "neutral", Some("?all"), 1),
@@ -80,8 +100,16 @@ fn sender_and_helo_feed_the_check() {
     let json = relais(
         &s,
         &[
-            "dns", "spf", "example.test", "--ip", "127.0.0.10", "--sender", "bob@example.test",
-            "--helo", "client.test", "--json",
+            "dns",
+            "spf",
+            "example.test",
+            "--ip",
+            "127.0.0.10",
+            "--sender",
+            "bob@example.test",
+            "--helo",
+            "client.test",
+            "--json",
         ],
     )
     .expect(0)
@@ -91,7 +119,15 @@ fn sender_and_helo_feed_the_check() {
     assert_eq!(query["helo"], "client.test");
     relais(
         &s,
-        &["dns", "spf", "example.test", "--ip", "127.0.0.10", "--sender", "bob@other.test"],
+        &[
+            "dns",
+            "spf",
+            "example.test",
+            "--ip",
+            "127.0.0.10",
+            "--sender",
+            "bob@other.test",
+        ],
     )
     .expect(4);
 }

@@ -11,7 +11,11 @@ use crate::support::{BAD_PASSWORD, Client, PASSWORD, Server, Setup, USER, lo, tc
 fn still_serving(server: &Server, from: Option<std::net::Ipv4Addr>, user: &str) {
     let before = server.mail_count(user);
     let mut c = Client::ready(server.port("mx"), from);
-    let r = c.send_mail("sender@other.test", &[&format!("{user}@local.test")], "still");
+    let r = c.send_mail(
+        "sender@other.test",
+        &[&format!("{user}@local.test")],
+        "still",
+    );
     assert!(r.is("250 2.0.0 Ok: queued as"), "{r}");
     c.quit();
     server.wait_mail(user, before + 1);
@@ -185,6 +189,32 @@ fn auth_failures_per_address() {
     assert!(r.is("235 2.7.0"), "{r}");
     e.quit();
     still_serving(&server, None, "tina");
+}
+
+#[test]
+fn auth_failures_are_slowed_down() {
+    let server = Server::start(Setup::new(&["submissions"]).failure_delay_ms(1500));
+    let mut c = Client::connect_tls(server.port("submissions"), None);
+    c.greeting();
+    c.ehlo();
+    let started = Instant::now();
+    let r = c.auth_plain(USER, BAD_PASSWORD);
+    let failed_after = started.elapsed();
+    assert!(r.is("535 5.7.8"), "{r}");
+    assert!(
+        failed_after >= Duration::from_millis(1500),
+        "535 after {failed_after:?}"
+    );
+    // a good password is not delayed (argon2 alone takes well under the delay)
+    let started = Instant::now();
+    let r = c.auth_plain(USER, PASSWORD);
+    assert!(r.is("235 2.7.0"), "{r}");
+    assert!(
+        started.elapsed() < failed_after,
+        "235 after {:?}",
+        started.elapsed()
+    );
+    c.quit();
 }
 
 #[test]

@@ -36,30 +36,79 @@ const FORMS: &[(&str, bool, Kind)] = &[
     ("<\"user\"@other.test>", false, Foreign("other.test")),
     ("<user+local.test@other.test>", false, Foreign("other.test")),
     ("<postmaster@other.test>", false, Foreign("other.test")),
-    ("<user@other.test> NOTIFY=SUCCESS,FAILURE", false, Foreign("other.test")),
-    ("<user@other.test> ORCPT=rfc822;user@local.test", false, Foreign("other.test")),
+    (
+        "<user@other.test> NOTIFY=SUCCESS,FAILURE",
+        false,
+        Foreign("other.test"),
+    ),
+    (
+        "<user@other.test> ORCPT=rfc822;user@local.test",
+        false,
+        Foreign("other.test"),
+    ),
     // domains that merely look like ours
-    ("<user@local.test.other.test>", false, Foreign("local.test.other.test")),
+    (
+        "<user@local.test.other.test>",
+        false,
+        Foreign("local.test.other.test"),
+    ),
     ("<user@sub.local.test>", false, Foreign("sub.local.test")),
     ("<user@Local.Test.evil>", false, Foreign("local.test.evil")),
     ("<user@notlocal.test>", false, Foreign("notlocal.test")),
-    ("<user@other-local.test>", false, Foreign("other-local.test")),
+    (
+        "<user@other-local.test>",
+        false,
+        Foreign("other-local.test"),
+    ),
     ("<user@localhost>", false, Foreign("localhost")),
     ("<user@mx.local.test>", false, Foreign("mx.local.test")),
+    ("<user@local>", false, Foreign("local")),
+    ("<user@local-test>", false, Foreign("local-test")),
     // address literals, even our own address
     ("<user@[127.0.0.1]>", false, Foreign("[127.0.0.1]")),
     ("<user@[192.0.2.1]>", false, Foreign("[192.0.2.1]")),
     ("<user@[IPv6:::1]>", false, Foreign("[ipv6:::1]")),
+    (
+        "<user@[IPv6:::ffff:127.0.0.1]>",
+        false,
+        Foreign("[ipv6:::ffff:127.0.0.1]"),
+    ),
     // source routes, the local hop first or not: the route is ignored, the mailbox decides
-    ("<@local.test:user@other.test>", false, Foreign("other.test")),
-    ("<@a.test,@b.test:user@other.test>", false, Foreign("other.test")),
-    ("<@local.test,@local.test:user@other.test>", false, Foreign("other.test")),
+    (
+        "<@local.test:user@other.test>",
+        false,
+        Foreign("other.test"),
+    ),
+    (
+        "<@a.test,@b.test:user@other.test>",
+        false,
+        Foreign("other.test"),
+    ),
+    (
+        "<@local.test,@local.test:user@other.test>",
+        false,
+        Foreign("other.test"),
+    ),
     // local-looking local parts at a foreign domain
-    ("<\"user@local.test\"@other.test>", false, Foreign("other.test")),
+    (
+        "<\"user@local.test\"@other.test>",
+        false,
+        Foreign("other.test"),
+    ),
     ("<user%local.test@other.test>", false, Foreign("other.test")),
+    (
+        "<\"user%local.test\"@other.test>",
+        false,
+        Foreign("other.test"),
+    ),
+    ("<USER%LOCAL.TEST@OTHER.TEST>", false, Foreign("other.test")),
     ("<local.test!user@other.test>", false, Foreign("other.test")),
     // internationalized domains
-    ("<user@xn--exmple-cua.test>", false, Foreign("xn--exmple-cua.test")),
+    (
+        "<user@xn--exmple-cua.test>",
+        false,
+        Foreign("xn--exmple-cua.test"),
+    ),
     ("<user@exämple.test>", true, Foreign("exämple.test")),
     ("<üser@other.test>", true, Foreign("other.test")),
     // at our domain, hiding another host in the local part
@@ -70,7 +119,11 @@ const FORMS: &[(&str, bool, Kind)] = &[
     ("<\"user@other.test\"@LoCaL.tEsT>", false, LocalTrick),
     ("<\"user%other.test\"@local.test>", false, LocalTrick),
     ("<\"other.test!user\"@local.test>", false, LocalTrick),
-    ("<\"@other.test:user@other.test\"@local.test>", false, LocalTrick),
+    (
+        "<\"@other.test:user@other.test\"@local.test>",
+        false,
+        LocalTrick,
+    ),
     ("<\"user\\@other.test\"@local.test>", false, LocalTrick),
     ("<user%40other.test@local.test>", false, LocalTrick),
     ("<user%2540other.test@local.test>", false, LocalTrick),
@@ -100,7 +153,11 @@ const FORMS: &[(&str, bool, Kind)] = &[
     ("<user@local.test>", false, Local("user")),
     ("<USER@LOCAL.TEST>", false, Local("user")),
     ("<@other.test:ivan@local.test>", false, Local("ivan")),
-    ("<@other.test,@third.test:judy@LOCAL.test>", false, Local("judy")),
+    (
+        "<@other.test,@third.test:judy@LOCAL.test>",
+        false,
+        Local("judy"),
+    ),
     ("postmaster", false, Local("postmaster")),
     ("<Postmaster>", false, Local("postmaster")),
 ];
@@ -111,8 +168,7 @@ fn expected(kind: Kind, may_relay: bool) -> &'static [&'static str] {
         Foreign(_) if may_relay => &["250 2.1.5"],
         Foreign(_) => &["554 5.7.1"],
         LocalTrick => &["550 5.1.1"],
-        // a bad path, or (for the last forms) bad parameters
-        Malformed => &["501 5.1.3", "501 5.5.4", "555 5.5.4"],
+        Malformed => &["501 5.1.3"],
         Undeclared => &["553 5.6.7"],
         Local(_) => &["250 2.1.5"],
     }
@@ -131,7 +187,9 @@ fn try_forms(c: &mut Client, sender: &str, may_relay: bool, who: &str) -> Vec<St
         let r = c.cmd(&format!("RCPT TO:{rcpt}"));
         let want = expected(kind, may_relay);
         if !want.iter().any(|w| r.is(w)) {
-            wrong.push(format!("{who}: RCPT TO:{rcpt} ({kind:?}): got {r}, want {want:?}"));
+            wrong.push(format!(
+                "{who}: RCPT TO:{rcpt} ({kind:?}): got {r}, want {want:?}"
+            ));
         }
     }
     c.expect("RSET", "250 ");
@@ -163,7 +221,10 @@ fn at_least_thirty_tricks() {
         .filter(|f| matches!(f.2, LocalTrick | Malformed | Undeclared))
         .count();
     assert!(foreign >= 30, "{foreign} foreign forms");
-    assert!(local_or_bad >= 30, "{local_or_bad} local or malformed forms");
+    assert!(
+        local_or_bad >= 30,
+        "{local_or_bad} local or malformed forms"
+    );
 }
 
 /// Every form from an unauthenticated client at `from`: refused; the log shows no relaying.

@@ -5,9 +5,7 @@
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::support::{
-    Client, HOSTNAME, PASSWORD, Server, Setup, Tls, USER, plain_blob, received,
-};
+use crate::support::{Client, HOSTNAME, PASSWORD, Server, Setup, Tls, USER, plain_blob, received};
 
 /// Asserts `r` is our EHLO reply (not the `250 2.0.0 Ok` of an injected command).
 fn assert_ehlo_reply(r: &crate::support::Reply) {
@@ -52,8 +50,11 @@ fn starttls_injection_of_auth_and_a_transaction_is_never_executed() {
     let r = c.cmd("EHLO client.test");
     assert_ehlo_reply(&r);
     // the injected AUTH did not log us in, the injected MAIL opened no transaction
-    c.expect("RCPT TO:<victim@other.test>", "503 5.5.1");
-    c.expect("MAIL FROM:<alice@local.test>", "530 5.7.0 Authentication required");
+    c.expect("RCPT TO:<bob@local.test>", "503 5.5.1");
+    c.expect(
+        "MAIL FROM:<alice@local.test>",
+        "530 5.7.0 Authentication required",
+    );
     c.quit();
     let log = server.log();
     assert!(!log.contains("sasl_username"), "{log}");
@@ -111,7 +112,10 @@ fn ehlo_offers_auth_only_under_tls_and_starttls_only_once() {
     c.handshake(Tls::Any);
     let after = c.ehlo();
     assert!(!after.mentions("STARTTLS"), "{after}");
-    assert!(after.lines.iter().any(|l| l == "250-AUTH PLAIN LOGIN"), "{after}");
+    assert!(
+        after.lines.iter().any(|l| l == "250-AUTH PLAIN LOGIN"),
+        "{after}"
+    );
     c.expect("STARTTLS", "554 5.5.1");
     c.quit();
 }
@@ -127,7 +131,10 @@ fn tls_1_2_works_and_is_recorded() {
     c.quit();
     let msgs = server.wait_mail("hank", 1);
     let rcv = received(&msgs[0]);
-    assert!(rcv.contains("(using TLSv1.2 with cipher TLS_ECDHE_"), "{rcv}");
+    assert!(
+        rcv.contains("(using TLSv1.2 with cipher TLS_ECDHE_"),
+        "{rcv}"
+    );
     assert!(rcv.contains("with ESMTPS id"), "{rcv}");
     server.assert_logged("STARTTLS from unknown[127.0.0.1]");
 }

@@ -4,8 +4,8 @@
 //! a password or the base64 that carries it.
 
 use crate::support::{
-    BAD_PASSWORD, Client, PASSWORD, Server, Setup, Tls, USER, b64, output_text, plain_blob,
-    python, received, swaks,
+    BAD_PASSWORD, Client, PASSWORD, Server, Setup, Tls, USER, b64, output_text, plain_blob, python,
+    received, swaks,
 };
 
 #[test]
@@ -107,7 +107,10 @@ fn allow_plaintext_offers_auth_without_tls() {
     let server = Server::start(Setup::new(&["mx"]).auth("allow_plaintext = true"));
     let mut c = Client::ready(server.port("mx"), None);
     let ehlo = c.cmd("EHLO client.test");
-    assert!(ehlo.lines.iter().any(|l| l == "250-AUTH PLAIN LOGIN"), "{ehlo}");
+    assert!(
+        ehlo.lines.iter().any(|l| l == "250-AUTH PLAIN LOGIN"),
+        "{ehlo}"
+    );
     let r = c.auth_login(USER, PASSWORD);
     assert!(r.is("235 2.7.0"), "{r}");
     let r = c.send_mail(
@@ -260,11 +263,17 @@ fn logs_never_show_passwords() {
     for password in [PASSWORD, BAD_PASSWORD] {
         // in clear text, refused before any check: 538 on mx, 530 on submission
         let mut c = Client::ready(mx, None);
-        c.expect(&format!("AUTH PLAIN {}", plain_blob(USER, password)), "538 ");
+        c.expect(
+            &format!("AUTH PLAIN {}", plain_blob(USER, password)),
+            "538 ",
+        );
         c.expect(&format!("AUTH LOGIN {}", b64(USER)), "538 ");
         c.quit();
         let mut c = Client::ready(sub, None);
-        c.expect(&format!("AUTH PLAIN {}", plain_blob(USER, password)), "530 ");
+        c.expect(
+            &format!("AUTH PLAIN {}", plain_blob(USER, password)),
+            "530 ",
+        );
         c.quit();
         // every way of sending it, under TLS
         let mut c = Client::ready(sub, None);

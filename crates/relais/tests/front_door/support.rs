@@ -67,7 +67,10 @@ fn password_hash() -> &'static str {
             .strip_prefix(&format!("{USER}:"))
             .unwrap_or_else(|| panic!("relais user add printed {stdout:?}"));
         assert!(hash.starts_with("$argon2"), "{hash}");
-        assert!(!stdout.contains(PASSWORD), "the hash output shows the password");
+        assert!(
+            !stdout.contains(PASSWORD),
+            "the hash output shows the password"
+        );
         hash.to_string()
     })
 }
@@ -80,6 +83,7 @@ pub struct Setup {
     tls: bool,
     tls_files: Option<(PathBuf, PathBuf)>,
     max_failures: u32,
+    failure_delay_ms: u64,
     auth: Vec<String>,
     limits: Vec<String>,
     addresses: Vec<&'static str>,
@@ -96,6 +100,7 @@ impl Setup {
             tls: true,
             tls_files: None,
             max_failures: 100,
+            failure_delay_ms: 0,
             auth: Vec::new(),
             limits: Vec::new(),
             addresses: Vec::new(),
@@ -127,7 +132,13 @@ impl Setup {
         self
     }
 
-    /// One more line in `[auth]` (not `max_failures` nor `failure_delay`).
+    /// `[auth] failure_delay`, in milliseconds.
+    pub fn failure_delay_ms(mut self, ms: u64) -> Setup {
+        self.failure_delay_ms = ms;
+        self
+    }
+
+    /// One more line in `[auth]` (not `max_failures` nor `failure_delay`: see above).
     pub fn auth(mut self, line: &str) -> Setup {
         self.auth.push(line.to_string());
         self
@@ -186,9 +197,10 @@ impl Setup {
         }
         t.push_str(&format!(
             "\n[auth]\nusers = [{{ name = {USER:?}, hash = '{}', addresses = [{}] }}]\n\
-             failure_delay = 0\nmax_failures = {}\n",
+             failure_delay = {}\nmax_failures = {}\n",
             password_hash(),
             quoted(&self.addresses),
+            self.failure_delay_ms,
             self.max_failures
         ));
         for l in &self.auth {
@@ -419,7 +431,9 @@ impl Reply {
     /// True if any line contains `needle`, case-insensitively.
     pub fn mentions(&self, needle: &str) -> bool {
         let n = needle.to_ascii_lowercase();
-        self.lines.iter().any(|l| l.to_ascii_lowercase().contains(&n))
+        self.lines
+            .iter()
+            .any(|l| l.to_ascii_lowercase().contains(&n))
     }
 }
 

@@ -14,7 +14,7 @@ pub mod mbox;
 pub mod pipe;
 
 /// At most this many bytes of what a program or server said go into an outcome's text.
-pub(crate) const MAX_DIAGNOSTIC: usize = 500;
+pub const MAX_DIAGNOSTIC: usize = 500;
 
 /// Makes program output fit on one log line: the first [`MAX_DIAGNOSTIC`] bytes, invalid UTF-8
 /// and control characters replaced, runs of white space folded into one space.

@@ -6,7 +6,7 @@
 //!   `SENDER` (empty for the null sender), `RECIPIENT`, `LOCAL` and `DOMAIN` (its two halves)
 //!   and `ORIGINAL_RECIPIENT` (the address before alias expansion).
 //! - Standard output and standard error are read; their first
-//!   [`MAX_DIAGNOSTIC`](super::MAX_DIAGNOSTIC) bytes go into the outcome's text.
+//!   [`MAX_DIAGNOSTIC`] bytes go into the outcome's text.
 //! - A program that exits without reading all of its input (`EPIPE`) is not an error in itself:
 //!   the exit status decides.
 //! - The exit status is read as `sysexits.h` (see [`exit_outcome`]): 0 delivered, 75

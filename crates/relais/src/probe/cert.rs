@@ -1,0 +1,263 @@
+//! Just enough X.509 to show a certificate: subject and issuer common names, the DNS names
+//! of the subjectAltName extension, validity dates, and whether it signed itself.
+//!
+//! A small DER reader (RFC 5280 structure, tag-length-value) instead of a full X.509 crate:
+//! the verification itself is rustls' (`relais-client` reports it); this only describes.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What a certificate says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CertSummary {
+    /// Subject common name.
+    pub subject: Option<String>,
+    /// Issuer common name.
+    pub issuer: Option<String>,
+    /// DNS names of the subjectAltName extension.
+    pub dns_names: Vec<String>,
+    /// Start of validity, Unix seconds.
+    pub not_before: i64,
+    /// End of validity, Unix seconds.
+    pub not_after: i64,
+    /// Subject and issuer are the same name: nobody vouches for it.
+    pub self_signed: bool,
+}
+
+impl CertSummary {
+    /// Days from now until expiry (negative once expired).
+    pub fn days_left(&self) -> i64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        (self.not_after - now).div_euclid(86_400)
+    }
+
+    /// Whether `host` is one of the names (wildcards `*.example.org` cover one label), or the
+    /// common name when there is no subjectAltName.
+    pub fn covers(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let names: Vec<&String> = if self.dns_names.is_empty() {
+            self.subject.iter().collect()
+        } else {
+            self.dns_names.iter().collect()
+        };
+        names.iter().any(|name| {
+            let name = name.to_ascii_lowercase();
+            match name.strip_prefix("*.") {
+                Some(suffix) => host
+                    .split_once('.')
+                    .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+                None => name == host,
+            }
+        })
+    }
+}
+
+/// One DER element: its tag and contents.
+struct Tlv<'a> {
+    tag: u8,
+    body: &'a [u8],
+}
+
+/// Reads one element from the front of `input`; returns it and the rest.
+fn next(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let count = (first & 0x7f) as usize;
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let len = rest[..count]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+        (len, &rest[count..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((
+        Tlv {
+            tag,
+            body: &rest[..len],
+        },
+        &rest[len..],
+    ))
+}
+
+/// All elements of a constructed element's contents.
+fn children(mut body: &[u8]) -> Vec<Tlv<'_>> {
+    let mut out = Vec::new();
+    while let Some((tlv, rest)) = next(body) {
+        out.push(tlv);
+        body = rest;
+    }
+    out
+}
+
+const SEQUENCE: u8 = 0x30;
+const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+const OID_SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
+
+/// Parses a DER certificate; `None` when it is not one this reader understands.
+pub fn summarize(der: &[u8]) -> Option<CertSummary> {
+    let (cert, _) = next(der)?;
+    let tbs = children(cert.body).into_iter().next()?;
+    let mut fields = children(tbs.body).into_iter().peekable();
+    // [0] EXPLICIT version, when present.
+    if fields.peek().is_some_and(|f| f.tag == 0xa0) {
+        fields.next();
+    }
+    let _serial = fields.next()?;
+    let _signature = fields.next()?;
+    let issuer = fields.next()?;
+    let validity = fields.next()?;
+    let subject = fields.next()?;
+    let _spki = fields.next()?;
+    let mut dns_names = Vec::new();
+    for field in fields {
+        if field.tag == 0xa3 {
+            dns_names = alt_names(field.body);
+        }
+    }
+    let times = children(validity.body);
+    Some(CertSummary {
+        subject: common_name(subject.body),
+        issuer: common_name(issuer.body),
+        dns_names,
+        not_before: time(times.first()?)?,
+        not_after: time(times.get(1)?)?,
+        self_signed: issuer.body == subject.body,
+    })
+}
+
+/// The first CN of a Name (SEQUENCE OF SET OF SEQUENCE { OID, value }).
+fn common_name(name: &[u8]) -> Option<String> {
+    for set in children(name) {
+        for attribute in children(set.body) {
+            let parts = children(attribute.body);
+            if let [oid, value, ..] = parts.as_slice()
+                && oid.body == OID_COMMON_NAME
+            {
+                return Some(String::from_utf8_lossy(value.body).into_owned());
+            }
+        }
+    }
+    None
+}
+
+/// The dNSName entries of the subjectAltName extension, from `[3] { SEQUENCE OF Extension }`.
+fn alt_names(explicit: &[u8]) -> Vec<String> {
+    let Some((extensions, _)) = next(explicit) else {
+        return Vec::new();
+    };
+    for extension in children(extensions.body) {
+        let parts = children(extension.body);
+        let Some(oid) = parts.first() else { continue };
+        if oid.body != OID_SUBJECT_ALT_NAME {
+            continue;
+        }
+        // extnValue is the last part: an OCTET STRING holding SEQUENCE OF GeneralName.
+        let Some(value) = parts.last() else { continue };
+        let Some((names, _)) = next(value.body) else {
+            continue;
+        };
+        if names.tag != SEQUENCE {
+            continue;
+        }
+        return children(names.body)
+            .into_iter()
+            .filter(|n| n.tag == 0x82)
+            .map(|n| String::from_utf8_lossy(n.body).into_owned())
+            .collect();
+    }
+    Vec::new()
+}
+
+/// UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`) as Unix seconds.
+fn time(tlv: &Tlv<'_>) -> Option<i64> {
+    let text = std::str::from_utf8(tlv.body).ok()?;
+    let digits = text.strip_suffix('Z')?;
+    let (year, rest) = match tlv.tag {
+        0x17 => {
+            let yy: i64 = digits.get(..2)?.parse().ok()?;
+            (
+                if yy >= 50 { 1900 + yy } else { 2000 + yy },
+                digits.get(2..)?,
+            )
+        }
+        0x18 => (digits.get(..4)?.parse().ok()?, digits.get(4..)?),
+        _ => return None,
+    };
+    let field = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
+    let (month, day, hour, minute, second) =
+        (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// A date as `YYYY-MM-DD`, for display.
+pub fn date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(951_868_800), "2000-03-01");
+        assert_eq!(date(days_from_civil(2038, 1, 19) * 86_400), "2038-01-19");
+    }
+
+    #[test]
+    fn names_and_wildcards() {
+        let cert = CertSummary {
+            subject: Some("mx.example.test".into()),
+            issuer: None,
+            dns_names: vec!["mx.example.test".into(), "*.mail.example.test".into()],
+            not_before: 0,
+            not_after: 0,
+            self_signed: false,
+        };
+        assert!(cert.covers("MX.example.test."));
+        assert!(cert.covers("a.mail.example.test"));
+        assert!(!cert.covers("a.b.mail.example.test"));
+        assert!(!cert.covers("other.test"));
+    }
+
+    #[test]
+    fn garbage_is_not_a_certificate() {
+        assert!(summarize(b"").is_none());
+        assert!(summarize(&[0x30, 0x85, 1, 2, 3]).is_none());
+        assert!(summarize(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_none());
+    }
+}

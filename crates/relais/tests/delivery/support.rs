@@ -1,0 +1,1378 @@
+//! Support for the delivery tests: `relais serve` processes (the relais under test and relais
+//! peers), a scripted SMTP peer in this process ([`FaultPeer`]), an aiosmtpd peer
+//! ([`PyPeer`]), a private Postfix ([`Postfix`]), a raw SMTP client ([`Smtp`]), the `relais`
+//! command line ([`relais`]) and DSN parsing with mail-parser ([`Dsn`]).
+//!
+//! Only 127.0.0.x is used. Peers that MX records point to listen on port 25 of their own
+//! 127.0.0.x address ([`loopback_25`]), since an MX record names no port; everything else
+//! listens on a free port of 127.0.0.1. Every process started here is stopped by its PID
+//! (SIGTERM, then SIGKILL) when its handle is dropped; a failing test prints the logs.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+pub use relais_dns::fixture::{Server as Dns, Zone};
+
+/// How long a process may take to say where it listens.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a test waits for something that should happen soon (a delivery, a log line).
+pub const WAIT: Duration = Duration::from_secs(30);
+/// How long a stopped process may take to exit before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Read timeout of the raw client.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The relais binary under test.
+pub const RELAIS: &str = env!("CARGO_BIN_EXE_relais");
+
+/// Polls `f` until it gives a value; panics naming `what` after `timeout`.
+#[track_caller]
+pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A new temporary directory (kept by the caller).
+pub fn tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("create a temporary directory")
+}
+
+// ------------------------------------------------------------------ loopback addresses
+
+/// Hands out a different 127.0.0.x to every caller of this process.
+static NEXT_HOST: AtomicUsize = AtomicUsize::new(0);
+
+/// A 127.0.0.x address (x in 160..=239, never one the other test binaries name) whose port 25
+/// is free now, different for every call. Binding port 25 needs root or
+/// CAP_NET_BIND_SERVICE, which the MX tests need anyway.
+pub fn loopback_25() -> Ipv4Addr {
+    let start = std::process::id() as usize % 80;
+    for _ in 0..80 {
+        let n = NEXT_HOST.fetch_add(1, Ordering::Relaxed);
+        let last = 160 + (start + n) % 80;
+        if last == 200 {
+            continue;
+        }
+        let ip = Ipv4Addr::new(127, 0, 0, last as u8);
+        match TcpListener::bind((ip, 25)) {
+            Ok(_) => return ip,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => panic!(
+                "cannot bind {ip}:25 ({e}): the MX tests run their peers on port 25 of \
+                 127.0.0.x, which needs root or CAP_NET_BIND_SERVICE"
+            ),
+            Err(_) => continue,
+        }
+    }
+    panic!("no 127.0.0.x (x in 160..=239) with a free port 25");
+}
+
+/// Port 25 of a 127.0.0.x that refuses connections (bound, not listening) while this lives:
+/// an MX host that is down.
+pub struct Refusing {
+    _socket: socket2::Socket,
+    /// The address.
+    pub ip: Ipv4Addr,
+}
+
+impl Refusing {
+    /// Reserves a fresh address.
+    pub fn new() -> Refusing {
+        let ip = loopback_25();
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        socket
+            .bind(&SocketAddr::from((ip, 25)).into())
+            .expect("bind the refusing address");
+        Refusing {
+            _socket: socket,
+            ip,
+        }
+    }
+}
+
+/// A free port of 127.0.0.1 (free when this returns).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Starts the fixture DNS server with `zone`.
+pub fn dns(zone: Zone) -> Dns {
+    Dns::start(zone).expect("start the fixture DNS server")
+}
+
+// ------------------------------------------------------------------ processes
+
+/// A child process whose stderr (and stdout) lines are collected, stopped by PID on drop.
+struct Process {
+    name: String,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Process {
+    /// Spawns `cmd` with piped output; `ready` gets the first line for which `parse` gives
+    /// `Some`.
+    fn spawn<T: Send + 'static>(
+        name: &str,
+        mut cmd: Command,
+        parse: fn(&str) -> Option<T>,
+    ) -> (Process, T) {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let mut readers = Vec::new();
+        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("stdout"));
+        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("stderr"));
+        for stream in [out, err] {
+            let log = log.clone();
+            let tx = tx.clone();
+            readers.push(thread::spawn(move || drain(stream, &log, &tx, parse)));
+        }
+        drop(tx);
+        let mut p = Process {
+            name: name.to_string(),
+            child: Some(child),
+            log,
+            readers,
+        };
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(v) => (p, v),
+            Err(e) => {
+                p.stop();
+                panic!(
+                    "{name} did not say where it listens ({e})\n--- {name} log ---\n{}",
+                    p.log()
+                );
+            }
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn pid(&self) -> Option<libc::pid_t> {
+        self.child.as_ref().map(|c| c.id() as libc::pid_t)
+    }
+
+    /// Sends a signal to the process (never reaped before, so the PID is still ours).
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: kill(2) on the PID of our own child, which has not been reaped yet.
+            unsafe {
+                libc::kill(pid, sig);
+            }
+        }
+    }
+
+    /// SIGTERM, wait (SIGKILL after a while), then the end of its output.
+    fn stop(&mut self) {
+        self.signal(libc::SIGTERM);
+        self.reap();
+    }
+
+    /// SIGKILL and reap.
+    fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        self.reap();
+    }
+
+    fn reap(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        thread::sleep(Duration::from_millis(20))
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+        if thread::panicking() {
+            eprintln!(
+                "--- {} log ---\n{}--- end of {} log ---",
+                self.name,
+                self.log(),
+                self.name
+            );
+        }
+    }
+}
+
+/// Collects lines of `stream` into `log`; sends the first value `parse` finds.
+fn drain<T>(
+    stream: impl Read,
+    log: &Mutex<String>,
+    tx: &mpsc::Sender<T>,
+    parse: fn(&str) -> Option<T>,
+) {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    let mut sent = false;
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line).into_owned();
+        if !sent && let Some(v) = parse(&text) {
+            sent = tx.send(v).is_ok();
+        }
+        log.lock().unwrap().push_str(&text);
+    }
+}
+
+/// The address in `… listening on IP:PORT …`.
+fn listening_on(line: &str) -> Option<SocketAddr> {
+    let at = line.find("listening on ")? + "listening on ".len();
+    line[at..].split_whitespace().next()?.parse().ok()
+}
+
+// ------------------------------------------------------------------ relais serve
+
+/// What a test sets in a `relais serve` configuration.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// `hostname`.
+    pub hostname: String,
+    /// `local_domains`.
+    pub local_domains: Vec<String>,
+    /// The listener address.
+    pub listen: SocketAddr,
+    /// `[delivery] resolver`.
+    pub resolver: Option<SocketAddr>,
+    /// `[delivery] routes`.
+    pub routes: Vec<(String, String)>,
+    /// `[delivery] relayhost`.
+    pub relayhost: Option<String>,
+}
+
+impl Setup {
+    /// The relais under test: `relais.test`, relaying for 127.0.0.0/8, MX lookups at `dns`.
+    pub fn sender(dns: &Dns) -> Setup {
+        Setup {
+            hostname: "relais.test".into(),
+            local_domains: vec!["localhost".into(), "relais.test".into()],
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            resolver: Some(dns.addr()),
+            routes: Vec::new(),
+            relayhost: None,
+            }
+    }
+
+    /// A relais peer: mail for `domain`, on port 25 of `ip`.
+    pub fn peer(ip: Ipv4Addr, domain: &str) -> Setup {
+        Setup {
+            hostname: format!("mx.{domain}"),
+            local_domains: vec![domain.to_string()],
+            listen: SocketAddr::from((ip, 25)),
+            resolver: None,
+            routes: Vec::new(),
+            relayhost: None,
+        }
+    }
+
+    /// Adds a route, `domain` → `hop` (`[host]:port`).
+    pub fn route(mut self, domain: &str, hop: &str) -> Setup {
+        self.routes.push((domain.into(), hop.into()));
+        self
+    }
+
+    /// The TOML text, with the data in `data_dir`. Retries wait an hour: tests drive them
+    /// with `relais queue flush`.
+    pub fn toml(&self, data_dir: &Path) -> String {
+        let list = |v: &[String]| {
+            v.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut t = format!(
+            "hostname = {:?}\ndata_dir = {:?}\nlocal_domains = [{}]\n\
+             relay_networks = [\"127.0.0.0/8\"]\nworkers = 1\n\n\
+             [[listener]]\naddress = \"{}\"\n\n\
+             [limits]\nmax_connections_per_ip = 0\nconnection_rate_per_ip = 0\n\n\
+             [delivery]\nfirst_retry = \"1h\"\nmax_retry = \"1h\"\nconnect_timeout = \"5s\"\n",
+            self.hostname,
+            data_dir.display().to_string(),
+            list(&self.local_domains),
+            self.listen,
+        );
+        if let Some(r) = self.resolver {
+            t.push_str(&format!("resolver = \"{r}\"\n"));
+        }
+        if let Some(r) = &self.relayhost {
+            t.push_str(&format!("relayhost = {r:?}\n"));
+        }
+        if !self.routes.is_empty() {
+            let routes: Vec<String> = self
+                .routes
+                .iter()
+                .map(|(d, h)| format!("{d:?} = {h:?}"))
+                .collect();
+            t.push_str(&format!("routes = {{ {} }}\n", routes.join(", ")));
+        }
+        t
+    }
+
+    /// Writes `dir/relais.toml` (data in `dir/data`) and returns its path.
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("relais.toml");
+        fs::write(&path, self.toml(&dir.join("data"))).expect("write the configuration");
+        path
+    }
+}
+
+/// A running `relais serve` whose configuration and data live in a directory the test keeps
+/// (so that a second one started there finds the same spool).
+pub struct Relais {
+    process: Process,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its configuration file.
+    pub config: PathBuf,
+    /// Its `data_dir`.
+    pub data: PathBuf,
+}
+
+impl Relais {
+    /// Writes the configuration into `dir` and starts `relais serve`.
+    pub fn start(name: &str, dir: &Path, setup: &Setup) -> Relais {
+        let config = setup.write(dir);
+        let mut cmd = Command::new(RELAIS);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env_remove("RELAIS_LOG");
+        let (process, addr) = Process::spawn(name, cmd, listening_on);
+        Relais {
+            process,
+            addr,
+            config,
+            data: dir.join("data"),
+        }
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    /// The log lines that contain every one of `needles`.
+    pub fn lines(&self, needles: &[&str]) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .map(String::from)
+            .collect()
+    }
+
+    /// Waits for `n` log lines that contain every one of `needles`; returns them all.
+    #[track_caller]
+    pub fn wait_log(&self, needles: &[&str], n: usize) -> Vec<String> {
+        wait_until(
+            &format!("{n} log line(s) of {} with {needles:?}", self.process.name),
+            WAIT,
+            || {
+                let l = self.lines(needles);
+                (l.len() >= n).then_some(l)
+            },
+        )
+    }
+
+    /// Ends it with SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Stops it with SIGTERM.
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    /// The files in the Maildir `new/` of a local part.
+    pub fn mail(&self, local: &str) -> Vec<PathBuf> {
+        list_files(&self.data.join("mail").join(local).join("new"))
+    }
+
+    /// Waits until the Maildir of `local` holds at least `n` messages; returns their contents.
+    #[track_caller]
+    pub fn wait_mail(&self, local: &str, n: usize) -> Vec<Vec<u8>> {
+        let files = wait_until(
+            &format!("{n} message(s) in the Maildir of {local}"),
+            WAIT,
+            || {
+                let f = self.mail(local);
+                (f.len() >= n).then_some(f)
+            },
+        );
+        files.iter().map(|p| fs::read(p).expect("read")).collect()
+    }
+
+    /// A raw client connected to it, after EHLO.
+    pub fn smtp(&self) -> Smtp {
+        Smtp::connect(self.addr)
+    }
+
+    /// `relais queue -c CONFIG ARGS…`.
+    pub fn queue(&self, args: &[&str]) -> Run {
+        queue(&self.config, args)
+    }
+
+    /// `relais queue -c CONFIG list --json`.
+    pub fn queue_json(&self) -> Vec<serde_json::Value> {
+        let run = self.queue(&["list", "--json"]).expect(0);
+        match run.json() {
+            serde_json::Value::Array(a) => a,
+            other => panic!("queue list --json gave no array: {other}"),
+        }
+    }
+}
+
+/// `relais queue -c CONFIG ARGS…`.
+pub fn queue(config: &Path, args: &[&str]) -> Run {
+    let mut all = vec!["queue", "-c", config.to_str().expect("UTF-8 path")];
+    all.extend_from_slice(args);
+    relais(&all, b"", &[])
+}
+
+/// The regular files of a directory, sorted; none if it does not exist.
+pub fn list_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    files
+}
+
+// ------------------------------------------------------------------ the command line
+
+/// One run of a command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the exit code (showing the output when it differs).
+    #[track_caller]
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The standard output as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// Runs `relais ARGS…` with `stdin` and extra environment.
+pub fn relais(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(RELAIS);
+    cmd.args(args);
+    run(cmd, stdin, env)
+}
+
+/// Runs a command to its end (killed after a minute), feeding it `stdin`.
+pub fn run(mut cmd: Command, stdin: &[u8], env: &[(&str, &str)]) -> Run {
+    cmd.env_remove("RELAIS_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn a command");
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_thread = thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let err_thread = thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        match child.try_wait().expect("wait") {
+            Some(s) => break s,
+            None if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{cmd:?} ran for more than a minute");
+            }
+        }
+    };
+    let _ = writer.join();
+    let stdout = String::from_utf8_lossy(&out_thread.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err_thread.join().unwrap_or_default()).into_owned();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+    }
+}
+
+// ------------------------------------------------------------------ raw SMTP client
+
+/// One SMTP reply.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub code: u16,
+    /// All lines, joined with newlines.
+    pub text: String,
+}
+
+/// A raw SMTP client.
+pub struct Smtp {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Smtp {
+    /// Connects, reads the greeting and says EHLO.
+    pub fn connect(addr: SocketAddr) -> Smtp {
+        let stream = TcpStream::connect(addr).expect("connect to relais");
+        stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+        let mut c = Smtp {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+        };
+        let greeting = c.reply().expect("greeting");
+        assert_eq!(greeting.code, 220, "{}", greeting.text);
+        c.expect("EHLO client.test", 250);
+        c
+    }
+
+    /// Reads one reply.
+    pub fn reply(&mut self) -> io::Result<Reply> {
+        let mut text = Vec::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("connection closed after {text:?}"),
+                ));
+            }
+            let line = line.trim_end().to_string();
+            let more = line.as_bytes().get(3) == Some(&b'-');
+            text.push(line);
+            if !more {
+                break;
+            }
+        }
+        let code = text
+            .last()
+            .and_then(|l| l.get(..3))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Ok(Reply {
+            code,
+            text: text.join("\n"),
+        })
+    }
+
+    /// Sends a command line and reads the reply.
+    pub fn cmd(&mut self, line: &str) -> io::Result<Reply> {
+        self.writer.write_all(format!("{line}\r\n").as_bytes())?;
+        self.reply()
+    }
+
+    /// Sends a command line and asserts the reply code.
+    #[track_caller]
+    pub fn expect(&mut self, line: &str, code: u16) -> Reply {
+        let r = self
+            .cmd(line)
+            .unwrap_or_else(|e| panic!("{line}: no reply: {e}"));
+        assert_eq!(r.code, code, "{line} → {}", r.text);
+        r
+    }
+
+    /// One transaction: `from` and each of `rcpts` are the arguments of MAIL FROM: and RCPT
+    /// TO: (with their parameters, `<a@b> RET=HDRS`); the message gets CRLF line ends and
+    /// dot-stuffing. Returns the queue id.
+    pub fn try_send(&mut self, from: &str, rcpts: &[&str], message: &str) -> io::Result<String> {
+        let bad = |r: Reply| io::Error::other(r.text);
+        let r = self.cmd(&format!("MAIL FROM:{from}"))?;
+        if r.code != 250 {
+            return Err(bad(r));
+        }
+        for to in rcpts {
+            let r = self.cmd(&format!("RCPT TO:{to}"))?;
+            if r.code != 250 {
+                return Err(bad(r));
+            }
+        }
+        let r = self.cmd("DATA")?;
+        if r.code != 354 {
+            return Err(bad(r));
+        }
+        let mut data = String::with_capacity(message.len() + 64);
+        for line in message.lines() {
+            if line.starts_with('.') {
+                data.push('.');
+            }
+            data.push_str(line);
+            data.push_str("\r\n");
+        }
+        data.push_str(".\r\n");
+        self.writer.write_all(data.as_bytes())?;
+        let r = self.reply()?;
+        if r.code != 250 {
+            return Err(bad(r));
+        }
+        let at = r.text.find("queued as ").map(|i| i + "queued as ".len());
+        let id: String = at
+            .map(|i| {
+                r.text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if id.is_empty() {
+            return Err(io::Error::other(format!("no queue id in {:?}", r.text)));
+        }
+        Ok(id)
+    }
+
+    /// [`Smtp::try_send`] that must succeed.
+    #[track_caller]
+    pub fn send(&mut self, from: &str, rcpts: &[&str], message: &str) -> String {
+        self.try_send(from, rcpts, message)
+            .unwrap_or_else(|e| panic!("sending from {from} to {rcpts:?}: {e}"))
+    }
+
+    /// QUIT.
+    pub fn quit(mut self) {
+        let _ = self.cmd("QUIT");
+    }
+}
+
+/// A small message with a unique Message-ID `<tag@client.test>` and a body line naming `tag`.
+pub fn message(subject: &str, tag: &str) -> String {
+    format!(
+        "From: Sender <sender@relais.test>\nTo: someone@elsewhere.test\nSubject: {subject}\n\
+         Message-ID: <{tag}@client.test>\nDate: Mon, 1 Jun 2026 10:00:00 +0000\n\n\
+         Body of {tag}.\n.leading dot line\nLast line.\n"
+    )
+}
+
+/// The value (first line, trimmed) of the first header `name` of a message.
+pub fn header_value(message: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(message);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+// ------------------------------------------------------------------ a scripted SMTP peer
+
+/// Chooses the reply to a RCPT: (connection number from 1, address) → reply line.
+pub type RcptRule = Box<dyn Fn(usize, &str) -> String + Send + Sync>;
+/// Chooses the reply after the message content: connection number → reply line.
+pub type DataRule = Box<dyn Fn(usize) -> String + Send + Sync>;
+
+/// How a [`FaultPeer`] behaves.
+pub struct Script {
+    /// The greeting line (a `421` one makes a mail host that is there but refuses service).
+    pub greeting: String,
+    /// EHLO keywords besides 8BITMIME (`DSN`).
+    pub extensions: Vec<String>,
+    /// The RCPT replies.
+    pub rcpt: RcptRule,
+    /// The reply after DATA's final dot.
+    pub data: DataRule,
+    /// Wait this long before that reply (a slow peer).
+    pub data_delay: Duration,
+}
+
+impl Default for Script {
+    /// Accepts everything at once.
+    fn default() -> Self {
+        Script {
+            greeting: "220 fault.test ESMTP scripted peer".into(),
+            extensions: Vec::new(),
+            rcpt: Box::new(|_, _| "250 2.1.5 Ok".into()),
+            data: Box::new(|conn| format!("250 2.0.0 Ok: queued as FAULT{conn}")),
+            data_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A message a [`FaultPeer`] took.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    /// Connection number (from 1).
+    pub conn: usize,
+    /// The MAIL command line.
+    pub mail: String,
+    /// The RCPT command lines it accepted.
+    pub rcpts: Vec<String>,
+    /// The content, dot-stuffing undone.
+    pub data: Vec<u8>,
+    /// What it answered after the content.
+    pub reply: String,
+}
+
+struct PeerState {
+    script: Script,
+    connections: AtomicUsize,
+    /// Every RCPT: (connection, command line, reply).
+    rcpts: Mutex<Vec<(usize, String, String)>>,
+    /// Every message that got a 2xx after its content.
+    taken: Mutex<Vec<Taken>>,
+}
+
+/// An SMTP server in this process that answers as its [`Script`] says: the peer that defers,
+/// refuses one recipient, or is slow.
+pub struct FaultPeer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Arc<PeerState>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FaultPeer {
+    /// Listens on `addr` (port 0: a free one).
+    pub fn start(addr: SocketAddr, script: Script) -> FaultPeer {
+        let listener =
+            TcpListener::bind(addr).unwrap_or_else(|e| panic!("fault peer on {addr}: {e}"));
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(PeerState {
+            script,
+            connections: AtomicUsize::new(0),
+            rcpts: Mutex::new(Vec::new()),
+            taken: Mutex::new(Vec::new()),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, stop2) = (state.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let conn = st.connections.fetch_add(1, Ordering::SeqCst) + 1;
+                        let st = st.clone();
+                        thread::spawn(move || {
+                            let _ = s.set_nonblocking(false);
+                            let _ = serve_fault(s, conn, &st);
+                        });
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FaultPeer {
+            addr,
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// On a free port of 127.0.0.1.
+    pub fn local(script: Script) -> FaultPeer {
+        FaultPeer::start(SocketAddr::from(([127, 0, 0, 1], 0)), script)
+    }
+
+    /// `[host]:port` for a route to it, naming it `host` (which DNS must resolve to
+    /// 127.0.0.1).
+    pub fn hop(&self, host: &str) -> String {
+        format!("[{host}]:{}", self.addr.port())
+    }
+
+    /// Connections so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Every RCPT so far: (connection, command line, reply).
+    pub fn rcpts(&self) -> Vec<(usize, String, String)> {
+        self.state.rcpts.lock().unwrap().clone()
+    }
+
+    /// The messages taken so far.
+    pub fn taken(&self) -> Vec<Taken> {
+        self.state.taken.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` messages were taken.
+    #[track_caller]
+    pub fn wait_taken(&self, n: usize) -> Vec<Taken> {
+        wait_until(&format!("{n} message(s) at the fault peer"), WAIT, || {
+            let t = self.taken();
+            (t.len() >= n).then_some(t)
+        })
+    }
+}
+
+impl Drop for FaultPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if thread::panicking() {
+            eprintln!(
+                "--- fault peer {}: {} connection(s), RCPTs {:?}, {} message(s) ---",
+                self.addr,
+                self.connections(),
+                self.rcpts(),
+                self.taken().len()
+            );
+        }
+    }
+}
+
+fn serve_fault(stream: TcpStream, conn: usize, st: &PeerState) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut w = stream.try_clone()?;
+    let mut r = BufReader::new(stream);
+    w.write_all(format!("{}\r\n", st.script.greeting).as_bytes())?;
+    if !st.script.greeting.starts_with('2') {
+        return Ok(());
+    }
+    let mut mail = String::new();
+    let mut rcpts: Vec<String> = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let cmd = line.trim_end().to_string();
+        let upper = cmd.to_ascii_uppercase();
+        let reply = if upper.starts_with("EHLO") {
+            let mut kw = vec!["fault.test".to_string(), "8BITMIME".to_string()];
+            kw.extend(st.script.extensions.iter().cloned());
+            let n = kw.len();
+            kw.iter()
+                .enumerate()
+                .map(|(i, k)| format!("250{}{k}", if i + 1 == n { ' ' } else { '-' }))
+                .collect::<Vec<_>>()
+                .join("\r\n")
+        } else if upper.starts_with("HELO") || upper == "NOOP" {
+            "250 fault.test".into()
+        } else if upper.starts_with("MAIL FROM:") {
+            mail = cmd.clone();
+            rcpts.clear();
+            "250 2.1.0 Ok".into()
+        } else if upper.starts_with("RCPT TO:") {
+            let addr = cmd["RCPT TO:".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_matches(['<', '>'])
+                .to_string();
+            let reply = (st.script.rcpt)(conn, &addr);
+            st.rcpts
+                .lock()
+                .unwrap()
+                .push((conn, cmd.clone(), reply.clone()));
+            if reply.starts_with('2') {
+                rcpts.push(cmd.clone());
+            }
+            reply
+        } else if upper == "DATA" {
+            if rcpts.is_empty() {
+                "503 5.5.1 No valid recipients".into()
+            } else {
+                w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")?;
+                let mut data = Vec::new();
+                loop {
+                    let mut l = Vec::new();
+                    if r.read_until(b'\n', &mut l)? == 0 {
+                        return Ok(());
+                    }
+                    if l == b".\r\n" || l == b".\n" {
+                        break;
+                    }
+                    let body = if l.starts_with(b".") { &l[1..] } else { &l[..] };
+                    data.extend_from_slice(body);
+                }
+                thread::sleep(st.script.data_delay);
+                let reply = (st.script.data)(conn);
+                if reply.starts_with('2') {
+                    st.taken.lock().unwrap().push(Taken {
+                        conn,
+                        mail: mail.clone(),
+                        rcpts: rcpts.clone(),
+                        data,
+                        reply: reply.clone(),
+                    });
+                }
+                rcpts.clear();
+                reply
+            }
+        } else if upper == "RSET" {
+            rcpts.clear();
+            "250 2.0.0 Ok".into()
+        } else if upper == "QUIT" {
+            w.write_all(b"221 2.0.0 Bye\r\n")?;
+            return Ok(());
+        } else {
+            "502 5.5.2 Command not recognized".into()
+        };
+        w.write_all(format!("{reply}\r\n").as_bytes())?;
+    }
+}
+
+// ------------------------------------------------------------------ aiosmtpd
+
+/// An aiosmtpd server (`tests/delivery/py/peer.py`) writing what it receives to a directory:
+/// `N.eml` (the content) and `N.json` (envelope, TLS), one pair per transaction.
+pub struct PyPeer {
+    _process: Process,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Where the messages go.
+    pub outdir: PathBuf,
+}
+
+impl PyPeer {
+    /// Starts it on `addr`, with STARTTLS when a certificate and key are given.
+    pub fn start(addr: SocketAddr, outdir: &Path, tls: Option<(&Path, &Path)>) -> PyPeer {
+        let check = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status();
+        assert!(
+            check.is_ok_and(|s| s.success()),
+            "python3 with aiosmtpd is needed: pip install aiosmtpd"
+        );
+        fs::create_dir_all(outdir).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/delivery/py/peer.py");
+        let mut cmd = Command::new("python3");
+        cmd.arg(script)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--outdir")
+            .arg(outdir)
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        if let Some((cert, key)) = tls {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        let (process, addr) = Process::spawn("aiosmtpd peer", cmd, listening_on);
+        PyPeer {
+            _process: process,
+            addr,
+            outdir: outdir.to_path_buf(),
+        }
+    }
+
+    /// The transactions so far: (envelope JSON, content).
+    pub fn messages(&self) -> Vec<(serde_json::Value, Vec<u8>)> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            let json = self.outdir.join(format!("{n}.json"));
+            let eml = self.outdir.join(format!("{n}.eml"));
+            let (Ok(j), Ok(m)) = (fs::read(&json), fs::read(&eml)) else {
+                break;
+            };
+            out.push((serde_json::from_slice(&j).expect("envelope JSON"), m));
+        }
+        out
+    }
+
+    /// Waits for `n` transactions.
+    #[track_caller]
+    pub fn wait_messages(&self, n: usize) -> Vec<(serde_json::Value, Vec<u8>)> {
+        wait_until(&format!("{n} message(s) at aiosmtpd"), WAIT, || {
+            let m = self.messages();
+            (m.len() >= n).then_some(m)
+        })
+    }
+}
+
+/// A self-signed certificate for `name`, written to `dir` as (cert.pem, key.pem).
+pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).expect("certificate");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    fs::write(&cert, ck.cert.pem()).unwrap();
+    fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+// ------------------------------------------------------------------ Postfix
+
+/// A private Postfix instance (its own main.cf and master.cf in a temporary directory, see
+/// PERFORMANCE.md "Running the peers"): smtpd on port 25 of one 127.0.0.x, mail for one
+/// virtual domain into one Maildir, `vmail/box/`, as nobody.
+pub struct Postfix {
+    dir: tempfile::TempDir,
+    running: bool,
+}
+
+/// uid and gid of a system user, from /etc/passwd.
+fn user_ids(name: &str) -> (u32, u32) {
+    let passwd = fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 3 && f[0] == name).then(|| (f[2].parse().ok(), f[3].parse().ok()))
+        })
+        .and_then(|(u, g)| Some((u?, g?)))
+        .unwrap_or_else(|| panic!("no user {name} (is Postfix installed? scripts/deps.sh)"))
+}
+
+impl Postfix {
+    /// Starts an instance on `ip`:25 taking mail for `domain`.
+    pub fn start(ip: Ipv4Addr, domain: &str) -> Postfix {
+        assert!(
+            Path::new("/usr/sbin/postfix").exists(),
+            "Postfix is needed (scripts/deps.sh installs it)"
+        );
+        let dir = tempdir("relais-postfix-");
+        let d = dir.path();
+        for sub in ["etc", "queue", "data", "vmail"] {
+            fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        for p in [d.to_path_buf(), d.join("etc"), d.join("queue")] {
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let (postfix_uid, _) = user_ids("postfix");
+        let (nobody_uid, nobody_gid) = user_ids("nobody");
+        std::os::unix::fs::chown(d.join("data"), Some(postfix_uid), None).unwrap();
+        std::os::unix::fs::chown(d.join("vmail"), Some(nobody_uid), Some(nobody_gid)).unwrap();
+        let main_cf = format!(
+            "compatibility_level = 3.6
+queue_directory = {q}
+data_directory = {data}
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+shlib_directory = /usr/lib/postfix
+meta_directory = /etc/postfix
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = {dir}/maillog
+maillog_file_prefixes = {dir}
+myhostname = mx.{domain}
+mydomain = {domain}
+myorigin = $myhostname
+inet_interfaces = {ip}
+inet_protocols = ipv4
+mydestination =
+relay_domains =
+relayhost =
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+local_recipient_maps =
+biff = no
+smtpd_banner = $myhostname ESMTP
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+virtual_mailbox_domains = {domain}
+virtual_mailbox_base = {dir}/vmail
+virtual_mailbox_maps = static:box/
+virtual_uid_maps = static:{nobody_uid}
+virtual_gid_maps = static:{nobody_gid}
+virtual_minimum_uid = 1
+",
+            q = d.join("queue").display(),
+            data = d.join("data").display(),
+            dir = d.display(),
+        );
+        fs::write(d.join("etc/main.cf"), main_cf).unwrap();
+        // chroot off everywhere (column 5 "n"): the instance needs no copy of /etc.
+        let master_cf = format!(
+            "{ip}:25 inet n - n - - smtpd
+cleanup   unix  n - n - 0 cleanup
+qmgr      unix  n - n 300 1 qmgr
+rewrite   unix  - - n - - trivial-rewrite
+bounce    unix  - - n - 0 bounce
+defer     unix  - - n - 0 bounce
+trace     unix  - - n - 0 bounce
+verify    unix  - - n - 1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+showq     unix  n - n - - showq
+error     unix  - - n - - error
+retry     unix  - - n - - error
+discard   unix  - - n - - discard
+virtual   unix  - n n - - virtual
+anvil     unix  - - n - 1 anvil
+scache    unix  - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+"
+        );
+        fs::write(d.join("etc/master.cf"), master_cf).unwrap();
+        let mut pf = Postfix {
+            dir,
+            running: false,
+        };
+        let out = Command::new("/usr/sbin/postfix")
+            .arg("-c")
+            .arg(pf.dir.path().join("etc"))
+            .arg("start")
+            .output()
+            .expect("run postfix start");
+        pf.running = true;
+        assert!(
+            out.status.success(),
+            "postfix start failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            pf.maillog()
+        );
+        wait_until(&format!("Postfix listening on {ip}:25"), WAIT, || {
+            TcpStream::connect((ip, 25)).ok()
+        });
+        pf
+    }
+
+    /// Its log.
+    pub fn maillog(&self) -> String {
+        fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
+    }
+
+    /// The messages its virtual agent delivered.
+    pub fn delivered(&self) -> Vec<PathBuf> {
+        list_files(&self.dir.path().join("vmail/box/new"))
+    }
+
+    fn master_pid(&self) -> Option<libc::pid_t> {
+        fs::read_to_string(self.dir.path().join("queue/pid/master.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        if !self.running {
+            return;
+        }
+        let pid = self.master_pid();
+        let _ = Command::new("/usr/sbin/postfix")
+            .arg("-c")
+            .arg(self.dir.path().join("etc"))
+            .arg("stop")
+            .output();
+        if let Some(pid) = pid {
+            // The master of this instance (its own pid file): wait for it, kill it if it stays.
+            let alive = || unsafe { libc::kill(pid, 0) } == 0;
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while alive() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(50));
+            }
+            if alive() {
+                // SAFETY: kill(2) on the master PID this instance wrote.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        if thread::panicking() {
+            eprintln!("--- postfix maillog ---\n{}", self.maillog());
+        }
+    }
+}
+
+// ------------------------------------------------------------------ DSN
+
+/// A delivery status notification, parsed with mail-parser.
+#[derive(Debug)]
+pub struct Dsn {
+    /// `Subject`.
+    pub subject: String,
+    /// The root content type, `type/subtype`.
+    pub content_type: String,
+    /// Its `report-type` parameter.
+    pub report_type: String,
+    /// The per-message fields of `message/delivery-status`.
+    pub message_fields: Vec<(String, String)>,
+    /// The per-recipient field groups.
+    pub recipients: Vec<Vec<(String, String)>>,
+    /// The content type of the third part.
+    pub returned_type: String,
+    /// The third part's content (for `message/rfc822`, the whole returned message).
+    pub returned: String,
+    /// The human-readable first part.
+    pub notification: String,
+}
+
+/// The value of `name` among `fields` (case-insensitive name).
+pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn content_type_of(part: &mail_parser::MessagePart<'_>) -> (String, Option<String>) {
+    use mail_parser::MimeHeaders;
+    match part.content_type() {
+        Some(ct) => (
+            format!(
+                "{}/{}",
+                ct.ctype().to_ascii_lowercase(),
+                ct.subtype().unwrap_or("").to_ascii_lowercase()
+            ),
+            ct.attribute("report-type").map(str::to_string),
+        ),
+        None => ("text/plain".into(), None),
+    }
+}
+
+/// Field groups of a `message/delivery-status` body (RFC 3464 §2.1): blank-line separated
+/// blocks of `Name: value` lines, continuation lines unfolded.
+fn field_groups(text: &str) -> Vec<Vec<(String, String)>> {
+    let mut groups = Vec::new();
+    let mut current: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            if !current.is_empty() {
+                groups.push(std::mem::take(&mut current));
+            }
+        } else if line.starts_with([' ', '\t']) {
+            if let Some(last) = current.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+        } else if let Some((n, v)) = line.split_once(':') {
+            current.push((n.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
+
+impl Dsn {
+    /// Parses a report as delivered to a Maildir (trace headers first); panics with the text
+    /// when it is not a `multipart/report` of three parts.
+    #[track_caller]
+    pub fn parse(raw: &[u8]) -> Dsn {
+        let text = String::from_utf8_lossy(raw).into_owned();
+        let msg = mail_parser::MessageParser::default()
+            .parse(raw)
+            .unwrap_or_else(|| panic!("mail-parser cannot read the report:\n{text}"));
+        let root = msg.root_part();
+        let (content_type, report_type) = content_type_of(root);
+        let ids = root
+            .sub_parts()
+            .unwrap_or_else(|| panic!("the report is not multipart:\n{text}"))
+            .to_vec();
+        assert_eq!(ids.len(), 3, "a report has three parts:\n{text}");
+        let parts: Vec<&mail_parser::MessagePart<'_>> =
+            ids.iter().map(|&i| &msg.parts[i as usize]).collect();
+        let (status_type, _) = content_type_of(parts[1]);
+        assert_eq!(status_type, "message/delivery-status", "{text}");
+        let status = String::from_utf8_lossy(parts[1].contents()).into_owned();
+        let mut groups = field_groups(&status);
+        assert!(groups.len() >= 2, "no per-recipient fields:\n{status}");
+        let message_fields = groups.remove(0);
+        let (returned_type, _) = content_type_of(parts[2]);
+        let returned = match parts[2].message() {
+            Some(m) => String::from_utf8_lossy(m.raw_message()).into_owned(),
+            None => String::from_utf8_lossy(parts[2].contents()).into_owned(),
+        };
+        Dsn {
+            subject: msg.subject().unwrap_or_default().to_string(),
+            content_type,
+            report_type: report_type.unwrap_or_default(),
+            message_fields,
+            recipients: groups,
+            returned_type,
+            returned,
+            notification: parts[0].text_contents().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// The original message's queue id (`X-Relais-Queue-ID`).
+    pub fn queue_id(&self) -> &str {
+        field(&self.message_fields, "X-Relais-Queue-ID").unwrap_or("")
+    }
+
+    /// The per-recipient fields of `rcpt` (by `Final-Recipient`).
+    #[track_caller]
+    pub fn recipient(&self, rcpt: &str) -> &[(String, String)] {
+        self.recipients
+            .iter()
+            .find(|g| {
+                field(g, "Final-Recipient")
+                    .is_some_and(|v| v.eq_ignore_ascii_case(&format!("rfc822; {rcpt}")))
+            })
+            .unwrap_or_else(|| panic!("no Final-Recipient {rcpt} in {:?}", self.recipients))
+    }
+}
