@@ -11,7 +11,7 @@
 //! |-----:|---------|
 //! | 0 | found: records exist; mail hosts with addresses; PTR forward-confirmed; SPF record valid, or `pass` with `--ip`; DMARC record valid; not listed on any zone |
 //! | 1 | a negative answer: NXDOMAIN or NODATA; null MX or no reachable mail host; no PTR or PTR not forward-confirmed; no SPF record, an invalid one, or a result other than `pass` (`fail`, `softfail`, `neutral`, `none`, `permerror`); no valid DMARC record; listed on a zone |
-//! | 2 | the command line was not understood |
+//! | 64 | the command line was not understood (any `relais` command) |
 //! | 4 | an argument was not understood: a `--resolver` that is no address, a name that cannot be a DNS name |
 //! | 5 | the DNS failed: time-out, SERVFAIL, REFUSED, network error, SPF `temperror`, a list answering with one of its error codes (and no zone listing the address), no usable resolver |
 
@@ -58,7 +58,7 @@ Exit codes:
   1  a negative answer: NXDOMAIN or NODATA; null MX or no reachable mail host; no PTR or
      PTR not forward-confirmed; no SPF record, an invalid one, or a result other than
      'pass'; no valid DMARC record; listed on a zone
-  2  the command line was not understood
+  64 the command line was not understood
   4  an argument was not understood (--resolver, a name that cannot be a DNS name)
   5  the DNS failed: time-out, SERVFAIL, REFUSED, network error, SPF 'temperror', a list
      answering with one of its error codes (and no zone listing the address)

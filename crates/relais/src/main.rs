@@ -95,6 +95,10 @@ enum ConfigAction {
 pub mod exit {
     /// Success.
     pub const OK: u8 = 0;
+    /// The command line is wrong (unknown option, missing argument): sysexits' EX_USAGE, so
+    /// that it never collides with the codes a subcommand gives (swaks' table for `send`,
+    /// "negative answer" for `dns`, …).
+    pub const COMMAND_LINE: u8 = 64;
     /// A configuration error.
     pub const CONFIG: u8 = 2;
     /// The server could not start or failed while running.
@@ -129,7 +133,15 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    let cli = Cli::parse();
+    // clap's own exit code for a bad command line is 2, which `relais send` uses for "could not
+    // connect" (as swaks does) and `relais serve` for a configuration error: use 64 instead.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::COMMAND_LINE } else { exit::OK });
+        }
+    };
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
         Command::Explain { code } => explain::run(&code.join(" ")),

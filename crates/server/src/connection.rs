@@ -257,7 +257,9 @@ async fn handle_event(
     };
     match event {
         Event::Helo { name, esmtp } => {
-            info!(
+            // The HELO name is also on the `client=` line of every message; one line per
+            // command would be noise at info level.
+            tracing::debug!(
                 "{} from {}: {name}",
                 if esmtp { "ehlo" } else { "helo" },
                 client.label
