@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # relais benchmark: accept rate against smtp-sink (the ceiling) and a private Postfix, side by side
-# in one run on 127.0.0.1, plus relais' resident memory with many idle connections.
+# in one run on 127.0.0.1; end-to-end rates (smtp-source to the Maildir, and relayed on to a
+# remote smtp-sink) for Postfix and relais; relais' resident memory with many idle connections.
 #
 # Usage: scripts/bench.sh
 # Environment (all optional):
@@ -106,12 +107,15 @@ wait_files() {
 
 declare -A RATE
 declare -A DELIVERED
+declare -A START
+declare -A E2E
 
 # source_run KEY PORT RCPT SESSIONS MESSAGES: drives smtp-source, records msg/s in RATE[KEY].
 source_run() {
     local key=$1 port=$2 rcpt=$3 sessions=$4 count=$5 start end rc
     log "$key: smtp-source -s $sessions -m $count -l $SIZE -t $rcpt 127.0.0.1:$port"
     start=$(date +%s.%N)
+    START[$key]=$start
     rc=0
     timeout "$RUN_TIMEOUT" smtp-source -s "$sessions" -m "$count" -l "$SIZE" -M bench.example.org \
         -f bench@example.org -t "$rcpt" "127.0.0.1:$port" >"$WORK/$key.source.log" 2>&1 || rc=$?
@@ -124,6 +128,36 @@ source_run() {
     fi
     RATE[$key]=$(awk -v n="$count" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
     log "$key: ${RATE[$key]} msg/s ($(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }') s)"
+}
+
+# e2e_wait KEY COUNT-COMMAND N SECONDS: polls COUNT-COMMAND until it reports N, then records in
+# E2E[KEY] the end-to-end rate: N messages from the start of smtp-source run KEY to the last one
+# delivered.
+e2e_wait() {
+    local key=$1 cmd=$2 want=$3 deadline=$((SECONDS + $4)) n=0 end
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        n=$(eval "$cmd")
+        [ "$n" -ge "$want" ] && break
+        sleep 0.2
+    done
+    end=$(date +%s.%N)
+    if [ "$n" -lt "$want" ] || [ -z "${START[$key]:-}" ]; then
+        log "$key: only $n of $want delivered in time"
+        E2E[$key]="FAIL($n)"
+        return 0
+    fi
+    E2E[$key]=$(awk -v n="$want" -v a="${START[$key]}" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
+    log "$key: end to end ${E2E[$key]} msg/s"
+}
+
+# A second smtp-sink stands for a remote domain's MX in the relay runs.
+REMOTE_SINK_PORT=""
+remote_sink_start() {
+    [ -n "$REMOTE_SINK_PORT" ] && return 0
+    REMOTE_SINK_PORT=$(free_port)
+    smtp-sink -u nobody -4 "127.0.0.1:$REMOTE_SINK_PORT" 1024 >"$WORK/remote-sink.log" 2>&1 &
+    PIDS+=("$!")
+    wait_port "$REMOTE_SINK_PORT" 10
 }
 
 # ---------------------------------------------------------------- (a) smtp-sink: the ceiling
@@ -168,7 +202,7 @@ myorigin = \$myhostname
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mydestination =
-relay_domains =
+relay_domains = sink.test
 relayhost =
 mynetworks = 127.0.0.0/8
 alias_maps =
@@ -184,6 +218,8 @@ virtual_uid_maps = static:$(id -u nobody)
 virtual_gid_maps = static:$(id -g nobody)
 virtual_minimum_uid = 1
 default_process_limit = 100
+transport_maps = inline:{sink.test=smtp:[127.0.0.1]:$REMOTE_SINK_PORT}
+smtp_tls_security_level = none
 EOF
     # chroot off everywhere (column 5 "n"): the instance needs no copy of /etc in its queue.
     cat >"$dir/etc/master.cf" <<EOF
@@ -225,8 +261,11 @@ bench_postfix() {
     fi
     wait_port "$port" 20
     source_run postfix_par "$port" bench@bench.test "$SESSIONS" "$MESSAGES"
+    e2e_wait postfix_par "count_files $POSTFIX_DIR/vmail/bench/new" "$MESSAGES" 300
     source_run postfix_one "$port" bench@bench.test 1 "$SERIAL_MESSAGES"
     DELIVERED[postfix]=$(wait_files "$POSTFIX_DIR/vmail/bench/new" $((MESSAGES + SERIAL_MESSAGES)) 120)
+    source_run postfix_relay "$port" bench@sink.test "$SESSIONS" "$MESSAGES"
+    e2e_wait postfix_relay "grep -c 'relay=127.0.0.1.*status=sent' $POSTFIX_DIR/maillog || true" "$MESSAGES" 300
     postfix -c "$POSTFIX_DIR/etc" stop >/dev/null 2>&1 || true
     POSTFIX_RUNNING=""
 }
@@ -243,6 +282,7 @@ relais_start() {
 hostname = "relais.bench.example"
 data_dir = "$dir/data"
 local_domains = ["localhost", "bench.test"]
+relay_networks = ["127.0.0.0/8"]
 
 [[listener]]
 address = "127.0.0.1:0"
@@ -257,6 +297,9 @@ connection_rate_per_ip = 0
 
 [local]
 users = []
+
+[delivery]
+routes = { "sink.test" = "[127.0.0.1]:$REMOTE_SINK_PORT" }
 EOF
     NO_COLOR=1 "$RELAIS_BIN" serve --config "$dir/relais.toml" >"$dir/stdout.log" 2>"$dir/stderr.log" &
     RELAIS_PID=$!
@@ -291,8 +334,11 @@ bench_relais() {
     log "relais: pid $RELAIS_PID on 127.0.0.1:$RELAIS_PORT"
     RSS_START=$(rss_kb "$RELAIS_PID")
     source_run relais_par "$RELAIS_PORT" bench@localhost "$SESSIONS" "$MESSAGES"
+    e2e_wait relais_par "count_files $WORK/relais/data/mail/bench/new" "$MESSAGES" 300
     source_run relais_one "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
     DELIVERED[relais]=$(wait_files "$WORK/relais/data/mail/bench/new" $((MESSAGES + SERIAL_MESSAGES)) 120)
+    source_run relais_relay "$RELAIS_PORT" bench@sink.test "$SESSIONS" "$MESSAGES"
+    e2e_wait relais_relay "grep -c 'relay=127.0.0.1.*status=sent' $WORK/relais/stderr.log || true" "$MESSAGES" 300
     RSS_LOADED=$(rss_kb "$RELAIS_PID")
 
     # Idle connections: a Python script opens them, reads each banner, signals, then holds them.
@@ -347,6 +393,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE + 1000)) ]; t
 fi
 log "work dir $WORK; targets: $TARGETS; $(nproc) CPUs"
 
+remote_sink_start
 for t in $TARGETS; do
     case $t in
     sink) bench_sink ;;
@@ -376,6 +423,20 @@ echo "(messages per second, accept rate measured by smtp-source wall time)"
 printf '%-34s %14s %14s\n' "relais / postfix" "$(ratio relais_par postfix_par)" "$(ratio relais_one postfix_one)"
 printf '%-34s %14s %14s\n' "relais / smtp-sink" "$(ratio relais_par sink_par)" "$(ratio relais_one sink_one)"
 printf '%-34s %14s %14s\n' "postfix / smtp-sink" "$(ratio postfix_par sink_par)" "$(ratio postfix_one sink_one)"
+echo
+printf '%-34s %14s %14s\n' "end to end, -s $SESSIONS -m $MESSAGES" "to Maildir" "relayed to sink"
+printf '%-34s %14s %14s\n' "postfix" "${E2E[postfix_par]:--}" "${E2E[postfix_relay]:--}"
+printf '%-34s %14s %14s\n' "relais" "${E2E[relais_par]:--}" "${E2E[relais_relay]:--}"
+e2e_ratio() {
+    local a=${E2E[$1]:-} b=${E2E[$2]:-}
+    if [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ && $b != 0 ]]; then
+        awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }'
+    else
+        echo "-"
+    fi
+}
+printf '%-34s %14s %14s\n' "relais / postfix" "$(e2e_ratio relais_par postfix_par)" "$(e2e_ratio relais_relay postfix_relay)"
+echo "(messages per second from the start of smtp-source to the last message delivered)"
 total=$((MESSAGES + SERIAL_MESSAGES))
 [ -n "${DELIVERED[postfix]:-}" ] && echo "postfix delivered ${DELIVERED[postfix]} of $total to its Maildir"
 [ -n "${DELIVERED[relais]:-}" ] && echo "relais delivered ${DELIVERED[relais]} of $total to its Maildir"

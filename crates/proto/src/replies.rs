@@ -216,6 +216,29 @@ pub fn user_unknown(rcpt: &Mailbox) -> Reply {
     )
 }
 
+/// `550 5.1.1`: the recipient is an alias that says `:fail: text`; the text is the operator's.
+pub fn alias_refused(rcpt: &Mailbox, text: &str) -> Reply {
+    Reply::new(550, st(5, 1, 1), format!("<{rcpt}>: {text}"))
+}
+
+/// `550 5.4.6`: the recipient is an alias whose expansion loops or goes too deep.
+pub fn alias_loop(rcpt: &Mailbox, why: &str) -> Reply {
+    Reply::new(
+        550,
+        st(5, 4, 6),
+        format!("<{rcpt}>: Recipient address rejected: {why}"),
+    )
+}
+
+/// `451 4.3.0`: the aliases could not be read (Postfix's wording for a failed table lookup).
+pub fn alias_lookup_failed(rcpt: &Mailbox) -> Reply {
+    Reply::new(
+        451,
+        st(4, 3, 0),
+        format!("<{rcpt}>: Temporary lookup failure"),
+    )
+}
+
 /// `554 5.7.1`: the recipient's domain is not ours and the client may not relay.
 pub fn relay_denied(rcpt: &Mailbox) -> Reply {
     Reply::new(554, st(5, 7, 1), format!("<{rcpt}>: Relay access denied"))

@@ -139,7 +139,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::COMMAND_LINE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::COMMAND_LINE
+            } else {
+                exit::OK
+            });
         }
     };
     match cli.command {

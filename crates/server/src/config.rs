@@ -175,13 +175,42 @@ pub struct Limits {
     pub data_timeout: Duration,
 }
 
-/// Who gets mail in the local domains.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// Who gets mail in the local domains, and how it is delivered.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocalConfig {
     /// Local parts that exist. Empty: every local part exists (catch-all), as the embedded
     /// default has it. `postmaster` always exists (RFC 5321 §4.5.1).
     pub users: Vec<String>,
+    /// An aliases file in the `/etc/aliases` format (see [`crate::aliases`]), read again when it
+    /// changes. Aliases apply before `users`: an alias need not be a user. At RCPT, an alias
+    /// whose expansion has `:fail: text` is refused with `550 5.1.1` and that text, a loop with
+    /// `550 5.4.6`, and an unreadable file gives `451 4.3.0`.
+    pub aliases: Option<PathBuf>,
+    /// Deliver local mailboxes over LMTP instead of to Maildirs: `"127.0.0.1:24"`,
+    /// `"unix:/run/dovecot/lmtp"`. One transaction per message for all its mailboxes.
+    pub lmtp: Option<String>,
+    /// The user that alias commands (`|command`) and files (`/path/file`) run and are written
+    /// as, when relais runs as root: never root. The command gets this user's uid and primary
+    /// group, no supplementary groups; a file is opened (and created, mode 0600) with this
+    /// user's file-system ids, so only files that user may write can be appended to. Not root:
+    /// everything runs as relais' own user. Default: `nobody`.
+    pub run_as: String,
+    /// How long an alias command may run before it is killed and delivery is retried.
+    #[serde(with = "duration")]
+    pub command_timeout: Duration,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            users: Vec::new(),
+            aliases: None,
+            lmtp: None,
+            run_as: "nobody".into(),
+            command_timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 /// Delivery settings.
@@ -351,6 +380,20 @@ impl Config {
             if !crate::policy::is_safe_local_part(&u.to_ascii_lowercase()) {
                 return Err(err("users", format!("{u:?} is not a usable local part")));
             }
+        }
+        if let Some(l) = &self.local.lmtp
+            && crate::agents::lmtp::LmtpTarget::parse(l).is_none()
+        {
+            return Err(err(
+                "lmtp",
+                format!("{l:?} is not like \"127.0.0.1:24\" or \"unix:/path\""),
+            ));
+        }
+        if self.local.run_as.trim().is_empty() {
+            return Err(err("run_as", "needs a user name".into()));
+        }
+        if self.local.command_timeout.is_zero() {
+            return Err(err("command_timeout", "must be more than 0".into()));
         }
         for n in &self.relay_networks {
             if crate::limits::Cidr::parse(n).is_none() {
@@ -595,9 +638,26 @@ command_timeout = "5m"
 data_timeout = 30
 [local]
 users = ["Alice", "bob"]
+aliases = "/etc/relais/aliases"
+lmtp = "unix:/run/dovecot/lmtp"
+run_as = "mail"
+command_timeout = "2m"
 "#,
         )
         .unwrap();
+        assert_eq!(
+            c.local.aliases.as_deref(),
+            Some(Path::new("/etc/relais/aliases"))
+        );
+        assert_eq!(c.local.lmtp.as_deref(), Some("unix:/run/dovecot/lmtp"));
+        assert_eq!(c.local.run_as, "mail");
+        assert_eq!(c.local.command_timeout, Duration::from_secs(120));
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.local.aliases, c.local.aliases);
+        assert_eq!(again.local.command_timeout, c.local.command_timeout);
+        let d = Config::parse("").unwrap();
+        assert_eq!(d.local.run_as, "nobody");
+        assert_eq!(d.local.aliases, None);
         assert_eq!(c.listener.len(), 2);
         assert_eq!(c.local_domains, vec!["example.com"]);
         assert_eq!(c.local.users, vec!["alice", "bob"]);
@@ -628,6 +688,12 @@ users = ["Alice", "bob"]
             ),
             ("listener = []\n", &["line 1", "listener"]),
             ("[local]\nusers = [\"../etc\"]\n", &["line 2", "users"]),
+            ("[local]\nlmtp = \"dovecot:24\"\n", &["line 2", "lmtp"]),
+            ("[local]\nrun_as = \"\"\n", &["line 2", "run_as"]),
+            (
+                "[local]\ncommand_timeout = \"0s\"\n",
+                &["line 2", "command_timeout"],
+            ),
             ("hostname = \n", &["line 1"]),
         ];
         for (text, needles) in cases {

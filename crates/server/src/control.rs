@@ -256,20 +256,32 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("control.sock")
 }
 
-/// Serves the control socket until the task is dropped.
-pub async fn serve(path: PathBuf, spool: Spool, queue: QueueHandle, hostname: String) {
-    let _ = std::fs::remove_file(&path);
-    let listener = match UnixListener::bind(&path) {
+/// Opens the control socket, replacing a stale one (left by a server that was killed). The
+/// server binds it right after locking the spool: `relais queue` and `relais sendmail` fall
+/// back to the spool when no server answers, and would find it locked if the socket came later.
+pub fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let listener = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves the control socket (from [`bind`]) until the task is dropped.
+pub async fn serve(
+    listener: std::os::unix::net::UnixListener,
+    spool: Spool,
+    queue: QueueHandle,
+    hostname: String,
+) {
+    let listener = match UnixListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
-            warn!("cannot open the control socket {}: {e}", path.display());
+            warn!("cannot use the control socket: {e}");
             return;
         }
     };
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    }
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;

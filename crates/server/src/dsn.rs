@@ -135,11 +135,13 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
             m.push_str(&format!("Remote-MTA: dns; {name}\r\n"));
         }
         if let Some(d) = &rr.diagnostic {
-            // The remote reply itself when there is one (`host X said: 550 …`).
-            let d = d
-                .split_once(" said: ")
-                .map_or(d.as_str(), |(_, reply)| reply);
-            m.push_str(&format!("Diagnostic-Code: smtp; {d}\r\n"));
+            // The remote reply itself when there is one (`host X said: 550 …`), of type `smtp`
+            // (RFC 3464 §2.3.6); a reason of our own is no SMTP reply: `X-Relais`, as Postfix
+            // writes `X-Postfix`.
+            match d.split_once(" said: ") {
+                Some((_, reply)) => m.push_str(&format!("Diagnostic-Code: smtp; {reply}\r\n")),
+                None => m.push_str(&format!("Diagnostic-Code: X-Relais; {d}\r\n")),
+            }
         }
         m.push_str(&format!("Last-Attempt-Date: {}\r\n", rfc5322_date(r.now)));
     }

@@ -8,10 +8,29 @@
 //! MAIL FROM:<a@example.org> SIZE=1234 BODY=8BITMIME
 //! RCPT TO:<u@example.com> NOTIFY=SUCCESS,FAILURE
 //! ```
+//!
+//! Delivery progress follows, once there is some: `attempts`, `next`, `held`, `warned`, one
+//! `state <recipient> sent|deferred|bounced …` line per recipient with an outcome, and for a
+//! recipient that is an alias, its targets, numbered from 0 in the order of their lines, with
+//! their own outcomes:
+//!
+//! ```text
+//! state 0 deferred 4.3.0 command timed out
+//! expand 0 mailbox alice
+//! expand 0 forward bob@example.org
+//! expand 0 pipe /usr/local/bin/archive --list staff
+//! expand 0 file /var/mail/staff.mbox
+//! expand 0 fail No such person at this address
+//! xstate 0 sent delivered to maildir /var/mail/alice/new/…
+//! xstate 2 deferred 4.3.0 command "/usr/local/bin/archive --list staff" exited with status 75
+//! ```
+
+use std::path::PathBuf;
 
 use relais_proto::session::Recipient;
 use relais_proto::{Command, Envelope};
 
+use crate::aliases::Target;
 use crate::outcome::Outcome;
 
 /// First line of every envelope record; the number changes when the format does.
@@ -43,6 +62,31 @@ pub struct QueueState {
     /// Per recipient (same order as the envelope): `None` while nothing final happened yet,
     /// else the last outcome. A `Deferred` outcome is still pending; it keeps the reason.
     pub recipients: Vec<Option<Outcome>>,
+    /// The targets of recipients that are aliases, recorded when first expanded so that a
+    /// retry delivers to the same targets and never again to one already done. An expanded
+    /// recipient stays pending until all its targets are final.
+    pub expansions: Vec<Expansion>,
+}
+
+/// One target of an expanded alias, with its own progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expansion {
+    /// The index of the recipient (the alias) it came from.
+    pub parent: usize,
+    /// Where it goes.
+    pub target: Target,
+    /// `None` until something happened; a `Deferred` outcome is still pending.
+    pub outcome: Option<Outcome>,
+}
+
+impl Expansion {
+    /// True if this target still needs delivering.
+    pub fn is_pending(&self) -> bool {
+        !matches!(
+            self.outcome,
+            Some(Outcome::Delivered(_) | Outcome::Failed { .. })
+        )
+    }
 }
 
 impl QueueState {
@@ -66,6 +110,92 @@ impl QueueState {
         }
         self.recipients[i] = Some(outcome);
     }
+
+    /// True if recipient `i` was expanded (it has targets of its own).
+    pub fn is_expanded(&self, i: usize) -> bool {
+        self.expansions.iter().any(|x| x.parent == i)
+    }
+
+    /// The targets of recipient `i`, with their numbers.
+    pub fn expansions_of(&self, i: usize) -> impl Iterator<Item = (usize, &Expansion)> {
+        self.expansions
+            .iter()
+            .enumerate()
+            .filter(move |(_, x)| x.parent == i)
+    }
+
+    /// Records the targets recipient `i` expands to (all pending); returns their numbers.
+    pub fn expand(&mut self, i: usize, targets: Vec<Target>) -> std::ops::Range<usize> {
+        let start = self.expansions.len();
+        self.expansions
+            .extend(targets.into_iter().map(|target| Expansion {
+                parent: i,
+                target,
+                outcome: None,
+            }));
+        start..self.expansions.len()
+    }
+
+    /// Records the outcome of target `n`.
+    pub fn set_expansion(&mut self, n: usize, outcome: Outcome) {
+        if let Some(x) = self.expansions.get_mut(n) {
+            x.outcome = Some(outcome);
+        }
+    }
+}
+
+/// A target as a word and a value, for the `expand` line.
+fn target_text(t: &Target) -> (&'static str, String) {
+    match t {
+        Target::Mailbox(m) => ("mailbox", m.clone()),
+        Target::Forward(a) => ("forward", a.clone()),
+        Target::Pipe(c) => ("pipe", c.clone()),
+        Target::File(p) => ("file", p.to_string_lossy().into_owned()),
+        Target::Fail(t) => ("fail", t.clone()),
+    }
+}
+
+/// A target read back from its word and value.
+fn parse_target(kind: &str, value: &str) -> Option<Target> {
+    if value.is_empty() {
+        return None;
+    }
+    let v = value.to_string();
+    Some(match kind {
+        "mailbox" => Target::Mailbox(v),
+        "forward" => Target::Forward(v),
+        "pipe" => Target::Pipe(v),
+        "file" => Target::File(PathBuf::from(v)),
+        "fail" => Target::Fail(v),
+        _ => return None,
+    })
+}
+
+/// An outcome as the tail of a `state` or `xstate` line.
+fn outcome_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Delivered(d) => format!("sent {}", one_line(d)),
+        Outcome::Deferred { status, reason } => {
+            format!("deferred {status} {}", one_line(reason))
+        }
+        Outcome::Failed { status, reason } => format!("bounced {status} {}", one_line(reason)),
+    }
+}
+
+/// Reads `<n> <outcome>` (the rest of a `state` or `xstate` line).
+fn parse_numbered_outcome(rest: &str) -> Option<(usize, Outcome)> {
+    let mut parts = rest.splitn(3, ' ');
+    let i: usize = parts.next()?.parse().ok()?;
+    let kind = parts.next()?;
+    let tail = parts.next().unwrap_or("");
+    let (status, reason) = tail.split_once(' ').unwrap_or((tail, ""));
+    let outcome = match kind {
+        "sent" => Outcome::Delivered(tail.to_string()),
+        "deferred" => Outcome::deferred(status, reason),
+        "bounced" => Outcome::failed(status, reason),
+        _ => return None,
+    };
+    (i < 10_000).then_some((i, outcome))
 }
 
 /// Why a stored envelope could not be read back.
@@ -119,18 +249,22 @@ impl SpooledEnvelope {
             s.push_str("warned\n");
         }
         for (i, o) in st.recipients.iter().enumerate() {
-            let line = match o {
-                None => continue,
-                Some(Outcome::Delivered(d)) => format!("state {i} sent {}", one_line(d)),
-                Some(Outcome::Deferred { status, reason }) => {
-                    format!("state {i} deferred {status} {}", one_line(reason))
-                }
-                Some(Outcome::Failed { status, reason }) => {
-                    format!("state {i} bounced {status} {}", one_line(reason))
-                }
-            };
-            s.push_str(&line);
-            s.push('\n');
+            if let Some(o) = o {
+                s.push_str(&format!("state {i} {}\n", outcome_text(o)));
+            }
+        }
+        for x in &st.expansions {
+            let (kind, value) = target_text(&x.target);
+            s.push_str(&format!(
+                "expand {} {kind} {}\n",
+                x.parent,
+                one_line(&value)
+            ));
+        }
+        for (n, x) in st.expansions.iter().enumerate() {
+            if let Some(o) = &x.outcome {
+                s.push_str(&format!("xstate {n} {}\n", outcome_text(o)));
+            }
         }
         s.into_bytes()
     }
@@ -155,6 +289,7 @@ impl SpooledEnvelope {
         };
         let mut saw_mail = false;
         let mut state = QueueState::default();
+        let mut xstates = Vec::new();
         let bad = |line: &str| EnvelopeError(format!("bad line {line:?}"));
         for line in lines {
             let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
@@ -175,24 +310,30 @@ impl SpooledEnvelope {
                 "held" => state.held = true,
                 "warned" => state.warned = true,
                 "state" => {
+                    let (i, outcome) = parse_numbered_outcome(rest).ok_or_else(|| bad(line))?;
+                    state.set(i, outcome);
+                }
+                "expand" => {
                     let mut parts = rest.splitn(3, ' ');
-                    let i: usize = parts
+                    let parent: usize = parts
                         .next()
                         .and_then(|n| n.parse().ok())
                         .ok_or_else(|| bad(line))?;
-                    let kind = parts.next().ok_or_else(|| bad(line))?;
-                    let tail = parts.next().unwrap_or("");
-                    let (status, reason) = tail.split_once(' ').unwrap_or((tail, ""));
-                    let outcome = match kind {
-                        "sent" => Outcome::Delivered(tail.to_string()),
-                        "deferred" => Outcome::deferred(status, reason),
-                        "bounced" => Outcome::failed(status, reason),
-                        _ => return Err(bad(line)),
-                    };
-                    if i >= 10_000 {
+                    let kind = parts.next().unwrap_or("");
+                    let target =
+                        parse_target(kind, parts.next().unwrap_or("")).ok_or_else(|| bad(line))?;
+                    if state.expansions.len() >= 100_000 {
                         return Err(bad(line));
                     }
-                    state.set(i, outcome);
+                    state.expansions.push(Expansion {
+                        parent,
+                        target,
+                        outcome: None,
+                    });
+                }
+                "xstate" => {
+                    let (n, outcome) = parse_numbered_outcome(rest).ok_or_else(|| bad(line))?;
+                    xstates.push((n, outcome, line));
                 }
                 "chunked" => envelope.chunked = true,
                 "bare-lf" => envelope.bare_lf = true,
@@ -214,6 +355,22 @@ impl SpooledEnvelope {
             return Err(EnvelopeError("no sender or no recipients".into()));
         }
         state.recipients.resize(envelope.recipients.len(), None);
+        if let Some(x) = state
+            .expansions
+            .iter()
+            .find(|x| x.parent >= envelope.recipients.len())
+        {
+            return Err(EnvelopeError(format!(
+                "expansion of recipient {}, which does not exist",
+                x.parent
+            )));
+        }
+        for (n, outcome, line) in xstates {
+            match state.expansions.get_mut(n) {
+                Some(x) => x.outcome = Some(outcome),
+                None => return Err(bad(line)),
+            }
+        }
         Ok(SpooledEnvelope {
             client,
             envelope,
@@ -273,6 +430,33 @@ mod tests {
                         "connect to mx.example.org[192.0.2.1]:25: Connection refused",
                     )),
                 ],
+                expansions: vec![
+                    Expansion {
+                        parent: 1,
+                        target: Target::Mailbox("alice".into()),
+                        outcome: Some(Outcome::Delivered("maildir /x/new/2".into())),
+                    },
+                    Expansion {
+                        parent: 1,
+                        target: Target::Forward("Bob@example.org".into()),
+                        outcome: None,
+                    },
+                    Expansion {
+                        parent: 1,
+                        target: Target::Pipe("/usr/bin/archive --list \"staff\", x".into()),
+                        outcome: Some(Outcome::deferred("4.3.0", "command timed out after 600s")),
+                    },
+                    Expansion {
+                        parent: 0,
+                        target: Target::File("/var/mail/my box".into()),
+                        outcome: Some(Outcome::failed("5.2.0", "cannot open")),
+                    },
+                    Expansion {
+                        parent: 1,
+                        target: Target::Fail("No such person at this address".into()),
+                        outcome: None,
+                    },
+                ],
             },
         };
         let bytes = env.encode();
@@ -285,6 +469,69 @@ mod tests {
             ..env
         };
         assert_eq!(SpooledEnvelope::decode(&null.encode()).unwrap(), null);
+    }
+
+    #[test]
+    fn expansions_are_readable_lines() {
+        let mut state = QueueState {
+            recipients: vec![None],
+            ..Default::default()
+        };
+        let n = state.expand(
+            0,
+            vec![
+                Target::Mailbox("alice".into()),
+                Target::Pipe("/bin/x a\nb".into()),
+            ],
+        );
+        assert_eq!(n, 0..2);
+        state.set_expansion(1, Outcome::deferred("4.3.0", "busy\r\nnow"));
+        assert!(state.is_expanded(0));
+        assert_eq!(state.expansions_of(0).count(), 2);
+        assert!(state.expansions[0].is_pending() && state.expansions[1].is_pending());
+        let env = SpooledEnvelope {
+            client: "local".into(),
+            envelope: Envelope {
+                helo: "h".into(),
+                esmtp: true,
+                from: ReversePath::Null,
+                mail_params: MailParams::default(),
+                recipients: vec![Recipient {
+                    to: Mailbox::parse("staff@example.com").unwrap(),
+                    params: RcptParams::default(),
+                }],
+                size: 1,
+                chunked: false,
+                bare_lf: false,
+            },
+            state,
+        };
+        let text = String::from_utf8(env.encode()).unwrap();
+        assert!(
+            text.ends_with(
+                "expand 0 mailbox alice\nexpand 0 pipe /bin/x a b\nxstate 1 deferred 4.3.0 busy  now\n"
+            ),
+            "{text}"
+        );
+        let back = SpooledEnvelope::decode(text.as_bytes()).unwrap();
+        assert_eq!(back.state.expansions.len(), 2);
+        assert_eq!(
+            back.state.expansions[1].target,
+            Target::Pipe("/bin/x a b".into())
+        );
+        // Lines that do not make sense are errors, not guesses.
+        let base = text[..text.find("expand").unwrap()].to_string();
+        for bad in [
+            "expand 1 mailbox bob\n",
+            "expand 0 socket x\n",
+            "expand 0 mailbox\n",
+            "expand x mailbox bob\n",
+            "expand 0 mailbox bob\nxstate 1 sent x\n",
+            "expand 0 mailbox bob\nxstate 0 lost x\n",
+        ] {
+            let r = SpooledEnvelope::decode(format!("{base}{bad}").as_bytes());
+            assert!(r.is_err(), "{bad:?}: {r:?}");
+        }
     }
 
     #[test]

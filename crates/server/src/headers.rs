@@ -74,6 +74,12 @@ pub fn delivery_headers(return_path: &str, delivered_to: &str) -> String {
     )
 }
 
+/// `Delivered-To: rcpt`, CRLF-terminated: put on a copy forwarded by an alias, so that the copy
+/// is known for a loop if it ever comes back to that alias.
+pub fn delivered_to(rcpt: &str) -> String {
+    format!("Delivered-To: {}\r\n", sanitize(rcpt))
+}
+
 /// Keeps header text on one line: control characters become `?`.
 fn sanitize(s: &str) -> String {
     s.chars()

@@ -21,6 +21,7 @@ pub mod dsn;
 pub mod envelope;
 pub mod headers;
 pub mod limits;
+pub mod local;
 pub mod maildir;
 pub mod outcome;
 pub mod policy;
@@ -120,6 +121,7 @@ fn queue_settings(config: &Config) -> Result<queue::QueueSettings, ServerError> 
             resolver,
             client,
         },
+        local: local::LocalSettings::from_config(&config.local).map_err(ServerError::Config)?,
     })
 }
 
@@ -189,6 +191,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             path: spool_dir.display().to_string(),
             source,
         })?;
+    // The control socket is bound as soon as the spool is ours: `relais queue` and `relais
+    // sendmail` that find the spool locked then always find a server to ask.
+    let control_path = control::socket_path(&config.data_dir);
+    let control_listener = match control::bind(&control_path) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            warn!(
+                "cannot open the control socket {}: {e}",
+                control_path.display()
+            );
+            None
+        }
+    };
     let policy = Policy::new(&config);
     let store = MaildirStore::open(&config.mail_dir(), &config.hostname)?;
 
@@ -285,17 +300,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         threads.push(t);
     }
 
-    let control_path = control::socket_path(&ctx.config.data_dir);
-    let control = tokio::spawn(control::serve(
-        control_path.clone(),
-        spool.clone(),
-        ctx.delivery.clone(),
-        ctx.config.hostname.clone(),
-    ));
+    let control = control_listener.map(|l| {
+        tokio::spawn(control::serve(
+            l,
+            spool.clone(),
+            ctx.delivery.clone(),
+            ctx.config.hostname.clone(),
+        ))
+    });
 
     shutdown.await;
     info!("shutting down");
-    control.abort();
+    if let Some(c) = control {
+        c.abort();
+    }
     let _ = std::fs::remove_file(&control_path);
     let _ = stop_tx.send(true);
     tokio::task::spawn_blocking(move || {

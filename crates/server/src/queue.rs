@@ -4,28 +4,41 @@
 //! It runs on a thread of its own with a single-threaded event loop. Local copies are written
 //! in batches (one flush for many files, see [`MaildirStore::commit`]); remote transactions run
 //! as tasks, at most `remote_concurrency` per destination domain, and report back through a
-//! channel. A message's progress is rewritten in the spool ([`Spool::update_envelope`]) after
-//! each attempt, so a restart neither repeats what was delivered nor forgets retry times.
+//! channel, as do LMTP transactions, alias commands and file appends. A message's progress is
+//! rewritten in the spool ([`Spool::update_envelope`]) after each attempt, so a restart neither
+//! repeats what was delivered nor forgets retry times.
+//!
+//! A recipient that is an alias is expanded at its first attempt ([`Policy::destination`]) and
+//! its targets are recorded in the message's state ([`QueueState::expansions`]), each with its
+//! own outcome: a retry delivers to the targets still pending and to no other. The alias itself
+//! becomes final once all its targets are; a target that fails is reported to the sender on
+//! its own (Final-Recipient the target, Original-Recipient the alias), and a sender who asked
+//! for success reports gets `Action: expanded` for the alias (RFC 3461 §6.2.7.4).
 //!
 //! The retry arithmetic ([`Retry`]) is pure and takes the time as an argument, so tests drive
 //! the clock instead of waiting.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Read;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use relais_proto::{Recipient, ReversePath};
+use relais_proto::params::xtext_encode;
+use relais_proto::{Mailbox, Notify, RcptParams, Recipient, ReversePath};
 use relais_spool::{QueueId, Spool};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{info, warn};
 
+use crate::agents::{lmtp, pipe};
+use crate::aliases::Target;
 use crate::dsn::{self, RecipientReport};
 use crate::envelope::{QueueState, SpooledEnvelope};
 use crate::headers;
+use crate::local::{self, LocalSettings, LoopCheck};
 use crate::maildir::{MaildirStore, Pending};
 use crate::outcome::Outcome;
-use crate::policy::{Policy, Route};
+use crate::policy::{Destination, Policy};
 use crate::remote::{self, RemoteSettings};
 
 /// Retry and lifetime rules (Postfix's defaults: 300 s, doubling up to 4000 s, 5 days).
@@ -53,6 +66,15 @@ impl Retry {
     pub fn expired(&self, arrival: SystemTime, now: SystemTime) -> bool {
         now.duration_since(arrival).unwrap_or_default() >= self.lifetime
     }
+}
+
+/// `Return-Path` and `Delivered-To`, then the message: what a command or a file receives.
+fn with_delivery_headers(sender: &str, recipient: &str, content: &[u8]) -> Vec<u8> {
+    let head = headers::delivery_headers(sender, recipient);
+    let mut m = Vec::with_capacity(head.len() + content.len());
+    m.extend_from_slice(head.as_bytes());
+    m.extend_from_slice(content);
+    m
 }
 
 /// Unix seconds of a time.
@@ -87,6 +109,8 @@ pub struct QueueSettings {
     pub remote_concurrency: usize,
     /// Remote delivery settings.
     pub remote: RemoteSettings,
+    /// Local delivery settings (LMTP, alias commands and files).
+    pub local: LocalSettings,
 }
 
 /// Handle to the queue manager thread.
@@ -185,6 +209,14 @@ impl QueueManager {
     }
 }
 
+/// What an outcome is about: a recipient of the envelope, or a target of an expanded alias
+/// (an index into [`QueueState::expansions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Slot {
+    Rcpt(usize),
+    Exp(usize),
+}
+
 /// A message being delivered.
 struct Flight {
     /// Its envelope and progress.
@@ -193,18 +225,76 @@ struct Flight {
     arrival: SystemTime,
     /// Its content as stored (for remote copies and reports).
     content: Arc<Vec<u8>>,
-    /// Remote jobs not yet reported back.
+    /// Jobs (remote, LMTP, commands, files) not yet reported back.
     outstanding: usize,
-    /// Per recipient index: the host that gave the outcome, and whether it does DSN itself.
-    remote: HashMap<usize, (String, bool)>,
-    /// Recipients tried in this attempt (only their outcomes are logged and reported now).
-    touched: HashSet<usize>,
+    /// Per slot: the host that gave the outcome, and whether it does DSN itself.
+    remote: HashMap<Slot, (String, bool)>,
+    /// Slots tried in this attempt (only their outcomes are logged and reported now).
+    touched: HashSet<Slot>,
+    /// Per slot, how it was delivered, for the log (`local`, `lmtp[…]`, `none`).
+    via: HashMap<Slot, String>,
+    /// Copies not made because the same mailbox had one in this attempt: (slot, the slot
+    /// whose copy it shares, the mailbox). They take that slot's outcome.
+    dups: Vec<(Slot, Slot, String)>,
 }
 
-/// A remote job's report.
+impl Flight {
+    fn outcome(&self, slot: Slot) -> Option<&Outcome> {
+        match slot {
+            Slot::Rcpt(i) => self.env.state.outcome(i),
+            Slot::Exp(n) => self
+                .env
+                .state
+                .expansions
+                .get(n)
+                .and_then(|x| x.outcome.as_ref()),
+        }
+    }
+
+    fn set(&mut self, slot: Slot, outcome: Outcome) {
+        match slot {
+            Slot::Rcpt(i) => self.env.state.set(i, outcome),
+            Slot::Exp(n) => self.env.state.set_expansion(n, outcome),
+        }
+    }
+}
+
+/// A job's report: outcomes per slot, and the host that gave them (remote jobs).
 struct Done {
     id: QueueId,
-    result: remote::JobResult,
+    outcomes: Vec<(Slot, Outcome)>,
+    remote: Option<String>,
+    remote_dsn: bool,
+}
+
+impl Done {
+    fn local(id: QueueId, outcomes: Vec<(Slot, Outcome)>) -> Done {
+        Done {
+            id,
+            outcomes,
+            remote: None,
+            remote_dsn: false,
+        }
+    }
+}
+
+/// One remote transaction per destination domain, and per alias for forwarded copies (which
+/// carry a `Delivered-To` header of their own): (domain, the alias's recipient index).
+type RemoteKey = (String, Option<usize>);
+
+/// What one attempt at one message has to do besides Maildir copies (written at once).
+#[derive(Default)]
+struct Plan {
+    /// Mailboxes given a copy in this attempt, with the slot that has it.
+    seen: HashMap<String, Slot>,
+    /// LMTP recipients: (slot, address).
+    lmtp: Vec<(Slot, String)>,
+    /// Remote recipients by (domain, the alias a forward comes from).
+    remote: HashMap<RemoteKey, Vec<(Slot, Recipient)>>,
+    /// Alias commands: (slot, command, the alias's address, its original address).
+    pipes: Vec<(Slot, String, String, String)>,
+    /// Alias files: (slot, path, the alias's address).
+    files: Vec<(Slot, PathBuf, String)>,
 }
 
 /// The manager's state (owned by its thread).
@@ -361,7 +451,7 @@ impl Manager {
         if ids.is_empty() {
             return;
         }
-        let mut local: Vec<(QueueId, usize, Pending)> = Vec::new();
+        let mut local: Vec<(QueueId, Slot, Pending)> = Vec::new();
         for id in ids {
             self.start_attempt(id, &mut local);
         }
@@ -372,13 +462,13 @@ impl Manager {
             self.store.discard(&files);
             warn!("cannot make local deliveries durable: {e}");
         }
-        for (id, i, p) in local {
+        for (id, slot, p) in local {
             let outcome = match &committed {
                 Ok(()) => Outcome::Delivered(format!("delivered to maildir {}", p.new.display())),
                 Err(e) => Outcome::deferred("4.3.0", format!("cannot write to the mailbox: {e}")),
             };
             if let Some(f) = self.flight.get_mut(&id) {
-                f.env.state.set(i, outcome);
+                f.set(slot, outcome);
             }
         }
         let ready: Vec<QueueId> = self
@@ -392,8 +482,9 @@ impl Manager {
         }
     }
 
-    /// Reads a message, writes its local copies to `tmp/` and starts its remote jobs.
-    fn start_attempt(&mut self, id: QueueId, local: &mut Vec<(QueueId, usize, Pending)>) {
+    /// Reads a message, writes its local copies to `tmp/` and starts its other jobs (remote,
+    /// LMTP, alias commands and files).
+    fn start_attempt(&mut self, id: QueueId, local: &mut Vec<(QueueId, Slot, Pending)>) {
         let msg = match self.spool.read(id) {
             Ok(m) => m,
             Err(relais_spool::SpoolError::NotFound(_)) => return,
@@ -430,70 +521,239 @@ impl Manager {
             outstanding: 0,
             remote: HashMap::new(),
             touched: HashSet::new(),
+            via: HashMap::new(),
+            dups: Vec::new(),
         };
         flight.env.state.attempts += 1;
-        let sender = flight.env.envelope.from.to_string();
+        let loops = LoopCheck::of(&flight.content);
         let recipients = flight.env.envelope.recipients.clone();
-        let mut seen = HashSet::new();
-        let mut groups: HashMap<String, Vec<(usize, Recipient)>> = HashMap::new();
+        let mut plan = Plan::default();
         for (i, r) in recipients.iter().enumerate() {
             if !flight.env.state.is_pending(i) {
                 continue;
             }
-            flight.touched.insert(i);
-            match self.policy.route(&r.to) {
-                Some(Route::Local(mailbox)) => {
-                    if !seen.insert(mailbox.clone()) {
-                        // The same mailbox twice in one message: one copy.
-                        flight.env.state.set(
-                            i,
-                            Outcome::Delivered(format!("duplicate of a copy to mailbox {mailbox}")),
-                        );
-                        continue;
-                    }
-                    let base = format!("{}.Q{id}R{i}", secs(msg.arrival));
-                    if self.recovered.contains(&id) && self.store.already_delivered(&mailbox, &base)
-                    {
-                        flight.env.state.set(
-                            i,
-                            Outcome::Delivered(format!(
-                                "already in maildir of {mailbox} (before a restart)"
-                            )),
-                        );
-                        continue;
-                    }
-                    let head = headers::delivery_headers(&sender, &r.to.to_string());
-                    match self
-                        .store
-                        .write_named(&mailbox, &base, head.as_bytes(), &flight.content)
-                    {
-                        Ok(p) => local.push((id, i, p)),
-                        Err(e) => flight.env.state.set(
-                            i,
-                            Outcome::deferred(
-                                "4.3.0",
-                                format!("cannot write to mailbox {mailbox}: {e}"),
-                            ),
-                        ),
+            flight.touched.insert(Slot::Rcpt(i));
+            if flight.env.state.is_expanded(i) {
+                // Expanded at an earlier attempt: the same targets, those still pending.
+                let pending: Vec<usize> = flight
+                    .env
+                    .state
+                    .expansions_of(i)
+                    .filter(|(_, x)| x.is_pending())
+                    .map(|(n, _)| n)
+                    .collect();
+                for n in pending {
+                    self.target(id, &mut flight, &mut plan, local, n, &loops);
+                }
+                continue;
+            }
+            let dest = self.policy.destination(&r.to);
+            if matches!(dest, Destination::Mailbox(_) | Destination::Alias(_))
+                && let Some(o) = loops.check(&r.to.to_string())
+            {
+                flight.env.state.set(i, o);
+                continue;
+            }
+            match dest {
+                Destination::Mailbox(mailbox) => {
+                    let base = format!("{}.Q{id}R{i}", secs(flight.arrival));
+                    // As the client wrote it; the bare `postmaster` gets our host name.
+                    let address = if r.to.domain.is_empty() {
+                        self.mailbox_address(&mailbox, &r.to)
+                    } else {
+                        r.to.to_string()
+                    };
+                    self.mailbox(
+                        id,
+                        &mut flight,
+                        &mut plan,
+                        local,
+                        Slot::Rcpt(i),
+                        mailbox,
+                        address,
+                        base,
+                    );
+                }
+                Destination::Alias(targets) => {
+                    for n in flight.env.state.expand(i, targets) {
+                        self.target(id, &mut flight, &mut plan, local, n, &loops);
                     }
                 }
-                Some(Route::Relay(domain)) => {
-                    groups.entry(domain).or_default().push((i, r.clone()))
+                Destination::Relay(domain) => {
+                    flight.via.insert(Slot::Rcpt(i), "none".into());
+                    plan.remote
+                        .entry((domain, None))
+                        .or_default()
+                        .push((Slot::Rcpt(i), r.clone()));
                 }
-                None => flight.env.state.set(
-                    i,
-                    Outcome::failed("5.1.1", "no such local mailbox (the configuration changed)"),
-                ),
+                Destination::Nowhere(o) => flight.env.state.set(i, o),
             }
         }
-        for (domain, rcpts) in groups {
-            flight.outstanding += 1;
+        self.spawn_jobs(id, &mut flight, plan);
+        self.flight.insert(id, flight);
+    }
+
+    /// The address of a local mailbox reached through `to` (its domain, or our host name for
+    /// the bare `postmaster`).
+    fn mailbox_address(&self, mailbox: &str, to: &Mailbox) -> String {
+        let domain = if to.domain.is_empty() {
+            &self.settings.hostname
+        } else {
+            &to.domain
+        };
+        format!("{mailbox}@{domain}")
+    }
+
+    /// Starts the delivery of target `n` of an expanded alias.
+    fn target(
+        &self,
+        id: QueueId,
+        f: &mut Flight,
+        plan: &mut Plan,
+        local: &mut Vec<(QueueId, Slot, Pending)>,
+        n: usize,
+        loops: &LoopCheck,
+    ) {
+        let slot = Slot::Exp(n);
+        f.touched.insert(slot);
+        let x = f.env.state.expansions[n].clone();
+        let parent = f.env.envelope.recipients[x.parent].clone();
+        let parent_address = parent.to.to_string();
+        match x.target {
+            Target::Mailbox(mailbox) => {
+                let address = self.mailbox_address(&mailbox, &parent.to);
+                if let Some(o) = loops.check(&address) {
+                    return f.set(slot, o);
+                }
+                let base = format!("{}.Q{id}X{n}", secs(f.arrival));
+                self.mailbox(id, f, plan, local, slot, mailbox, address, base);
+            }
+            Target::Forward(address) => {
+                let to = match Mailbox::parse(&address) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        return f.set(
+                            slot,
+                            Outcome::failed(
+                                "5.1.3",
+                                format!("bad forward address {address:?}: {e:?}"),
+                            ),
+                        );
+                    }
+                };
+                // The alias reports success itself (`expanded`); failures still go to the
+                // sender. ORCPT names the alias.
+                let params =
+                    RcptParams {
+                        notify: parent.params.notify.map(|n| Notify {
+                            success: false,
+                            ..n
+                        }),
+                        orcpt: Some(
+                            parent.params.orcpt.clone().unwrap_or_else(|| {
+                                ("rfc822".into(), xtext_encode(&parent_address))
+                            }),
+                        ),
+                    };
+                f.via.insert(slot, "none".into());
+                plan.remote
+                    .entry((to.domain_lower(), Some(x.parent)))
+                    .or_default()
+                    .push((slot, Recipient { to, params }));
+            }
+            Target::Pipe(command) => {
+                let original = parent
+                    .params
+                    .orcpt
+                    .as_ref()
+                    .map(|(_, v)| relais_proto::params::xtext_decode(v))
+                    .unwrap_or_else(|| parent_address.clone());
+                f.via.insert(slot, "local".into());
+                plan.pipes.push((slot, command, parent_address, original));
+            }
+            Target::File(path) => {
+                f.via.insert(slot, "local".into());
+                plan.files.push((slot, path, parent_address));
+            }
+            Target::Fail(text) => f.set(slot, Outcome::failed("5.1.1", text)),
+        }
+    }
+
+    /// Gives `mailbox` its copy for `slot`: to `tmp/` of its Maildir now (made durable with
+    /// the batch), or into the message's LMTP transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn mailbox(
+        &self,
+        id: QueueId,
+        f: &mut Flight,
+        plan: &mut Plan,
+        local: &mut Vec<(QueueId, Slot, Pending)>,
+        slot: Slot,
+        mailbox: String,
+        address: String,
+        base: String,
+    ) {
+        if let Some(&first) = plan.seen.get(&mailbox) {
+            // The same mailbox twice in one message: one copy.
+            f.dups.push((slot, first, mailbox));
+            return;
+        }
+        plan.seen.insert(mailbox.clone(), slot);
+        if let Some(target) = &self.settings.local.lmtp {
+            f.via.insert(slot, format!("lmtp[{target}]"));
+            plan.lmtp.push((slot, address));
+            return;
+        }
+        f.via.insert(slot, "local".into());
+        if self.recovered.contains(&id) && self.store.already_delivered(&mailbox, &base) {
+            return f.set(
+                slot,
+                Outcome::Delivered(format!(
+                    "already in maildir of {mailbox} (before a restart)"
+                )),
+            );
+        }
+        let sender = f.env.envelope.from.to_string();
+        let head = headers::delivery_headers(&sender, &address);
+        match self
+            .store
+            .write_named(&mailbox, &base, head.as_bytes(), &f.content)
+        {
+            Ok(p) => local.push((id, slot, p)),
+            Err(e) => f.set(
+                slot,
+                Outcome::deferred("4.3.0", format!("cannot write to mailbox {mailbox}: {e}")),
+            ),
+        }
+    }
+
+    /// Starts the tasks of an attempt; each reports back through the results channel.
+    fn spawn_jobs(&mut self, id: QueueId, f: &mut Flight, plan: Plan) {
+        let sender = f.env.envelope.from.to_string();
+        for ((domain, alias), rcpts) in plan.remote {
+            f.outstanding += 1;
+            let content = match alias {
+                // A forwarded copy says which alias it went through: if it ever comes back to
+                // that alias, it is a loop (see `LoopCheck`).
+                Some(i) => {
+                    let alias = f.env.envelope.recipients[i].to.to_string();
+                    let mut c = headers::delivered_to(&alias).into_bytes();
+                    c.extend_from_slice(&f.content);
+                    Arc::new(c)
+                }
+                None => f.content.clone(),
+            };
+            let slots: Vec<Slot> = rcpts.iter().map(|(s, _)| *s).collect();
             let job = remote::Job {
                 domain: domain.clone(),
-                from: flight.env.envelope.from.clone(),
-                params: flight.env.envelope.mail_params.clone(),
-                recipients: rcpts,
-                content: flight.content.clone(),
+                from: f.env.envelope.from.clone(),
+                params: f.env.envelope.mail_params.clone(),
+                recipients: rcpts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, (_, r))| (k, r))
+                    .collect(),
+                content,
             };
             let limit = self
                 .domains
@@ -507,21 +767,94 @@ impl Manager {
             tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 let result = remote::deliver(&settings.remote, &job).await;
-                let _ = tx.send(Done { id, result });
+                let _ = tx.send(Done {
+                    id,
+                    outcomes: result
+                        .outcomes
+                        .into_iter()
+                        .filter_map(|(k, o)| Some((*slots.get(k)?, o)))
+                        .collect(),
+                    remote: result.remote,
+                    remote_dsn: result.remote_dsn,
+                });
             });
         }
-        self.flight.insert(id, flight);
+        if let (false, Some(target)) = (plan.lmtp.is_empty(), &self.settings.local.lmtp) {
+            f.outstanding += 1;
+            let target = target.clone();
+            let (slots, addresses): (Vec<Slot>, Vec<String>) = plan.lmtp.into_iter().unzip();
+            let (settings, tx, content, sender) = (
+                self.settings.clone(),
+                self.results_tx.clone(),
+                f.content.clone(),
+                sender.clone(),
+            );
+            tokio::spawn(async move {
+                let outcomes = lmtp::deliver(
+                    &target,
+                    &settings.hostname,
+                    &sender,
+                    &addresses,
+                    &content,
+                    local::LMTP_TIMEOUT,
+                )
+                .await;
+                let _ = tx.send(Done::local(id, slots.into_iter().zip(outcomes).collect()));
+            });
+        }
+        for (slot, command, recipient, original) in plan.pipes {
+            f.outstanding += 1;
+            let message = with_delivery_headers(&sender, &recipient, &f.content);
+            let (settings, tx, sender) = (
+                self.settings.clone(),
+                self.results_tx.clone(),
+                sender.clone(),
+            );
+            tokio::spawn(async move {
+                let outcome = pipe::run(
+                    &pipe::Invocation {
+                        command: &command,
+                        sender: &sender,
+                        recipient: &recipient,
+                        original_recipient: &original,
+                        user: settings.local.run_as,
+                        timeout: settings.local.command_timeout,
+                    },
+                    &message,
+                )
+                .await;
+                let _ = tx.send(Done::local(id, vec![(slot, outcome)]));
+            });
+        }
+        for (slot, path, recipient) in plan.files {
+            f.outstanding += 1;
+            let message = with_delivery_headers(&sender, &recipient, &f.content);
+            let (user, tx, sender, arrival) = (
+                self.settings.local.run_as,
+                self.results_tx.clone(),
+                sender.clone(),
+                f.arrival,
+            );
+            tokio::spawn(async move {
+                let outcome = tokio::task::spawn_blocking(move || {
+                    local::append_file(user, &path, &sender, &message, arrival)
+                })
+                .await
+                .unwrap_or_else(|e| Outcome::deferred("4.3.0", format!("file delivery: {e}")));
+                let _ = tx.send(Done::local(id, vec![(slot, outcome)]));
+            });
+        }
     }
 
     async fn remote_done(&mut self, done: Done) {
         let Some(f) = self.flight.get_mut(&done.id) else {
             return;
         };
-        for (i, o) in done.result.outcomes {
-            if let Some(host) = &done.result.remote {
-                f.remote.insert(i, (host.clone(), done.result.remote_dsn));
+        for (slot, o) in done.outcomes {
+            if let Some(host) = &done.remote {
+                f.remote.insert(slot, (host.clone(), done.remote_dsn));
             }
-            f.env.state.set(i, o);
+            f.set(slot, o);
         }
         f.outstanding = f.outstanding.saturating_sub(1);
         if f.outstanding == 0 {
@@ -541,35 +874,98 @@ impl Manager {
             .unwrap_or_default()
             .as_secs_f64();
         let expired = self.settings.retry.expired(f.arrival, now);
+        // A copy shared with another recipient or target has its outcome.
+        for (dup, first, mailbox) in std::mem::take(&mut f.dups) {
+            let o = match f.outcome(first).cloned() {
+                Some(Outcome::Delivered(_)) => {
+                    Outcome::Delivered(format!("duplicate of a copy to mailbox {mailbox}"))
+                }
+                Some(o) => o,
+                None => continue,
+            };
+            f.set(dup, o);
+        }
+        let relay_of = |f: &Flight, slot: Slot| match f.remote.get(&slot) {
+            Some((h, _)) => h.clone(),
+            None => f.via.get(&slot).cloned().unwrap_or_else(|| "local".into()),
+        };
         let env = &f.env.envelope;
         let mut reports: Vec<RecipientReport> = Vec::new();
+        // Targets of aliases: logged one by one; a failure is reported on its own.
+        for n in 0..f.env.state.expansions.len() {
+            let slot = Slot::Exp(n);
+            if !f.touched.contains(&slot) {
+                continue;
+            }
+            let x = &f.env.state.expansions[n];
+            let Some(o) = x.outcome.clone() else {
+                continue;
+            };
+            let o = expire(o, expired);
+            let parent = &env.recipients[x.parent];
+            let (shown, final_recipient) =
+                target_addresses(&x.target, &parent.to, &self.settings.hostname);
+            let relay = relay_of(&f, slot);
+            info!(
+                "{id}: to=<{shown}>, orig_to=<{}>, relay={relay}, delay={delay:.2}, {o}",
+                parent.to
+            );
+            if let Outcome::Failed { status, reason } = &o
+                && parent.params.notify.is_none_or(|n| n.failure)
+            {
+                reports.push(RecipientReport {
+                    recipient: final_recipient,
+                    original: Some(parent.params.orcpt.clone().unwrap_or_else(|| {
+                        ("rfc822".into(), xtext_encode(&parent.to.to_string()))
+                    })),
+                    action: "failed",
+                    status: status.clone(),
+                    diagnostic: Some(reason.clone()),
+                    remote_mta: f.remote.get(&slot).map(|(h, _)| h.clone()),
+                });
+            }
+            f.env.state.expansions[n].outcome = Some(o);
+        }
+        // An alias is final once all its targets are.
+        for i in 0..env.recipients.len() {
+            if f.touched.contains(&Slot::Rcpt(i)) && f.env.state.is_expanded(i) {
+                let o = alias_outcome(&f.env.state, i);
+                f.env.state.set(i, o);
+            }
+        }
         for (i, r) in env.recipients.iter().enumerate() {
-            if !f.touched.contains(&i) {
+            let slot = Slot::Rcpt(i);
+            if !f.touched.contains(&slot) {
                 continue;
             }
             let Some(o) = f.env.state.outcome(i).cloned() else {
                 continue;
             };
-            let relay = match f.remote.get(&i) {
-                Some((h, _)) => h.clone(),
-                None if matches!(self.policy.route(&r.to), Some(Route::Relay(_))) => "none".into(),
-                None => "local".into(),
-            };
-            // Expiry turns what is still deferred into a failure.
-            let o = match o {
-                Outcome::Deferred { status, reason } if expired => {
-                    let o = Outcome::failed(
-                        "5.4.7",
-                        format!("delivery time expired; last error: {status} {reason}"),
-                    );
-                    f.env.state.set(i, o.clone());
-                    o
+            let notify = r.params.notify;
+            if f.env.state.is_expanded(i) {
+                // Its targets were logged and reported; the alias is told of once final.
+                if matches!(o, Outcome::Deferred { .. }) {
+                    continue;
                 }
-                o => o,
-            };
+                info!("{id}: to=<{}>, relay=local, delay={delay:.2}, {o}", r.to);
+                if matches!(o, Outcome::Delivered(_)) && notify.is_some_and(|n| n.success) {
+                    reports.push(RecipientReport {
+                        recipient: r.to.to_string(),
+                        original: r.params.orcpt.clone(),
+                        action: "expanded",
+                        status: "2.0.0".into(),
+                        diagnostic: None,
+                        remote_mta: None,
+                    });
+                }
+                continue;
+            }
+            let relay = relay_of(&f, slot);
+            // Expiry turns what is still deferred into a failure.
+            let o = expire(o, expired);
+            f.env.state.set(i, o.clone());
             let just_now = !matches!(o, Outcome::Deferred { .. });
             info!("{id}: to=<{}>, relay={relay}, delay={delay:.2}, {o}", r.to);
-            let notify = r.params.notify;
             let report =
                 |action: &'static str, status: String, diag: Option<String>| RecipientReport {
                     recipient: r.to.to_string(),
@@ -577,7 +973,7 @@ impl Manager {
                     action,
                     status,
                     diagnostic: diag,
-                    remote_mta: f.remote.get(&i).map(|(h, _)| h.clone()),
+                    remote_mta: f.remote.get(&slot).map(|(h, _)| h.clone()),
                 };
             match &o {
                 Outcome::Failed { status, reason }
@@ -587,7 +983,8 @@ impl Manager {
                 }
                 Outcome::Delivered(_) if just_now && notify.is_some_and(|n| n.success) => {
                     // A next hop that does DSN reports success itself.
-                    let (remote_host, remote_dsn) = f.remote.get(&i).cloned().unwrap_or_default();
+                    let (remote_host, remote_dsn) =
+                        f.remote.get(&slot).cloned().unwrap_or_default();
                     if !remote_dsn {
                         let action = if remote_host.is_empty() {
                             "delivered"
@@ -618,7 +1015,7 @@ impl Manager {
                         action: "delayed",
                         status: status.clone(),
                         diagnostic: Some(reason.clone()),
-                        remote_mta: f.remote.get(&i).map(|(h, _)| h.clone()),
+                        remote_mta: f.remote.get(&Slot::Rcpt(i)).map(|(h, _)| h.clone()),
                     });
                 }
             }
@@ -725,6 +1122,84 @@ impl Manager {
     }
 }
 
+/// Expiry turns what is still deferred into a failure.
+fn expire(o: Outcome, expired: bool) -> Outcome {
+    match o {
+        Outcome::Deferred { status, reason } if expired => Outcome::failed(
+            "5.4.7",
+            format!("delivery time expired; last error: {status} {reason}"),
+        ),
+        o => o,
+    }
+}
+
+/// The outcome of an expanded alias from those of its targets: deferred while one is
+/// pending, then delivered if any was, else failed.
+fn alias_outcome(state: &QueueState, i: usize) -> Outcome {
+    let (mut total, mut delivered, mut failed) = (0, 0, 0);
+    let mut pending: Option<(String, String)> = None;
+    let mut failure: Option<String> = None;
+    for (_, x) in state.expansions_of(i) {
+        total += 1;
+        match &x.outcome {
+            Some(Outcome::Delivered(_)) => delivered += 1,
+            Some(Outcome::Failed { status, .. }) => {
+                failed += 1;
+                failure.get_or_insert_with(|| status.clone());
+            }
+            Some(Outcome::Deferred { status, reason }) => {
+                pending.get_or_insert_with(|| (status.clone(), reason.clone()));
+            }
+            None => {
+                pending.get_or_insert_with(|| ("4.0.0".into(), "not tried yet".into()));
+            }
+        }
+    }
+    if let Some((status, reason)) = pending {
+        let waiting = total - delivered - failed;
+        return Outcome::deferred(
+            &status,
+            format!("{waiting} of {total} alias targets pending; {reason}"),
+        );
+    }
+    if delivered > 0 {
+        let failed = if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        };
+        Outcome::Delivered(format!(
+            "expanded to {total} alias targets: {delivered} delivered{failed}"
+        ))
+    } else {
+        Outcome::failed(
+            failure.as_deref().unwrap_or("5.0.0"),
+            format!("expanded to {total} alias targets, all failed"),
+        )
+    }
+}
+
+/// How a target is shown in the log, and its Final-Recipient in a report (an address: the
+/// alias itself for a command, a file or a failure).
+fn target_addresses(t: &Target, alias: &Mailbox, hostname: &str) -> (String, String) {
+    let alias_address = alias.to_string();
+    match t {
+        Target::Mailbox(m) => {
+            let domain = if alias.domain.is_empty() {
+                hostname
+            } else {
+                &alias.domain
+            };
+            let a = format!("{m}@{domain}");
+            (a.clone(), a)
+        }
+        Target::Forward(a) => (a.clone(), a.clone()),
+        Target::Pipe(c) => (format!("|{c}"), alias_address),
+        Target::File(p) => (p.display().to_string(), alias_address),
+        Target::Fail(_) => (alias_address.clone(), alias_address),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -743,5 +1218,80 @@ mod tests {
         let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
         assert!(!r.expired(t0, t0 + Duration::from_secs(5 * 86400 - 1)));
         assert!(r.expired(t0, t0 + Duration::from_secs(5 * 86400)));
+    }
+
+    #[test]
+    fn an_alias_is_final_when_its_targets_are() {
+        let mut st = QueueState {
+            recipients: vec![None, None],
+            ..Default::default()
+        };
+        st.expand(
+            1,
+            vec![
+                Target::Mailbox("a".into()),
+                Target::Pipe("x".into()),
+                Target::Fail("gone".into()),
+            ],
+        );
+        st.expand(0, vec![Target::Mailbox("z".into())]);
+        let word = |o: Outcome| match o {
+            Outcome::Delivered(d) => format!("sent {d}"),
+            Outcome::Deferred { status, reason } => format!("deferred {status} {reason}"),
+            Outcome::Failed { status, reason } => format!("bounced {status} {reason}"),
+        };
+        assert_eq!(
+            word(alias_outcome(&st, 1)),
+            "deferred 4.0.0 3 of 3 alias targets pending; not tried yet"
+        );
+        st.set_expansion(0, Outcome::Delivered("ok".into()));
+        st.set_expansion(1, Outcome::deferred("4.3.0", "busy"));
+        st.set_expansion(2, Outcome::failed("5.1.1", "gone"));
+        assert_eq!(
+            word(alias_outcome(&st, 1)),
+            "deferred 4.3.0 1 of 3 alias targets pending; busy"
+        );
+        st.set_expansion(1, Outcome::Delivered("ok".into()));
+        assert_eq!(
+            word(alias_outcome(&st, 1)),
+            "sent expanded to 3 alias targets: 2 delivered, 1 failed"
+        );
+        st.set_expansion(3, Outcome::failed("5.2.0", "no"));
+        assert_eq!(
+            word(alias_outcome(&st, 0)),
+            "bounced 5.2.0 expanded to 1 alias targets, all failed"
+        );
+    }
+
+    #[test]
+    fn how_targets_are_named() {
+        let alias = Mailbox::parse("staff@example.com").unwrap();
+        let t = |t: Target| target_addresses(&t, &alias, "mx.example.com");
+        assert_eq!(
+            t(Target::Mailbox("bob".into())),
+            ("bob@example.com".into(), "bob@example.com".into())
+        );
+        assert_eq!(
+            t(Target::Forward("x@y.org".into())),
+            ("x@y.org".into(), "x@y.org".into())
+        );
+        assert_eq!(
+            t(Target::Pipe("/bin/x -y".into())),
+            ("|/bin/x -y".into(), "staff@example.com".into())
+        );
+        assert_eq!(
+            t(Target::File("/m/box".into())),
+            ("/m/box".into(), "staff@example.com".into())
+        );
+        let postmaster = relais_proto::address::parse_forward_path("postmaster").unwrap();
+        assert_eq!(
+            target_addresses(
+                &Target::Mailbox("root".into()),
+                &postmaster,
+                "mx.example.com"
+            )
+            .0,
+            "root@mx.example.com"
+        );
     }
 }

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 
 use crate::support::{
-    FaultPeer, Postfix, PyPeer, Refusing, Relais, Script, Setup, Zone, dns, loopback_25, message,
-    self_signed, tempdir,
+    FaultPeer, Postfix, PyPeer, Refusing, Relais, Script, Setup, WAIT, Zone, dns, header_value,
+    loopback_25, message, self_signed, tempdir, wait_until,
 };
 
 /// The first `Received` header of a message, unfolded.
@@ -84,7 +84,11 @@ fn mx_to_a_second_relais_in_one_transaction_over_starttls() {
     );
     assert_eq!(sent.len(), 3, "{sent:?}");
     relais.wait_log(&[&format!("{id}: removed")], 1);
-    assert_eq!(refusing.connections(), 1, "the preferred MX was tried first");
+    assert_eq!(
+        refusing.connections(),
+        1,
+        "the preferred MX was tried first"
+    );
     let queries = dns.queries();
     assert!(
         queries
@@ -113,10 +117,14 @@ fn mx_to_postfix_in_one_transaction() {
     c.quit();
 
     relais.wait_log(
-        &[&id, "status=sent", &format!("relay=mx.postfix.test[{ip}]:25")],
+        &[
+            &id,
+            "status=sent",
+            &format!("relay=mx.postfix.test[{ip}]:25"),
+        ],
         3,
     );
-    let files = crate::support::wait_until("3 messages delivered by Postfix", crate::support::WAIT, || {
+    let files = wait_until("3 messages delivered by Postfix", WAIT, || {
         let f = postfix.delivered();
         (f.len() >= 3).then_some(f)
     });
@@ -126,18 +134,32 @@ fn mx_to_postfix_in_one_transaction() {
         let text = String::from_utf8_lossy(&content);
         assert!(text.contains("Body of mx-postfix."), "{text}");
         assert!(text.contains("Return-Path: <sender@relais.test>"), "{text}");
-        delivered_to.push(crate::support::header_value(&content, "Delivered-To").unwrap_or_default());
+        delivered_to.push(header_value(&content, "Delivered-To").unwrap_or_default());
     }
     delivered_to.sort();
-    assert_eq!(delivered_to, ["x@postfix.test", "y@postfix.test", "z@postfix.test"]);
-    // Postfix's queue manager saw one message with three recipients: one transaction.
+    assert_eq!(
+        delivered_to,
+        ["x@postfix.test", "y@postfix.test", "z@postfix.test"]
+    );
+    // One transaction: Postfix's queue manager saw one message with three recipients, and
+    // smtpd's summary of the session says so (the readiness probe's connection has no MAIL).
+    let find = |log: &str| -> (Vec<String>, Vec<String>) {
+        let pick =
+            |f: &dyn Fn(&str) -> bool| log.lines().filter(|l| f(l)).map(String::from).collect();
+        (
+            pick(&|l| l.contains("qmgr") && l.contains("from=<sender@relais.test>")),
+            pick(&|l| l.contains("disconnect from") && l.contains(" mail=")),
+        )
+    };
+    let (qmgr, sessions) = wait_until("Postfix's log of the transaction", WAIT, || {
+        let (q, s) = find(&postfix.maillog());
+        (!q.is_empty() && !s.is_empty()).then_some((q, s))
+    });
     let log = postfix.maillog();
-    let qmgr: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("qmgr") && l.contains("from=<sender@relais.test>"))
-        .collect();
     assert_eq!(qmgr.len(), 1, "{log}");
     assert!(qmgr[0].contains("nrcpt=3"), "{log}");
+    assert_eq!(sessions.len(), 1, "{log}");
+    assert!(sessions[0].contains(" mail=1 rcpt=3 data=1"), "{log}");
 }
 
 #[test]

@@ -98,6 +98,8 @@ impl Refusing {
         let ip = loopback_25();
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
             .expect("socket");
+        // Connections of earlier runs may linger in TIME_WAIT on this address.
+        socket.set_reuse_address(true).expect("SO_REUSEADDR");
         socket
             .bind(&SocketAddr::from((ip, 25)).into())
             .expect("bind the refusing address");
@@ -106,14 +108,6 @@ impl Refusing {
             ip,
         }
     }
-}
-
-/// A free port of 127.0.0.1 (free when this returns).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// Starts the fixture DNS server with `zone`.
@@ -288,6 +282,8 @@ pub struct Setup {
     pub routes: Vec<(String, String)>,
     /// `[delivery] relayhost`.
     pub relayhost: Option<String>,
+    /// More `[delivery]` lines (`lifetime = 3`).
+    pub delivery: Vec<String>,
 }
 
 impl Setup {
@@ -300,7 +296,8 @@ impl Setup {
             resolver: Some(dns.addr()),
             routes: Vec::new(),
             relayhost: None,
-            }
+            delivery: Vec::new(),
+        }
     }
 
     /// A relais peer: mail for `domain`, on port 25 of `ip`.
@@ -312,6 +309,7 @@ impl Setup {
             resolver: None,
             routes: Vec::new(),
             relayhost: None,
+            delivery: Vec::new(),
         }
     }
 
@@ -354,6 +352,10 @@ impl Setup {
                 .map(|(d, h)| format!("{d:?} = {h:?}"))
                 .collect();
             t.push_str(&format!("routes = {{ {} }}\n", routes.join(", ")));
+        }
+        for line in &self.delivery {
+            t.push_str(line);
+            t.push('\n');
         }
         t
     }
@@ -428,11 +430,6 @@ impl Relais {
     /// Ends it with SIGKILL: no chance to finish anything.
     pub fn kill(&mut self) {
         self.process.kill();
-    }
-
-    /// Stops it with SIGTERM.
-    pub fn stop(&mut self) {
-        self.process.stop();
     }
 
     /// The files in the Maildir `new/` of a local part.
@@ -783,8 +780,6 @@ pub struct Taken {
     pub rcpts: Vec<String>,
     /// The content, dot-stuffing undone.
     pub data: Vec<u8>,
-    /// What it answered after the content.
-    pub reply: String,
 }
 
 struct PeerState {
@@ -971,7 +966,6 @@ fn serve_fault(stream: TcpStream, conn: usize, st: &PeerState) -> io::Result<()>
                         mail: mail.clone(),
                         rcpts: rcpts.clone(),
                         data,
-                        reply: reply.clone(),
                     });
                 }
                 rcpts.clear();
@@ -996,8 +990,6 @@ fn serve_fault(stream: TcpStream, conn: usize, st: &PeerState) -> io::Result<()>
 /// `N.eml` (the content) and `N.json` (envelope, TLS), one pair per transaction.
 pub struct PyPeer {
     _process: Process,
-    /// Where it listens.
-    pub addr: SocketAddr,
     /// Where the messages go.
     pub outdir: PathBuf,
 }
@@ -1024,10 +1016,9 @@ impl PyPeer {
         if let Some((cert, key)) = tls {
             cmd.arg("--cert").arg(cert).arg("--key").arg(key);
         }
-        let (process, addr) = Process::spawn("aiosmtpd peer", cmd, listening_on);
+        let (process, _) = Process::spawn("aiosmtpd peer", cmd, listening_on);
         PyPeer {
             _process: process,
-            addr,
             outdir: outdir.to_path_buf(),
         }
     }
@@ -1070,7 +1061,9 @@ pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 
 /// A private Postfix instance (its own main.cf and master.cf in a temporary directory, see
 /// PERFORMANCE.md "Running the peers"): smtpd on port 25 of one 127.0.0.x, mail for one
-/// virtual domain into one Maildir, `vmail/box/`, as nobody.
+/// virtual domain into one Maildir, `vmail/box/`, as nobody. `inet_interfaces` is
+/// `loopback-only`: Postfix refuses an address that no interface carries (127.0.0.x other than
+/// 127.0.0.1), while master.cf may bind any of them.
 pub struct Postfix {
     dir: tempfile::TempDir,
     running: bool,
@@ -1124,7 +1117,7 @@ maillog_file_prefixes = {dir}
 myhostname = mx.{domain}
 mydomain = {domain}
 myorigin = $myhostname
-inet_interfaces = {ip}
+inet_interfaces = loopback-only
 inet_protocols = ipv4
 mydestination =
 relay_domains =

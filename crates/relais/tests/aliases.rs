@@ -1,0 +1,20 @@
+//! Aliases wired into a real `relais serve` (issue 4): lists and `:include:` into Maildirs,
+//! `|command` and `/path/file` run as `nobody`, `:fail:` in the RCPT reply, forwards to another
+//! domain (a second relais), loops cut with a bounce, retries that repeat no delivered target,
+//! and mailboxes delivered to a private Dovecot over LMTP. Run with
+//! `cargo test -p relais --test aliases`. Needs Dovecot's LMTP server (Debian:
+//! `dovecot-core dovecot-lmtpd`). The modules live in `tests/aliases/`.
+
+// The private Dovecot and the mbox reader of the local delivery tests, shared as they are.
+#[allow(dead_code)]
+#[path = "local_delivery/support.rs"]
+mod dovecot;
+#[path = "aliases/support.rs"]
+mod support;
+
+#[path = "aliases/expansion.rs"]
+mod expansion;
+#[path = "aliases/forward.rs"]
+mod forward;
+#[path = "aliases/lmtp.rs"]
+mod lmtp;
