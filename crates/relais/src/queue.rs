@@ -153,23 +153,26 @@ fn check_ok(answer: String) -> Result<(), String> {
     }
 }
 
+/// Reads the server's answer: `{"error": …}`, or the value asked for.
+fn answer<T: serde::de::DeserializeOwned>(a: &str) -> Result<T, String> {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(a)
+        && let Some(e) = v.get("error").and_then(|e| e.as_str())
+    {
+        return Err(e.to_string());
+    }
+    serde_json::from_str(a).map_err(|e| e.to_string())
+}
+
 fn list(config: &Config) -> Result<Vec<QueueEntry>, String> {
     match control::request(&config.data_dir, "LIST", b"") {
-        Some(r) => r.and_then(|a| serde_json::from_str(&a).map_err(|e| e.to_string())),
+        Some(r) => r.and_then(|a| answer(&a)),
         None => Ok(control::list(&open_spool(config)?)),
     }
 }
 
 fn show(config: &Config, id: &str) -> Result<QueueDetail, String> {
     match control::request(&config.data_dir, &format!("SHOW {id}"), b"") {
-        Some(r) => r.and_then(|a| {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&a)
-                && let Some(e) = v.get("error").and_then(|e| e.as_str())
-            {
-                return Err(e.to_string());
-            }
-            serde_json::from_str(&a).map_err(|e| e.to_string())
-        }),
+        Some(r) => r.and_then(|a| answer(&a)),
         None => control::show(&open_spool(config)?, id),
     }
 }

@@ -259,11 +259,16 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 /// Opens the control socket, replacing a stale one (left by a server that was killed). The
 /// server binds it right after locking the spool: `relais queue` and `relais sendmail` fall
 /// back to the spool when no server answers, and would find it locked if the socket came later.
+///
+/// Every local user may connect (mode 0666), as every local user may run sendmail; what a
+/// client may ask depends on who it is, which the kernel tells ([`serve`] reads the peer's
+/// credentials): the server's own user and root may do everything, other users only `SUBMIT`,
+/// and their submissions carry their real user name, whatever `$USER` says.
 pub fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(path);
     let listener = std::os::unix::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
@@ -286,6 +291,16 @@ pub async fn serve(
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        // Who is on the other end, from the kernel (SO_PEERCRED).
+        let Ok(cred) = stream.peer_cred() else {
+            continue;
+        };
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let own = unsafe { libc::geteuid() };
+        let peer = Peer {
+            privileged: cred.uid() == own || cred.uid() == 0,
+            user: user_name(cred.uid()),
+        };
         let (spool, queue, hostname) = (spool.clone(), queue.clone(), hostname.clone());
         tokio::spawn(async move {
             let (r, mut w) = stream.into_split();
@@ -294,11 +309,49 @@ pub async fn serve(
             if r.read_line(&mut line).await.is_err() {
                 return;
             }
-            let answer = handle(line.trim_end(), &mut r, &spool, &queue, &hostname).await;
+            let line = line.trim_end();
+            let answer = if !peer.privileged && !line.starts_with("SUBMIT ") {
+                serde_json::json!({ "error": format!("permission denied: user {} may only submit mail", peer.user) }).to_string()
+            } else {
+                handle(line, &mut r, &spool, &queue, &hostname, &peer).await
+            };
             let _ = w.write_all(answer.as_bytes()).await;
             let _ = w.write_all(b"\n").await;
         });
     }
+}
+
+/// The client of a control connection.
+struct Peer {
+    /// The server's own user or root: may steer the queue.
+    privileged: bool,
+    /// Its user name (or numeric id), for the `Received` header of what it submits.
+    user: String,
+}
+
+/// The name of a user id, or the number when it has none.
+fn user_name(uid: u32) -> String {
+    let mut buf = vec![0u8; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to memory that lives through the call, with its true size;
+    // getpwuid_r writes only into `pwd` and `buf`.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return uid.to_string();
+    }
+    // SAFETY: on success pw_name points at a NUL-terminated string inside `buf`.
+    unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn ok_or_error(r: Result<(), String>) -> String {
@@ -326,6 +379,7 @@ async fn handle(
     spool: &Spool,
     queue: &QueueHandle,
     hostname: &str,
+    peer: &Peer,
 ) -> String {
     let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
     let id = |a: &str| {
@@ -365,13 +419,18 @@ async fn handle(
             Err(e) => Err(e),
         }),
         "SUBMIT" => {
-            let sub: Submission = match serde_json::from_str(arg) {
+            let mut sub: Submission = match serde_json::from_str(arg) {
                 Ok(s) => s,
                 Err(e) => {
                     return serde_json::json!({ "error": format!("bad submission: {e}") })
                         .to_string();
                 }
             };
+            // The kernel's word for who submits, not the client's (an unprivileged client
+            // could claim any name).
+            if !peer.privileged || sub.user.is_empty() {
+                sub.user = peer.user.clone();
+            }
             if sub.size > MAX_SUBMIT {
                 return serde_json::json!({ "error": "message too large" }).to_string();
             }

@@ -98,6 +98,9 @@ fn queue_settings(config: &Config) -> Result<queue::QueueSettings, ServerError> 
     .map_err(|e| ServerError::Config(format!("DNS resolver: {e}")))?;
     let client = relais_client::ClientConfig {
         connect_timeout: d.connect_timeout,
+        // Delivery keeps no transcript of message content (the client records dialogue lines
+        // for the diagnostics; here they would only cost time).
+        transcript_data_lines: 0,
         ..Default::default()
     };
     let routes = d
@@ -120,6 +123,7 @@ fn queue_settings(config: &Config) -> Result<queue::QueueSettings, ServerError> 
             relayhost: d.relayhost.as_deref().and_then(remote::NextHop::parse),
             resolver,
             client,
+            cache: remote::ConnectionCache::default(),
         },
         local: local::LocalSettings::from_config(&config.local).map_err(ServerError::Config)?,
     })
@@ -137,7 +141,10 @@ fn session_config(config: &Config, role: Role, tls: bool, users: &auth::Users) -
     if !users.is_empty() {
         s.auth_mechanisms = config.auth.mechanisms.clone();
     }
-    s.auth_without_tls = config.auth.allow_plaintext || !tls;
+    // AUTH is offered in clear text only when the configuration says so, even when TLS is off
+    // altogether (Postfix's smtpd_tls_auth_only): a password never crosses the network in
+    // clear text by default.
+    s.auth_without_tls = config.auth.allow_plaintext;
     match role {
         Role::Mx => s.starttls = tls,
         Role::Submission => {
@@ -237,6 +244,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         None
     };
     let users = auth::Users::load(&config)?;
+    if tls.is_none()
+        && !config.auth.allow_plaintext
+        && config.listener.iter().any(|l| l.role == Role::Submission)
+    {
+        warn!(
+            "TLS is disabled and [auth] allow_plaintext is off: the submission listener offers no AUTH, so nobody can submit"
+        );
+    }
     let has_tls = tls.is_some();
     let sessions = [Role::Mx, Role::Submission, Role::Submissions]
         .map(|r| Arc::new(session_config(&config, r, has_tls, &users)));

@@ -325,6 +325,14 @@ impl Manager {
         mut rx: mpsc::UnboundedReceiver<Command>,
         mut results: mpsc::UnboundedReceiver<Done>,
     ) {
+        // Idle remote connections are closed once they are too old to reuse.
+        let settings = self.settings.clone();
+        let reaper = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                settings.remote.cache.reap().await;
+            }
+        });
         loop {
             let now = secs(SystemTime::now());
             let wait = match self.schedule.first() {
@@ -355,6 +363,9 @@ impl Manager {
                 _ => break,
             }
         }
+        reaper.abort();
+        // Close the idle connections politely.
+        self.settings.remote.cache.close_all().await;
     }
 
     fn schedule_at(&mut self, id: QueueId, at: u64) {

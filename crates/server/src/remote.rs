@@ -9,11 +9,13 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use relais_client::{ClientConfig, SmtpClient};
 use relais_dns::Resolver;
 use relais_dns::mx::RouteKind;
+use relais_proto::EhloResponse;
 use relais_proto::{MailParams, RcptParams, Recipient, Reply, ReversePath};
 
 use crate::outcome::Outcome;
@@ -64,6 +66,102 @@ pub struct RemoteSettings {
     pub resolver: Resolver,
     /// Client timeouts and TLS policy.
     pub client: ClientConfig,
+    /// Connections kept open between transactions to the same host.
+    pub cache: ConnectionCache,
+}
+
+/// Idle connections kept for the next transaction to the same address (Postfix's connection
+/// cache): a burst of mail to one destination pays for TCP, EHLO and STARTTLS once, not once per
+/// message. A connection is reused at most `max_uses` times and only while it has been idle for
+/// less than `max_idle`; a server that closed it meanwhile costs one retry on a new connection.
+pub struct ConnectionCache {
+    /// Idle connections by address, with their EHLO answer and when they became idle.
+    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    /// How long a connection may wait idle and still be reused.
+    pub max_idle: Duration,
+    /// Transactions per connection, at most.
+    pub max_uses: u32,
+    /// Idle connections kept per address, at most.
+    pub max_per_host: usize,
+}
+
+/// One idle connection.
+struct Idle {
+    client: SmtpClient,
+    ehlo: EhloResponse,
+    since: Instant,
+    uses: u32,
+}
+
+impl Default for ConnectionCache {
+    /// Postfix-like limits: a few seconds idle, 100 transactions per connection.
+    fn default() -> Self {
+        ConnectionCache {
+            idle: Mutex::new(HashMap::new()),
+            max_idle: Duration::from_secs(5),
+            max_uses: 100,
+            max_per_host: 20,
+        }
+    }
+}
+
+impl ConnectionCache {
+    fn take(&self, addr: SocketAddr) -> Option<Box<Idle>> {
+        let mut map = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = map.get_mut(&addr)?;
+        while let Some(idle) = list.pop() {
+            if idle.since.elapsed() < self.max_idle && idle.client.is_connected() {
+                return Some(Box::new(idle));
+            }
+            // Too old: dropped (closing it politely would need an await under the lock).
+        }
+        None
+    }
+
+    /// Says goodbye (QUIT) to connections idle for longer than `max_idle`, so that the other
+    /// side does not hold them until its own timeout. Run about once a second.
+    pub async fn reap(&self) {
+        let expired: Vec<Idle> = {
+            let mut map = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut out = Vec::new();
+            for list in map.values_mut() {
+                let (old, keep): (Vec<Idle>, Vec<Idle>) = std::mem::take(list)
+                    .into_iter()
+                    .partition(|i| i.since.elapsed() >= self.max_idle);
+                *list = keep;
+                out.extend(old);
+            }
+            map.retain(|_, l| !l.is_empty());
+            out
+        };
+        for mut idle in expired {
+            let _ = idle.client.quit().await;
+        }
+    }
+
+    /// Says goodbye to every idle connection (at shutdown).
+    pub async fn close_all(&self) {
+        let all: Vec<Idle> = {
+            let mut map = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            map.drain().flat_map(|(_, l)| l).collect()
+        };
+        for mut idle in all {
+            let _ = idle.client.quit().await;
+        }
+    }
+
+    fn put(&self, addr: SocketAddr, idle: Box<Idle>) -> Option<Box<Idle>> {
+        if idle.uses >= self.max_uses {
+            return Some(idle);
+        }
+        let mut map = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = map.entry(addr).or_default();
+        if list.len() >= self.max_per_host {
+            return Some(idle);
+        }
+        list.push(*idle);
+        None
+    }
 }
 
 /// One transaction to do: a message's recipients at one domain.
@@ -217,40 +315,116 @@ fn from_reply(reply: &Reply, host: &str) -> Outcome {
     }
 }
 
-async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketAddr) -> Attempt {
-    let host = format!("{name}[{}]:{}", addr.ip(), addr.port());
+/// A connection ready for MAIL: fresh (banner, EHLO, STARTTLS when offered) or from the cache.
+async fn open(
+    settings: &RemoteSettings,
+    name: &str,
+    addr: SocketAddr,
+    host: &str,
+) -> Result<(SmtpClient, EhloResponse, u32), Attempt> {
     let mut c = SmtpClient::new(settings.client.clone());
     let banner = match c.connect(addr).await {
         Ok(b) => b,
         Err(e) => {
-            return Attempt::TryNext(Outcome::deferred(
+            return Err(Attempt::TryNext(Outcome::deferred(
                 "4.4.1",
                 format!("connect to {host}: {e}"),
-            ));
+            )));
         }
     };
     if !banner.is_positive() {
         c.close().await;
-        return Attempt::TryNext(from_reply(&banner, &host).into_deferred());
+        return Err(Attempt::TryNext(from_reply(&banner, host).into_deferred()));
     }
-    let ehlo = match c.ehlo_or_helo(&settings.hostname).await {
+    let mut ehlo = match c.ehlo_or_helo(&settings.hostname).await {
         Ok(e) => e,
-        Err(e) => return Attempt::TryNext(Outcome::deferred("4.4.2", format!("{host}: {e}"))),
+        Err(e) => {
+            return Err(Attempt::TryNext(Outcome::deferred(
+                "4.4.2",
+                format!("{host}: {e}"),
+            )));
+        }
     };
-    let mut ehlo = ehlo;
     if ehlo.has("STARTTLS") {
         if let Err(e) = c.starttls(name).await {
             c.close().await;
-            return Attempt::TryNext(Outcome::deferred(
+            return Err(Attempt::TryNext(Outcome::deferred(
                 "4.7.5",
                 format!("{host}: STARTTLS failed: {e}"),
-            ));
+            )));
         }
         ehlo = match c.ehlo_or_helo(&settings.hostname).await {
             Ok(e) => e,
-            Err(e) => return Attempt::TryNext(Outcome::deferred("4.4.2", format!("{host}: {e}"))),
+            Err(e) => {
+                return Err(Attempt::TryNext(Outcome::deferred(
+                    "4.4.2",
+                    format!("{host}: {e}"),
+                )));
+            }
         };
     }
+    Ok((c, ehlo, 0))
+}
+
+async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketAddr) -> Attempt {
+    let host = format!("{name}[{}]:{}", addr.ip(), addr.port());
+    // A cached connection first; if the server dropped it meanwhile, once more on a new one.
+    if let Some(idle) = settings.cache.take(addr) {
+        match transaction(job, &host, idle.client, idle.ehlo, idle.uses).await {
+            Transaction::Stale => {}
+            Transaction::Done(a, keep) => {
+                if let Some(idle) = keep {
+                    settings.cache_or_close(addr, idle).await;
+                }
+                return a;
+            }
+        }
+    }
+    let (c, ehlo, uses) = match open(settings, name, addr, &host).await {
+        Ok(x) => x,
+        Err(a) => return a,
+    };
+    match transaction(job, &host, c, ehlo, uses).await {
+        Transaction::Stale => Attempt::TryNext(Outcome::deferred(
+            "4.4.2",
+            format!("{host}: connection lost before MAIL"),
+        )),
+        Transaction::Done(a, keep) => {
+            if let Some(idle) = keep {
+                settings.cache_or_close(addr, idle).await;
+            }
+            a
+        }
+    }
+}
+
+impl RemoteSettings {
+    /// Keeps a connection for the next transaction, or says goodbye to it.
+    async fn cache_or_close(&self, addr: SocketAddr, idle: Box<Idle>) {
+        if let Some(mut rejected) = self.cache.put(addr, idle) {
+            let _ = rejected.client.quit().await;
+        }
+    }
+}
+
+/// How a transaction on a connection ended.
+enum Transaction {
+    /// The connection was dead before MAIL was answered (a cached one the server closed).
+    Stale,
+    /// Done, with the connection if it can be reused.
+    Done(Attempt, Option<Box<Idle>>),
+}
+
+/// MAIL, RCPT…, DATA on an open connection; RSET afterwards so that it can be reused.
+async fn transaction(
+    job: &Job,
+    host: &str,
+    mut c: SmtpClient,
+    ehlo: EhloResponse,
+    uses: u32,
+) -> Transaction {
+    c.transcript_mut().entries.clear();
+    let host = host.to_string();
     let dsn = ehlo.has("DSN");
     if job.params.smtputf8 && !ehlo.has("SMTPUTF8") {
         let _ = c.quit().await;
@@ -258,7 +432,7 @@ async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketA
             "5.6.7",
             format!("{host} does not support SMTPUTF8, which this message needs"),
         );
-        return Attempt::Done(JobResult {
+        let r = JobResult {
             outcomes: job
                 .recipients
                 .iter()
@@ -266,7 +440,8 @@ async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketA
                 .collect(),
             remote: Some(host),
             remote_dsn: dsn,
-        });
+        };
+        return Transaction::Done(Attempt::Done(r), None);
     }
     let mut params = MailParams {
         size: ehlo.has("SIZE").then_some(job.content.len() as u64),
@@ -295,11 +470,12 @@ async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketA
             result.outcomes = match e.reply() {
                 Some(r) => all(from_reply(r, &host)),
                 None => {
-                    return Attempt::TryNext(Outcome::deferred("4.4.2", format!("{host}: {e}")));
+                    c.close().await;
+                    return Transaction::Stale;
                 }
             };
             let _ = c.quit().await;
-            return Attempt::Done(result);
+            return Transaction::Done(Attempt::Done(result), None);
         }
     }
     let mut accepted = Vec::new();
@@ -315,14 +491,15 @@ async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketA
                 Some(reply) => result.outcomes.push((*i, from_reply(reply, &host))),
                 None => {
                     // The connection broke: nothing was sent, try the next host.
-                    return Attempt::TryNext(Outcome::deferred("4.4.2", format!("{host}: {e}")));
+                    c.close().await;
+                    let o = Outcome::deferred("4.4.2", format!("{host}: {e}"));
+                    return Transaction::Done(Attempt::TryNext(o), None);
                 }
             },
         }
     }
     if accepted.is_empty() {
-        let _ = c.quit().await;
-        return Attempt::Done(result);
+        return finish(c, ehlo, uses, Attempt::Done(result)).await;
     }
     let final_outcome = match c.data(&job.content).await {
         Ok(reply) => from_reply(&reply, &host),
@@ -335,8 +512,29 @@ async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketA
     for i in accepted {
         result.outcomes.push((i, final_outcome.clone()));
     }
-    let _ = c.quit().await;
-    Attempt::Done(result)
+    finish(c, ehlo, uses + 1, Attempt::Done(result)).await
+}
+
+/// After a transaction: RSET, and the connection goes back for reuse if the server agrees.
+async fn finish(mut c: SmtpClient, ehlo: EhloResponse, uses: u32, a: Attempt) -> Transaction {
+    if !c.is_connected() {
+        return Transaction::Done(a, None);
+    }
+    match c.command("RSET").await {
+        Ok(r) if r.is_positive() => Transaction::Done(
+            a,
+            Some(Box::new(Idle {
+                client: c,
+                ehlo,
+                since: Instant::now(),
+                uses,
+            })),
+        ),
+        _ => {
+            let _ = c.quit().await;
+            Transaction::Done(a, None)
+        }
+    }
 }
 
 impl Outcome {

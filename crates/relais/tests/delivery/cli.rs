@@ -423,8 +423,6 @@ fn queue_commands_while_the_server_runs() {
 }
 
 #[test]
-#[ignore = "known bug, reported: control.sock is 0600 and the spool 0700, so a local user \
-            other than the server's cannot submit with relais sendmail (exit 70)"]
 fn sendmail_works_for_a_local_user_other_than_the_servers() {
     // Needs root, to run sendmail as nobody (cron jobs, web applications).
     let dns = dns(Zone::new());
@@ -442,4 +440,12 @@ fn sendmail_works_for_a_local_user_other_than_the_servers() {
     assert_eq!(out.code, 0, "{out:?}");
     let got = relais.wait_mail("alice", 1);
     assert!(String::from_utf8_lossy(&got[0]).contains("from userid nobody"));
+    // Another user may submit, not steer the queue.
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", "nobody", "--", RELAIS, "queue", "-c"])
+        .arg(&relais.config)
+        .arg("list");
+    let out = run(cmd, b"", &[]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(format!("{out:?}").contains("permission denied"), "{out:?}");
 }

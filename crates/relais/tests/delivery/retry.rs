@@ -76,12 +76,12 @@ fn peer_answering_451_twice_gets_the_message_on_the_third_try() {
     );
     // Nothing happens on its own: the next try is an hour away.
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(peer.connections(), 1);
+    assert_eq!(peer.transactions(), 1);
 
     // Attempt 2, asked for: deferred after the content.
     relais.queue(&["flush"]).expect(0);
     let e = entry_after(&relais, &id, 2);
-    assert_eq!(peer.connections(), 2);
+    assert_eq!(peer.transactions(), 2);
     assert_eq!(e["recipients"][0]["status"], "deferred", "{e}");
     let reason = e["recipients"][0]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("Try again later (second)"), "{e}");
@@ -93,7 +93,7 @@ fn peer_answering_451_twice_gets_the_message_on_the_third_try() {
     relais.queue(&["flush", &id]).expect(0);
     relais.wait_log(&[&id, "to=<u@flaky.test>", "status=sent"], 1);
     relais.wait_log(&[&format!("{id}: removed")], 1);
-    assert_eq!(peer.connections(), 3);
+    assert_eq!(peer.transactions(), 3);
     let taken = peer.taken();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].conn, 3);
@@ -179,5 +179,5 @@ fn delay_warning_once_then_the_bounce_at_expiry() {
     );
     assert_eq!(field(r, "Remote-MTA"), Some("dns; mx.late.test"), "{r:?}");
     assert_eq!(bounce.returned_type, "message/rfc822");
-    assert_eq!(peer.connections(), 4);
+    assert_eq!(peer.transactions(), 4);
 }

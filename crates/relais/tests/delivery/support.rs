@@ -772,7 +772,7 @@ impl Default for Script {
 /// A message a [`FaultPeer`] took.
 #[derive(Debug, Clone)]
 pub struct Taken {
-    /// Connection number (from 1).
+    /// Transaction number (from 1, over all connections).
     pub conn: usize,
     /// The MAIL command line.
     pub mail: String,
@@ -785,6 +785,8 @@ pub struct Taken {
 struct PeerState {
     script: Script,
     connections: AtomicUsize,
+    /// MAIL commands so far: relais reuses connections, so attempts are counted by transaction.
+    transactions: AtomicUsize,
     /// Every RCPT: (connection, command line, reply).
     rcpts: Mutex<Vec<(usize, String, String)>>,
     /// Every message that got a 2xx after its content.
@@ -811,6 +813,7 @@ impl FaultPeer {
         let state = Arc::new(PeerState {
             script,
             connections: AtomicUsize::new(0),
+            transactions: AtomicUsize::new(0),
             rcpts: Mutex::new(Vec::new()),
             taken: Mutex::new(Vec::new()),
         });
@@ -855,6 +858,11 @@ impl FaultPeer {
         self.state.connections.load(Ordering::SeqCst)
     }
 
+    /// Transactions (MAIL commands) so far: the delivery attempts that reached this peer.
+    pub fn transactions(&self) -> usize {
+        self.state.transactions.load(Ordering::SeqCst)
+    }
+
     /// Every RCPT so far: (connection, command line, reply).
     pub fn rcpts(&self) -> Vec<(usize, String, String)> {
         self.state.rcpts.lock().unwrap().clone()
@@ -893,7 +901,10 @@ impl Drop for FaultPeer {
     }
 }
 
-fn serve_fault(stream: TcpStream, conn: usize, st: &PeerState) -> io::Result<()> {
+/// Serves one connection. The script's rules are given the transaction number (from 1, over
+/// all connections), which is also what [`Taken::conn`] records.
+fn serve_fault(stream: TcpStream, _conn: usize, st: &PeerState) -> io::Result<()> {
+    let mut conn = 0;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
     let mut w = stream.try_clone()?;
     let mut r = BufReader::new(stream);
@@ -922,6 +933,7 @@ fn serve_fault(stream: TcpStream, conn: usize, st: &PeerState) -> io::Result<()>
         } else if upper.starts_with("HELO") || upper == "NOOP" {
             "250 fault.test".into()
         } else if upper.starts_with("MAIL FROM:") {
+            conn = st.transactions.fetch_add(1, Ordering::SeqCst) + 1;
             mail = cmd.clone();
             rcpts.clear();
             "250 2.1.0 Ok".into()
