@@ -60,3 +60,111 @@ fn accepted_mail_is_delivered_after_a_restart() {
         mail.assert_message(expected);
     }
 }
+
+/// The README's front-door example (`examples/relais.toml`) is a valid configuration, and a
+/// server started from it (on free ports instead of the example's fixed ones) opens its three
+/// listeners with their roles and lets alice submit over implicit TLS.
+#[test]
+fn the_example_configuration_runs_mx_submission_and_submissions() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/relais.toml");
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_relais"))
+        .args(["config", "check"])
+        .arg(&example)
+        .output()
+        .expect("run relais config check");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(&example).expect("read the example");
+    let text = text
+        .replace("127.0.0.1:2525", "127.0.0.1:0")
+        .replace("127.0.0.1:2587", "127.0.0.1:0")
+        .replace("127.0.0.1:2465", "127.0.0.1:0")
+        .replace(
+            "\"./relais-data\"",
+            &format!("{:?}", dir.path().join("data")),
+        );
+    let config = dir.path().join("relais.toml");
+    std::fs::write(&config, text).expect("write the config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relais"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start relais serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut ports = std::collections::HashMap::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while ports.len() < 3 && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200))
+            && let Some(rest) = line.split("listening on 127.0.0.1:").nth(1)
+        {
+            let mut parts = rest.split_whitespace();
+            let port = parts.next().unwrap_or("").to_string();
+            let role = parts
+                .next()
+                .unwrap_or("")
+                .trim_matches(['(', ')'])
+                .to_string();
+            ports.insert(role, port);
+        }
+    }
+    let roles: Vec<&str> = {
+        let mut r: Vec<&str> = ports.keys().map(String::as_str).collect();
+        r.sort();
+        r
+    };
+    let swaks = (roles == ["mx", "submission", "submissions"]).then(|| {
+        std::process::Command::new("swaks")
+            .args([
+                "--server",
+                &format!("127.0.0.1:{}", ports["submissions"]),
+                "--tls-on-connect",
+            ])
+            .args([
+                "--auth",
+                "PLAIN",
+                "--auth-user",
+                "alice",
+                "--auth-password",
+                "change-me",
+            ])
+            .args(["--from", "alice@example.test", "--to", "bob@example.test"])
+            .output()
+            .expect("run swaks")
+    });
+    // SAFETY: kill only sends a signal to the child this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+    assert_eq!(
+        roles,
+        ["mx", "submission", "submissions"],
+        "listeners: {ports:?}"
+    );
+    let out = swaks.expect("swaks ran");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("235 2.7.0 Authentication successful"),
+        "{text}"
+    );
+    assert!(text.contains("250 2.0.0 Ok: queued as"), "{text}");
+}
