@@ -3,9 +3,10 @@
 //!
 //! For a domain: the MX hosts in preference order (null MX and implicit MX reported), then every
 //! address of every host, several at a time (`--concurrency`). For each address the stages run
-//! in order, each timed: connect, banner, reverse DNS, EHLO (HELO if refused), STARTTLS and the
-//! certificate, MAIL FROM, the RCPT probes (the given recipient, `postmaster@`, a random local
-//! part, an address at a foreign domain), VRFY and EXPN, RSET and QUIT. Never DATA unless
+//! in order, each timed: connect (and the TLS handshake with `--tls-on-connect`, port 465),
+//! banner, reverse DNS, EHLO (HELO if refused), STARTTLS and the certificate, EHLO again, AUTH
+//! (with `--auth-user`), MAIL FROM, the RCPT probes (the given recipient, `postmaster@`, a random
+//! local part, an address at a foreign domain), VRFY and EXPN, RSET and QUIT. Never DATA unless
 //! `--data` says so. Each finding is a verdict (`ok`, `warn`, `fail`) with its reason and what
 //! to check; the exit code is that of the first failing stage (in MX order).
 //!
@@ -23,8 +24,9 @@
 //! | 23 | MAIL FROM refused |
 //! | 24 | the given recipient or `postmaster@` refused |
 //! | 25 | DATA (with `--data`) refused |
-//! | 29 | TLS failed: STARTTLS refused, handshake error, expired certificate |
-//! | 40 | open relay: a recipient at a foreign domain was accepted |
+//! | 28 | AUTH (with `--auth-user`) failed: not offered, mechanism not offered, credentials refused |
+//! | 29 | TLS failed: STARTTLS refused, handshake error (also on connect), expired certificate |
+//! | 40 | open relay: a recipient at a foreign domain was accepted (without a successful AUTH) |
 
 mod cert;
 
@@ -70,6 +72,8 @@ pub mod exit {
     pub const RCPT: u8 = 24;
     /// DATA refused.
     pub const DATA: u8 = 25;
+    /// AUTH failed.
+    pub const AUTH: u8 = 28;
     /// TLS failed.
     pub const TLS: u8 = 29;
     /// Open relay.
@@ -88,10 +92,18 @@ Exit codes (the first failing stage, hosts in MX order; swaks' numbers where the
   23  MAIL FROM refused
   24  the given recipient or postmaster@ refused
   25  DATA (with --data) refused
-  29  TLS failed: STARTTLS refused, handshake error, expired certificate
-  40  open relay: a recipient at a foreign domain was accepted
+  28  AUTH (with --auth-user) failed: not offered, mechanism not offered, credentials refused (535)
+  29  TLS failed: STARTTLS refused, handshake error (also --tls-on-connect), expired certificate
+  40  open relay: a recipient at a foreign domain was accepted (without a successful AUTH)
 
-Verdicts: ok, warn (works, but worth fixing), fail (mail is lost or refused).";
+Verdicts: ok, warn (works, but worth fixing), fail (mail is lost or refused).
+
+With --auth-user the password comes from --auth-password, else the RELAIS_PROBE_PASSWORD
+environment variable, else one line of standard input (asked for without echo on a terminal).
+It is never printed; the transcript (-v, --json) shows the AUTH exchange in base64, as sent.";
+
+/// The environment variable `--auth-user` takes the password from.
+const PASSWORD_ENV: &str = "RELAIS_PROBE_PASSWORD";
 
 /// A foreign domain for the open-relay test: reserved (RFC 2606), so nothing is ever sent there.
 const FOREIGN_DOMAIN: &str = "relay-test.example.net";
@@ -137,6 +149,25 @@ pub struct ProbeArgs {
     /// Do not try STARTTLS.
     #[arg(long)]
     no_starttls: bool,
+    /// TLS from the first byte (implicit TLS, port 465): handshake, then banner and EHLO; no
+    /// STARTTLS stage.
+    #[arg(long)]
+    tls_on_connect: bool,
+    /// Test AUTH as this user after the (second) EHLO; MAIL and RCPT then run authenticated.
+    #[arg(long, value_name = "USER")]
+    auth_user: Option<String>,
+    /// The password for --auth-user (else $RELAIS_PROBE_PASSWORD, else standard input).
+    #[arg(long, value_name = "PASS", requires = "auth_user")]
+    auth_password: Option<String>,
+    /// The SASL mechanism (default: the first of PLAIN, LOGIN the server offers).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MECH",
+        ignore_case = true,
+        requires = "auth_user"
+    )]
+    auth_mech: Option<AuthMech>,
     /// Send a short test message to --rcpt (DATA); the probe never sends one otherwise.
     #[arg(long, requires = "rcpt")]
     data: bool,
@@ -145,6 +176,31 @@ pub struct ProbeArgs {
     transcript: bool,
     #[command(flatten)]
     dns: DnsOptions,
+}
+
+/// SASL mechanisms for `--auth-mech`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuthMech {
+    /// AUTH PLAIN.
+    Plain,
+    /// AUTH LOGIN.
+    Login,
+}
+
+impl AuthMech {
+    fn name(self) -> &'static str {
+        match self {
+            AuthMech::Plain => "PLAIN",
+            AuthMech::Login => "LOGIN",
+        }
+    }
+}
+
+/// What `--auth-user` asks for.
+struct AuthTest {
+    user: String,
+    password: String,
+    mech: Option<AuthMech>,
 }
 
 /// `ok`, `warn` or `fail`.
@@ -171,8 +227,9 @@ impl Level {
 struct Verdict {
     level: Level,
     /// A stable name: `connect`, `banner`, `banner-delay`, `reverse-dns`, `ehlo`, `starttls`,
-    /// `certificate`, `mail`, `rcpt`, `postmaster`, `recipient-verification`, `open-relay`,
-    /// `greylisting`, `vrfy`, `expn`, `data`, `dns`.
+    /// `tls` (with `--tls-on-connect`), `certificate`, `auth-cleartext`, `auth`, `mail`, `rcpt`,
+    /// `postmaster`, `recipient-verification`, `open-relay`, `greylisting`, `vrfy`, `expn`,
+    /// `data`, `dns`.
     check: &'static str,
     reason: String,
     /// What to look at; empty for `ok`.
@@ -182,6 +239,8 @@ struct Verdict {
 /// One stage's timing and result, for the table.
 #[derive(Debug, Clone, Serialize)]
 struct StageRow {
+    /// `connect`, `tls` (with `--tls-on-connect`), `banner`, `reverse-dns`, `ehlo`, `starttls`,
+    /// `ehlo-tls`, `auth`, `mail`, `rcpt`, `data`, `vrfy`, `expn`, `rset`, `quit`.
     stage: &'static str,
     ms: Option<f64>,
     result: String,
@@ -255,6 +314,8 @@ struct Context {
     greylist_retry: Duration,
     ca_file: Option<PathBuf>,
     starttls: bool,
+    tls_on_connect: bool,
+    auth: Option<AuthTest>,
     data: bool,
 }
 
@@ -303,6 +364,26 @@ pub fn run(args: ProbeArgs) -> ExitCode {
     } else {
         helo
     };
+    let auth = match &args.auth_user {
+        Some(user) => {
+            let password = match args.auth_password.clone() {
+                Some(p) => p,
+                None => match std::env::var(PASSWORD_ENV) {
+                    Ok(p) => p,
+                    Err(_) => match read_password() {
+                        Ok(p) => p,
+                        Err(e) => return usage(&e),
+                    },
+                },
+            };
+            Some(AuthTest {
+                user: user.clone(),
+                password,
+                mech: args.auth_mech,
+            })
+        }
+        None => None,
+    };
     let from = args.from.clone().unwrap_or_else(|| format!("probe@{helo}"));
     let domain = match &target {
         Target::Domain { domain, .. } => Some(domain.clone()),
@@ -323,6 +404,8 @@ pub fn run(args: ProbeArgs) -> ExitCode {
         greylist_retry,
         ca_file: args.ca_file.clone(),
         starttls: !args.no_starttls,
+        tls_on_connect: args.tls_on_connect,
+        auth,
         data: args.data,
     });
     let report = runtime.block_on(probe(context, target, args.concurrency.max(1)));
@@ -333,6 +416,27 @@ pub fn run(args: ProbeArgs) -> ExitCode {
     };
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), output.as_bytes());
     ExitCode::from(report.exit)
+}
+
+/// The password for `--auth-user` when neither `--auth-password` nor the environment gives
+/// one: asked for without echo on a terminal, else one line of standard input.
+fn read_password() -> Result<String, String> {
+    use std::io::IsTerminal as _;
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return rpassword::prompt_password("Password: ").map_err(|e| format!("password: {e}"));
+    }
+    let mut line = String::new();
+    stdin
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err(format!(
+            "--auth-user needs a password: --auth-password, {PASSWORD_ENV}, or a line on standard input"
+        ));
+    }
+    Ok(password)
 }
 
 fn usage(message: &str) -> ExitCode {
@@ -692,6 +796,38 @@ async fn session(
         "",
     );
 
+    // TLS from the first byte (port 465): the handshake before the banner.
+    let mut implicit_tls = None;
+    if context.tls_on_connect {
+        let started = Instant::now();
+        match client.tls_handshake(&job.host).await {
+            Ok(info) => {
+                r.stage(
+                    "tls",
+                    Some(started.elapsed()),
+                    format!("{} {}", info.version, info.cipher),
+                );
+                r.verdict(
+                    Level::Ok,
+                    "tls",
+                    format!("TLS on connect: {} with {}", info.version, info.cipher),
+                    "",
+                );
+                implicit_tls = Some(info);
+            }
+            Err(e) => {
+                r.stage("tls", Some(started.elapsed()), e.to_string());
+                r.fail(
+                    exit::TLS,
+                    "tls",
+                    format!("the TLS handshake on connect failed: {e}"),
+                    "check that this port speaks TLS from the first byte (465, not 25 or 587, which use STARTTLS: drop --tls-on-connect there) and the server's TLS configuration",
+                );
+                return;
+            }
+        }
+    }
+
     // Banner.
     let started = Instant::now();
     let banner = match client.banner().await {
@@ -745,6 +881,15 @@ async fn session(
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_default()
         .to_string();
+    // The name the certificate must carry: the MX host, or the banner's name for an address.
+    let tls_name = if job.host.parse::<IpAddr>().is_ok() {
+        banner_name.clone()
+    } else {
+        job.host.clone()
+    };
+    if let Some(info) = &implicit_tls {
+        certificate_verdicts(r, info, &tls_name);
+    }
 
     // Reverse DNS of the address, against the banner name.
     if let Ok(reverse) = reverse.await {
@@ -793,14 +938,22 @@ async fn session(
         );
     }
     r.capabilities = capabilities(&ehlo);
+    if !client.is_tls() && !ehlo.auth_mechanisms().is_empty() {
+        r.verdict(
+            Level::Warn,
+            "auth-cleartext",
+            format!(
+                "AUTH ({}) is offered on a clear-text connection: credentials would cross the network in clear",
+                ehlo.auth_mechanisms().join(" ")
+            ),
+            "offer AUTH only after STARTTLS (relais: [auth] allow_plaintext = false; Postfix: smtpd_tls_auth_only = yes)",
+        );
+    }
 
-    // STARTTLS.
-    let tls_name = if job.host.parse::<IpAddr>().is_ok() {
-        banner_name.clone()
-    } else {
-        job.host.clone()
-    };
-    if !ehlo.has("STARTTLS") {
+    // STARTTLS (not with TLS on connect: the session is encrypted already).
+    if context.tls_on_connect {
+        // No STARTTLS stage.
+    } else if !ehlo.has("STARTTLS") {
         r.stage("starttls", None, "not offered");
         r.verdict(
             Level::Warn,
@@ -856,7 +1009,15 @@ async fn session(
             }
         }
     }
-    let _ = &ehlo;
+
+    // AUTH, when asked.
+    let mut authenticated = false;
+    if let Some(auth) = &context.auth {
+        match auth_test(client, r, &ehlo, auth).await {
+            Some(ok) => authenticated = ok,
+            None => return,
+        }
+    }
 
     // MAIL FROM.
     let started = Instant::now();
@@ -890,7 +1051,7 @@ async fn session(
     );
 
     // RCPT probes.
-    if !rcpt_probes(context, client, r).await {
+    if !rcpt_probes(context, client, r, authenticated).await {
         return;
     }
 
@@ -962,7 +1123,12 @@ async fn session(
 }
 
 /// The recipient probes. Returns false when the connection is gone.
-async fn rcpt_probes(context: &Context, client: &mut SmtpClient, r: &mut HostReport) -> bool {
+async fn rcpt_probes(
+    context: &Context,
+    client: &mut SmtpClient,
+    r: &mut HostReport,
+    authenticated: bool,
+) -> bool {
     let mut probes: Vec<(&'static str, String)> = Vec::new();
     if let Some(rcpt) = &context.rcpt {
         probes.push(("rcpt", rcpt.clone()));
@@ -1027,7 +1193,7 @@ async fn rcpt_probes(context: &Context, client: &mut SmtpClient, r: &mut HostRep
                 }
             }
         }
-        rcpt_verdict(r, check, &address, &reply);
+        rcpt_verdict(r, check, &address, &reply, authenticated);
     }
     true
 }
@@ -1046,7 +1212,13 @@ async fn retry_rcpt(
     client.command(format!("RCPT TO:<{address}>")).await
 }
 
-fn rcpt_verdict(r: &mut HostReport, check: &'static str, address: &str, reply: &Reply) {
+fn rcpt_verdict(
+    r: &mut HostReport,
+    check: &'static str,
+    address: &str,
+    reply: &Reply,
+    authenticated: bool,
+) {
     let accepted = reply.is_positive();
     match check {
         "rcpt" | "postmaster" => {
@@ -1105,7 +1277,14 @@ fn rcpt_verdict(r: &mut HostReport, check: &'static str, address: &str, reply: &
             }
         }
         _ => {
-            if accepted {
+            if accepted && authenticated {
+                r.verdict(
+                    Level::Ok,
+                    "open-relay",
+                    format!("relaying allowed for the authenticated user (expected): <{address}>: {reply}"),
+                    "",
+                );
+            } else if accepted {
                 r.fail(
                     exit::OPEN_RELAY,
                     "open-relay",
@@ -1120,6 +1299,120 @@ fn rcpt_verdict(r: &mut HostReport, check: &'static str, address: &str, reply: &
                     "",
                 );
             }
+        }
+    }
+}
+
+/// The AUTH test on the last EHLO's mechanisms. `Some(true)` when authenticated, `Some(false)`
+/// when not (the session goes on unauthenticated), `None` when the connection is gone.
+async fn auth_test(
+    client: &mut SmtpClient,
+    r: &mut HostReport,
+    ehlo: &EhloResponse,
+    auth: &AuthTest,
+) -> Option<bool> {
+    let offered = ehlo.auth_mechanisms();
+    let clear = !client.is_tls();
+    if offered.is_empty() {
+        r.stage("auth", None, "not offered");
+        r.fail(
+            exit::AUTH,
+            "auth",
+            if clear {
+                "AUTH not offered (on this clear-text connection; servers often offer it only after STARTTLS)".into()
+            } else {
+                "AUTH not offered".into()
+            },
+            "enable AUTH on this listener (relais: users in [auth]; Postfix: smtpd_sasl_auth_enable), or probe the submission port (587, 465)",
+        );
+        return Some(false);
+    }
+    let mech = match auth.mech {
+        Some(m) if offered.iter().any(|o| o == m.name()) => m,
+        Some(m) => {
+            r.stage("auth", None, format!("{} not offered", m.name()));
+            r.fail(
+                exit::AUTH,
+                "auth",
+                format!(
+                    "AUTH {} not offered (offers {})",
+                    m.name(),
+                    offered.join(" ")
+                ),
+                "choose one of the offered mechanisms with --auth-mech",
+            );
+            return Some(false);
+        }
+        None => match [AuthMech::Plain, AuthMech::Login]
+            .into_iter()
+            .find(|m| offered.iter().any(|o| o == m.name()))
+        {
+            Some(m) => m,
+            None => {
+                r.stage("auth", None, "neither PLAIN nor LOGIN offered");
+                r.fail(
+                    exit::AUTH,
+                    "auth",
+                    format!(
+                        "the server offers neither PLAIN nor LOGIN (offers {})",
+                        offered.join(" ")
+                    ),
+                    "relais probe tests PLAIN and LOGIN only",
+                );
+                return Some(false);
+            }
+        },
+    };
+    let started = Instant::now();
+    let result = match mech {
+        AuthMech::Plain => client.auth_plain(&auth.user, &auth.password).await,
+        AuthMech::Login => client.auth_login(&auth.user, &auth.password).await,
+    };
+    let took = started.elapsed();
+    let name = mech.name();
+    let user = &auth.user;
+    match result {
+        Ok(reply) => {
+            r.stage(
+                "auth",
+                Some(took),
+                format!("AUTH {name} as {user}: {reply}"),
+            );
+            r.verdict(
+                Level::Ok,
+                "auth",
+                format!(
+                    "AUTH {name} as {user} accepted{}: {reply}",
+                    if clear { " in clear text" } else { "" }
+                ),
+                "",
+            );
+            Some(true)
+        }
+        Err(ClientError::UnexpectedReply { reply, .. }) => {
+            r.stage(
+                "auth",
+                Some(took),
+                format!("AUTH {name} as {user}: {reply}"),
+            );
+            let (reason, advice) = if reply.code == 535 {
+                (
+                    format!("AUTH {name}: the credentials of {user} were refused: {reply}"),
+                    "check the user name and password; the server's log says whether the user exists",
+                )
+            } else {
+                (
+                    format!("AUTH {name} as {user} refused: {reply}"),
+                    "read the reply text (538: TLS needed first; 454: too many failures, or a temporary problem); `relais explain` explains the code",
+                )
+            };
+            r.fail(exit::AUTH, "auth", reason, advice);
+            Some(false)
+        }
+        Err(e) => {
+            r.stage("auth", Some(took), e.to_string());
+            stage_error(r, &e, exit::AUTH, "auth");
+            None
         }
     }
 }

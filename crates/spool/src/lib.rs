@@ -503,15 +503,26 @@ fn take_lock(dir: &Path) -> Result<File, SpoolError> {
         .truncate(false)
         .mode(0o600)
         .open(dir.join("LOCK"))?;
-    // SAFETY: `flock` only operates on the descriptor, which is valid for
-    // the duration of the call because `file` is alive.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    // A lock held a moment longer than its owner wants (a process exiting, or a child forked
+    // while the descriptor was open and not yet past its exec, which closes it) is waited for
+    // briefly; a lock still held after that belongs to a running process.
+    let mut tries = 0;
+    loop {
+        // SAFETY: `flock` only operates on the descriptor, which is valid for
+        // the duration of the call because `file` is alive.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            break;
+        }
         let e = io::Error::last_os_error();
-        return Err(match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => SpoolError::Locked(dir.to_path_buf()),
-            _ => SpoolError::from(e),
-        });
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Some(libc::EWOULDBLOCK) => return Err(SpoolError::Locked(dir.to_path_buf())),
+            _ => return Err(SpoolError::from(e)),
+        }
     }
     file.set_len(0)?;
     writeln!(file, "{}", std::process::id())?;

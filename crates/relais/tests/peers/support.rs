@@ -144,15 +144,32 @@ impl std::fmt::Display for Run {
 
 /// Runs `program args` (stdin closed) with a time limit.
 pub fn run(program: &str, args: &[&str]) -> Run {
+    run_with(program, args, &[], None)
+}
+
+/// Runs `program args` with a time limit, extra environment variables `env`, and `stdin` as
+/// its standard input (closed when `None`).
+pub fn run_with(program: &str, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
     let mut child = Command::new(program)
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("RELAIS_RESOLVER")
-        .stdin(Stdio::null())
+        .env_remove("RELAIS_PROBE_PASSWORD")
+        .envs(env.iter().copied())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        pipe.write_all(text.as_bytes())
+            .expect("write standard input");
+    }
     let reader = |mut r: Box<dyn Read + Send>| {
         thread::spawn(move || {
             let mut s = Vec::new();
@@ -287,6 +304,17 @@ impl Probe {
 
 /// `relais probe TARGET --json --resolver DNS --helo probe.test --timeout 10 ARGS`.
 pub fn probe(dns: &Dns, target: &str, args: &[&str]) -> Probe {
+    probe_with(dns, target, args, &[], None)
+}
+
+/// [`probe`] with extra environment variables and a standard input.
+pub fn probe_with(
+    dns: &Dns,
+    target: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> Probe {
     let resolver = dns.addr().to_string();
     let mut all = vec![
         "probe",
@@ -303,7 +331,7 @@ pub fn probe(dns: &Dns, target: &str, args: &[&str]) -> Probe {
         all.extend(["--timeout", "10"]);
     }
     all.extend_from_slice(args);
-    let run = run(RELAIS, &all);
+    let run = run_with(RELAIS, &all, env, stdin);
     let json = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("relais probe did not print JSON ({e})\n{run}"));
     Probe { run, json }
@@ -536,16 +564,25 @@ pub struct Relais {
 impl Relais {
     /// Starts the server.
     pub fn start() -> Relais {
+        Relais::start_with(&["submission", "submissions"], "")
+    }
+
+    /// Starts a server with one listener per role in `roles` and `auth` added to its `[auth]`
+    /// section (`allow_plaintext = true`, say).
+    pub fn start_with(roles: &[&str], auth: &str) -> Relais {
         let dir = tempdir("relais-peers-serve-");
         let data_dir = dir.path().join("data");
+        let listeners: String = roles
+            .iter()
+            .map(|role| format!("[[listener]]\naddress = \"127.0.0.1:0\"\nrole = {role:?}\n\n"))
+            .collect();
         let config = format!(
             "hostname = {HOSTNAME:?}\n\
              data_dir = {data:?}\n\
              local_domains = [{LOCAL:?}]\n\n\
-             [[listener]]\naddress = \"127.0.0.1:0\"\nrole = \"submission\"\n\n\
-             [[listener]]\naddress = \"127.0.0.1:0\"\nrole = \"submissions\"\n\n\
+             {listeners}\
              [tls]\nenabled = true\n\n\
-             [auth]\nusers = [{{ name = {USER:?}, hash = '{hash}' }}]\nfailure_delay = 0\n",
+             [auth]\nusers = [{{ name = {USER:?}, hash = '{hash}' }}]\nfailure_delay = 0\n{auth}\n",
             data = data_dir.display().to_string(),
             hash = password_hash(),
         );
@@ -560,7 +597,7 @@ impl Relais {
             .env_remove("RELAIS_LOG")
             .env_remove("RUST_LOG");
         Relais {
-            daemon: Daemon::start("relais serve", cmd, 2),
+            daemon: Daemon::start("relais serve", cmd, roles.len()),
             data_dir,
             _dir: dir,
         }
