@@ -5,10 +5,11 @@
 //! `cargo test -p relais --test aliases`. Needs Dovecot's LMTP server (Debian:
 //! `dovecot-core dovecot-lmtpd`). The modules live in `tests/aliases/`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 // The private Dovecot and the mbox reader of the local delivery tests, shared as they are.
-#[allow(dead_code)]
-#[path = "local_delivery/support.rs"]
-mod dovecot;
+use common::dovecot;
 #[path = "aliases/support.rs"]
 mod support;
 

@@ -4,6 +4,9 @@
 //! Needs python3 with aiosmtpd and swaks; a missing tool fails the test and says what to install.
 //! The modules live in `tests/client/`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "client/support.rs"]
 mod support;
 

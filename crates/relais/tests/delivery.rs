@@ -6,6 +6,9 @@
 //! root (peers on port 25 of 127.0.0.x), Postfix (scripts/deps.sh) and python3 with aiosmtpd.
 //! The modules live in `tests/delivery/`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "delivery/support.rs"]
 mod support;
 

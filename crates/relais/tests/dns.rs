@@ -3,6 +3,9 @@
 //! `--resolver` and `RELAIS_RESOLVER`: these tests never ask the system resolver nor the
 //! internet. Run with `cargo test -p relais --test dns`; the modules live in `tests/dns/`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "dns/support.rs"]
 mod support;
 

@@ -2,6 +2,9 @@
 //! Python's smtplib. Run with `cargo test -p relais --test e2e`; `scripts/test.sh` installs the
 //! external tools (swaks, python3). The modules live in `tests/e2e/`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "e2e/support.rs"]
 mod support;
 

@@ -12,6 +12,9 @@
 //! External tools: `swaks` (with Net::SSLeay for TLS) and `python3`; scripts/test.sh installs
 //! them.
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "front_door/limits.rs"]
 mod limits;
 #[path = "front_door/real_clients.rs"]

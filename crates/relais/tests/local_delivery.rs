@@ -5,6 +5,9 @@
 //! Needs Dovecot's LMTP server (Debian: `dovecot-core dovecot-lmtpd`); a missing one fails the
 //! test and says what to install. The modules live in `tests/local_delivery/`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "local_delivery/support.rs"]
 mod support;
 

@@ -12,6 +12,9 @@
 //! scripts/deps.sh; a missing tool fails the test and says so. The modules live in
 //! `tests/peers/`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "peers/support.rs"]
 mod support;
 

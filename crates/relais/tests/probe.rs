@@ -4,6 +4,9 @@
 //! server of relais-dns; certificates from a test CA made with rcgen. Run with
 //! `cargo test -p relais --test probe`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "probe/zoo.rs"]
 mod zoo;
 

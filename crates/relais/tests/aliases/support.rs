@@ -2,14 +2,16 @@
 //! Maildir readers and waiting.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::{self, JoinHandle};
+use std::process::Command;
+use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::common::process::Daemon;
+use crate::common::serve_command;
 
 /// How long a message may take to arrive where it goes.
 pub const DELIVERY: Duration = Duration::from_secs(20);
@@ -17,10 +19,7 @@ pub const DELIVERY: Duration = Duration::from_secs(20);
 /// A fresh directory that the `run_as` user (nobody) may traverse: alias commands and files
 /// live in it. Put what nobody must write in [`open_dir`].
 pub fn tempdir() -> tempfile::TempDir {
-    let d = tempfile::Builder::new()
-        .prefix("relais-al-")
-        .tempdir()
-        .expect("create a temporary directory");
+    let d = crate::common::wait::tempdir("relais-al-");
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
     d
 }
@@ -38,15 +37,14 @@ pub fn uid_of(user: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// A running `relais serve`, stopped with SIGTERM when dropped.
+/// A running `relais serve` (a [`Daemon`]: stopped with SIGTERM by PID when dropped, its log
+/// printed if the test fails).
 pub struct Server {
-    child: Option<Child>,
+    process: Daemon,
     /// Its port on 127.0.0.1.
     pub port: u16,
     /// Its `data_dir`.
     pub data_dir: PathBuf,
-    log: Arc<Mutex<String>>,
-    log_thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -68,43 +66,18 @@ impl Server {
             data = data_dir.display().to_string(),
         );
         fs::write(&config, text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_relais"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .current_dir(dir)
-            .env("NO_COLOR", "1")
-            .env_remove("RELAIS_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run the relais binary");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let thread_log = log.clone();
-        let log_thread = thread::spawn(move || drain(stderr, &thread_log, tx));
-        let mut server = Server {
-            child: Some(child),
-            port: 0,
+        let cmd = serve_command(&config, dir);
+        let process = Daemon::start("relais serve", cmd, 1, Duration::from_secs(20));
+        Server {
+            port: process.addr().port(),
+            process,
             data_dir,
-            log,
-            log_thread: Some(log_thread),
-        };
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(port) => server.port = port,
-            Err(_) => {
-                server.stop();
-                panic!("relais did not start:\n{}", server.log());
-            }
         }
-        server
     }
 
     /// What it logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.process.log()
     }
 
     /// Waits until the log has `needle`, panicking with the log after [`DELIVERY`].
@@ -133,62 +106,7 @@ impl Server {
 
     /// SIGTERM, then wait (SIGKILL after 15 s).
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // SAFETY: kill(2) on the PID of our own child, not yet reaped, so not reused.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-            }
-        }
-        if let Some(t) = self.log_thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-        if thread::panicking() {
-            eprintln!("--- relais log (port {}) ---\n{}", self.port, self.log());
-        }
-    }
-}
-
-/// Reads the server's stderr to its end, keeping it, and sends the port once it is logged.
-fn drain(stderr: impl Read, log: &Mutex<String>, port: mpsc::Sender<u16>) {
-    const NEEDLE: &str = "listening on 127.0.0.1:";
-    let mut reader = BufReader::new(stderr);
-    let mut line = String::new();
-    let mut sent = false;
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        if !sent && let Some(at) = line.find(NEEDLE) {
-            let digits: String = line[at + NEEDLE.len()..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            if let Ok(p) = digits.parse::<u16>() {
-                sent = port.send(p).is_ok();
-            }
-        }
-        log.lock().unwrap().push_str(&line);
+        self.process.stop();
     }
 }
 

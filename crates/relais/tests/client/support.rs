@@ -6,13 +6,15 @@
 //! that says what to install: nothing is skipped silently.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::common::process::{self, require};
+use crate::common::wait::{self, free_port};
+use crate::common::{RELAIS, serve_command};
 
 /// How long a server may take to say where it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -23,71 +25,29 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The relais binary under test.
 pub fn relais_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_relais")
+    RELAIS
 }
 
 /// A fresh temporary directory.
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("relais-client-test-")
-        .tempdir()
-        .expect("create a temporary directory")
+    wait::tempdir("relais-client-test-")
 }
 
-/// A server process that announced `listening on 127.0.0.1:PORT` on stderr.
+/// A server process that announced `listening on 127.0.0.1:PORT` on stderr (see
+/// [`process::Daemon`]: drained, stopped by PID when dropped).
 pub struct Daemon {
-    name: &'static str,
-    child: Child,
+    /// The process.
+    pub process: process::Daemon,
     /// The port it listens on.
     pub port: u16,
-    log: Arc<Mutex<String>>,
 }
 
 impl Daemon {
-    /// Starts `cmd` and waits for its `listening on 127.0.0.1:PORT` line, draining stderr from
-    /// then on so the server never blocks on a full pipe.
-    pub fn start(name: &'static str, mut cmd: Command) -> Daemon {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let thread_log = Arc::clone(&log);
-        thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(port) = listening_port(&line)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(port);
-                }
-                let mut log = thread_log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(port) => Daemon {
-                name,
-                child,
-                port,
-                log,
-            },
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait();
-                thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "{name} did not say `listening on 127.0.0.1:PORT` (exit: {status:?})\n--- log ---\n{}",
-                    log.lock().unwrap()
-                );
-            }
-        }
+    /// Starts `cmd` and waits for its `listening on 127.0.0.1:PORT` line.
+    pub fn start(name: &'static str, cmd: Command) -> Daemon {
+        let process = process::Daemon::start(name, cmd, 1, START_TIMEOUT);
+        let port = process.addr().port();
+        Daemon { process, port }
     }
 
     /// `127.0.0.1:PORT`.
@@ -97,36 +57,7 @@ impl Daemon {
 
     /// What the server logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-/// The port in `... listening on 127.0.0.1:PORT ...`.
-fn listening_port(line: &str) -> Option<u16> {
-    let rest = line.split("listening on 127.0.0.1:").nth(1)?;
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok()
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            eprintln!("--- {} log ---\n{}", self.name, self.log());
-        }
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) on the PID of a child we started and have not reaped.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.log()
     }
 }
 
@@ -160,13 +91,7 @@ impl Relais {
         );
         let config_path = dir.path().join("relais.toml");
         fs::write(&config_path, config).expect("write the configuration");
-        let mut cmd = Command::new(relais_bin());
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("RELAIS_LOG");
+        let cmd = serve_command(&config_path, dir.path());
         Relais {
             daemon: Daemon::start("relais serve", cmd),
             data_dir,
@@ -219,32 +144,20 @@ fn wait_for_files(dir: &Path, suffix: &str, count: usize, daemon: &Daemon) -> Ve
 
 /// Fails the test unless python3 can import aiosmtpd.
 fn require_aiosmtpd() {
-    let ok = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
+    require(
+        "python3",
+        &["-c", "import aiosmtpd"],
         "these tests need python3 with aiosmtpd: `pip install aiosmtpd` (PyPI), \
-         or the Debian package python3-aiosmtpd"
+         or the Debian package python3-aiosmtpd",
     );
 }
 
 /// Fails the test unless swaks runs.
 pub fn require_swaks() {
-    let ok = Command::new("swaks")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "these tests need swaks (Debian package `swaks`; TLS needs `libnet-ssleay-perl`)"
+    require(
+        "swaks",
+        &["--version"],
+        "these tests need swaks (Debian package `swaks`; TLS needs `libnet-ssleay-perl`)",
     );
 }
 
@@ -330,128 +243,22 @@ impl PyServer {
     }
 }
 
-/// A test CA and a server certificate it signed for `localhost` and 127.0.0.1, as PEM files.
-pub struct Certs {
-    /// The CA certificate (what `--tls-ca-path` trusts).
-    pub ca: PathBuf,
-    /// The server certificate followed by the CA's.
-    pub chain: PathBuf,
-    /// The server's private key.
-    pub key: PathBuf,
-    _dir: tempfile::TempDir,
-}
+pub use crate::common::certs::Certs;
 
 impl Certs {
-    /// Generates the CA and the server certificate.
+    /// A test CA and a server certificate it signed for `localhost` and 127.0.0.1.
     pub fn new() -> Certs {
-        use rcgen::{
-            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
-        };
-        let dir = tempdir();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "relais test CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        leaf.subject_alt_names
-            .push(SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
-        leaf.distinguished_name
-            .push(DnType::CommonName, "localhost");
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf_cert = leaf.signed_by(&leaf_key, &ca).unwrap();
-        let certs = Certs {
-            ca: dir.path().join("ca.pem"),
-            chain: dir.path().join("chain.pem"),
-            key: dir.path().join("key.pem"),
-            _dir: dir,
-        };
-        fs::write(&certs.ca, ca.pem()).unwrap();
-        fs::write(&certs.chain, format!("{}{}", leaf_cert.pem(), ca.pem())).unwrap();
-        fs::write(&certs.key, leaf_key.serialize_pem()).unwrap();
-        certs
+        Certs::signed_by("relais test CA", "localhost", &[Ipv4Addr::LOCALHOST.into()])
     }
 }
 
-/// What a finished client run gave.
-#[derive(Debug)]
-pub struct Run {
-    /// The exit code.
-    pub code: i32,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-impl Run {
-    /// Asserts the exit code, showing the output when it differs.
-    #[track_caller]
-    pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code, code,
-            "exit code {} instead of {code}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        );
-        self
-    }
-
-    /// Asserts that stdout contains `text`.
-    #[track_caller]
-    pub fn expect_out(&self, text: &str) -> &Run {
-        assert!(
-            self.stdout.contains(text),
-            "{text:?} not in the output\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
+pub use crate::common::process::Run;
 
 /// Runs `program args` with `stdin` (closed after) and a time limit.
 pub fn run(program: &str, args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = Command::new(program)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    let mut input = child.stdin.take().expect("piped stdin");
-    let stdin = stdin.to_vec();
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let reader = |mut r: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = r.read_to_end(&mut s);
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = reader(Box::new(child.stdout.take().expect("piped stdout")));
-    let err = reader(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{program} {args:?} ran longer than {RUN_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let _ = writer.join();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
+    let mut cmd = Command::new(program);
+    cmd.args(args).env("NO_COLOR", "1");
+    process::run(cmd, Some(stdin), RUN_TIMEOUT)
 }
 
 /// `relais ARGS` with empty stdin.
@@ -461,24 +268,16 @@ pub fn relais(args: &[&str]) -> Run {
 
 /// `relais send --server SERVER --timeout 10 ARGS` (no `--timeout 10` when ARGS has one).
 pub fn send(server: &str, args: &[&str]) -> Run {
-    let mut all = vec!["send", "--server", server];
-    if !args.contains(&"--timeout") {
-        all.extend(["--timeout", "10"]);
-    }
-    all.extend_from_slice(args);
-    relais(&all)
+    relais(&process::send_args(server, args))
 }
 
 /// `swaks --server SERVER --timeout 10 ARGS`.
 pub fn swaks(server: &str, args: &[&str]) -> Run {
     require_swaks();
-    let mut all = vec!["--server", server, "--timeout", "10"];
-    all.extend_from_slice(args);
-    run("swaks", &all, b"")
+    run("swaks", &process::swaks_args(server, args), b"")
 }
 
 /// A port on 127.0.0.1 where nothing listens (bound, then released).
 pub fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    free_port()
 }

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 
 use crate::support::{
-    FaultPeer, Postfix, PyPeer, Refusing, Relais, Script, Setup, WAIT, Zone, dns, header_value,
-    loopback_25, message, self_signed, tempdir, wait_until,
+    FaultPeer, PyPeer, Refusing, Relais, Script, Setup, WAIT, Zone, dns, header_value, loopback_25,
+    message, postfix, self_signed, tempdir, wait_until,
 };
 
 /// The first `Received` header of a message, unfolded.
@@ -101,7 +101,7 @@ fn mx_to_a_second_relais_in_one_transaction_over_starttls() {
 #[test]
 fn mx_to_postfix_in_one_transaction() {
     let ip = loopback_25();
-    let postfix = Postfix::start(ip, "postfix.test");
+    let postfix = postfix(ip, "postfix.test");
     let dns = dns(Zone::new()
         .mx("postfix.test", 10, "mx.postfix.test")
         .a("mx.postfix.test", &ip.to_string()));

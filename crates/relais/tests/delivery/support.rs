@@ -9,51 +9,27 @@
 //! (SIGTERM, then SIGKILL) when its handle is dropped; a failing test prints the logs.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub use relais_dns::fixture::{Server as Dns, Zone};
+pub use crate::common::{Dns, Zone, dns};
 
 /// How long a process may take to say where it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a test waits for something that should happen soon (a delivery, a log line).
 pub const WAIT: Duration = Duration::from_secs(30);
-/// How long a stopped process may take to exit before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Read timeout of the raw client.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The relais binary under test.
-pub const RELAIS: &str = env!("CARGO_BIN_EXE_relais");
-
-/// Polls `f` until it gives a value; panics naming `what` after `timeout`.
-#[track_caller]
-pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// A new temporary directory (kept by the caller).
-pub fn tempdir(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("create a temporary directory")
-}
+pub use crate::common::process::{self, Daemon, Run};
+pub use crate::common::wait::{list_files, tempdir, wait_files, wait_until};
+pub use crate::common::{RELAIS, serve_command};
 
 // ------------------------------------------------------------------ loopback addresses
 
@@ -108,161 +84,6 @@ impl Refusing {
             ip,
         }
     }
-}
-
-/// Starts the fixture DNS server with `zone`.
-pub fn dns(zone: Zone) -> Dns {
-    Dns::start(zone).expect("start the fixture DNS server")
-}
-
-// ------------------------------------------------------------------ processes
-
-/// A child process whose stderr (and stdout) lines are collected, stopped by PID on drop.
-struct Process {
-    name: String,
-    child: Option<Child>,
-    log: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl Process {
-    /// Spawns `cmd` with piped output; `ready` gets the first line for which `parse` gives
-    /// `Some`.
-    fn spawn<T: Send + 'static>(
-        name: &str,
-        mut cmd: Command,
-        parse: fn(&str) -> Option<T>,
-    ) -> (Process, T) {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let mut readers = Vec::new();
-        let out: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("stdout"));
-        let err: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("stderr"));
-        for stream in [out, err] {
-            let log = log.clone();
-            let tx = tx.clone();
-            readers.push(thread::spawn(move || drain(stream, &log, &tx, parse)));
-        }
-        drop(tx);
-        let mut p = Process {
-            name: name.to_string(),
-            child: Some(child),
-            log,
-            readers,
-        };
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(v) => (p, v),
-            Err(e) => {
-                p.stop();
-                panic!(
-                    "{name} did not say where it listens ({e})\n--- {name} log ---\n{}",
-                    p.log()
-                );
-            }
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn pid(&self) -> Option<libc::pid_t> {
-        self.child.as_ref().map(|c| c.id() as libc::pid_t)
-    }
-
-    /// Sends a signal to the process (never reaped before, so the PID is still ours).
-    fn signal(&self, sig: libc::c_int) {
-        if let Some(pid) = self.pid() {
-            // SAFETY: kill(2) on the PID of our own child, which has not been reaped yet.
-            unsafe {
-                libc::kill(pid, sig);
-            }
-        }
-    }
-
-    /// SIGTERM, wait (SIGKILL after a while), then the end of its output.
-    fn stop(&mut self) {
-        self.signal(libc::SIGTERM);
-        self.reap();
-    }
-
-    /// SIGKILL and reap.
-    fn kill(&mut self) {
-        self.signal(libc::SIGKILL);
-        self.reap();
-    }
-
-    fn reap(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        thread::sleep(Duration::from_millis(20))
-                    }
-                    _ => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
-        }
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.stop();
-        if thread::panicking() {
-            eprintln!(
-                "--- {} log ---\n{}--- end of {} log ---",
-                self.name,
-                self.log(),
-                self.name
-            );
-        }
-    }
-}
-
-/// Collects lines of `stream` into `log`; sends the first value `parse` finds.
-fn drain<T>(
-    stream: impl Read,
-    log: &Mutex<String>,
-    tx: &mpsc::Sender<T>,
-    parse: fn(&str) -> Option<T>,
-) {
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    let mut sent = false;
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let text = String::from_utf8_lossy(&line).into_owned();
-        if !sent && let Some(v) = parse(&text) {
-            sent = tx.send(v).is_ok();
-        }
-        log.lock().unwrap().push_str(&text);
-    }
-}
-
-/// The address in `… listening on IP:PORT …`.
-fn listening_on(line: &str) -> Option<SocketAddr> {
-    let at = line.find("listening on ")? + "listening on ".len();
-    line[at..].split_whitespace().next()?.parse().ok()
 }
 
 // ------------------------------------------------------------------ relais serve
@@ -371,7 +192,7 @@ impl Setup {
 /// A running `relais serve` whose configuration and data live in a directory the test keeps
 /// (so that a second one started there finds the same spool).
 pub struct Relais {
-    process: Process,
+    process: Daemon,
     /// Where it listens.
     pub addr: SocketAddr,
     /// Its configuration file.
@@ -384,14 +205,9 @@ impl Relais {
     /// Writes the configuration into `dir` and starts `relais serve`.
     pub fn start(name: &str, dir: &Path, setup: &Setup) -> Relais {
         let config = setup.write(dir);
-        let mut cmd = Command::new(RELAIS);
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .current_dir(dir)
-            .env("NO_COLOR", "1")
-            .env_remove("RELAIS_LOG");
-        let (process, addr) = Process::spawn(name, cmd, listening_on);
+        let cmd = serve_command(&config, dir);
+        let process = Daemon::start(name, cmd, 1, START_TIMEOUT);
+        let addr = process.addr();
         Relais {
             process,
             addr,
@@ -418,7 +234,10 @@ impl Relais {
     #[track_caller]
     pub fn wait_log(&self, needles: &[&str], n: usize) -> Vec<String> {
         wait_until(
-            &format!("{n} log line(s) of {} with {needles:?}", self.process.name),
+            &format!(
+                "{n} log line(s) of {} with {needles:?}",
+                self.process.name()
+            ),
             WAIT,
             || {
                 let l = self.lines(needles);
@@ -440,14 +259,7 @@ impl Relais {
     /// Waits until the Maildir of `local` holds at least `n` messages; returns their contents.
     #[track_caller]
     pub fn wait_mail(&self, local: &str, n: usize) -> Vec<Vec<u8>> {
-        let files = wait_until(
-            &format!("{n} message(s) in the Maildir of {local}"),
-            WAIT,
-            || {
-                let f = self.mail(local);
-                (f.len() >= n).then_some(f)
-            },
-        );
+        let files = wait_files(&self.data.join("mail").join(local).join("new"), n, WAIT);
         files.iter().map(|p| fs::read(p).expect("read")).collect()
     }
 
@@ -478,49 +290,7 @@ pub fn queue(config: &Path, args: &[&str]) -> Run {
     relais(&all, b"", &[])
 }
 
-/// The regular files of a directory, sorted; none if it does not exist.
-pub fn list_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
-    files
-}
-
 // ------------------------------------------------------------------ the command line
-
-/// One run of a command.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    /// Asserts the exit code (showing the output when it differs).
-    #[track_caller]
-    pub fn expect(self, code: i32) -> Run {
-        assert_eq!(
-            self.code, code,
-            "exit code\n--- stdout\n{}--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    /// The standard output as JSON.
-    #[track_caller]
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
-    }
-}
 
 /// Runs `relais ARGS…` with `stdin` and extra environment.
 pub fn relais(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
@@ -529,54 +299,15 @@ pub fn relais(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Run {
     run(cmd, stdin, env)
 }
 
-/// Runs a command to its end (killed after a minute), feeding it `stdin`.
+/// Runs a command to its end (killed after a minute), feeding it `stdin`; no `RELAIS_CONFIG`
+/// from the environment of the test.
 pub fn run(mut cmd: Command, stdin: &[u8], env: &[(&str, &str)]) -> Run {
     cmd.env_remove("RELAIS_CONFIG");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn a command");
-    let mut input = child.stdin.take().expect("stdin");
-    let data = stdin.to_vec();
-    let writer = thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_thread = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_thread = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        match child.try_wait().expect("wait") {
-            Some(s) => break s,
-            None if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{cmd:?} ran for more than a minute");
-            }
-        }
-    };
-    let _ = writer.join();
-    let stdout = String::from_utf8_lossy(&out_thread.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_thread.join().unwrap_or_default()).into_owned();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-    }
+    cmd.env("NO_COLOR", "1");
+    process::run(cmd, Some(stdin), Duration::from_secs(60))
 }
 
 // ------------------------------------------------------------------ raw SMTP client
@@ -1001,7 +732,7 @@ fn serve_fault(stream: TcpStream, _conn: usize, st: &PeerState) -> io::Result<()
 /// An aiosmtpd server (`tests/delivery/py/peer.py`) writing what it receives to a directory:
 /// `N.eml` (the content) and `N.json` (envelope, TLS), one pair per transaction.
 pub struct PyPeer {
-    _process: Process,
+    _process: Daemon,
     /// Where the messages go.
     pub outdir: PathBuf,
 }
@@ -1028,7 +759,7 @@ impl PyPeer {
         if let Some((cert, key)) = tls {
             cmd.arg("--cert").arg(cert).arg("--key").arg(key);
         }
-        let (process, _) = Process::spawn("aiosmtpd peer", cmd, listening_on);
+        let process = Daemon::start("aiosmtpd peer", cmd, 1, START_TIMEOUT);
         PyPeer {
             _process: process,
             outdir: outdir.to_path_buf(),
@@ -1071,184 +802,20 @@ pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 
 // ------------------------------------------------------------------ Postfix
 
-/// A private Postfix instance (its own main.cf and master.cf in a temporary directory, see
-/// PERFORMANCE.md "Running the peers"): smtpd on port 25 of one 127.0.0.x, mail for one
-/// virtual domain into one Maildir, `vmail/box/`, as nobody. `inet_interfaces` is
-/// `loopback-only`: Postfix refuses an address that no interface carries (127.0.0.x other than
-/// 127.0.0.1), while master.cf may bind any of them.
-pub struct Postfix {
-    dir: tempfile::TempDir,
-    running: bool,
-}
+pub use crate::common::postfix::Postfix;
 
-/// uid and gid of a system user, from /etc/passwd.
-fn user_ids(name: &str) -> (u32, u32) {
-    let passwd = fs::read_to_string("/etc/passwd").expect("/etc/passwd");
-    passwd
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() > 3 && f[0] == name).then(|| (f[2].parse().ok(), f[3].parse().ok()))
-        })
-        .and_then(|(u, g)| Some((u?, g?)))
-        .unwrap_or_else(|| panic!("no user {name} (is Postfix installed? scripts/deps.sh)"))
-}
-
-impl Postfix {
-    /// Starts an instance on `ip`:25 taking mail for `domain`.
-    pub fn start(ip: Ipv4Addr, domain: &str) -> Postfix {
-        assert!(
-            Path::new("/usr/sbin/postfix").exists(),
-            "Postfix is needed (scripts/deps.sh installs it)"
-        );
-        let dir = tempdir("relais-postfix-");
-        let d = dir.path();
-        for sub in ["etc", "queue", "data", "vmail"] {
-            fs::create_dir_all(d.join(sub)).unwrap();
-        }
-        use std::os::unix::fs::PermissionsExt;
-        for p in [d.to_path_buf(), d.join("etc"), d.join("queue")] {
-            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        let (postfix_uid, _) = user_ids("postfix");
-        let (nobody_uid, nobody_gid) = user_ids("nobody");
-        std::os::unix::fs::chown(d.join("data"), Some(postfix_uid), None).unwrap();
-        std::os::unix::fs::chown(d.join("vmail"), Some(nobody_uid), Some(nobody_gid)).unwrap();
-        let main_cf = format!(
-            "compatibility_level = 3.6
-queue_directory = {q}
-data_directory = {data}
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-shlib_directory = /usr/lib/postfix
-meta_directory = /etc/postfix
-mail_owner = postfix
-setgid_group = postdrop
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
-myhostname = mx.{domain}
-mydomain = {domain}
-myorigin = $myhostname
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mydestination =
-relay_domains =
-relayhost =
-mynetworks = 127.0.0.0/8
-alias_maps =
-alias_database =
-local_recipient_maps =
-biff = no
-smtpd_banner = $myhostname ESMTP
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-virtual_mailbox_domains = {domain}
-virtual_mailbox_base = {dir}/vmail
-virtual_mailbox_maps = static:box/
-virtual_uid_maps = static:{nobody_uid}
-virtual_gid_maps = static:{nobody_gid}
-virtual_minimum_uid = 1
-",
-            q = d.join("queue").display(),
-            data = d.join("data").display(),
-            dir = d.display(),
-        );
-        fs::write(d.join("etc/main.cf"), main_cf).unwrap();
-        // chroot off everywhere (column 5 "n"): the instance needs no copy of /etc.
-        let master_cf = format!(
-            "{ip}:25 inet n - n - - smtpd
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-proxywrite unix - - n - 1 proxymap
-showq     unix  n - n - - showq
-error     unix  - - n - - error
-retry     unix  - - n - - error
-discard   unix  - - n - - discard
-virtual   unix  - n n - - virtual
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-"
-        );
-        fs::write(d.join("etc/master.cf"), master_cf).unwrap();
-        let mut pf = Postfix {
-            dir,
-            running: false,
-        };
-        let out = Command::new("/usr/sbin/postfix")
-            .arg("-c")
-            .arg(pf.dir.path().join("etc"))
-            .arg("start")
-            .output()
-            .expect("run postfix start");
-        pf.running = true;
-        assert!(
-            out.status.success(),
-            "postfix start failed: {}{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            pf.maillog()
-        );
-        wait_until(&format!("Postfix listening on {ip}:25"), WAIT, || {
-            TcpStream::connect((ip, 25)).ok()
-        });
-        pf
-    }
-
-    /// Its log.
-    pub fn maillog(&self) -> String {
-        fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
-    }
-
-    /// The messages its virtual agent delivered.
-    pub fn delivered(&self) -> Vec<PathBuf> {
-        list_files(&self.dir.path().join("vmail/box/new"))
-    }
-
-    fn master_pid(&self) -> Option<libc::pid_t> {
-        fs::read_to_string(self.dir.path().join("queue/pid/master.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        if !self.running {
-            return;
-        }
-        let pid = self.master_pid();
-        let _ = Command::new("/usr/sbin/postfix")
-            .arg("-c")
-            .arg(self.dir.path().join("etc"))
-            .arg("stop")
-            .output();
-        if let Some(pid) = pid {
-            // The master of this instance (its own pid file): wait for it, kill it if it stays.
-            let alive = || unsafe { libc::kill(pid, 0) } == 0;
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            while alive() && Instant::now() < deadline {
-                thread::sleep(Duration::from_millis(50));
-            }
-            if alive() {
-                // SAFETY: kill(2) on the master PID this instance wrote.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-        if thread::panicking() {
-            eprintln!("--- postfix maillog ---\n{}", self.maillog());
-        }
-    }
+/// A private Postfix instance (see PERFORMANCE.md "Running the peers"): smtpd on port 25 of
+/// one 127.0.0.x (an MX record names no port), mail for one virtual domain into one Maildir,
+/// `vmail/box/`, as nobody; 127.0.0.0/8 may relay.
+pub fn postfix(ip: Ipv4Addr, domain: &str) -> Postfix {
+    Postfix::start(&crate::common::postfix::Setup {
+        listen: SocketAddrV4::new(ip, 25),
+        domain,
+        mynetworks: "127.0.0.0/8",
+        users: None,
+        tls: None,
+        prefix: "relais-postfix-",
+    })
 }
 
 // ------------------------------------------------------------------ DSN

@@ -1,49 +1,16 @@
 //! Runs `relais` against a fresh fixture DNS server.
 
 use std::process::Command;
+use std::time::Duration;
 
 use relais_dns::fixture::{Server, standard};
-use serde_json::Value;
 
-/// One run of the binary.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
+use crate::common::{RELAIS, process};
 
-impl Run {
-    /// The `--json` output.
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
-    }
+/// How long one run may take before the test gives up on it.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-    /// Asserts the exit code, showing the output when it is not the one expected.
-    #[track_caller]
-    pub fn expect(self, code: i32) -> Run {
-        assert_eq!(
-            self.code, code,
-            "exit code\n--- stdout\n{}--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    /// Asserts that stdout contains every one of `parts`.
-    #[track_caller]
-    pub fn shows(self, parts: &[&str]) -> Run {
-        for part in parts {
-            assert!(
-                self.stdout.contains(part),
-                "{part:?} not in the output:\n{}",
-                self.stdout
-            );
-        }
-        self
-    }
-}
+pub use crate::common::process::Run;
 
 /// A fixture server serving the standard zones; dropped at the end of the test.
 pub fn server() -> Server {
@@ -59,7 +26,7 @@ pub fn relais(server: &Server, args: &[&str]) -> Run {
 
 /// Runs `relais ARGS` with the environment `env` (and `--resolver` when given).
 pub fn run_with_env(args: &[&str], env: &[(&str, &str)], resolver: Option<&str>) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_relais"));
+    let mut command = Command::new(RELAIS);
     command.args(args).args(["--dns-timeout", "0.3"]);
     if let Some(resolver) = resolver {
         command.args(["--resolver", resolver]);
@@ -68,10 +35,5 @@ pub fn run_with_env(args: &[&str], env: &[(&str, &str)], resolver: Option<&str>)
     for (key, value) in env {
         command.env(key, value);
     }
-    let output = command.output().expect("run relais");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    process::run(command, None, RUN_TIMEOUT)
 }

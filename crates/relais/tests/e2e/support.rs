@@ -8,15 +8,16 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::{self, JoinHandle};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::common::process::Daemon;
+use crate::common::serve_command;
+pub use crate::common::wait::{list_files, tempdir};
 
 /// How long the server may take to say where it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a graceful shutdown may take before the test gives up on it.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an accepted message may take to reach the Maildir.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read timeout on raw client sockets: no test waits longer than this for a reply.
@@ -74,15 +75,13 @@ paused = {paused}
     }
 }
 
-/// A running `relais serve`.
+/// A running `relais serve` (a [`Daemon`]: its log drained, stopped by PID when dropped).
 pub struct Server {
-    child: Option<Child>,
+    process: Daemon,
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
     /// Its `data_dir`.
     pub data_dir: PathBuf,
-    log: Arc<Mutex<String>>,
-    log_thread: Option<JoinHandle<()>>,
     /// Owned when the server made its own directory; None when the test owns it (restarts).
     _dir: Option<tempfile::TempDir>,
 }
@@ -95,10 +94,7 @@ impl Server {
 
     /// A server with these options, in a fresh temporary directory.
     pub fn start_with(options: Options) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("relais-e2e-")
-            .tempdir()
-            .expect("create a temporary directory");
+        let dir = tempdir("relais-e2e-");
         let mut server = Server::start_in(dir.path(), options);
         server._dir = Some(dir);
         server
@@ -111,57 +107,25 @@ impl Server {
         let config = dir.join("relais.toml");
         fs::write(&config, options.to_toml(&data_dir)).expect("write the configuration");
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_relais"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .current_dir(dir)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn target/debug/relais");
-
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (port_tx, port_rx) = mpsc::channel();
-        let thread_log = Arc::clone(&log);
-        let log_thread = thread::spawn(move || drain_log(stderr, &thread_log, port_tx));
-
-        let port = match port_rx.recv_timeout(START_TIMEOUT) {
-            Ok(port) => port,
-            Err(e) => {
-                let _ = child.kill();
-                let status = child.wait();
-                let _ = log_thread.join();
-                panic!(
-                    "relais did not log `listening on 127.0.0.1:PORT` ({e}); exit: {status:?}\n\
-                     --- relais log ---\n{}",
-                    log.lock().unwrap()
-                );
-            }
-        };
+        let cmd = serve_command(&config, dir);
+        let name = format!("relais (data {})", data_dir.display());
+        let process = Daemon::start(&name, cmd, 1, START_TIMEOUT);
         Server {
-            child: Some(child),
-            port,
+            port: process.addr().port(),
+            process,
             data_dir,
-            log,
-            log_thread: Some(log_thread),
             _dir: None,
         }
     }
 
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.process.log()
     }
 
     /// Panics (with the log) if the server process has exited.
     pub fn assert_running(&mut self) {
-        let child = self.child.as_mut().expect("server not stopped");
-        if let Some(status) = child.try_wait().expect("try_wait") {
+        if let Some(status) = self.process.exited() {
             panic!(
                 "relais exited: {status}\n--- relais log ---\n{}",
                 self.log()
@@ -169,32 +133,10 @@ impl Server {
         }
     }
 
-    /// SIGTERM, then waits for the exit (SIGKILL after [`STOP_TIMEOUT`]) and for the end of the
-    /// log. Returns the exit status, or None if it had to be killed.
+    /// SIGTERM, then waits for the exit (SIGKILL after a while) and for the end of the log.
+    /// Returns the exit status, or None if it had to be killed.
     pub fn stop(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        let pid = child.id() as libc::pid_t;
-        // SAFETY: kill(2) on the PID of our own child, which has not been reaped yet (so the
-        // PID cannot have been reused).
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-            }
-        };
-        if let Some(t) = self.log_thread.take() {
-            let _ = t.join();
-        }
-        status
+        self.process.stop()
     }
 
     /// A raw client connected to the server, greeting not yet read.
@@ -260,83 +202,6 @@ impl Server {
         assert_eq!(all.len(), 1, "more than one message for {local:?}");
         all.remove(0)
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-        if thread::panicking() {
-            eprintln!(
-                "--- relais log (port {}, data {}) ---\n{}--- end of relais log ---",
-                self.port,
-                self.data_dir.display(),
-                self.log()
-            );
-        }
-    }
-}
-
-/// Reads the server's stderr to its end: keeps it in `log`, and sends the port once a line says
-/// `listening on 127.0.0.1:PORT`.
-fn drain_log(stderr: impl Read, log: &Mutex<String>, port_tx: mpsc::Sender<u16>) {
-    let mut reader = BufReader::new(stderr);
-    let mut line = Vec::new();
-    let mut port_sent = false;
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let text = strip_ansi(&String::from_utf8_lossy(&line));
-        if !port_sent && let Some(port) = listening_port(&text) {
-            port_sent = port_tx.send(port).is_ok();
-        }
-        log.lock().unwrap().push_str(&text);
-    }
-}
-
-/// The port in `... listening on 127.0.0.1:PORT ...`.
-fn listening_port(line: &str) -> Option<u16> {
-    const NEEDLE: &str = "listening on 127.0.0.1:";
-    let at = line.find(NEEDLE)? + NEEDLE.len();
-    let digits: String = line[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits.parse().ok().filter(|&p| p != 0)
-}
-
-/// Removes terminal colour sequences (`ESC [ ... letter`).
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The regular files of a directory, sorted; none if it does not exist.
-pub fn list_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
-    files
 }
 
 /// One delivered Maildir file, split into the trace headers relais added and the message.

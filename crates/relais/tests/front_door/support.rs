@@ -9,18 +9,22 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
-use std::thread::{self, JoinHandle};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+
+use crate::common::process::Daemon;
+use crate::common::serve_command;
+use crate::common::wait::tempdir;
 
 /// Our host name, in the banner and in `Received` headers.
 pub const HOSTNAME: &str = "mx.local.test";
@@ -35,44 +39,14 @@ pub const BAD_PASSWORD: &str = "Wr0ng-Pony-Rechargeable-Clip";
 
 /// How long the server may take to log all its listeners.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a graceful stop may take before SIGKILL.
-const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// No test waits longer than this for one reply.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an accepted message may take to reach its Maildir.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The argon2 hash of [`PASSWORD`], made once per test run by `relais user add`.
-fn password_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_relais"))
-            .args(["user", "add", USER])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn relais user add");
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .expect("write the password");
-        let out = child.wait_with_output().expect("relais user add");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "relais user add: {out:?}");
-        let line = stdout.lines().next().unwrap_or_default();
-        let hash = line
-            .strip_prefix(&format!("{USER}:"))
-            .unwrap_or_else(|| panic!("relais user add printed {stdout:?}"));
-        assert!(hash.starts_with("$argon2"), "{hash}");
-        assert!(
-            !stdout.contains(PASSWORD),
-            "the hash output shows the password"
-        );
-        hash.to_string()
-    })
+fn password_hash() -> String {
+    crate::common::users::password_hash(USER, PASSWORD)
 }
 
 /// What a test sets in the server's configuration.
@@ -216,88 +190,39 @@ impl Setup {
     }
 }
 
-/// A running `relais serve`.
+/// A running `relais serve` (a [`Daemon`]: its log drained, stopped by PID when dropped).
 pub struct Server {
-    child: Option<Child>,
+    process: Daemon,
     /// Its `data_dir`.
     pub data_dir: PathBuf,
-    /// Role and port of each listener, in the order of the configuration.
-    listeners: Vec<(String, u16)>,
-    log: Arc<Mutex<String>>,
-    log_thread: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     /// Starts a server and waits until every listener is logged.
     pub fn start(setup: Setup) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("relais-front-door-")
-            .tempdir()
-            .expect("create a temporary directory");
+        let dir = tempdir("relais-front-door-");
         let data_dir = dir.path().join("data");
         let config = setup.write_config(dir.path());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relais"));
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("RELAIS_LOG")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let mut cmd = serve_command(&config, dir.path());
         if let Some(level) = setup.log_level {
             cmd.env("RELAIS_LOG", level);
         }
-        let mut child = cmd.spawn().expect("spawn relais serve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let thread_log = Arc::clone(&log);
-        let log_thread = thread::spawn(move || drain_log(stderr, &thread_log, tx));
-        let mut listeners = Vec::new();
-        let deadline = Instant::now() + START_TIMEOUT;
-        while listeners.len() < setup.roles.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(l) => listeners.push(l),
-                Err(e) => {
-                    let _ = child.kill();
-                    let status = child.wait();
-                    let _ = log_thread.join();
-                    panic!(
-                        "relais did not log its {} listeners ({e}); exit: {status:?}\n\
-                         --- relais log ---\n{}",
-                        setup.roles.len(),
-                        log.lock().unwrap()
-                    );
-                }
-            }
-        }
         Server {
-            child: Some(child),
+            process: Daemon::start("relais", cmd, setup.roles.len(), START_TIMEOUT),
             data_dir,
-            listeners,
-            log,
-            log_thread: Some(log_thread),
             _dir: dir,
         }
     }
 
     /// The port of the first listener with this role.
     pub fn port(&self, role: &str) -> u16 {
-        self.listeners
-            .iter()
-            .find(|(r, _)| r == role)
-            .map(|(_, p)| *p)
-            .unwrap_or_else(|| panic!("no {role} listener in {:?}", self.listeners))
+        self.process.port(role)
     }
 
     /// Everything logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.process.log()
     }
 
     /// Waits until the log contains `needle`; false after [`REPLY_TIMEOUT`].
@@ -323,29 +248,7 @@ impl Server {
 
     /// Stops the server (SIGTERM) and returns its whole log.
     pub fn stop(&mut self) -> String {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on the PID of our own child, not reaped yet (so not reused).
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + STOP_TIMEOUT;
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        thread::sleep(Duration::from_millis(20))
-                    }
-                    _ => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
-        }
-        if let Some(t) = self.log_thread.take() {
-            let _ = t.join();
-        }
+        self.process.stop();
         self.log()
     }
 
@@ -380,38 +283,6 @@ impl Server {
     pub fn mail_count(&self, user: &str) -> usize {
         let dir = self.data_dir.join("mail").join(user).join("new");
         fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let log = self.stop();
-        if thread::panicking() {
-            eprintln!("--- relais log ---\n{log}--- end of relais log ---");
-        }
-    }
-}
-
-/// Copies the server's stderr into `log`, and sends (role, port) for each
-/// `listening on 127.0.0.1:PORT (ROLE)` line.
-fn drain_log(stderr: impl Read, log: &Mutex<String>, tx: mpsc::Sender<(String, u16)>) {
-    let mut reader = BufReader::new(stderr);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        log.lock().unwrap().push_str(&line);
-        if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
-            let mut words = rest.split_whitespace();
-            let port = words.next().and_then(|p| p.parse().ok());
-            let role = words.next().map(|r| r.trim_matches(['(', ')']).to_string());
-            if let (Some(port), Some(role)) = (port, role) {
-                let _ = tx.send((role, port));
-            }
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `relais probe` and `relais send` against a private Postfix, and `relais send` side by side
 //! with swaks against it.
 
-use crate::support::{Certs, Postfix, Zone, dns, probe, send, swaks};
+use crate::support::{Certs, Zone, dns, postfix, probe, send, swaks};
 
 const DOMAIN: &str = "peers.test";
 const MX: &str = "mx.peers.test";
@@ -16,7 +16,7 @@ fn zone() -> Zone {
 
 #[test]
 fn probe_postfix_without_tls() {
-    let pf = Postfix::start(DOMAIN, &["alice", "postmaster"], None);
+    let pf = postfix(DOMAIN, &["alice", "postmaster"], None);
     let dns = dns(zone());
     let p = probe(&dns, &pf.addr(), &["--rcpt", "alice@peers.test"]);
     p.run.expect_code(0);
@@ -87,7 +87,7 @@ fn probe_postfix_without_tls() {
 #[test]
 fn probe_postfix_with_starttls_is_clean() {
     let certs = Certs::signed(MX);
-    let pf = Postfix::start(DOMAIN, &["alice", "postmaster"], Some(&certs));
+    let pf = postfix(DOMAIN, &["alice", "postmaster"], Some(&certs));
     let dns = dns(zone());
     let port = pf.port.to_string();
     // By domain: the MX lookup, then the MX host on the instance's port.
@@ -131,7 +131,7 @@ fn probe_postfix_with_starttls_is_clean() {
 
 #[test]
 fn send_delivers_to_postfix_like_swaks() {
-    let pf = Postfix::start(DOMAIN, &["alice"], None);
+    let pf = postfix(DOMAIN, &["alice"], None);
     let ours = send(
         &pf.addr(),
         &[
@@ -185,7 +185,7 @@ fn send_delivers_to_postfix_like_swaks() {
 /// `relais send` and swaks against the same Postfix: same exit code, same reply.
 #[test]
 fn refusals_at_rcpt_match_swaks() {
-    let pf = Postfix::start(DOMAIN, &["alice"], None);
+    let pf = postfix(DOMAIN, &["alice"], None);
     let cases: [(&str, &str, i32, &str); 3] = [
         // Relaying for an unknown domain: refused at RCPT, swaks' 24.
         (
