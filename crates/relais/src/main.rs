@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod dns;
 mod explain;
+mod logbuf;
 mod probe;
 mod queue;
 mod send;

@@ -9,15 +9,8 @@ use crate::exit;
 
 /// Loads the configuration, sets up logging, runs the server until SIGTERM or SIGINT.
 pub fn run(config: Option<&Path>) -> ExitCode {
-    // Log lines go through a buffer written by a thread of its own: a busy server logs several
-    // lines per message, and a write(2) per line would cost more than the message itself.
-    // Nothing is dropped (lossy off); the buffer is flushed whenever the queue runs dry and at exit.
-    let (writer, _flush_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    // Log lines go to a buffer that a thread of its own writes out (see logbuf.rs).
+    let (writer, _flush_guard) = crate::logbuf::start(std::io::stderr());
     tracing_subscriber::fmt()
         .with_writer(writer)
         .with_target(false)
@@ -37,7 +30,7 @@ pub fn run(config: Option<&Path>) -> ExitCode {
         },
         None => Config::embedded(),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

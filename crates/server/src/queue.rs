@@ -84,6 +84,11 @@ fn secs(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// How long new messages are gathered before a delivery batch starts.
+const COALESCE: Duration = Duration::from_millis(10);
+/// Most messages started in one batch.
+const MAX_BATCH: usize = 512;
+
 /// Requests to the queue manager.
 #[derive(Debug)]
 pub enum Command {
@@ -344,9 +349,23 @@ impl Manager {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => {
                         self.command(cmd).await;
-                        // take whatever else is waiting, to batch it
-                        while let Ok(cmd) = rx.try_recv() {
-                            self.command(cmd).await;
+                        // Gather what arrives in the next few milliseconds too: one batch (one
+                        // flush of the Maildirs) for many messages instead of one each.
+                        let until = tokio::time::Instant::now() + COALESCE;
+                        let mut closed = false;
+                        while self.due.len() < MAX_BATCH {
+                            match tokio::time::timeout_at(until, rx.recv()).await {
+                                Ok(Some(cmd)) => self.command(cmd).await,
+                                Ok(None) => {
+                                    closed = true;
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        if closed {
+                            self.run_due().await;
+                            break;
                         }
                     }
                     None => break,
@@ -450,7 +469,7 @@ impl Manager {
         let now = secs(SystemTime::now());
         let mut ids = Vec::new();
         while let Some(&(t, id)) = self.schedule.first() {
-            if t > now || ids.len() >= 512 {
+            if t > now || ids.len() >= MAX_BATCH {
                 break;
             }
             self.schedule.pop_first();

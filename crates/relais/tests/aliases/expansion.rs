@@ -249,11 +249,7 @@ fn a_retry_repeats_no_delivered_target() {
             .count()
     };
     wait("a second run", || runs() >= 2, &s);
-    assert!(
-        s.log().contains("status=deferred (4.3.0 command"),
-        "{}",
-        s.log()
-    );
+    s.wait_log("status=deferred (4.3.0 command");
 
     // Across a restart too: the state in the spool says alice has her copy.
     s.stop();

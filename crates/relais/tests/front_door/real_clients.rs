@@ -119,9 +119,8 @@ fn swaks_auth_login_and_plain_good_and_bad_passwords() {
         assert!(received(m).contains("with ESMTPSA id"), "{m}");
     }
     // both failures are logged, with the mechanism
-    let log = server.log();
-    assert!(log.contains("SASL LOGIN authentication failed"), "{log}");
-    assert!(log.contains("SASL PLAIN authentication failed"), "{log}");
+    server.assert_logged("SASL LOGIN authentication failed");
+    server.assert_logged("SASL PLAIN authentication failed");
 }
 
 #[test]

@@ -233,6 +233,8 @@ fn refused_from(server: &Server, from: Option<Ipv4Addr>) {
     let wrong = try_forms(&mut c, "sender@other.test", false, &format!("{from:?}"));
     c.quit();
     assert_none(wrong);
+    // The session's last line is in the log: so is everything the session logged.
+    server.assert_logged("disconnect from");
     let log = server.log();
     assert!(!log.contains("(relay to"), "relayed:\n{log}");
 }

@@ -56,6 +56,8 @@ fn starttls_injection_of_auth_and_a_transaction_is_never_executed() {
         "530 5.7.0 Authentication required",
     );
     c.quit();
+    // The session's last line is in the log: so is everything the session logged.
+    server.assert_logged("disconnect from");
     let log = server.log();
     assert!(!log.contains("sasl_username"), "{log}");
     assert!(!log.contains("victim"), "{log}");
