@@ -41,11 +41,6 @@ impl LineReceiver {
         }
     }
 
-    /// Changes the cap (AUTH responses may be longer than commands).
-    pub fn set_max(&mut self, max: usize) {
-        self.max = max;
-    }
-
     /// Looks for the next line at the front of `buf`.
     pub fn next_line(&mut self, buf: &[u8]) -> Line {
         match buf.iter().position(|&b| b == b'\n') {

@@ -8,12 +8,10 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The tree of Maildirs: `root/<mailbox>/{tmp,new,cur}`.
 #[derive(Debug)]
@@ -22,8 +20,6 @@ pub struct MaildirStore {
     root: PathBuf,
     /// Our host name, part of every file name (with `/` and `:` replaced).
     host: String,
-    /// Makes file names unique within this process.
-    counter: AtomicU64,
     /// Mailboxes whose directories are known to exist.
     created: Mutex<HashSet<String>>,
 }
@@ -44,7 +40,6 @@ impl MaildirStore {
         Ok(MaildirStore {
             root: root.to_path_buf(),
             host: hostname.replace(['/', ':'], "_"),
-            counter: AtomicU64::new(0),
             created: Mutex::new(HashSet::new()),
         })
     }
@@ -64,45 +59,6 @@ impl MaildirStore {
             created.insert(mailbox.to_string());
         }
         Ok(dir)
-    }
-
-    /// Writes `head` then `body` to a new file in the mailbox's `tmp/`.
-    pub fn write_tmp(
-        &self,
-        mailbox: &str,
-        head: &[u8],
-        body: &mut dyn Read,
-    ) -> io::Result<Pending> {
-        let dir = self.ensure(mailbox)?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let base = format!(
-            "{}.M{}P{}Q{}.{}",
-            now.as_secs(),
-            now.subsec_micros(),
-            std::process::id(),
-            n,
-            self.host
-        );
-        let tmp = dir.join("tmp").join(&base);
-        let mut f = File::options().write(true).create_new(true).open(&tmp)?;
-        let result = (|| {
-            f.write_all(head)?;
-            let size = head.len() as u64 + io::copy(body, &mut f)?;
-            Ok::<u64, io::Error>(size)
-        })();
-        match result {
-            Ok(size) => Ok(Pending {
-                new: dir.join("new").join(format!("{base},S={size}")),
-                tmp,
-            }),
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                Err(e)
-            }
-        }
     }
 
     /// Writes `head` then `body` to `tmp/<base>.<host>` in the mailbox: a name made from the
@@ -190,7 +146,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = MaildirStore::open(dir.path(), "host/with:odd").unwrap();
         let p = store
-            .write_tmp("alice", b"Head: 1\r\n", &mut &b"body\r\n"[..])
+            .write_named("alice", "1.Q1R0", b"Head: 1\r\n", b"body\r\n")
             .unwrap();
         assert!(p.tmp.exists());
         assert!(
@@ -205,7 +161,7 @@ mod tests {
         let name = p.new.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.ends_with(".host_with_odd,S=15"), "{name}");
         assert!(dir.path().join("alice/cur").is_dir());
-        let q = store.write_tmp("alice", b"", &mut &b"x"[..]).unwrap();
+        let q = store.write_named("alice", "1.Q1R1", b"", b"x").unwrap();
         assert_ne!(p.new, q.new);
     }
 }
