@@ -37,11 +37,13 @@ mod client;
 mod config;
 mod error;
 mod stream;
+mod runtime;
 mod tls;
 mod transcript;
 
 pub use client::{SmtpClient, Timing, resolve, sasl_plain};
 pub use config::{ClientConfig, TlsPolicy};
 pub use error::{ClientError, Stage};
-pub use tls::{CertVerification, TlsInfo};
+pub use runtime::current_thread_runtime;
+pub use tls::{CertVerification, TlsInfo, negotiated};
 pub use transcript::{Direction, Entry, Sink, Transcript};

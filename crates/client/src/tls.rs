@@ -141,12 +141,10 @@ impl TlsSetup {
     }
 }
 
-/// Summarizes a finished handshake.
-pub(crate) fn info(
-    setup: &TlsSetup,
-    conn: &rustls::ClientConnection,
-    name: &ServerName<'static>,
-) -> TlsInfo {
+/// The negotiated protocol version (`TLSv1.3`) and the IANA name of the cipher suite
+/// (`TLS13_AES_256_GCM_SHA384`) of a finished handshake, client or server side: what the
+/// diagnostics show and what `Received` headers say.
+pub fn negotiated(conn: &rustls::CommonState) -> (String, String) {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
@@ -163,6 +161,16 @@ pub(crate) fn info(
                 .unwrap_or_else(|| format!("{suite:?}"))
         })
         .unwrap_or_else(|| "unknown".to_string());
+    (version, cipher)
+}
+
+/// Summarizes a finished handshake.
+pub(crate) fn info(
+    setup: &TlsSetup,
+    conn: &rustls::ClientConnection,
+    name: &ServerName<'static>,
+) -> TlsInfo {
+    let (version, cipher) = negotiated(conn);
     let chain: Vec<CertificateDer<'static>> = conn
         .peer_certificates()
         .map(<[CertificateDer<'static>]>::to_vec)

@@ -12,6 +12,7 @@
 pub mod address;
 pub mod client;
 pub mod command;
+pub mod date;
 pub mod params;
 pub mod receiver;
 pub mod replies;
