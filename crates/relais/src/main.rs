@@ -161,7 +161,7 @@ fn main() -> ExitCode {
         Command::Dns(args) => dns::run(args),
         Command::Dnsbl(args) => dns::run_dnsbl(args),
         Command::Config { action } => match action {
-            ConfigAction::Check { file } => match relais_server::Config::load(&file) {
+            ConfigAction::Check { file } => match relais_config::Config::load(&file) {
                 Ok(c) => {
                     println!("# {}: OK. Effective settings:", file.display());
                     print!("{}", c.to_toml());
@@ -173,7 +173,7 @@ fn main() -> ExitCode {
                 }
             },
             ConfigAction::Default => {
-                print!("{}", relais_server::Config::embedded().to_toml());
+                print!("{}", relais_config::Config::embedded().to_toml());
                 ExitCode::from(exit::OK)
             }
         },

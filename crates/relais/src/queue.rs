@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use relais_server::Config;
-use relais_server::control::{self, QueueDetail, QueueEntry};
+use relais_config::Config;
+use relais_proto::date::DateTime;
+use relais_queue::admin::{self, QueueDetail, QueueEntry};
+use relais_server::control;
 use relais_spool::{Spool, SpoolOptions};
 
 use crate::exit;
@@ -166,14 +168,14 @@ fn answer<T: serde::de::DeserializeOwned>(a: &str) -> Result<T, String> {
 fn list(config: &Config) -> Result<Vec<QueueEntry>, String> {
     match control::request(&config.data_dir, "LIST", b"") {
         Some(r) => r.and_then(|a| answer(&a)),
-        None => Ok(control::list(&open_spool(config)?)),
+        None => Ok(admin::list(&open_spool(config)?)),
     }
 }
 
 fn show(config: &Config, id: &str) -> Result<QueueDetail, String> {
     match control::request(&config.data_dir, &format!("SHOW {id}"), b"") {
         Some(r) => r.and_then(|a| answer(&a)),
-        None => control::show(&open_spool(config)?, id),
+        None => admin::show(&open_spool(config)?, id),
     }
 }
 
@@ -183,41 +185,19 @@ fn act(config: &Config, verb: &str, id: &str) -> Result<(), String> {
         return r.and_then(check_ok);
     }
     let spool = open_spool(config)?;
-    let qid: relais_spool::QueueId = id
-        .parse()
-        .map_err(|_| format!("{id:?} is not a queue id"))?;
+    let qid = admin::parse_id(id)?;
     match verb {
-        "DELETE" => spool.mark_done(qid).map_err(|e| e.to_string()),
+        "DELETE" => admin::delete(&spool, qid),
         _ => {
-            let m = spool.read(qid).map_err(|e| e.to_string())?;
-            let mut env = relais_server::envelope::SpooledEnvelope::decode(&m.envelope)
-                .map_err(|e| e.to_string())?;
-            env.state.held = verb == "HOLD";
-            spool
-                .update_envelope(qid, env.encode())
-                .wait()
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            let rt = relais_client::current_thread_runtime().map_err(|e| e.to_string())?;
+            rt.block_on(admin::set_held(&spool, qid, verb == "HOLD"))
         }
     }
 }
 
+/// An arrival time as mailq shows it: `Sun 22 Nov 14:16:45`.
 fn when(secs: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-    // "Sun, 22 Nov 2026 14:16:45 +0000" → "Sun 22 Nov 14:16:45"
-    let d = relais_server::headers::rfc5322_date(t);
-    let parts: Vec<&str> = d.split(' ').collect();
-    if parts.len() >= 5 {
-        format!(
-            "{} {:>2} {} {}",
-            parts[0].trim_end_matches(','),
-            parts[1],
-            parts[2],
-            parts[4]
-        )
-    } else {
-        d
-    }
+    DateTime::from_unix(i64::try_from(secs).unwrap_or(i64::MAX)).mailq()
 }
 
 /// The mailq-style listing.

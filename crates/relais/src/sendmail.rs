@@ -11,7 +11,8 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use relais_server::control::{self, Submission};
+use relais_queue::submission::{self, Submission};
+use relais_server::control;
 
 use crate::exit;
 
@@ -206,7 +207,7 @@ pub fn run(args: &[String]) -> ExitCode {
         .unwrap_or_else(|| format!("{user}@{}", config.hostname));
     let mut message = message;
     if let Some(name) = &o.full_name
-        && !String::from_utf8_lossy(relais_server::dsn::headers_of(&message))
+        && !String::from_utf8_lossy(relais_queue::headers::headers_of(&message))
             .to_ascii_lowercase()
             .contains("\nfrom:")
         && !message.starts_with(b"From:")
@@ -260,7 +261,7 @@ pub fn run(args: &[String]) -> ExitCode {
 
 /// No server: straight into the spool.
 fn direct(
-    config: &relais_server::Config,
+    config: &relais_config::Config,
     sub: &Submission,
     message: &[u8],
 ) -> Result<String, String> {
@@ -268,10 +269,14 @@ fn direct(
     let spool =
         relais_spool::Spool::open(&config.spool_dir(), relais_spool::SpoolOptions::default())
             .map_err(|e| e.to_string())?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let id = rt.block_on(control::submit(&spool, &config.hostname, sub, message))?;
+    let rt = relais_client::current_thread_runtime().map_err(|e| e.to_string())?;
+    let id = rt.block_on(submission::submit(
+        &spool,
+        &config.hostname,
+        sub,
+        message,
+        std::time::SystemTime::now(),
+    ))?;
     spool.shutdown();
     Ok(format!(
         "{id} (no server running: it is delivered when relais serve starts)"

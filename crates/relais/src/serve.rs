@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use relais_server::Config;
+use relais_config::Config;
 
 use crate::exit;
 
@@ -30,10 +30,7 @@ pub fn run(config: Option<&Path>) -> ExitCode {
         },
         None => Config::embedded(),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match relais_client::current_thread_runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("relais: cannot start the runtime: {e}");

@@ -20,7 +20,7 @@ pub fn add(name: &str, file: Option<&Path>) -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    let hash = match relais_server::auth::hash_password(&password) {
+    let hash = match relais_smtpd::hash_password(&password) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("relais user add: cannot hash: {e}");

@@ -4,9 +4,10 @@
 use std::fs;
 use std::time::{Duration, SystemTime};
 
-use relais_server::agents::{mbox, pipe};
-use relais_server::aliases::{AliasError, Aliases, Target};
-use relais_server::outcome::Outcome;
+use relais_local::{mbox, pipe};
+use relais_queue::Outcome;
+use relais_queue::Target;
+use relais_route::{AliasError, Aliases};
 
 use crate::support::{read_mbox, script, tempdir};
 

@@ -5,8 +5,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
-use relais_server::agents::lmtp::{self, LmtpTarget};
-use relais_server::outcome::Outcome;
+use relais_config::LmtpTarget;
+use relais_local::lmtp;
+use relais_queue::Outcome;
 
 use crate::support::{Dovecot, tempdir};
 

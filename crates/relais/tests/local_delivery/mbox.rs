@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use relais_server::agents::mbox;
-use relais_server::outcome::Outcome;
+use relais_local::mbox;
+use relais_queue::Outcome;
 
 use crate::support::{read_mbox, tempdir};
 

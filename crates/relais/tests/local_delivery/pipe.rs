@@ -3,8 +3,8 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use relais_server::agents::pipe::{self, Invocation};
-use relais_server::outcome::Outcome;
+use relais_local::pipe::{self, Invocation};
+use relais_queue::Outcome;
 
 use crate::support::{script, tempdir};
 

@@ -46,26 +46,11 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::outcome::Outcome;
+use relais_queue::{Outcome, Target};
 
 /// How deep expansion may go (aliases and `:include:` files together) before it is taken for a
 /// loop. Sendmail allows 10 aliases deep; lists of lists rarely go beyond 3.
 pub const MAX_DEPTH: usize = 20;
-
-/// Where a message for an alias goes, once fully expanded.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Target {
-    /// A local mailbox: the local part in lower case.
-    Mailbox(String),
-    /// Another address, local or remote, to be routed again (the domain in lower case).
-    Forward(String),
-    /// `|command`: the command line, given to `/bin/sh -c` (see [`crate::agents::pipe`]).
-    Pipe(String),
-    /// `/path/file`: appended to in mbox format (see [`crate::agents::mbox`]).
-    File(PathBuf),
-    /// `:fail: text`: refuse the recipient with this text.
-    Fail(String),
-}
 
 /// Why an aliases file could not be read or a name could not be expanded.
 #[derive(Debug, thiserror::Error)]

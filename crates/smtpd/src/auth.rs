@@ -6,7 +6,7 @@ use std::io;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
-use crate::config::Config;
+use relais_config::Config;
 
 /// The user database.
 #[derive(Debug, Default, Clone)]
@@ -106,7 +106,7 @@ mod tests {
         let hash = hash_password("s3cret").unwrap();
         assert!(hash.starts_with("$argon2id$"));
         let mut c = Config::parse("").unwrap();
-        c.auth.users.push(crate::config::AuthUser {
+        c.auth.users.push(relais_config::AuthUser {
             name: "Alice".into(),
             hash,
             addresses: vec![],

@@ -27,19 +27,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use relais_proto::params::xtext_encode;
 use relais_proto::{Mailbox, Notify, RcptParams, Recipient, ReversePath};
 use relais_spool::{QueueId, Spool};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 use tracing::{info, warn};
 
-use crate::agents::{lmtp, pipe};
-use crate::aliases::Target;
-use crate::dsn::{self, RecipientReport};
-use crate::envelope::{QueueState, SpooledEnvelope};
-use crate::headers;
-use crate::local::{self, LocalSettings, LoopCheck};
-use crate::maildir::{MaildirStore, Pending};
-use crate::outcome::Outcome;
-use crate::policy::{Destination, Policy};
-use crate::remote::{self, RemoteSettings};
+use relais_config::Config;
+use relais_local::maildir::{MaildirStore, Pending};
+use relais_local::rules::{self as local, LocalSettings, LoopCheck};
+use relais_local::{lmtp, pipe};
+use relais_queue::{
+    Command, Enqueue, Outcome, QueueHandle, QueueState, SpooledEnvelope, Target, admin, headers,
+};
+use relais_remote::{self as remote, RemoteSettings};
+use relais_route::{Destination, Policy};
+
+use crate::dsn::RecipientReport;
+
+mod dsn;
 
 /// Retry and lifetime rules (Postfix's defaults: 300 s, doubling up to 4000 s, 5 days).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,21 +92,6 @@ const COALESCE: Duration = Duration::from_millis(10);
 /// Most messages started in one batch.
 const MAX_BATCH: usize = 512;
 
-/// Requests to the queue manager.
-#[derive(Debug)]
-pub enum Command {
-    /// A message was just committed: deliver it.
-    New(QueueId),
-    /// Try now: one message, or every message that is not held.
-    Flush(Option<QueueId>),
-    /// Keep a message in the queue until released.
-    Hold(QueueId, oneshot::Sender<Result<(), String>>),
-    /// Release a held message (and try it now).
-    Release(QueueId, oneshot::Sender<Result<(), String>>),
-    /// Drop a message without delivering it or bouncing it.
-    Delete(QueueId, oneshot::Sender<Result<(), String>>),
-}
-
 /// Everything the manager needs.
 pub struct QueueSettings {
     /// Our host name (Received, DSN).
@@ -118,36 +106,56 @@ pub struct QueueSettings {
     pub local: LocalSettings,
 }
 
+impl QueueSettings {
+    /// The settings of `[delivery]` and `[local]`; an error names what cannot work.
+    pub fn from_config(config: &Config) -> Result<QueueSettings, String> {
+        let d = &config.delivery;
+        let nameserver = d.resolver.unwrap_or_default();
+        let resolver = relais_dns::Resolver::new(&relais_dns::ResolverOptions {
+            nameserver,
+            ..Default::default()
+        })
+        .map_err(|e| format!("DNS resolver: {e}"))?;
+        let client = relais_client::ClientConfig {
+            connect_timeout: d.connect_timeout,
+            // Delivery keeps no transcript of message content (the client records dialogue lines
+            // for the diagnostics; here they would only cost time).
+            transcript_data_lines: 0,
+            ..Default::default()
+        };
+        let routes = d
+            .routes
+            .iter()
+            .map(|(dom, hop)| (dom.to_ascii_lowercase(), hop.clone()))
+            .collect();
+        Ok(QueueSettings {
+            hostname: config.hostname.clone(),
+            retry: Retry {
+                first: d.first_retry,
+                max: d.max_retry,
+                lifetime: d.lifetime,
+                delay_warning: (!d.delay_warning.is_zero()).then_some(d.delay_warning),
+            },
+            remote_concurrency: d.remote_concurrency,
+            remote: remote::RemoteSettings {
+                hostname: config.hostname.clone(),
+                routes,
+                relayhost: d.relayhost.clone(),
+                resolver,
+                client,
+                cache: remote::ConnectionCache::default(),
+            },
+            local: LocalSettings::from_config(&config.local)?,
+        })
+    }
+}
+
 /// Handle to the queue manager thread.
 pub struct QueueManager {
     /// Where commands go; dropped to stop the manager.
-    tx: Option<mpsc::UnboundedSender<Command>>,
+    handle: Option<QueueHandle>,
     /// The thread, joined on stop.
     thread: Option<std::thread::JoinHandle<()>>,
-}
-
-/// A cheap, cloneable sender of commands (connections hold one).
-#[derive(Debug, Clone)]
-pub struct QueueHandle {
-    /// `None` when delivery is paused.
-    tx: Option<mpsc::UnboundedSender<Command>>,
-}
-
-impl QueueHandle {
-    /// A handle that delivers nothing: messages stay in the spool.
-    pub fn paused() -> Self {
-        QueueHandle { tx: None }
-    }
-
-    /// Sends a command; false if the manager is not running.
-    pub fn send(&self, cmd: Command) -> bool {
-        self.tx.as_ref().is_some_and(|t| t.send(cmd).is_ok())
-    }
-
-    /// Asks for a new message to be delivered.
-    pub fn push(&self, id: QueueId) {
-        self.send(Command::New(id));
-    }
 }
 
 impl QueueManager {
@@ -159,14 +167,11 @@ impl QueueManager {
         settings: QueueSettings,
         recovered: Vec<QueueId>,
     ) -> std::io::Result<QueueManager> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (handle, rx) = QueueHandle::channel();
         let thread = std::thread::Builder::new()
             .name("relais-queue".into())
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
+                let rt = match relais_client::current_thread_runtime() {
                     Ok(rt) => rt,
                     Err(e) => {
                         tracing::error!("cannot start the queue manager: {e}");
@@ -193,21 +198,19 @@ impl QueueManager {
                 rt.block_on(m.run(rx, results_rx));
             })?;
         Ok(QueueManager {
-            tx: Some(tx),
+            handle: Some(handle),
             thread: Some(thread),
         })
     }
 
     /// A handle for connections and the control socket.
     pub fn handle(&self) -> QueueHandle {
-        QueueHandle {
-            tx: self.tx.clone(),
-        }
+        self.handle.clone().unwrap_or_else(QueueHandle::paused)
     }
 
     /// Stops after the work in hand; undelivered mail stays in the spool.
     pub fn stop(mut self) {
-        self.tx = None;
+        self.handle = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -428,13 +431,8 @@ impl Manager {
                 } else {
                     self.unschedule(id);
                     self.held.remove(&id);
-                    match self.spool.mark_done(id) {
-                        Ok(()) => {
-                            info!("{id}: removed (deleted by the administrator)");
-                            Ok(())
-                        }
-                        Err(e) => Err(e.to_string()),
-                    }
+                    admin::delete(&self.spool, id)
+                        .inspect(|()| info!("{id}: removed (deleted by the administrator)"))
                 };
                 let _ = reply.send(r);
             }
@@ -445,13 +443,7 @@ impl Manager {
         if self.flight.contains_key(&id) {
             return Err("delivery in progress; try again in a moment".into());
         }
-        let msg = self.spool.read(id).map_err(|e| e.to_string())?;
-        let mut env = SpooledEnvelope::decode(&msg.envelope).map_err(|e| e.to_string())?;
-        env.state.held = held;
-        self.spool
-            .update_envelope(id, env.encode())
-            .await
-            .map_err(|e| e.to_string())?;
+        admin::set_held(&self.spool, id, held).await?;
         if held {
             self.unschedule(id);
             self.held.insert(id);
@@ -1122,32 +1114,17 @@ impl Manager {
             tls: None,
             authenticated: false,
         });
-        let mut incoming = self.spool.begin(report_id);
-        let record = SpooledEnvelope {
-            client: "local".into(),
-            state: QueueState {
-                recipients: vec![None],
-                ..Default::default()
-            },
-            envelope,
-        };
-        let written = incoming
-            .write(received.as_bytes())
-            .and_then(|()| incoming.write(&body));
-        if let Err(e) = written {
-            warn!("{id}: cannot queue the delivery report: {e}");
-            return;
-        }
-        match incoming.commit(record.encode()).await {
-            Ok(rid) => {
-                info!(
-                    "{id}: sender delivery status notification: {rid} ({})",
-                    actions.join(", ")
-                );
-                info!("{rid}: queued: from=<>, size={}, nrcpt=1", body.len());
-                self.schedule_at(rid, 0);
-            }
-            Err(e) => warn!("{id}: cannot queue the delivery report: {e}"),
+        let mut report = Enqueue::begin(&self.spool, report_id);
+        report.write(received.as_bytes());
+        report.write(&body);
+        if let Ok(rid) = report.commit("local", envelope, "").await {
+            info!(
+                "{id}: sender delivery status notification: {rid} ({})",
+                actions.join(", ")
+            );
+            self.schedule_at(rid, 0);
+        } else {
+            warn!("{id}: cannot queue the delivery report");
         }
     }
 }

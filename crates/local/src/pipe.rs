@@ -29,8 +29,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStdin, Command};
 use tokio::time::Instant;
 
-use super::{MAX_DIAGNOSTIC, one_line};
-use crate::outcome::Outcome;
+use relais_queue::Outcome;
+
+use crate::{MAX_DIAGNOSTIC, one_line};
 
 /// How long output is still read after the program exited (a background child may hold it).
 pub const OUTPUT_GRACE: Duration = Duration::from_secs(1);

@@ -30,8 +30,8 @@ use std::path::PathBuf;
 use relais_proto::session::Recipient;
 use relais_proto::{Command, Envelope};
 
-use crate::aliases::Target;
 use crate::outcome::Outcome;
+use crate::target::Target;
 
 /// First line of every envelope record; the number changes when the format does.
 const MAGIC: &str = "relais-envelope 1";

@@ -6,9 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use relais_config::Role;
 use relais_proto::session::{AuthOutcome, Event, Stored, Verdict};
 use relais_proto::{Envelope, ReversePath, Session, replies};
-use relais_spool::{Incoming, QueueId, SpoolError};
+use relais_queue::Enqueue;
+use relais_queue::headers::{self, ReceivedInfo};
+use relais_spool::{QueueId, SpoolError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -16,9 +19,6 @@ use tokio_rustls::server::TlsStream;
 use tracing::{info, warn};
 
 use crate::Context;
-use crate::config::Role;
-use crate::envelope::SpooledEnvelope;
-use crate::headers::{self, ReceivedInfo};
 
 /// Size of the read buffer of a connection.
 const READ_BUFFER: usize = 8 * 1024;
@@ -66,10 +66,9 @@ impl Conn {
 struct Transaction {
     /// Allocated when the sender is accepted, so every log line of the message carries it.
     id: QueueId,
-    /// The spool's receiver for the content; created at the start of the content.
-    incoming: Option<Incoming>,
-    /// Set when writing the content failed: the message will be refused at its end.
-    failed: Option<SpoolError>,
+    /// The message on its way into the spool; created at the start of the content. A write
+    /// that fails is remembered there and refuses the message at its end.
+    message: Option<Enqueue>,
 }
 
 /// Everything a connection knows about its client and itself.
@@ -111,7 +110,7 @@ pub async fn serve(
         match tokio::time::timeout(ctx.config.limits.command_timeout, acceptor.accept(stream)).await
         {
             Ok(Ok(tls)) => {
-                client.tls = Some(crate::tls::describe(tls.get_ref().1));
+                client.tls = Some(relais_client::negotiated(tls.get_ref().1));
                 info!("connect from {} (TLS)", client.label);
                 let mut s = Session::new_tls(config);
                 s.handle_connect();
@@ -220,7 +219,7 @@ async fn start_tls(
     };
     match tokio::time::timeout(ctx.config.limits.command_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => {
-            let (version, cipher) = crate::tls::describe(tls.get_ref().1);
+            let (version, cipher) = relais_client::negotiated(tls.get_ref().1);
             info!(
                 "STARTTLS from {}: {version} with cipher {cipher}",
                 client.label
@@ -280,11 +279,7 @@ async fn handle_event(
                 client.label,
                 session.helo_name().unwrap_or("")
             );
-            *tx = Some(Transaction {
-                id,
-                incoming: None,
-                failed: None,
-            });
+            *tx = Some(Transaction { id, message: None });
             session.handle_verdict(Verdict::Accept);
         }
         Event::CheckRecipient { to, .. } => {
@@ -309,24 +304,19 @@ async fn handle_event(
         }
         Event::ContentStart(envelope) => {
             if let Some(t) = tx {
-                let mut incoming = ctx.spool.begin(t.id);
+                let mut message = Enqueue::begin(&ctx.spool, t.id);
                 let received = received_header(ctx, &envelope, client, &t.id.to_string());
-                if let Err(e) = incoming.write(received.as_bytes()) {
-                    t.failed = Some(e);
-                }
-                t.incoming = Some(incoming);
+                message.write(received.as_bytes());
+                t.message = Some(message);
             }
         }
         Event::Body(chunk) => {
             if let Some(Transaction {
-                incoming: Some(incoming),
-                failed,
+                message: Some(message),
                 ..
             }) = tx
-                && failed.is_none()
-                && let Err(e) = incoming.write(&chunk)
             {
-                *failed = Some(e);
+                message.write(&chunk);
             }
         }
         Event::MessageComplete(envelope) => {
@@ -416,40 +406,19 @@ async fn authenticate(
 
 /// Commits a complete message to the spool and hands it to delivery.
 async fn store(ctx: &Context, t: Transaction, envelope: Envelope, client: &str) -> Stored {
-    let id = t.id;
-    let nrcpt = envelope.recipients.len();
-    let size = envelope.size;
-    let from = envelope.from.to_string();
-    let failed = match (t.failed, t.incoming) {
-        (Some(e), _) => Some(e),
-        (None, None) => Some(SpoolError::Corrupt("no content started".into())),
-        (None, Some(incoming)) => {
-            let state = crate::envelope::QueueState {
-                recipients: vec![None; envelope.recipients.len()],
-                ..Default::default()
-            };
-            let record = SpooledEnvelope {
-                client: client.to_string(),
-                envelope,
-                state,
-            }
-            .encode();
-            incoming.commit(record).await.err()
-        }
+    let Some(message) = t.message else {
+        warn!("{}: not queued: no content started", t.id);
+        return Stored::Failed(replies::queue_write_error());
     };
-    match failed {
-        None => {
-            info!("{id}: queued: from=<{from}>, size={size}, nrcpt={nrcpt}");
+    match message.commit(client, envelope, "").await {
+        Ok(id) => {
             ctx.delivery.push(id);
             Stored::Queued(id.to_string())
         }
-        Some(e) => {
-            warn!("{id}: not queued: {e}");
-            Stored::Failed(match e {
-                SpoolError::Full(_) => replies::insufficient_storage(),
-                _ => replies::queue_write_error(),
-            })
-        }
+        Err(e) => Stored::Failed(match e {
+            SpoolError::Full(_) => replies::insufficient_storage(),
+            _ => replies::queue_write_error(),
+        }),
     }
 }
 

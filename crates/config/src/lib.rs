@@ -1,4 +1,10 @@
-//! The server configuration: a TOML file, or the embedded default when there is none.
+//! `relais-config`: the server configuration, a TOML file or the embedded default when there
+//! is none, read into typed values.
+//!
+//! Floor 2 of the flow of a message: every crate of the server above the protocol, the spool
+//! and DNS reads its settings from here. Values with a grammar of their own ([`Cidr`],
+//! [`NextHop`], [`LmtpTarget`], the resolver's [`Nameserver`]) are parsed once, when the file
+//! is read, so that no crate above parses them again.
 //!
 //! Every field has a default, so an empty file is a working configuration: listen on
 //! `127.0.0.1:2525`, the system host name, local domains `localhost` and that host name, every
@@ -10,7 +16,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use relais_dns::Nameserver;
 use serde::{Deserialize, Serialize};
+
+mod values;
+
+pub use values::{BadValue, Cidr, LmtpTarget, NextHop, is_safe_local_part};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -36,7 +47,7 @@ pub struct Config {
     pub workers: usize,
     /// Client networks allowed to relay without AUTH (Postfix's `mynetworks`), as CIDR blocks
     /// (`192.0.2.0/24`, `::1/128`). Empty by default: nobody relays unauthenticated.
-    pub relay_networks: Vec<String>,
+    pub relay_networks: Vec<Cidr>,
     /// TLS certificate.
     pub tls: TlsConfig,
     /// SMTP AUTH.
@@ -189,7 +200,7 @@ pub struct LocalConfig {
     pub aliases: Option<PathBuf>,
     /// Deliver local mailboxes over LMTP instead of to Maildirs: `"127.0.0.1:24"`,
     /// `"unix:/run/dovecot/lmtp"`. One transaction per message for all its mailboxes.
-    pub lmtp: Option<String>,
+    pub lmtp: Option<LmtpTarget>,
     /// The user that alias commands (`|command`) and files (`/path/file`) run and are written
     /// as, when relais runs as root: never root. The command gets this user's uid and primary
     /// group, no supplementary groups; a file is opened (and created, mode 0600) with this
@@ -234,11 +245,12 @@ pub struct DeliveryConfig {
     #[serde(with = "duration")]
     pub delay_warning: Duration,
     /// Send all remote mail through this host, `[host]:port` (Postfix's `relayhost`).
-    pub relayhost: Option<String>,
+    pub relayhost: Option<NextHop>,
     /// Per-domain next hops, `"example.org" = "[192.0.2.1]:25"` (Postfix's transport map).
-    pub routes: std::collections::BTreeMap<String, String>,
+    pub routes: std::collections::BTreeMap<String, NextHop>,
     /// DNS server for MX lookups, `IP[:PORT]`; default: the system's resolv.conf.
-    pub resolver: Option<String>,
+    #[serde(with = "values::nameserver", skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<Nameserver>,
     /// Most simultaneous transactions to one destination domain.
     pub remote_concurrency: usize,
     /// Connect timeout for remote delivery.
@@ -377,31 +389,15 @@ impl Config {
             }
         }
         for u in &self.local.users {
-            if !crate::policy::is_safe_local_part(&u.to_ascii_lowercase()) {
+            if !is_safe_local_part(&u.to_ascii_lowercase()) {
                 return Err(err("users", format!("{u:?} is not a usable local part")));
             }
-        }
-        if let Some(l) = &self.local.lmtp
-            && crate::agents::lmtp::LmtpTarget::parse(l).is_none()
-        {
-            return Err(err(
-                "lmtp",
-                format!("{l:?} is not like \"127.0.0.1:24\" or \"unix:/path\""),
-            ));
         }
         if self.local.run_as.trim().is_empty() {
             return Err(err("run_as", "needs a user name".into()));
         }
         if self.local.command_timeout.is_zero() {
             return Err(err("command_timeout", "must be more than 0".into()));
-        }
-        for n in &self.relay_networks {
-            if crate::limits::Cidr::parse(n).is_none() {
-                return Err(err(
-                    "relay_networks",
-                    format!("{n:?} is not a network like 192.0.2.0/24"),
-                ));
-            }
         }
         for m in &self.auth.mechanisms {
             if !matches!(m.to_ascii_uppercase().as_str(), "PLAIN" | "LOGIN") {
@@ -410,21 +406,6 @@ impl Config {
                     format!("{m:?}: only PLAIN and LOGIN are supported"),
                 ));
             }
-        }
-        if let Some(r) = &self.delivery.relayhost
-            && crate::remote::NextHop::parse(r).is_none()
-        {
-            return Err(err("relayhost", format!("{r:?} is not like [host]:port")));
-        }
-        for (d, r) in &self.delivery.routes {
-            if crate::remote::NextHop::parse(r).is_none() {
-                return Err(err(d, format!("{r:?} is not like [host]:port")));
-            }
-        }
-        if let Some(r) = &self.delivery.resolver
-            && r.parse::<relais_dns::Nameserver>().is_err()
-        {
-            return Err(err("resolver", format!("{r:?} is not like IP or IP:PORT")));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(err("cert", "`cert` and `key` go together".into()));
@@ -649,7 +630,10 @@ command_timeout = "2m"
             c.local.aliases.as_deref(),
             Some(Path::new("/etc/relais/aliases"))
         );
-        assert_eq!(c.local.lmtp.as_deref(), Some("unix:/run/dovecot/lmtp"));
+        assert_eq!(
+            c.local.lmtp.as_ref().map(ToString::to_string).as_deref(),
+            Some("unix:/run/dovecot/lmtp")
+        );
         assert_eq!(c.local.run_as, "mail");
         assert_eq!(c.local.command_timeout, Duration::from_secs(120));
         let again = Config::parse(&c.to_toml()).unwrap();

@@ -1,63 +1,10 @@
 //! Per-client limits shared by all workers (Postfix's anvil): simultaneous connections and
-//! connection rate per address, failed AUTH attempts per address; and the CIDR blocks of
-//! `relay_networks`.
+//! connection rate per address, failed AUTH attempts per address.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// An address block such as `192.0.2.0/24` or `2001:db8::/32`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    /// The network address.
-    addr: IpAddr,
-    /// Prefix length in bits.
-    len: u8,
-}
-
-impl Cidr {
-    /// Parses `addr/len`, or a single address (a /32 or /128).
-    pub fn parse(s: &str) -> Option<Cidr> {
-        let (a, l) = match s.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (s, None),
-        };
-        let addr: IpAddr = a.trim().parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let len = match l {
-            Some(l) => l.trim().parse().ok().filter(|&l| l <= max)?,
-            None => max,
-        };
-        Some(Cidr { addr, len })
-    }
-
-    /// True if `ip` is inside the block (IPv4-mapped IPv6 addresses count as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.len),
-            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.len),
-            _ => false,
-        }
-    }
-}
-
-fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
-    let full = usize::from(bits / 8);
-    if a[..full] != b[..full] {
-        return false;
-    }
-    let rest = bits % 8;
-    if rest == 0 {
-        return true;
-    }
-    let mask = 0xffu8 << (8 - rest);
-    a[full] & mask == b[full] & mask
-}
 
 /// What is known about one client address.
 #[derive(Debug, Default)]
@@ -178,26 +125,6 @@ impl Anvil {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cidr() {
-        let n = Cidr::parse("192.0.2.0/24").unwrap();
-        assert!(n.contains("192.0.2.77".parse().unwrap()));
-        assert!(!n.contains("192.0.3.1".parse().unwrap()));
-        assert!(n.contains("::ffff:192.0.2.1".parse().unwrap()));
-        let n = Cidr::parse("10.0.0.0/9").unwrap();
-        assert!(n.contains("10.127.0.1".parse().unwrap()));
-        assert!(!n.contains("10.128.0.1".parse().unwrap()));
-        assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
-        assert!(
-            Cidr::parse("0.0.0.0/0")
-                .unwrap()
-                .contains("8.8.8.8".parse().unwrap())
-        );
-        for bad in ["", "192.0.2.0/33", "nonsense/8", "::/129", "1.2.3.4/x"] {
-            assert!(Cidr::parse(bad).is_none(), "{bad}");
-        }
-    }
 
     #[test]
     fn limits() {

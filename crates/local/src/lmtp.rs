@@ -23,8 +23,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use relais_proto::{
@@ -34,43 +32,8 @@ use relais_proto::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::outcome::Outcome;
-
-/// Where the LMTP server listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LmtpTarget {
-    /// A TCP address (`127.0.0.1:24`).
-    Tcp(SocketAddr),
-    /// A unix socket (`/run/dovecot/lmtp`).
-    Unix(PathBuf),
-}
-
-impl LmtpTarget {
-    /// Reads `unix:/path`, `/path` or `ip:port` (`[::1]:24`). Host names are not resolved here.
-    pub fn parse(s: &str) -> Option<LmtpTarget> {
-        let s = s.trim();
-        if let Some(path) = s.strip_prefix("unix:") {
-            return (!path.is_empty()).then(|| LmtpTarget::Unix(path.into()));
-        }
-        if s.starts_with('/') {
-            return Some(LmtpTarget::Unix(s.into()));
-        }
-        s.strip_prefix("inet:")
-            .unwrap_or(s)
-            .parse()
-            .ok()
-            .map(LmtpTarget::Tcp)
-    }
-}
-
-impl fmt::Display for LmtpTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LmtpTarget::Tcp(a) => write!(f, "{a}"),
-            LmtpTarget::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
+use relais_config::LmtpTarget;
+use relais_queue::Outcome;
 
 /// Delivers `message` to `recipients` over LMTP: one [`Outcome`] per recipient, in order.
 /// `timeout` bounds the connection and each wait for a reply or for the server to take data.
@@ -311,21 +274,7 @@ fn refused(
 
 /// The outcome a reply gives the recipient it is about.
 fn answer(conn: &Conn, reply: &Reply, stage: &str) -> Outcome {
-    let said = format!("{} said: {} {}", conn.peer, reply.code, reply.text());
-    if reply.is_positive() {
-        return Outcome::Delivered(said);
-    }
-    let status = match reply.status {
-        Some(s) => s.to_string(),
-        None if reply.is_permanent() => "5.0.0".to_string(),
-        None => "4.0.0".to_string(),
-    };
-    let reason = format!("{said} (in reply to {stage})");
-    if reply.is_permanent() {
-        Outcome::Failed { status, reason }
-    } else {
-        Outcome::Deferred { status, reason }
-    }
+    Outcome::from_reply(reply, &conn.peer, Some(stage))
 }
 
 /// Ends a transaction that will not reach DATA, keeping the connection in step.
@@ -455,35 +404,9 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
     use tokio::io::{AsyncBufReadExt, BufReader};
     use tokio::net::TcpListener;
-
-    #[test]
-    fn targets() {
-        let table: &[(&str, Option<LmtpTarget>)] = &[
-            (
-                "127.0.0.1:24",
-                Some(LmtpTarget::Tcp("127.0.0.1:24".parse().unwrap())),
-            ),
-            (
-                "inet:[::1]:2424",
-                Some(LmtpTarget::Tcp("[::1]:2424".parse().unwrap())),
-            ),
-            (
-                "/run/dovecot/lmtp",
-                Some(LmtpTarget::Unix("/run/dovecot/lmtp".into())),
-            ),
-            ("unix:/run/x", Some(LmtpTarget::Unix("/run/x".into()))),
-            ("unix:", None),
-            ("localhost:24", None),
-        ];
-        for (s, want) in table {
-            assert_eq!(&LmtpTarget::parse(s), want, "{s}");
-            if let Some(t) = want {
-                assert_eq!(LmtpTarget::parse(&t.to_string()).as_ref(), Some(t));
-            }
-        }
-    }
 
     /// A scripted LMTP server: for each line received, the reply the script gives (by verb or by
     /// recipient); after the dot, `after_dot` replies. Returns what it received.

@@ -1,17 +1,23 @@
-//! Local delivery agents: where a message goes when an alias says so, or when the configuration
-//! hands a domain to a local delivery server.
+//! `relais-local`: local delivery agents, where a message for a local recipient is written.
 //!
+//! Floor 3 of the flow of a message, beside remote delivery: the queue manager (floor 4) hands
+//! each local copy to one of these and gets an [`Outcome`](relais_queue::Outcome) back.
+//! - [`maildir`]: the mailbox of a local user, written in batches made durable together;
 //! - [`pipe`]: `|command`, the message on standard input, the exit status read as sendmail's
 //!   `sysexits.h`;
 //! - [`mbox`]: `/path/file`, appended in mbox format under a lock;
 //! - [`lmtp`]: LMTP (RFC 2033) to a host:port or a unix socket, one result per recipient.
 //!
-//! Each returns an [`Outcome`](crate::outcome::Outcome) per recipient and never panics on what
+//! - [`rules`]: the `[local]` settings, loop signs, the identity commands and files run as.
+//!
+//! Each returns an [`Outcome`](relais_queue::Outcome) per recipient and never panics on what
 //! the other side does; retrying, bouncing and logging are the queue manager's.
 
 pub mod lmtp;
+pub mod maildir;
 pub mod mbox;
 pub mod pipe;
+pub mod rules;
 
 /// At most this many bytes of what a program or server said go into an outcome's text.
 pub const MAX_DIAGNOSTIC: usize = 500;

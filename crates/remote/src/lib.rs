@@ -1,4 +1,4 @@
-//! Remote delivery: one SMTP transaction to another domain's mail exchanger for the recipients
+//! `relais-remote`: remote delivery, one SMTP transaction to another domain's mail exchanger for the recipients
 //! of one message at one domain, with the same client engine as the diagnostics.
 //!
 //! Where the mail goes: a per-domain route (`[host]:port`, like Postfix's transport map), else
@@ -6,6 +6,9 @@
 //! none; RFC 7505 null MX fails at once). Every address is tried in turn until one takes the
 //! transaction. STARTTLS is used when offered (opportunistic: certificates are not verified,
 //! as RFC 7435 allows for MX delivery). 4xx replies and network errors defer, 5xx fail.
+//!
+//! Floor 3 of the flow of a message, beside local delivery: the queue manager (floor 4) hands
+//! it a [`Job`] and gets a [`JobResult`] back; the SMTP dialogue is `relais-client`'s.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,41 +21,8 @@ use relais_dns::mx::RouteKind;
 use relais_proto::EhloResponse;
 use relais_proto::{MailParams, RcptParams, Recipient, Reply, ReversePath};
 
-use crate::outcome::Outcome;
-
-/// Where to send mail for a domain, when not by MX.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NextHop {
-    /// Host name or IP address (no MX lookup).
-    pub host: String,
-    /// Port.
-    pub port: u16,
-}
-
-impl NextHop {
-    /// Parses `[host]:port`, `host:port`, `[host]` or `host` (port 25).
-    pub fn parse(s: &str) -> Option<NextHop> {
-        let s = s.trim();
-        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (h, after) = rest.split_once(']')?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().ok()?,
-                None if after.is_empty() => 25,
-                None => return None,
-            };
-            (h.to_string(), port)
-        } else {
-            match s.rsplit_once(':') {
-                Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().ok()?),
-                _ => (s.to_string(), 25),
-            }
-        };
-        if host.is_empty() {
-            return None;
-        }
-        Some(NextHop { host, port })
-    }
-}
+use relais_config::NextHop;
+use relais_queue::Outcome;
 
 /// Settings of remote delivery.
 pub struct RemoteSettings {
@@ -301,18 +271,7 @@ enum Attempt {
 
 /// The outcome a reply stands for.
 fn from_reply(reply: &Reply, host: &str) -> Outcome {
-    let status = reply
-        .status
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| format!("{}.0.0", reply.code / 100));
-    let reason = format!("host {host} said: {reply}");
-    if reply.is_positive() {
-        Outcome::Delivered(reason)
-    } else if reply.is_transient() {
-        Outcome::deferred(&status, reason)
-    } else {
-        Outcome::failed(&status, reason)
-    }
+    Outcome::from_reply(reply, host, None)
 }
 
 /// A connection ready for MAIL: fresh (banner, EHLO, STARTTLS when offered) or from the cache.
@@ -533,39 +492,6 @@ async fn finish(mut c: SmtpClient, ehlo: EhloResponse, uses: u32, a: Attempt) ->
         _ => {
             let _ = c.quit().await;
             Transaction::Done(a, None)
-        }
-    }
-}
-
-impl Outcome {
-    /// The same outcome as a deferral (a greeting refusal says nothing final about the mail).
-    fn into_deferred(self) -> Outcome {
-        match self {
-            Outcome::Failed { reason, .. } => Outcome::deferred("4.4.2", reason),
-            other => other,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn next_hops() {
-        let cases = [
-            ("[127.0.0.1]:2526", Some(("127.0.0.1", 2526))),
-            ("[mx.example.org]", Some(("mx.example.org", 25))),
-            ("relay.example.org:587", Some(("relay.example.org", 587))),
-            ("relay.example.org", Some(("relay.example.org", 25))),
-            ("[::1]:25", Some(("::1", 25))),
-            ("[]:25", None),
-            ("[host]x", None),
-            ("host:notaport", None),
-        ];
-        for (s, want) in cases {
-            let got = NextHop::parse(s).map(|h| (h.host, h.port));
-            assert_eq!(got, want.map(|(h, p)| (h.to_string(), p)), "{s}");
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use relais_proto::params::xtext_decode;
 use relais_proto::{Envelope, Ret};
 
-use crate::headers::rfc5322_date;
+use relais_queue::headers::{headers_of, rfc5322_date};
 
 /// What happened to one recipient, for the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,12 +167,4 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
     }
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     out
-}
-
-/// The header block of a message (up to and including the blank line, or all of it).
-pub fn headers_of(message: &[u8]) -> &[u8] {
-    match message.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(p) => &message[..p + 2],
-        None => message,
-    }
 }

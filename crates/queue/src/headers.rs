@@ -1,9 +1,10 @@
 //! Trace headers relais adds: `Received` at reception, `Return-Path` and `Delivered-To` at
 //! local delivery (RFC 5321 §4.4).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use relais_proto::Envelope;
+use relais_proto::date::DateTime;
 
 /// Everything the `Received` header says about a reception.
 pub struct ReceivedInfo<'a> {
@@ -87,49 +88,44 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
-/// An RFC 5322 date in UTC: `Sun, 22 Nov 2026 13:45:52 +0000`.
-pub fn rfc5322_date(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+/// The `Received:` header of a message a local user submitted (sendmail, the control socket):
+/// `Received: by HOST (relais, from userid USER) id ID for <RCPT>; DATE`.
+pub fn received_local(
+    hostname: &str,
+    user: &str,
+    id: &str,
+    envelope: &Envelope,
+    when: SystemTime,
+) -> String {
+    let single = match envelope.recipients.as_slice() {
+        [only] => format!("\r\n\tfor <{}>", sanitize(&only.to.to_string())),
+        _ => String::new(),
+    };
     format!(
-        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "Received: by {hostname} (relais, from userid {})\r\n\tid {id}{single}; {}\r\n",
+        sanitize(user),
+        rfc5322_date(when)
     )
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// The header block of a message (up to and including the blank line, or all of it).
+pub fn headers_of(message: &[u8]) -> &[u8] {
+    match message.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(p) => &message[..p + 2],
+        None => message,
+    }
+}
+
+/// An RFC 5322 date in UTC: `Sun, 22 Nov 2026 13:45:52 +0000`.
+pub fn rfc5322_date(t: SystemTime) -> String {
+    DateTime::from_system(t).rfc5322()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn dates() {

@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 use tracing::info;
 
-use crate::config::Config;
+use relais_config::Config;
 
 /// Builds the acceptor, generating a certificate when none is configured.
 pub fn acceptor(config: &Config) -> io::Result<TlsAcceptor> {
@@ -90,19 +90,4 @@ fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
         .open(path)?;
     f.write_all(data)?;
     f.sync_all()
-}
-
-/// The negotiated protocol version and cipher suite, as `Received` headers show them.
-pub fn describe(conn: &rustls::ServerConnection) -> (String, String) {
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-        Some(v) => format!("{v:?}"),
-        None => "unknown".to_string(),
-    };
-    let cipher = conn
-        .negotiated_cipher_suite()
-        .map(|c| format!("{:?}", c.suite()))
-        .unwrap_or_else(|| "unknown".into());
-    (version, cipher)
 }

@@ -1,5 +1,5 @@
-//! Local delivery helpers for the queue manager: the settings of `[local]` it needs, loop signs
-//! in a message's header, and the identity alias commands and files run under.
+//! The rules of local delivery the queue manager applies: the settings of `[local]` it needs,
+//! loop signs in a message's header, and the identity alias commands and files run under.
 //!
 //! - Loops: a message whose header already has `Delivered-To: <the recipient>` (we add one at
 //!   every local delivery and to every forwarded copy), or more than [`MAX_RECEIVED`]
@@ -14,10 +14,11 @@ use std::ffi::CString;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::agents::lmtp::LmtpTarget;
-use crate::agents::mbox;
-use crate::config::LocalConfig;
-use crate::outcome::Outcome;
+use relais_config::{LmtpTarget, LocalConfig};
+use relais_queue::Outcome;
+use relais_queue::headers::headers_of;
+
+use crate::mbox;
 
 /// More `Received` headers than this and a message is taken to be looping (Postfix's
 /// `hopcount_limit`).
@@ -41,13 +42,7 @@ impl LocalSettings {
     /// The settings of `[local]`. The `run_as` user is looked up only when it matters: relais
     /// runs as root and an aliases file is configured. It may not be root.
     pub fn from_config(local: &LocalConfig) -> Result<LocalSettings, String> {
-        let lmtp = match &local.lmtp {
-            Some(l) => Some(
-                LmtpTarget::parse(l)
-                    .ok_or_else(|| format!("[local] lmtp = {l:?}: not like 127.0.0.1:24"))?,
-            ),
-            None => None,
-        };
+        let lmtp = local.lmtp.clone();
         // SAFETY: geteuid has no arguments and cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
         let run_as = if root && local.aliases.is_some() {
@@ -117,7 +112,7 @@ impl LoopCheck {
     /// Reads the header of a stored message (CRLF line ends, up to the first empty line).
     pub fn of(message: &[u8]) -> LoopCheck {
         let mut check = LoopCheck::default();
-        for line in crate::dsn::headers_of(message).split(|&b| b == b'\n') {
+        for line in headers_of(message).split(|&b| b == b'\n') {
             if let Some(_value) = header_value(line, "received") {
                 check.received += 1;
             } else if let Some(value) = header_value(line, "delivered-to") {
@@ -294,7 +289,7 @@ mod tests {
     #[test]
     fn settings_from_config() {
         let mut c = LocalConfig {
-            lmtp: Some("unix:/run/lmtp".into()),
+            lmtp: LmtpTarget::parse("unix:/run/lmtp"),
             ..LocalConfig::default()
         };
         let s = LocalSettings::from_config(&c).unwrap();

@@ -28,8 +28,8 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::headers::rfc5322_date;
-use crate::outcome::Outcome;
+use relais_proto::date::DateTime;
+use relais_queue::Outcome;
 
 /// How long to wait for a lock held by someone else (a mail reader rewriting the file).
 pub const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -175,15 +175,7 @@ pub fn entry(sender: &str, message: &[u8], when: SystemTime) -> Vec<u8> {
 
 /// `when` in UTC as `asctime` writes it: `Sun Nov 22 13:45:52 2026` (day padded with a space).
 pub fn asctime(when: SystemTime) -> String {
-    // "Sun, 22 Nov 2026 13:45:52 +0000", rearranged.
-    let date = rfc5322_date(when);
-    let f: Vec<&str> = date.split([',', ' ']).filter(|s| !s.is_empty()).collect();
-    match f.as_slice() {
-        [weekday, day, month, year, time, _] => {
-            format!("{weekday} {month} {day:>2} {time} {year}")
-        }
-        _ => date,
-    }
+    DateTime::from_system(when).asctime()
 }
 
 #[cfg(test)]

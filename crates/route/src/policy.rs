@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex};
 use relais_proto::session::Verdict;
 use relais_proto::{Mailbox, replies};
 
-use crate::aliases::{AliasError, Aliases, MAX_DEPTH, Target};
-use crate::config::Config;
-use crate::outcome::Outcome;
+use relais_config::{Config, is_safe_local_part};
+use relais_queue::{Outcome, Target};
+
+use crate::aliases::{AliasError, Aliases, MAX_DEPTH};
 
 /// Recipient policy built from the configuration.
 #[derive(Debug, Clone)]
@@ -332,17 +333,6 @@ impl Expansion<'_> {
             self.out.push(t);
         }
     }
-}
-
-/// A local part that can name a mailbox directory: ASCII letters, digits and `._+-=`, not
-/// starting with a dot, at most 64 octets. Anything else (a `/`, `%`, `!`, quotes, non-ASCII)
-/// is refused as an unknown user rather than guessed at.
-pub fn is_safe_local_part(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && !s.starts_with('.')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-' | b'='))
 }
 
 #[cfg(test)]

@@ -1,0 +1,13 @@
+//! `relais-route`: where each recipient goes.
+//!
+//! Floor 3 of the flow of a message, above the configuration and the queued message: the SMTP
+//! door asks [`Policy::check_recipient`] at `RCPT TO` (ours? a known user? may this client
+//! relay?), and the queue manager asks [`Policy::destination`] at delivery (a mailbox, an
+//! alias's targets, a remote domain, or nowhere). Local domains, users and the aliases file
+//! ([`aliases`]) decide; nothing here delivers.
+
+pub mod aliases;
+mod policy;
+
+pub use aliases::{AliasError, Aliases};
+pub use policy::{AliasFile, Destination, Policy, Route};
