@@ -1,0 +1,227 @@
+//! Carrying out a plan: Maildir copies are written at once (made durable with the batch), the
+//! other copies become tasks (remote transactions, the LMTP transaction, alias commands and
+//! files) that report back with a [`Done`] through one channel.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use relais_local::maildir::{MaildirStore, Pending};
+use relais_local::rules as local;
+use relais_local::{lmtp, pipe};
+use relais_queue::{Outcome, headers};
+use relais_remote as remote;
+use relais_spool::QueueId;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::QueueSettings;
+use crate::flight::{Done, Flight, Slot};
+use crate::plan::{FileJob, MaildirCopy, PipeJob, Plan, RemoteBatch};
+
+/// A Maildir copy written to `tmp/`, waiting for the batch to be made durable.
+pub struct Written {
+    /// The message.
+    pub id: QueueId,
+    /// Whose copy it is.
+    pub slot: Slot,
+    /// The file.
+    pub file: Pending,
+}
+
+/// Writes the Maildir copies of a plan to `tmp/`. A message found in the spool at start
+/// (`recovered`) may have copies from before a crash: those are not written again.
+pub fn write_maildir(
+    store: &MaildirStore,
+    recovered: bool,
+    id: QueueId,
+    f: &mut Flight,
+    copies: Vec<MaildirCopy>,
+    out: &mut Vec<Written>,
+) {
+    let sender = f.env.envelope.from.to_string();
+    for c in copies {
+        if recovered && store.already_delivered(&c.mailbox, &c.base) {
+            let how = format!("already in maildir of {} (before a restart)", c.mailbox);
+            f.set(c.slot, Outcome::Delivered(how));
+            continue;
+        }
+        let head = headers::delivery_headers(&sender, &c.address);
+        match store.write_named(&c.mailbox, &c.base, head.as_bytes(), &f.content) {
+            Ok(file) => out.push(Written {
+                id,
+                slot: c.slot,
+                file,
+            }),
+            Err(e) => {
+                let why = format!("cannot write to mailbox {}: {e}", c.mailbox);
+                f.set(c.slot, Outcome::deferred("4.3.0", why));
+            }
+        }
+    }
+}
+
+/// Starts the tasks of attempts.
+pub struct Jobs {
+    /// The queue manager's settings.
+    pub settings: Arc<QueueSettings>,
+    /// Where every task reports.
+    pub results: mpsc::UnboundedSender<Done>,
+    /// Per destination domain, the limit on simultaneous transactions.
+    domains: HashMap<String, Arc<Semaphore>>,
+}
+
+impl Jobs {
+    /// Tasks that report to `results`.
+    pub fn new(settings: Arc<QueueSettings>, results: mpsc::UnboundedSender<Done>) -> Jobs {
+        Jobs {
+            settings,
+            results,
+            domains: HashMap::new(),
+        }
+    }
+
+    /// Starts every task of `plan` but its Maildir copies.
+    pub fn start(&mut self, id: QueueId, f: &mut Flight, mut plan: Plan) {
+        for batch in plan.remote() {
+            self.remote(id, f, batch);
+        }
+        self.lmtp(id, f, std::mem::take(&mut plan.lmtp));
+        for job in std::mem::take(&mut plan.pipes) {
+            self.pipe(id, f, job);
+        }
+        for job in std::mem::take(&mut plan.files) {
+            self.file(id, f, job);
+        }
+    }
+
+    /// The one way a task starts: counted in its message, its report sent when it ends.
+    fn spawn(&self, f: &mut Flight, job: impl Future<Output = Done> + Send + 'static) {
+        f.outstanding += 1;
+        let tx = self.results.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(job.await);
+        });
+    }
+
+    /// One SMTP transaction for the recipients at one domain.
+    fn remote(&mut self, id: QueueId, f: &mut Flight, batch: RemoteBatch) {
+        let content = match batch.alias {
+            // A forwarded copy says which alias it went through: if it ever comes back to
+            // that alias, it is a loop (see `LoopCheck`).
+            Some(i) => {
+                let alias = f.env.envelope.recipients[i].to.to_string();
+                let mut c = headers::delivered_to(&alias).into_bytes();
+                c.extend_from_slice(&f.content);
+                Arc::new(c)
+            }
+            None => f.content.clone(),
+        };
+        let slots: Vec<Slot> = batch.recipients.iter().map(|(s, _)| *s).collect();
+        let job = remote::Job {
+            domain: batch.domain.clone(),
+            from: f.env.envelope.from.clone(),
+            params: f.env.envelope.mail_params.clone(),
+            recipients: batch
+                .recipients
+                .into_iter()
+                .enumerate()
+                .map(|(k, (_, r))| (k, r))
+                .collect(),
+            content,
+        };
+        let per_domain = self.settings.remote_concurrency.max(1);
+        let limit = self
+            .domains
+            .entry(batch.domain)
+            .or_insert_with(|| Arc::new(Semaphore::new(per_domain)))
+            .clone();
+        let settings = self.settings.clone();
+        self.spawn(f, async move {
+            let _permit = limit.acquire_owned().await;
+            let result = remote::deliver(&settings.remote, &job).await;
+            Done {
+                id,
+                outcomes: result
+                    .outcomes
+                    .into_iter()
+                    .filter_map(|(k, o)| Some((*slots.get(k)?, o)))
+                    .collect(),
+                remote: result.remote,
+                remote_dsn: result.remote_dsn,
+            }
+        });
+    }
+
+    /// One LMTP transaction for all the mailboxes of the message.
+    fn lmtp(&self, id: QueueId, f: &mut Flight, copies: Vec<crate::plan::LmtpCopy>) {
+        let Some(target) = self.settings.local.lmtp.clone() else {
+            return;
+        };
+        if copies.is_empty() {
+            return;
+        }
+        let (slots, addresses): (Vec<Slot>, Vec<String>) =
+            copies.into_iter().map(|c| (c.slot, c.address)).unzip();
+        let (settings, content) = (self.settings.clone(), f.content.clone());
+        let sender = f.env.envelope.from.to_string();
+        self.spawn(f, async move {
+            let outcomes = lmtp::deliver(
+                &target,
+                &settings.hostname,
+                &sender,
+                &addresses,
+                &content,
+                local::LMTP_TIMEOUT,
+            )
+            .await;
+            Done::local(id, slots.into_iter().zip(outcomes).collect())
+        });
+    }
+
+    /// An alias command, the message on its standard input.
+    fn pipe(&self, id: QueueId, f: &mut Flight, job: PipeJob) {
+        let sender = f.env.envelope.from.to_string();
+        let message = with_delivery_headers(&sender, &job.recipient, &f.content);
+        let settings = self.settings.clone();
+        self.spawn(f, async move {
+            let outcome = pipe::run(
+                &pipe::Invocation {
+                    command: &job.command,
+                    sender: &sender,
+                    recipient: &job.recipient,
+                    original_recipient: &job.original,
+                    user: settings.local.run_as,
+                    timeout: settings.local.command_timeout,
+                },
+                &message,
+            )
+            .await;
+            Done::local(id, vec![(job.slot, outcome)])
+        });
+    }
+
+    /// An alias file, appended to as its user on a blocking thread.
+    fn file(&self, id: QueueId, f: &mut Flight, job: FileJob) {
+        let sender = f.env.envelope.from.to_string();
+        let message = with_delivery_headers(&sender, &job.recipient, &f.content);
+        let (user, arrival) = (self.settings.local.run_as, f.arrival);
+        self.spawn(f, async move {
+            let FileJob { slot, path, .. } = job;
+            let outcome = tokio::task::spawn_blocking(move || {
+                local::append_file(user, &path, &sender, &message, arrival)
+            })
+            .await
+            .unwrap_or_else(|e| Outcome::deferred("4.3.0", format!("file delivery: {e}")));
+            Done::local(id, vec![(slot, outcome)])
+        });
+    }
+}
+
+/// `Return-Path` and `Delivered-To`, then the message: what a command or a file receives.
+fn with_delivery_headers(sender: &str, recipient: &str, content: &[u8]) -> Vec<u8> {
+    let head = headers::delivery_headers(sender, recipient);
+    let mut m = Vec::with_capacity(head.len() + content.len());
+    m.extend_from_slice(head.as_bytes());
+    m.extend_from_slice(content);
+    m
+}

@@ -1,0 +1,84 @@
+//! Delivery status notifications: a report about a message is built (see [`crate::dsn`]) and
+//! queued like any other message, from the null sender to the original sender.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::SystemTime;
+
+use relais_proto::{Envelope, MailParams, Notify, RcptParams, Recipient, ReversePath};
+use relais_queue::{Enqueue, headers};
+use relais_spool::{QueueId, Spool};
+use tracing::{info, warn};
+
+use crate::dsn::{self, RecipientReport};
+use crate::flight::Flight;
+
+/// Queues a report about message `id` to its sender; returns the report's queue id. Nothing
+/// goes to the null sender.
+pub async fn enqueue(
+    spool: &Spool,
+    hostname: &str,
+    id: QueueId,
+    f: &Flight,
+    reports: Vec<RecipientReport>,
+    now: SystemTime,
+) -> Option<QueueId> {
+    let ReversePath::Mailbox(sender) = &f.env.envelope.from else {
+        return None;
+    };
+    let actions: Vec<&str> = reports.iter().map(|r| r.action).collect();
+    let body = dsn::build(&dsn::Report {
+        hostname,
+        queue_id: &id.to_string(),
+        envelope: &f.env.envelope,
+        arrival: f.arrival,
+        recipients: reports,
+        original: &f.content,
+        now,
+    });
+    let report_id = spool.new_id();
+    let envelope = Envelope {
+        helo: hostname.to_string(),
+        esmtp: true,
+        from: ReversePath::Null,
+        mail_params: MailParams {
+            smtputf8: !sender.is_ascii(),
+            ..Default::default()
+        },
+        recipients: vec![Recipient {
+            to: sender.clone(),
+            params: RcptParams {
+                notify: Some(Notify::NEVER),
+                orcpt: None,
+            },
+        }],
+        size: body.len() as u64,
+        chunked: false,
+        bare_lf: false,
+    };
+    let received = headers::received(&headers::ReceivedInfo {
+        envelope: &envelope,
+        client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        client_name: Some("localhost"),
+        hostname,
+        id: &report_id.to_string(),
+        when: now,
+        tls: None,
+        authenticated: false,
+    });
+    let mut report = Enqueue::begin(spool, report_id);
+    report.write(received.as_bytes());
+    report.write(&body);
+    match report.commit("local", envelope, "").await {
+        Ok(rid) => {
+            info!(
+                "{id}: sender delivery status notification: {rid} ({})",
+                actions.join(", ")
+            );
+            Some(rid)
+        }
+        Err(_) => {
+            warn!("{id}: cannot queue the delivery report");
+            None
+        }
+    }
+}
