@@ -288,6 +288,18 @@ struct Tracer<'a> {
     rfc_rule: Option<&'static str>,
 }
 
+/// Where in the evaluation a term stands: for its trace steps.
+struct Term<'t> {
+    /// The domain whose record has the term.
+    domain: &'t str,
+    /// The term as written.
+    term: &'t str,
+    /// How deep in includes and redirects.
+    depth: usize,
+    /// The terms that led here.
+    via: &'t [String],
+}
+
 /// How a mechanism's lookup went.
 enum Test {
     Match,
@@ -328,68 +340,10 @@ impl<'a> Tracer<'a> {
         'a: 'b,
     {
         Box::pin(async move {
-            if !valid_domain(&domain) {
-                self.step(depth, &domain, "(domain)", "none: not a valid domain name");
-                return (SpfResult::None, None);
-            }
-            let record = self.resolver.spf_record(&domain).await;
-            let text = match (&record.status, record.text()) {
-                (RecordStatus::Found, Some(text)) => text.to_string(),
-                (RecordStatus::NotFound, _) | (RecordStatus::NoSuchDomain, _) => {
-                    let why = if record.status == RecordStatus::NoSuchDomain {
-                        "none: the domain does not exist"
-                    } else {
-                        "none: no SPF record"
-                    };
-                    self.step(depth, &domain, "(record)", why);
-                    return (SpfResult::None, None);
-                }
-                (RecordStatus::Multiple, _) => {
-                    self.rfc_rule = Some("RFC 7208 4.5, several SPF records");
-                    self.step(
-                        depth,
-                        &domain,
-                        "(record)",
-                        format!(
-                            "permerror: {} SPF records (RFC 7208 4.5 allows one)",
-                            record.candidates.len()
-                        ),
-                    );
-                    return (SpfResult::PermError, None);
-                }
-                (RecordStatus::Invalid(why), _) => {
-                    // mail-auth's parser is lenient where RFC 7208 is not (addresses).
-                    self.rfc_rule = Some("RFC 7208 4.6, invalid record");
-                    let outcome = format!("permerror: {why}");
-                    let term = record.text().unwrap_or("(record)").to_string();
-                    self.step(depth, &domain, &term, outcome);
-                    return (SpfResult::PermError, None);
-                }
-                (RecordStatus::Failed(failure), _) => {
-                    let outcome = format!("temperror: TXT lookup: {failure}");
-                    self.step(depth, &domain, "(record)", outcome);
-                    return (SpfResult::TempError, None);
-                }
-                (RecordStatus::Found, None) => {
-                    self.step(depth, &domain, "(record)", "permerror: no record");
-                    return (SpfResult::PermError, None);
-                }
+            let (spf, words) = match self.record(&domain, depth).await {
+                Ok(found) => found,
+                Err(end) => return end,
             };
-            let spf = match Spf::parse(text.as_bytes()) {
-                Ok(spf) => spf,
-                Err(e) => {
-                    self.step(depth, &domain, &text, format!("permerror: {e}"));
-                    return (SpfResult::PermError, None);
-                }
-            };
-            self.step(depth, &domain, &text, "record");
-
-            let words: Vec<String> = record
-                .terms
-                .iter()
-                .filter(|t| t.kind == "mechanism")
-                .map(|t| t.text.clone())
-                .collect();
             let mut vars = Variables::new();
             vars.set_ip(&self.query.ip);
             vars.set_sender(self.query.sender.as_bytes().to_vec());
@@ -404,95 +358,25 @@ impl<'a> Tracer<'a> {
                 };
                 let qualifier = SpfResult::from(&directive.qualifier);
                 let test = match &directive.mechanism {
-                    Mechanism::All => Test::Match,
-                    Mechanism::Ip4 { addr, mask } => bool_test(in_v4(self.query.ip, *addr, *mask)),
-                    Mechanism::Ip6 { addr, mask } => bool_test(in_v6(self.query.ip, *addr, *mask)),
-                    Mechanism::A {
-                        macro_string,
-                        ip4_mask,
-                        ip6_mask,
-                    } => {
-                        let target = macro_string.eval(&vars, &domain, true).into_owned();
-                        if self.count_lookup() {
-                            self.test_host(&target, *ip4_mask, *ip6_mask, true).await
-                        } else {
-                            too_many_lookups()
-                        }
-                    }
-                    Mechanism::Mx {
-                        macro_string,
-                        ip4_mask,
-                        ip6_mask,
-                    } => {
-                        let target = macro_string.eval(&vars, &domain, true).into_owned();
-                        if self.count_lookup() {
-                            self.test_mx(&target, *ip4_mask, *ip6_mask).await
-                        } else {
-                            too_many_lookups()
-                        }
-                    }
-                    Mechanism::Ptr { macro_string } => {
-                        let target = macro_string.eval(&vars, &domain, true).into_owned();
-                        if self.count_lookup() {
-                            self.test_ptr(&target).await
-                        } else {
-                            too_many_lookups()
-                        }
-                    }
-                    Mechanism::Exists { macro_string } => {
-                        let target = macro_string.eval(&vars, &domain, true).into_owned();
-                        if self.count_lookup() {
-                            self.test_exists(&target).await
-                        } else {
-                            too_many_lookups()
-                        }
-                    }
                     Mechanism::Include { macro_string } => {
                         let target = macro_string.eval(&vars, &domain, true).into_owned();
-                        if !self.count_lookup() {
-                            too_many_lookups()
-                        } else {
-                            self.step(depth, &domain, &term, format!("evaluating {target}"));
-                            let mut inner_via = via.clone();
-                            inner_via.push(format!("{domain}: {term}"));
-                            let (inner, inner_match) =
-                                self.check_host(target.clone(), depth + 1, inner_via).await;
-                            match inner {
-                                SpfResult::Pass => {
-                                    let outcome = format!("match: {}", qualifier.as_str());
-                                    self.step(depth, &domain, &term, outcome);
-                                    // The include decides with its own qualifier; the term
-                                    // that passed inside is the one worth showing.
-                                    let matched = inner_match.unwrap_or(SpfMatch {
-                                        domain: domain.clone(),
-                                        term: term.clone(),
-                                        via: via.clone(),
-                                    });
-                                    return (qualifier, Some(matched));
-                                }
-                                SpfResult::Fail | SpfResult::SoftFail | SpfResult::Neutral => {
-                                    Test::NoMatch(format!("{target} gave {}", inner.as_str()))
-                                }
-                                SpfResult::TempError => Test::Stop(
-                                    SpfResult::TempError,
-                                    format!("{target} gave temperror"),
-                                ),
-                                SpfResult::PermError | SpfResult::None => Test::Stop(
-                                    SpfResult::PermError,
-                                    format!("{target} gave {}", inner.as_str()),
-                                ),
-                            }
+                        let at = Term {
+                            domain: &domain,
+                            term: &term,
+                            depth,
+                            via: &via,
+                        };
+                        match self.include(target, &at, qualifier).await {
+                            Ok(test) => test,
+                            Err(end) => return end,
                         }
                     }
+                    mechanism => self.mechanism(mechanism, &vars, &domain).await,
                 };
                 match test {
                     Test::Match => {
-                        self.step(
-                            depth,
-                            &domain,
-                            &term,
-                            format!("match: {}", qualifier.as_str()),
-                        );
+                        let outcome = format!("match: {}", qualifier.as_str());
+                        self.step(depth, &domain, &term, outcome);
                         let matched = SpfMatch {
                             domain: domain.clone(),
                             term,
@@ -509,12 +393,8 @@ impl<'a> Tracer<'a> {
                         self.step(depth, &domain, &term, outcome);
                     }
                     Test::Stop(result, detail) => {
-                        self.step(
-                            depth,
-                            &domain,
-                            &term,
-                            format!("{}: {detail}", result.as_str()),
-                        );
+                        let outcome = format!("{}: {detail}", result.as_str());
+                        self.step(depth, &domain, &term, outcome);
                         return (result, None);
                     }
                 }
@@ -522,29 +402,186 @@ impl<'a> Tracer<'a> {
 
             if let Some(macro_string) = &spf.redirect {
                 let target = macro_string.eval(&vars, &domain, true).into_owned();
-                let term = format!("redirect={target}");
-                if !self.count_lookup() {
-                    self.step(depth, &domain, &term, "permerror: more than 10 DNS lookups");
-                    return (SpfResult::PermError, None);
-                }
-                self.step(depth, &domain, &term, format!("evaluating {target}"));
-                let mut inner_via = via;
-                inner_via.push(format!("{domain}: {term}"));
-                let (result, matched) = self.check_host(target, depth + 1, inner_via).await;
-                if result == SpfResult::None {
-                    self.step(
-                        depth,
-                        &domain,
-                        &term,
-                        "permerror: the target has no SPF record",
-                    );
-                    return (SpfResult::PermError, None);
-                }
-                return (result, matched);
+                return self.redirect(target, &domain, depth, via).await;
             }
             self.step(depth, &domain, "(default)", "nothing matched: neutral");
             (SpfResult::Neutral, None)
         })
+    }
+
+    /// The SPF record of `domain`, parsed, with the text of its mechanisms; or the end of the
+    /// evaluation when there is none or it is broken.
+    async fn record(
+        &mut self,
+        domain: &str,
+        depth: usize,
+    ) -> Result<(Spf, Vec<String>), Evaluation> {
+        if !valid_domain(domain) {
+            self.step(depth, domain, "(domain)", "none: not a valid domain name");
+            return Err((SpfResult::None, None));
+        }
+        let record = self.resolver.spf_record(domain).await;
+        let text = match (&record.status, record.text()) {
+            (RecordStatus::Found, Some(text)) => text.to_string(),
+            (RecordStatus::NotFound, _) | (RecordStatus::NoSuchDomain, _) => {
+                let why = if record.status == RecordStatus::NoSuchDomain {
+                    "none: the domain does not exist"
+                } else {
+                    "none: no SPF record"
+                };
+                self.step(depth, domain, "(record)", why);
+                return Err((SpfResult::None, None));
+            }
+            (RecordStatus::Multiple, _) => {
+                self.rfc_rule = Some("RFC 7208 4.5, several SPF records");
+                let outcome = format!(
+                    "permerror: {} SPF records (RFC 7208 4.5 allows one)",
+                    record.candidates.len()
+                );
+                self.step(depth, domain, "(record)", outcome);
+                return Err((SpfResult::PermError, None));
+            }
+            (RecordStatus::Invalid(why), _) => {
+                // mail-auth's parser is lenient where RFC 7208 is not (addresses).
+                self.rfc_rule = Some("RFC 7208 4.6, invalid record");
+                let outcome = format!("permerror: {why}");
+                let term = record.text().unwrap_or("(record)").to_string();
+                self.step(depth, domain, &term, outcome);
+                return Err((SpfResult::PermError, None));
+            }
+            (RecordStatus::Failed(failure), _) => {
+                let outcome = format!("temperror: TXT lookup: {failure}");
+                self.step(depth, domain, "(record)", outcome);
+                return Err((SpfResult::TempError, None));
+            }
+            (RecordStatus::Found, None) => {
+                self.step(depth, domain, "(record)", "permerror: no record");
+                return Err((SpfResult::PermError, None));
+            }
+        };
+        let spf = match Spf::parse(text.as_bytes()) {
+            Ok(spf) => spf,
+            Err(e) => {
+                self.step(depth, domain, &text, format!("permerror: {e}"));
+                return Err((SpfResult::PermError, None));
+            }
+        };
+        self.step(depth, domain, &text, "record");
+        let words = record
+            .terms
+            .iter()
+            .filter(|t| t.kind == "mechanism")
+            .map(|t| t.text.clone())
+            .collect();
+        Ok((spf, words))
+    }
+
+    /// A mechanism other than `include`: `all`, `ip4`, `ip6`, `a`, `mx`, `ptr`, `exists`.
+    async fn mechanism(
+        &mut self,
+        mechanism: &Mechanism,
+        vars: &Variables<'_>,
+        domain: &str,
+    ) -> Test {
+        let target = |m: &mail_auth::spf::Macro| m.eval(vars, domain, true).into_owned();
+        match mechanism {
+            Mechanism::All => Test::Match,
+            Mechanism::Ip4 { addr, mask } => bool_test(in_v4(self.query.ip, *addr, *mask)),
+            Mechanism::Ip6 { addr, mask } => bool_test(in_v6(self.query.ip, *addr, *mask)),
+            _ if !self.count_lookup() => too_many_lookups(),
+            Mechanism::A {
+                macro_string,
+                ip4_mask,
+                ip6_mask,
+            } => {
+                let t = target(macro_string);
+                self.test_host(&t, *ip4_mask, *ip6_mask, true).await
+            }
+            Mechanism::Mx {
+                macro_string,
+                ip4_mask,
+                ip6_mask,
+            } => {
+                let t = target(macro_string);
+                self.test_mx(&t, *ip4_mask, *ip6_mask).await
+            }
+            Mechanism::Ptr { macro_string } => {
+                let t = target(macro_string);
+                self.test_ptr(&t).await
+            }
+            Mechanism::Exists { macro_string } => {
+                let t = target(macro_string);
+                self.test_exists(&t).await
+            }
+            Mechanism::Include { .. } => Test::NoMatch("include evaluated elsewhere".into()),
+        }
+    }
+
+    /// `include:target`: a pass inside is a match with the include's own qualifier; `Err`
+    /// ends the whole evaluation.
+    async fn include(
+        &mut self,
+        target: String,
+        at: &Term<'_>,
+        qualifier: SpfResult,
+    ) -> Result<Test, Evaluation> {
+        if !self.count_lookup() {
+            return Ok(too_many_lookups());
+        }
+        let (domain, term, depth) = (at.domain, at.term, at.depth);
+        self.step(depth, domain, term, format!("evaluating {target}"));
+        let mut inner_via = at.via.to_vec();
+        inner_via.push(format!("{domain}: {term}"));
+        let (inner, inner_match) = self.check_host(target.clone(), depth + 1, inner_via).await;
+        Ok(match inner {
+            SpfResult::Pass => {
+                let outcome = format!("match: {}", qualifier.as_str());
+                self.step(depth, domain, term, outcome);
+                // The include decides with its own qualifier; the term that passed inside is
+                // the one worth showing.
+                let matched = inner_match.unwrap_or(SpfMatch {
+                    domain: domain.to_string(),
+                    term: term.to_string(),
+                    via: at.via.to_vec(),
+                });
+                return Err((qualifier, Some(matched)));
+            }
+            SpfResult::Fail | SpfResult::SoftFail | SpfResult::Neutral => {
+                Test::NoMatch(format!("{target} gave {}", inner.as_str()))
+            }
+            SpfResult::TempError => {
+                Test::Stop(SpfResult::TempError, format!("{target} gave temperror"))
+            }
+            SpfResult::PermError | SpfResult::None => Test::Stop(
+                SpfResult::PermError,
+                format!("{target} gave {}", inner.as_str()),
+            ),
+        })
+    }
+
+    /// `redirect=target`: the evaluation goes on with the target's record.
+    async fn redirect(
+        &mut self,
+        target: String,
+        domain: &str,
+        depth: usize,
+        via: Vec<String>,
+    ) -> Evaluation {
+        let term = format!("redirect={target}");
+        if !self.count_lookup() {
+            self.step(depth, domain, &term, "permerror: more than 10 DNS lookups");
+            return (SpfResult::PermError, None);
+        }
+        self.step(depth, domain, &term, format!("evaluating {target}"));
+        let mut inner_via = via;
+        inner_via.push(format!("{domain}: {term}"));
+        let (result, matched) = self.check_host(target, depth + 1, inner_via).await;
+        if result == SpfResult::None {
+            let outcome = "permerror: the target has no SPF record";
+            self.step(depth, domain, &term, outcome);
+            return (SpfResult::PermError, None);
+        }
+        (result, matched)
     }
 
     /// `a`: the address among the A (IPv4) or AAAA (IPv6) records of `target`.
