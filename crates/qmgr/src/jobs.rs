@@ -14,9 +14,9 @@ use relais_remote as remote;
 use relais_spool::QueueId;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::QueueSettings;
 use crate::flight::{Done, Flight, Slot};
 use crate::plan::{FileJob, MaildirCopy, PipeJob, Plan, RemoteBatch};
+use crate::settings::QueueSettings;
 
 /// A Maildir copy written to `tmp/`, waiting for the batch to be made durable.
 pub struct Written {

@@ -34,15 +34,13 @@ mod plan;
 mod report;
 mod retry;
 mod schedule;
+mod settings;
 mod settle;
 #[cfg(test)]
 mod testutil;
 
-use relais_config::Config;
 use relais_local::maildir::MaildirStore;
-use relais_local::rules::LocalSettings;
 use relais_queue::QueueHandle;
-use relais_remote::{self as remote, RemoteSettings};
 use relais_route::Policy;
 use relais_spool::{QueueId, Spool};
 use tokio::sync::mpsc;
@@ -50,64 +48,7 @@ use tokio::sync::mpsc;
 use crate::manager::Manager;
 
 pub use retry::Retry;
-
-/// Everything the manager needs.
-pub struct QueueSettings {
-    /// Our host name (Received, DSN).
-    pub hostname: String,
-    /// Retry rules.
-    pub retry: Retry,
-    /// Most simultaneous transactions per destination domain.
-    pub remote_concurrency: usize,
-    /// Remote delivery settings.
-    pub remote: RemoteSettings,
-    /// Local delivery settings (LMTP, alias commands and files).
-    pub local: LocalSettings,
-}
-
-impl QueueSettings {
-    /// The settings of `[delivery]` and `[local]`; an error names what cannot work.
-    pub fn from_config(config: &Config) -> Result<QueueSettings, String> {
-        let d = &config.delivery;
-        let nameserver = d.resolver.unwrap_or_default();
-        let resolver = relais_dns::Resolver::new(&relais_dns::ResolverOptions {
-            nameserver,
-            ..Default::default()
-        })
-        .map_err(|e| format!("DNS resolver: {e}"))?;
-        let client = relais_client::ClientConfig {
-            connect_timeout: d.connect_timeout,
-            // Delivery keeps no transcript of message content (the client records dialogue lines
-            // for the diagnostics; here they would only cost time).
-            transcript_data_lines: 0,
-            ..Default::default()
-        };
-        let routes = d
-            .routes
-            .iter()
-            .map(|(dom, hop)| (dom.to_ascii_lowercase(), hop.clone()))
-            .collect();
-        Ok(QueueSettings {
-            hostname: config.hostname.clone(),
-            retry: Retry {
-                first: d.first_retry,
-                max: d.max_retry,
-                lifetime: d.lifetime,
-                delay_warning: (!d.delay_warning.is_zero()).then_some(d.delay_warning),
-            },
-            remote_concurrency: d.remote_concurrency,
-            remote: remote::RemoteSettings {
-                hostname: config.hostname.clone(),
-                routes,
-                relayhost: d.relayhost.clone(),
-                resolver,
-                client,
-                cache: remote::ConnectionCache::default(),
-            },
-            local: LocalSettings::from_config(&config.local)?,
-        })
-    }
-}
+pub use settings::QueueSettings;
 
 /// Handle to the queue manager thread.
 pub struct QueueManager {

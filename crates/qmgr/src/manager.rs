@@ -18,11 +18,11 @@ use relais_spool::{QueueId, Spool};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::QueueSettings;
 use crate::flight::{Done, Flight};
 use crate::jobs::{Jobs, Written, write_maildir};
 use crate::plan::{PlanContext, plan};
 use crate::schedule::Schedule;
+use crate::settings::QueueSettings;
 use crate::settle::settle;
 
 /// How long new messages are gathered before a delivery batch starts.

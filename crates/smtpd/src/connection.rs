@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
 use tracing::{info, warn};
 
-use crate::Context;
+use crate::context::Context;
 
 /// Size of the read buffer of a connection.
 const READ_BUFFER: usize = 8 * 1024;

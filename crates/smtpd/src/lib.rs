@@ -12,6 +12,7 @@
 
 mod auth;
 mod connection;
+mod context;
 mod limits;
 mod tls;
 
@@ -19,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relais_config::{Cidr, Config, Role};
+use relais_config::{Config, Role};
 use relais_proto::{SessionConfig, replies};
 use relais_queue::QueueHandle;
 use relais_route::Policy;
@@ -32,39 +33,7 @@ use tracing::{error, info, warn};
 
 pub use auth::hash_password;
 
-/// What every connection shares.
-struct Context {
-    /// The configuration in force.
-    pub config: Config,
-    /// Protocol settings for each listener role: MX, submission, submissions.
-    pub sessions: [Arc<SessionConfig>; 3],
-    /// TLS, when enabled.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
-    /// AUTH users.
-    pub users: Arc<auth::Users>,
-    /// Per-client counters.
-    pub anvil: limits::Anvil,
-    /// Networks allowed to relay without AUTH.
-    pub relay_networks: Vec<Cidr>,
-    /// Recipient policy.
-    pub policy: Policy,
-    /// The spool.
-    pub spool: Spool,
-    /// Where committed messages go to be delivered.
-    pub delivery: QueueHandle,
-}
-
-impl Context {
-    /// The protocol settings of a listener role.
-    fn session_config(&self, role: Role) -> Arc<SessionConfig> {
-        self.sessions[match role {
-            Role::Mx => 0,
-            Role::Submission => 1,
-            Role::Submissions => 2,
-        }]
-        .clone()
-    }
-}
+use crate::context::Context;
 
 /// The protocol settings for one listener role.
 fn session_config(config: &Config, role: Role, tls: bool, users: &auth::Users) -> SessionConfig {

@@ -5,9 +5,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::SpoolOptions;
 use crate::id::QueueId;
 use crate::index::Index;
+use crate::options::SpoolOptions;
 
 /// Paths, directory handles, options and the index of one open spool.
 #[derive(Debug)]
