@@ -11,7 +11,7 @@ use relais_proto::{
     Command, DotStuffer, EhloResponse, MailParams, Mailbox, RcptParams, Reply, ReplyParser,
     ReversePath,
 };
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use crate::config::ClientConfig;
 use crate::error::{ClientError, Stage};
@@ -223,6 +223,42 @@ impl SmtpClient {
         Ok(())
     }
 
+    /// Opens a Unix socket (an LMTP server's, RFC 2033) in place of TCP; the greeting is read
+    /// with [`banner`](SmtpClient::banner). A failure is a connect error.
+    pub async fn open_unix(&mut self, path: &std::path::Path) -> Result<(), ClientError> {
+        self.stream.shutdown().await;
+        self.parser = ReplyParser::new();
+        self.ehlo = None;
+        self.tls = None;
+        self.peer = None;
+        self.transcript
+            .info(format!("Trying {}...", path.display()));
+        let started = Instant::now();
+        let limit = self.cfg.connect_timeout;
+        let unix = match tokio::time::timeout(limit, UnixStream::connect(path)).await {
+            Err(_) => {
+                return Err(self.fail(ClientError::TimedOut {
+                    stage: Stage::Connect,
+                    after: limit,
+                }));
+            }
+            Ok(Err(e)) => return Err(self.fail(ClientError::from_io(Stage::Connect, e))),
+            Ok(Ok(unix)) => unix,
+        };
+        let took = started.elapsed();
+        self.timings.push(Timing {
+            stage: Stage::Connect,
+            took,
+        });
+        self.transcript.info(format!(
+            "Connected to {} in {:.3}s.",
+            path.display(),
+            took.as_secs_f64()
+        ));
+        self.stream = Stream::Unix(unix);
+        Ok(())
+    }
+
     /// Reads the greeting after [`open`](SmtpClient::open).
     pub async fn banner(&mut self) -> Result<Reply, ClientError> {
         let started = Instant::now();
@@ -327,6 +363,21 @@ impl SmtpClient {
     /// `EHLO name`; the answer is kept ([`capabilities`](SmtpClient::capabilities)).
     pub async fn ehlo(&mut self, name: &str) -> Result<EhloResponse, ClientError> {
         let reply = self.command(Command::Ehlo(name.to_string())).await?;
+        match EhloResponse::parse(&reply) {
+            Some(e) => {
+                self.ehlo = Some(e.clone());
+                Ok(e)
+            }
+            None => Err(ClientError::UnexpectedReply {
+                stage: Stage::Ehlo,
+                reply,
+            }),
+        }
+    }
+
+    /// `LHLO name` (LMTP, RFC 2033): EHLO's counterpart; the answer is kept the same way.
+    pub async fn lhlo(&mut self, name: &str) -> Result<EhloResponse, ClientError> {
+        let reply = self.command(format!("LHLO {name}")).await?;
         match EhloResponse::parse(&reply) {
             Some(e) => {
                 self.ehlo = Some(e.clone());
@@ -465,6 +516,19 @@ impl SmtpClient {
     /// (in a pipelined group) and got `354`.
     pub async fn data_content(&mut self, content: &[u8]) -> Result<Reply, ClientError> {
         let started = Instant::now();
+        self.send_content(content).await?;
+        let reply = self.read_reply(Stage::Message).await?;
+        self.timings.push(Timing {
+            stage: Stage::Message,
+            took: started.elapsed(),
+        });
+        expect(Stage::Message, reply, Reply::is_positive)
+    }
+
+    /// Writes the content after `354`, dot-stuffed and ended with `.`, without reading the
+    /// answer: an LMTP server then gives one reply per accepted recipient (RFC 2033 §4.2),
+    /// each read with [`read_reply`](SmtpClient::read_reply) at [`Stage::Message`].
+    pub async fn send_content(&mut self, content: &[u8]) -> Result<(), ClientError> {
         let mut budget = self.cfg.transcript_data_lines;
         let skipped = self.record_content(content, true, &mut budget);
         self.note_skipped(skipped);
@@ -480,13 +544,7 @@ impl SmtpClient {
             }
         }
         stuffer.finish(&mut out);
-        self.write_content(&out).await?;
-        let reply = self.read_reply(Stage::Message).await?;
-        self.timings.push(Timing {
-            stage: Stage::Message,
-            took: started.elapsed(),
-        });
-        expect(Stage::Message, reply, Reply::is_positive)
+        self.write_content(&out).await
     }
 
     /// The content in `BDAT` chunks of at most `chunk` octets, the last one marked `LAST`

@@ -1,10 +1,11 @@
-//! The socket under the session: plain TCP, TLS over TCP, or nothing (before connecting, after
-//! QUIT, or after a failed handshake consumed it).
+//! The socket under the session: plain TCP, TLS over TCP, a Unix socket (LMTP to a local
+//! mailbox server), or nothing (before connecting, after QUIT, or after a failed handshake
+//! consumed it).
 
 use std::io;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
 
 /// The connection's current transport.
@@ -17,6 +18,8 @@ pub(crate) enum Stream {
     Plain(TcpStream),
     /// Under TLS (after STARTTLS or on an implicit-TLS port).
     Tls(Box<TlsStream<TcpStream>>),
+    /// A Unix socket (clear text; LMTP).
+    Unix(UnixStream),
 }
 
 fn not_connected() -> io::Error {
@@ -40,6 +43,7 @@ impl Stream {
             Stream::None => Err(not_connected()),
             Stream::Plain(s) => s.read(buf).await,
             Stream::Tls(s) => s.read(buf).await,
+            Stream::Unix(s) => s.read(buf).await,
         }
     }
 
@@ -52,6 +56,7 @@ impl Stream {
                 s.write_all(data).await?;
                 s.flush().await
             }
+            Stream::Unix(s) => s.write_all(data).await,
         }
     }
 
@@ -63,6 +68,9 @@ impl Stream {
                 let _ = s.shutdown().await;
             }
             Stream::Tls(mut s) => {
+                let _ = s.shutdown().await;
+            }
+            Stream::Unix(mut s) => {
                 let _ = s.shutdown().await;
             }
         }

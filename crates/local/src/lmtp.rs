@@ -2,8 +2,9 @@
 //! over TCP or a unix socket, and get one answer per recipient.
 //!
 //! The dialogue is SMTP's with `LHLO` for `EHLO`, except that after the final dot the server
-//! answers once for every recipient it accepted, in RCPT order. The grammar (replies, command
-//! lines, dot-stuffing) is `relais_proto`'s; this module only moves bytes.
+//! answers once for every recipient it accepted, in RCPT order. The dialogue runs on
+//! `relais-client`'s [`SmtpClient`] (TCP or a Unix socket, `LHLO`, the content dot-stuffed and
+//! the replies after it read one per recipient), the same engine as remote delivery.
 //!
 //! How replies become outcomes:
 //! - a refused greeting or `LHLO` is the server's problem, not the message's: every recipient is
@@ -21,19 +22,15 @@
 //!
 //! `MAIL` and the `RCPT`s go in one write when the server offers `PIPELINING`.
 
-use std::fmt;
-use std::io;
 use std::time::Duration;
 
-use relais_proto::{
-    Command, DotStuffer, EhloResponse, MailParams, Mailbox, RcptParams, Reply, ReplyParser,
-    ReversePath,
-};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
-
+use relais_client::{ClientConfig, ClientError, SmtpClient};
 use relais_config::LmtpTarget;
+use relais_proto::{Command, MailParams, Mailbox, RcptParams, Reply, ReversePath};
 use relais_queue::Outcome;
+
+/// How long to wait for the reply to QUIT: the outcomes are known by then.
+const QUIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Delivers `message` to `recipients` over LMTP: one [`Outcome`] per recipient, in order.
 /// `timeout` bounds the connection and each wait for a reply or for the server to take data.
@@ -52,36 +49,29 @@ pub async fn deliver(
     if plan.rcpts.is_empty() {
         return settle(results, "4.4.2", "not sent");
     }
-    let stream = match tokio::time::timeout(timeout, connect(target)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            let reason = format!("cannot connect to {target}: {e}");
-            return settle(results, "4.4.1", &reason);
-        }
-        Err(_) => {
-            let reason = format!("cannot connect to {target}: timed out after {timeout:?}");
-            return settle(results, "4.4.1", &reason);
-        }
+    let mut client = SmtpClient::new(ClientConfig {
+        // Delivery keeps no transcript of message content.
+        transcript_data_lines: 0,
+        ..ClientConfig::with_timeout(timeout)
+    });
+    let opened = match target {
+        LmtpTarget::Tcp(addr) => client.open(*addr).await,
+        LmtpTarget::Unix(path) => client.open_unix(path).await,
     };
-    let mut conn = Conn {
-        stream,
-        parser: ReplyParser::new(),
-        timeout,
-        peer: target.to_string(),
-    };
-    let step = transaction(&mut conn, lhlo_name, &plan, message, &mut results).await;
-    match step {
+    if let Err(e) = opened {
+        let reason = format!("cannot connect to {target}: {e}");
+        return settle(results, "4.4.1", &reason);
+    }
+    let peer = target.to_string();
+    match transaction(&mut client, &peer, lhlo_name, &plan, message, &mut results).await {
         Ok(()) => {
             // Best effort: the outcomes are known whatever QUIT does.
-            conn.timeout = conn.timeout.min(QUIT_WAIT);
-            let quit = format!("{}\r\n", Command::Quit);
-            if conn.send(quit.as_bytes()).await.is_ok() {
-                let _ = conn.reply().await;
-            }
+            let _ = tokio::time::timeout(QUIT_WAIT, client.quit()).await;
             settle(results, "4.4.2", "no reply")
         }
-        Err(ConnError { stage, error }) => {
-            let reason = format!("lost connection with {} {stage}: {error}", conn.peer);
+        Err(e) => {
+            client.close().await;
+            let reason = format!("lost connection with {peer}: {e}");
             settle(results, "4.4.2", &reason)
         }
     }
@@ -154,30 +144,29 @@ fn settle(results: Vec<Option<Outcome>>, status: &str, reason: &str) -> Vec<Outc
 /// The dialogue from greeting to the replies after the dot. An `Err` leaves the recipients
 /// not yet answered without an outcome.
 async fn transaction(
-    conn: &mut Conn,
+    c: &mut SmtpClient,
+    peer: &str,
     lhlo_name: &str,
     plan: &Plan,
     message: &[u8],
     results: &mut [Option<Outcome>],
-) -> Result<(), ConnError> {
+) -> Result<(), ClientError> {
     let all: Vec<usize> = plan.rcpts.iter().map(|&(i, _)| i).collect();
-
-    let greeting = conn.reply().await.map_err(at("waiting for the greeting"))?;
+    let greeting = c.banner().await?;
     if greeting.code != 220 {
-        refused(conn, &greeting, "the greeting", &all, results);
+        refused(peer, &greeting, "the greeting", &all, results);
         return Ok(());
     }
-    let lhlo = format!("LHLO {lhlo_name}\r\n");
-    conn.send(lhlo.as_bytes())
-        .await
-        .map_err(at("sending LHLO"))?;
-    let reply = conn.reply().await.map_err(at("after LHLO"))?;
-    let Some(caps) = EhloResponse::parse(&reply) else {
-        refused(conn, &reply, "LHLO", &all, results);
-        return Ok(());
+    let caps = match c.lhlo(lhlo_name).await {
+        Ok(caps) => caps,
+        Err(ClientError::UnexpectedReply { reply, .. }) => {
+            refused(peer, &reply, "LHLO", &all, results);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
     };
     if plan.utf8 && !caps.has("SMTPUTF8") {
-        let reason = format!("{} does not support SMTPUTF8", conn.peer);
+        let reason = format!("{peer} does not support SMTPUTF8");
         for &i in &all {
             results[i] = Some(Outcome::failed("5.6.7", reason.clone()));
         }
@@ -187,71 +176,56 @@ async fn transaction(
     // MAIL and RCPT: in one write when pipelining, else one at a time.
     let mut lines = vec![plan.mail.to_string()];
     lines.extend(plan.rcpts.iter().map(|(_, c)| c.to_string()));
-    let mut replies = Vec::with_capacity(lines.len());
-    if caps.has("PIPELINING") {
-        let batch: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
-        conn.send(batch.as_bytes())
-            .await
-            .map_err(at("sending MAIL and RCPT"))?;
-        for _ in &lines {
-            replies.push(conn.reply().await.map_err(at("after MAIL or RCPT"))?);
-        }
+    let replies = if caps.has("PIPELINING") {
+        c.pipeline(&lines).await?
     } else {
+        let mut replies = Vec::with_capacity(lines.len());
         for l in &lines {
-            conn.send(format!("{l}\r\n").as_bytes())
-                .await
-                .map_err(at("sending MAIL or RCPT"))?;
-            replies.push(conn.reply().await.map_err(at("after MAIL or RCPT"))?);
-            if replies.len() == 1 && !replies[0].is_positive() {
+            replies.push(c.command(l).await?);
+            if !replies[0].is_positive() {
                 break;
             }
         }
-    }
+        replies
+    };
     let mail = &replies[0];
     if !mail.is_positive() {
         for &i in &all {
-            results[i] = Some(answer(conn, mail, "MAIL FROM"));
+            results[i] = Some(answer(peer, mail, "MAIL FROM"));
         }
-        return rset(conn).await;
+        return rset(c).await;
     }
     let mut accepted = Vec::new();
     for (&(i, _), reply) in plan.rcpts.iter().zip(&replies[1..]) {
         if reply.is_positive() {
             accepted.push(i);
         } else {
-            results[i] = Some(answer(conn, reply, "RCPT TO"));
+            results[i] = Some(answer(peer, reply, "RCPT TO"));
         }
     }
     if accepted.is_empty() {
-        return rset(conn).await;
+        return rset(c).await;
     }
 
-    conn.send(format!("{}\r\n", Command::Data).as_bytes())
-        .await
-        .map_err(at("sending DATA"))?;
-    let reply = conn.reply().await.map_err(at("after DATA"))?;
+    let reply = c.command(Command::Data).await?;
     if reply.code != 354 {
         for &i in &accepted {
-            results[i] = Some(answer(conn, &reply, "DATA"));
+            results[i] = Some(answer(peer, &reply, "DATA"));
         }
-        return rset(conn).await;
+        return rset(c).await;
     }
-    conn.send_message(message)
-        .await
-        .map_err(at("sending the message"))?;
+    c.send_content(message).await?;
+    // One reply per accepted recipient, in RCPT order (RFC 2033 §4.2).
     for &i in &accepted {
-        let reply = conn
-            .reply()
-            .await
-            .map_err(at("waiting for the replies after the message"))?;
-        results[i] = Some(answer(conn, &reply, "end of data"));
+        let reply = c.read_reply(relais_client::Stage::Message).await?;
+        results[i] = Some(answer(peer, &reply, "end of data"));
     }
     Ok(())
 }
 
 /// Every recipient deferred: the server would not talk (greeting or LHLO refused).
 fn refused(
-    conn: &Conn,
+    peer: &str,
     reply: &Reply,
     stage: &str,
     which: &[usize],
@@ -262,8 +236,7 @@ fn refused(
         _ => "4.4.2".to_string(),
     };
     let reason = format!(
-        "{} refused to talk to me: {} {} (in reply to {stage})",
-        conn.peer,
+        "{peer} refused to talk to me: {} {} (in reply to {stage})",
         reply.code,
         reply.text()
     );
@@ -273,139 +246,20 @@ fn refused(
 }
 
 /// The outcome a reply gives the recipient it is about.
-fn answer(conn: &Conn, reply: &Reply, stage: &str) -> Outcome {
-    Outcome::from_reply(reply, &conn.peer, Some(stage))
+fn answer(peer: &str, reply: &Reply, stage: &str) -> Outcome {
+    Outcome::from_reply(reply, peer, Some(stage))
 }
 
 /// Ends a transaction that will not reach DATA, keeping the connection in step.
-async fn rset(conn: &mut Conn) -> Result<(), ConnError> {
-    conn.send(format!("{}\r\n", Command::Rset).as_bytes())
-        .await
-        .map_err(at("sending RSET"))?;
-    conn.reply().await.map_err(at("after RSET"))?;
-    Ok(())
-}
-
-/// Anything a byte stream to the server can be.
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
-
-async fn connect(target: &LmtpTarget) -> io::Result<Box<dyn Stream>> {
-    Ok(match target {
-        LmtpTarget::Tcp(a) => {
-            let s = TcpStream::connect(a).await?;
-            let _ = s.set_nodelay(true);
-            Box::new(s)
-        }
-        LmtpTarget::Unix(p) => Box::new(UnixStream::connect(p).await?),
-    })
-}
-
-/// What went wrong on the connection, and while doing what.
-struct ConnError {
-    /// "after RCPT", "sending the message", ...
-    stage: &'static str,
-    /// The failure.
-    error: StreamError,
-}
-
-/// Builds a [`ConnError`] for `stage`.
-fn at(stage: &'static str) -> impl FnOnce(StreamError) -> ConnError {
-    move |error| ConnError { stage, error }
-}
-
-/// A failure of the stream itself.
-#[derive(Debug)]
-enum StreamError {
-    /// The socket failed.
-    Io(io::Error),
-    /// The server closed the connection.
-    Closed,
-    /// Nothing within the time limit.
-    Timeout(Duration),
-    /// The server sent something that is not a reply.
-    Garbled(relais_proto::ReplyError),
-}
-
-impl fmt::Display for StreamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StreamError::Io(e) => write!(f, "{e}"),
-            StreamError::Closed => f.write_str("connection closed by the server"),
-            StreamError::Timeout(t) => write!(f, "timed out after {t:?}"),
-            StreamError::Garbled(e) => write!(f, "bad reply: {e}"),
-        }
-    }
-}
-
-/// A connection and what was read from it but not yet used.
-struct Conn {
-    /// The socket.
-    stream: Box<dyn Stream>,
-    /// Bytes received, cut into replies.
-    parser: ReplyParser,
-    /// The limit for each read and write.
-    timeout: Duration,
-    /// The server, for messages.
-    peer: String,
-}
-
-/// How long to wait for the reply to QUIT: the outcomes are known by then.
-const QUIT_WAIT: Duration = Duration::from_secs(1);
-
-/// How much of the message is stuffed and written at a time.
-const CHUNK: usize = 64 * 1024;
-
-impl Conn {
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), StreamError> {
-        match tokio::time::timeout(self.timeout, self.stream.write_all(bytes)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StreamError::Io(e)),
-            Err(_) => Err(StreamError::Timeout(self.timeout)),
-        }
-    }
-
-    /// Sends the message dot-stuffed and terminated, a chunk at a time.
-    async fn send_message(&mut self, message: &[u8]) -> Result<(), StreamError> {
-        let mut stuffer = DotStuffer::new();
-        let mut out = Vec::with_capacity(CHUNK + CHUNK / 16);
-        for chunk in message.chunks(CHUNK) {
-            out.clear();
-            stuffer.encode(chunk, &mut out);
-            self.send(&out).await?;
-        }
-        out.clear();
-        stuffer.finish(&mut out);
-        self.send(&out).await?;
-        match tokio::time::timeout(self.timeout, self.stream.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StreamError::Io(e)),
-            Err(_) => Err(StreamError::Timeout(self.timeout)),
-        }
-    }
-
-    async fn reply(&mut self) -> Result<Reply, StreamError> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(r) = self.parser.next_reply().map_err(StreamError::Garbled)? {
-                return Ok(r);
-            }
-            let n = match tokio::time::timeout(self.timeout, self.stream.read(&mut buf)).await {
-                Ok(Ok(0)) => return Err(StreamError::Closed),
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => return Err(StreamError::Io(e)),
-                Err(_) => return Err(StreamError::Timeout(self.timeout)),
-            };
-            self.parser.push(&buf[..n]);
-        }
-    }
+async fn rset(c: &mut SmtpClient) -> Result<(), ClientError> {
+    c.command(Command::Rset).await.map(|_| ())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::SocketAddr;
-    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;
 
     /// A scripted LMTP server: for each line received, the reply the script gives (by verb or by
