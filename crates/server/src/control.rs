@@ -28,7 +28,7 @@ use tracing::warn;
 const MAX_SUBMIT: usize = 256 << 20;
 
 /// The socket path of a data directory.
-pub fn socket_path(data_dir: &Path) -> PathBuf {
+pub(crate) fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("control.sock")
 }
 
@@ -40,7 +40,7 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 /// client may ask depends on who it is, which the kernel tells ([`serve`] reads the peer's
 /// credentials): the server's own user and root may do everything, other users only `SUBMIT`,
 /// and their submissions carry their real user name, whatever `$USER` says.
-pub fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+pub(crate) fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(path);
     let listener = std::os::unix::net::UnixListener::bind(path)?;
@@ -50,7 +50,7 @@ pub fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
 }
 
 /// Serves the control socket (from [`bind`]) until the task is dropped.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: std::os::unix::net::UnixListener,
     spool: Spool,
     queue: QueueHandle,
