@@ -189,36 +189,16 @@ impl SmtpClient {
     /// Opens the TCP connection only (no greeting read): `connect` in two halves, for callers
     /// that time or stop between them.
     pub async fn open(&mut self, addr: SocketAddr) -> Result<(), ClientError> {
-        self.stream.shutdown().await;
-        self.parser = ReplyParser::new();
-        self.ehlo = None;
-        self.tls = None;
-        self.peer = None;
-        self.transcript.info(format!("Trying {addr}..."));
-        let started = Instant::now();
+        let started = self.reset(&addr.to_string()).await;
         let limit = self.cfg.connect_timeout;
         let tcp = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
-            Err(_) => {
-                return Err(self.fail(ClientError::TimedOut {
-                    stage: Stage::Connect,
-                    after: limit,
-                }));
-            }
+            Err(_) => return Err(self.connect_timed_out()),
             Ok(Err(e)) => return Err(self.fail(connect_error(addr, e))),
             Ok(Ok(tcp)) => tcp,
         };
         // Commands are small and each waits for its reply: do not let Nagle hold them back.
         let _ = tcp.set_nodelay(true);
-        let took = started.elapsed();
-        self.timings.push(Timing {
-            stage: Stage::Connect,
-            took,
-        });
-        self.transcript.info(format!(
-            "Connected to {addr} in {:.3}s.",
-            took.as_secs_f64()
-        ));
-        self.stream = Stream::Plain(tcp);
+        self.connected(Stream::Plain(tcp), &addr.to_string(), started);
         self.peer = Some(addr);
         Ok(())
     }
@@ -226,37 +206,48 @@ impl SmtpClient {
     /// Opens a Unix socket (an LMTP server's, RFC 2033) in place of TCP; the greeting is read
     /// with [`banner`](SmtpClient::banner). A failure is a connect error.
     pub async fn open_unix(&mut self, path: &std::path::Path) -> Result<(), ClientError> {
+        let shown = path.display().to_string();
+        let started = self.reset(&shown).await;
+        let limit = self.cfg.connect_timeout;
+        let unix = match tokio::time::timeout(limit, UnixStream::connect(path)).await {
+            Err(_) => return Err(self.connect_timed_out()),
+            Ok(Err(e)) => return Err(self.fail(ClientError::from_io(Stage::Connect, e))),
+            Ok(Ok(unix)) => unix,
+        };
+        self.connected(Stream::Unix(unix), &shown, started);
+        Ok(())
+    }
+
+    /// Forgets the previous connection before a new one to `to`; the connect clock starts.
+    async fn reset(&mut self, to: &str) -> Instant {
         self.stream.shutdown().await;
         self.parser = ReplyParser::new();
         self.ehlo = None;
         self.tls = None;
         self.peer = None;
-        self.transcript
-            .info(format!("Trying {}...", path.display()));
-        let started = Instant::now();
-        let limit = self.cfg.connect_timeout;
-        let unix = match tokio::time::timeout(limit, UnixStream::connect(path)).await {
-            Err(_) => {
-                return Err(self.fail(ClientError::TimedOut {
-                    stage: Stage::Connect,
-                    after: limit,
-                }));
-            }
-            Ok(Err(e)) => return Err(self.fail(ClientError::from_io(Stage::Connect, e))),
-            Ok(Ok(unix)) => unix,
-        };
+        self.transcript.info(format!("Trying {to}..."));
+        Instant::now()
+    }
+
+    /// The connect stage ran out of time.
+    fn connect_timed_out(&mut self) -> ClientError {
+        let after = self.cfg.connect_timeout;
+        self.fail(ClientError::TimedOut {
+            stage: Stage::Connect,
+            after,
+        })
+    }
+
+    /// A connection to `to` is open: its time is recorded.
+    fn connected(&mut self, stream: Stream, to: &str, started: Instant) {
         let took = started.elapsed();
         self.timings.push(Timing {
             stage: Stage::Connect,
             took,
         });
-        self.transcript.info(format!(
-            "Connected to {} in {:.3}s.",
-            path.display(),
-            took.as_secs_f64()
-        ));
-        self.stream = Stream::Unix(unix);
-        Ok(())
+        self.transcript
+            .info(format!("Connected to {to} in {:.3}s.", took.as_secs_f64()));
+        self.stream = stream;
     }
 
     /// Reads the greeting after [`open`](SmtpClient::open).
@@ -362,22 +353,18 @@ impl SmtpClient {
 
     /// `EHLO name`; the answer is kept ([`capabilities`](SmtpClient::capabilities)).
     pub async fn ehlo(&mut self, name: &str) -> Result<EhloResponse, ClientError> {
-        let reply = self.command(Command::Ehlo(name.to_string())).await?;
-        match EhloResponse::parse(&reply) {
-            Some(e) => {
-                self.ehlo = Some(e.clone());
-                Ok(e)
-            }
-            None => Err(ClientError::UnexpectedReply {
-                stage: Stage::Ehlo,
-                reply,
-            }),
-        }
+        self.greet(Command::Ehlo(name.to_string()).to_string())
+            .await
     }
 
     /// `LHLO name` (LMTP, RFC 2033): EHLO's counterpart; the answer is kept the same way.
     pub async fn lhlo(&mut self, name: &str) -> Result<EhloResponse, ClientError> {
-        let reply = self.command(format!("LHLO {name}")).await?;
+        self.greet(format!("LHLO {name}")).await
+    }
+
+    /// EHLO or LHLO: the capabilities of a positive answer are kept.
+    async fn greet(&mut self, line: String) -> Result<EhloResponse, ClientError> {
+        let reply = self.command(line).await?;
         match EhloResponse::parse(&reply) {
             Some(e) => {
                 self.ehlo = Some(e.clone());
