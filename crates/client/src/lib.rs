@@ -36,8 +36,8 @@
 mod client;
 mod config;
 mod error;
-mod stream;
 mod runtime;
+mod stream;
 mod tls;
 mod transcript;
 

@@ -164,10 +164,7 @@ pub fn parse_asn1_time(text: &str, generalized: bool) -> Option<i64> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
         return None;
     }
-    Some(
-        days_from_civil(year, month, day) * 86_400
-            + i64::from(hour * 3600 + minute * 60 + second),
-    )
+    Some(days_from_civil(year, month, day) * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
 }
 
 /// Milliseconds with one decimal: the unit of every timing relais shows (`elapsed_ms`).
