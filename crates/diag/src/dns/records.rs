@@ -99,42 +99,8 @@ pub(super) fn mx_report(route: MailRoute) -> Report {
 
 pub(super) fn a_report(addresses: Addresses) -> Report {
     let mut text = format!("A/AAAA of {}:\n", addresses.name);
-    let cell = |status: String, records: Vec<String>| {
-        if records.is_empty() {
-            status
-        } else {
-            records.join(", ")
-        }
-    };
-    let status = |outcome: &str| match outcome {
-        "nodata" => "none (NODATA)".to_string(),
-        "nxdomain" => "the name does not exist (NXDOMAIN)".to_string(),
-        _ => String::new(),
-    };
-    let a_cell = match addresses.a.failure() {
-        Some(f) => format!("error: {f}"),
-        None => cell(
-            status(addresses.a.outcome.status()),
-            addresses
-                .a
-                .records()
-                .iter()
-                .map(|ip| ip.to_string())
-                .collect(),
-        ),
-    };
-    let aaaa_cell = match addresses.aaaa.failure() {
-        Some(f) => format!("error: {f}"),
-        None => cell(
-            status(addresses.aaaa.outcome.status()),
-            addresses
-                .aaaa
-                .records()
-                .iter()
-                .map(|ip| ip.to_string())
-                .collect(),
-        ),
-    };
+    let a_cell = record_cell(&addresses.a);
+    let aaaa_cell = record_cell(&addresses.aaaa);
     let rows = vec![
         vec!["A".to_string(), a_cell, ms(addresses.a.elapsed)],
         vec!["AAAA".to_string(), aaaa_cell, ms(addresses.aaaa.elapsed)],
@@ -150,6 +116,22 @@ pub(super) fn a_report(addresses: Addresses) -> Report {
         json: to_json(&addresses),
         text,
         code,
+    }
+}
+
+/// One record type's answer in a cell: the records, or why there are none.
+fn record_cell<T: std::fmt::Display>(lookup: &Lookup<T>) -> String {
+    if let Some(f) = lookup.failure() {
+        return format!("error: {f}");
+    }
+    let records: Vec<String> = lookup.records().iter().map(T::to_string).collect();
+    if !records.is_empty() {
+        return records.join(", ");
+    }
+    match lookup.outcome.status() {
+        "nodata" => "none (NODATA)".to_string(),
+        "nxdomain" => "the name does not exist (NXDOMAIN)".to_string(),
+        _ => String::new(),
     }
 }
 

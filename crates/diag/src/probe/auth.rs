@@ -41,8 +41,7 @@ impl Session<'_> {
                 Ok(accepted)
             }
             Err(e) => {
-                self.report.stage("auth", took, e.to_string());
-                self.add(stage_error(e, exit::AUTH, "auth"));
+                self.failed("auth", started, e, stage_error(e, exit::AUTH, "auth"));
                 Err(Stop)
             }
         }

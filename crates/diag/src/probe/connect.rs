@@ -17,9 +17,7 @@ impl Session<'_> {
         let started = Instant::now();
         let address = self.job.address;
         if let Err(e) = self.client.open(address).await {
-            self.report
-                .stage("connect", Some(started.elapsed()), e.to_string());
-            self.add(connect_failed(&e, address));
+            self.failed("connect", started, &e, connect_failed(&e, address));
             return Err(Stop);
         }
         self.report
@@ -48,9 +46,7 @@ impl Session<'_> {
                 Ok(Some(info))
             }
             Err(e) => {
-                self.report
-                    .stage("tls", Some(started.elapsed()), e.to_string());
-                self.add(Verdict::fail(
+                self.failed("tls", started, &e, Verdict::fail(
                     exit::TLS,
                     "tls",
                     format!("the TLS handshake on connect failed: {e}"),
@@ -67,9 +63,12 @@ impl Session<'_> {
         let banner = match self.client.banner().await {
             Ok(reply) => reply,
             Err(e) => {
-                self.report
-                    .stage("banner", Some(started.elapsed()), e.to_string());
-                self.add(stage_error(&e, exit::BANNER, "banner"));
+                self.failed(
+                    "banner",
+                    started,
+                    &e,
+                    stage_error(&e, exit::BANNER, "banner"),
+                );
                 return Err(Stop);
             }
         };

@@ -16,9 +16,7 @@ impl Session<'_> {
         let ehlo = match self.client.ehlo_or_helo(&self.context.helo).await {
             Ok(ehlo) => ehlo,
             Err(e) => {
-                self.report
-                    .stage("ehlo", Some(started.elapsed()), e.to_string());
-                self.add(stage_error(&e, exit::HELO, "ehlo"));
+                self.failed("ehlo", started, &e, stage_error(&e, exit::HELO, "ehlo"));
                 return self.quit_and_stop().await;
             }
         };

@@ -18,9 +18,7 @@ impl Session<'_> {
         let reply = match self.client.command(format!("MAIL FROM:<{from}>")).await {
             Ok(reply) => reply,
             Err(e) => {
-                self.report
-                    .stage("mail", Some(started.elapsed()), e.to_string());
-                self.add(stage_error(&e, exit::MAIL, "mail"));
+                self.failed("mail", started, &e, stage_error(&e, exit::MAIL, "mail"));
                 return Err(Stop);
             }
         };
@@ -54,9 +52,7 @@ impl Session<'_> {
                 Ok(())
             }
             Err(e) => {
-                self.report
-                    .stage("data", Some(started.elapsed()), e.to_string());
-                self.add(stage_error(&e, exit::DATA, "data"));
+                self.failed("data", started, &e, stage_error(&e, exit::DATA, "data"));
                 if e.connection_usable() {
                     Ok(())
                 } else {

@@ -38,6 +38,8 @@ mod auth;
 mod cert;
 mod connect;
 mod ehlo;
+#[cfg(test)]
+mod fixtures;
 mod mail;
 mod rcpt;
 mod render;
@@ -57,32 +59,14 @@ pub use report::ProbeReport;
 
 use crate::Mechanism;
 
-/// Exit codes of `relais probe` (the table is in the module documentation).
+/// Exit codes of `relais probe` (the table is in the module documentation): swaks' numbers,
+/// which `relais send` uses too, where they exist.
 pub mod exit {
-    /// Every address passed.
-    pub const OK: u8 = 0;
-    /// The options do not make sense.
-    pub const USAGE: u8 = 1;
-    /// No connection.
-    pub const CONNECT: u8 = 2;
-    /// DNS.
+    pub use crate::send::exit::{
+        AUTH, BANNER, CLOSED, CONNECT, DATA, HELO, MAIL, OK, RCPT, TLS, USAGE,
+    };
+    /// DNS: the domain or host does not exist, null MX, no mail host, DNS failure.
     pub const DNS: u8 = 3;
-    /// Closed or reset unexpectedly.
-    pub const CLOSED: u8 = 6;
-    /// Bad or missing greeting.
-    pub const BANNER: u8 = 21;
-    /// EHLO and HELO refused.
-    pub const HELO: u8 = 22;
-    /// MAIL FROM refused.
-    pub const MAIL: u8 = 23;
-    /// The given recipient or postmaster refused.
-    pub const RCPT: u8 = 24;
-    /// DATA refused.
-    pub const DATA: u8 = 25;
-    /// AUTH failed.
-    pub const AUTH: u8 = 28;
-    /// TLS failed.
-    pub const TLS: u8 = 29;
     /// Open relay.
     pub const OPEN_RELAY: u8 = 40;
 }

@@ -27,9 +27,7 @@ impl Session<'_> {
             let mut reply = match self.client.command(format!("RCPT TO:<{address}>")).await {
                 Ok(reply) => reply,
                 Err(e) => {
-                    self.report
-                        .stage("rcpt", Some(started.elapsed()), e.to_string());
-                    self.add(stage_error(&e, exit::RCPT, check));
+                    self.failed("rcpt", started, &e, stage_error(&e, exit::RCPT, check));
                     return Err(Stop);
                 }
             };

@@ -75,19 +75,11 @@ mod tests {
     use std::time::Duration;
 
     use relais_dns::reverse::ForwardCheck;
-    use relais_dns::{Addresses, Failure, Lookup, Outcome};
+    use relais_dns::{Failure, Outcome};
 
+    use super::super::fixtures::{addresses, lookup};
     use super::super::report::Level;
     use super::*;
-
-    fn lookup<T>(name: &str, record_type: &'static str, outcome: Outcome<T>) -> Lookup<T> {
-        Lookup {
-            name: name.into(),
-            record_type,
-            outcome,
-            elapsed: Duration::ZERO,
-        }
-    }
 
     /// 192.0.2.1 with the PTR answer `ptr`, each name resolving to `back`.
     fn reverse(ptr: Outcome<String>, back: Outcome<Ipv4Addr>) -> ReverseDns {
@@ -97,11 +89,7 @@ mod tests {
             .records()
             .iter()
             .map(|name| {
-                let addresses = Addresses {
-                    name: name.clone(),
-                    a: lookup(name, "A", back.clone()),
-                    aaaa: lookup(name, "AAAA", Outcome::NoData),
-                };
+                let addresses = addresses(name, back.clone());
                 ForwardCheck {
                     name: name.clone(),
                     confirms: addresses.ips().contains(&IpAddr::V4(ip)),

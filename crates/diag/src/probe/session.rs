@@ -2,6 +2,8 @@
 //! Each stage is a method of [`Session`] in the file of its name; the verdict rules they apply
 //! are pure functions next to them.
 
+use std::time::Instant;
+
 use relais_client::{ClientConfig, ClientError, SmtpClient, TlsPolicy};
 use relais_dns::reverse::ReverseDns;
 use tokio::task::JoinHandle;
@@ -96,6 +98,19 @@ impl Session<'_> {
 
     pub(super) fn add(&mut self, verdict: Verdict) {
         self.report.add(verdict);
+    }
+
+    /// A stage that failed with a client error: its row (timed from `started`) and `verdict`.
+    pub(super) fn failed(
+        &mut self,
+        stage: &'static str,
+        started: Instant,
+        e: &ClientError,
+        verdict: Verdict,
+    ) {
+        self.report
+            .stage(stage, Some(started.elapsed()), e.to_string());
+        self.add(verdict);
     }
 
     /// QUIT, whatever the answer, then stop.

@@ -39,10 +39,8 @@ impl Session<'_> {
         let info = match self.client.starttls(tls_name).await {
             Ok(info) => info,
             Err(e) => {
-                self.report
-                    .stage("starttls", Some(started.elapsed()), e.to_string());
                 let usable = self.client.is_connected() && e.connection_usable();
-                self.add(starttls_failed(&e, usable));
+                self.failed("starttls", started, &e, starttls_failed(&e, usable));
                 return if usable { Ok(None) } else { Err(Stop) };
             }
         };
@@ -65,9 +63,7 @@ impl Session<'_> {
                 Ok(Some(again))
             }
             Err(e) => {
-                self.report
-                    .stage("ehlo-tls", Some(started.elapsed()), e.to_string());
-                self.add(stage_error(&e, exit::HELO, "ehlo"));
+                self.failed("ehlo-tls", started, &e, stage_error(&e, exit::HELO, "ehlo"));
                 self.quit_and_stop().await
             }
         }

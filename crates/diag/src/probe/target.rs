@@ -286,9 +286,10 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::time::Duration;
 
+    use relais_dns::Failure;
     use relais_dns::mx::MailHost;
-    use relais_dns::{Failure, Lookup};
 
+    use super::super::fixtures::{addresses, lookup};
     use super::*;
 
     #[test]
@@ -326,23 +327,6 @@ mod tests {
             domain("d.test").domain(Some("bob@x.test")),
             Some("d.test".into())
         );
-    }
-
-    fn lookup<T>(name: &str, record_type: &'static str, outcome: Outcome<T>) -> Lookup<T> {
-        Lookup {
-            name: name.into(),
-            record_type,
-            outcome,
-            elapsed: Duration::ZERO,
-        }
-    }
-
-    fn addresses(name: &str, a: Outcome<Ipv4Addr>) -> Addresses {
-        Addresses {
-            name: name.into(),
-            a: lookup(name, "A", a),
-            aaaa: lookup(name, "AAAA", Outcome::NoData),
-        }
     }
 
     fn route(kind: RouteKind, hosts: Vec<MailHost>, null_mx_with_others: bool) -> MailRoute {
