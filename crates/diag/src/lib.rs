@@ -29,6 +29,11 @@ pub fn show(e: &relais_client::Entry) -> String {
     format!("{:>8.3} {e}", e.at.as_secs_f64())
 }
 
+/// A duration as the reports show it: `12.3 ms`.
+fn ms(d: std::time::Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
 /// This host's name, for the default EHLO name and sender (`localhost` when it has none).
 fn host_name() -> String {
     gethostname::gethostname()

@@ -16,7 +16,6 @@ mod records;
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::time::Duration;
 
 use relais_dns::dnsbl::DEFAULT_ZONES;
 use relais_dns::spf::SpfQuery;
@@ -198,10 +197,6 @@ fn servers(resolver: &Resolver) -> String {
 fn same_domain(a: &str, b: &str) -> bool {
     a.trim_end_matches('.')
         .eq_ignore_ascii_case(b.trim_end_matches('.'))
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Exit code and one line for a lookup that found nothing or failed.

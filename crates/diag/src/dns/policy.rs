@@ -9,7 +9,8 @@ use relais_dns::dnsbl::{DnsblCheck, DnsblStatus};
 use relais_dns::spf::{RecordStatus, SpfCheck, SpfRecord, SpfResult};
 use serde_json::json;
 
-use super::{Report, exit, failure_line, ms, table, to_json};
+use super::{Report, exit, failure_line, table, to_json};
+use crate::ms;
 
 pub(super) fn spf_report(record: SpfRecord, check: Option<SpfCheck>) -> Report {
     let domain = &record.domain;

@@ -6,7 +6,8 @@ use relais_dns::mx::{MailRoute, RouteKind};
 use relais_dns::reverse::{Fcrdns, ReverseDns};
 use relais_dns::{Addresses, Failure, Lookup, Outcome};
 
-use super::{Report, address_cell, exit, failure_line, ms, negative, table, to_json};
+use super::{Report, address_cell, exit, failure_line, negative, table, to_json};
+use crate::ms;
 
 pub(super) fn mx_report(route: MailRoute) -> Report {
     let mut text = String::new();

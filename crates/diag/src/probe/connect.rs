@@ -141,7 +141,7 @@ pub(super) fn banner_delay(took: Duration, threshold: Duration) -> Verdict {
     } else {
         Verdict::ok(
             "banner-delay",
-            format!("greeting after {:.1} ms", took.as_secs_f64() * 1000.0),
+            format!("greeting after {}", crate::ms(took)),
         )
     }
 }

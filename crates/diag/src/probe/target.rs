@@ -174,7 +174,7 @@ fn job(host: &str, preference: Option<u16>, ip: IpAddr, port: u16) -> Job {
 /// A domain's mail route as lines, verdicts and addresses to probe.
 fn expand_route(domain: &str, port: u16, route: &MailRoute) -> Route {
     let mut out = Route::default();
-    let took = format!("{:.1} ms", route.elapsed.as_secs_f64() * 1000.0);
+    let took = crate::ms(route.elapsed);
     let (reason, advice) = match &route.kind {
         RouteKind::Mx | RouteKind::Implicit => {
             if route.kind == RouteKind::Implicit {
