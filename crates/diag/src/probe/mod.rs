@@ -109,8 +109,8 @@ pub struct ProbeOptions {
     pub resolver: ResolverOptions,
 }
 
-/// What the AUTH test uses.
-#[derive(Debug, Clone)]
+/// What the AUTH test uses (the password is not shown by `Debug`).
+#[derive(Clone)]
 pub struct AuthTest {
     /// The user name.
     pub user: String,
@@ -118,6 +118,15 @@ pub struct AuthTest {
     pub password: String,
     /// The mechanism; default: the first of PLAIN, LOGIN the server offers.
     pub mechanism: Option<Mechanism>,
+}
+
+impl std::fmt::Debug for AuthTest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthTest")
+            .field("user", &self.user)
+            .field("mechanism", &self.mechanism)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A foreign domain for the open-relay test: reserved (RFC 2606), so nothing is ever sent there.

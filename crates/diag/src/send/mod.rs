@@ -172,8 +172,8 @@ pub struct SendOptions {
     pub timeout: Duration,
 }
 
-/// Credentials for AUTH.
-#[derive(Debug, Clone)]
+/// Credentials for AUTH (the password is not shown by `Debug`).
+#[derive(Clone)]
 pub struct Credentials {
     /// The mechanism; `None`: the first of PLAIN and LOGIN the server offers.
     pub mechanism: Option<Mechanism>,
@@ -181,6 +181,15 @@ pub struct Credentials {
     pub user: String,
     /// The password.
     pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("mechanism", &self.mechanism)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What happened: the exit code and, for `--json`, the report.
