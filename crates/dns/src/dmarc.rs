@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::dmarc::{Alignment, Dmarc, Policy};
+use relais_proto::date::millis;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-use crate::resolver::{millis, normalize};
+use crate::resolver::normalize;
 use crate::{Failure, Lookup, Resolver};
 
 /// DMARCbis: names of more than 8 labels are shortened to 8 before walking up.

@@ -15,10 +15,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
+use relais_proto::date::millis;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use tokio::task::JoinSet;
 
-use crate::resolver::{millis, normalize};
+use crate::resolver::normalize;
 use crate::{Lookup, Outcome, Resolver};
 
 /// Zones `relais dnsbl` checks when none is given: free for low-volume use, widely used.

@@ -10,10 +10,11 @@
 
 use std::time::{Duration, Instant};
 
+use relais_proto::date::millis;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use tokio::task::JoinSet;
 
-use crate::resolver::{millis, normalize};
+use crate::resolver::normalize;
 use crate::{Addresses, Failure, Lookup, MxRecord, Outcome, Resolver};
 
 /// How mail for a domain is routed.

@@ -18,6 +18,7 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use mail_auth::MessageAuthenticator;
+use relais_proto::date::millis;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use crate::direct;
@@ -544,11 +545,6 @@ impl Serialize for Addresses {
         s.serialize_field("aaaa", &self.aaaa)?;
         s.end()
     }
-}
-
-/// Milliseconds with one decimal, the unit of every `elapsed_ms` field.
-pub(crate) fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 /// `name` as shown and compared: trimmed, without the trailing dot.

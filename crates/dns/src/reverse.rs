@@ -5,9 +5,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use relais_proto::date::millis;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-use crate::resolver::millis;
 use crate::{Addresses, Lookup, Outcome, Resolver};
 
 /// At most this many PTR names are checked forward (as receivers do, to bound the work an

@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::spf::{Mechanism, Qualifier, Spf, Variables};
+use relais_proto::date::millis;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use super::{MAX_DNS_MECHANISMS, MAX_VOID_LOOKUPS, RecordStatus};
-use crate::resolver::{millis, normalize};
+use crate::resolver::normalize;
 use crate::reverse::MAX_PTR_NAMES;
 use crate::{Outcome, Resolver};
 

@@ -4,7 +4,7 @@
 //! A small DER reader (RFC 5280 structure, tag-length-value) instead of a full X.509 crate:
 //! the verification itself is rustls' (`relais-client` reports it); this only describes.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use relais_proto::date::parse_asn1_time;
 
 /// What a certificate says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -24,12 +24,8 @@ pub struct CertSummary {
 }
 
 impl CertSummary {
-    /// Days from now until expiry (negative once expired).
-    pub fn days_left(&self) -> i64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+    /// Days from `now` (Unix seconds) until expiry (negative once expired).
+    pub fn days_left(&self, now: i64) -> i64 {
         (self.not_after - now).div_euclid(86_400)
     }
 
@@ -180,49 +176,11 @@ fn alt_names(explicit: &[u8]) -> Vec<String> {
 /// UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`) as Unix seconds.
 fn time(tlv: &Tlv<'_>) -> Option<i64> {
     let text = std::str::from_utf8(tlv.body).ok()?;
-    let digits = text.strip_suffix('Z')?;
-    let (year, rest) = match tlv.tag {
-        0x17 => {
-            let yy: i64 = digits.get(..2)?.parse().ok()?;
-            (
-                if yy >= 50 { 1900 + yy } else { 2000 + yy },
-                digits.get(2..)?,
-            )
-        }
-        0x18 => (digits.get(..4)?.parse().ok()?, digits.get(4..)?),
-        _ => return None,
-    };
-    let field = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
-    let (month, day, hour, minute, second) =
-        (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// A date as `YYYY-MM-DD`, for display.
-pub fn date(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    match tlv.tag {
+        0x17 => parse_asn1_time(text, false),
+        0x18 => parse_asn1_time(text, true),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -231,11 +189,47 @@ mod tests {
 
     #[test]
     fn civil_dates() {
+        // The calendar is relais_proto::date's; what the probe shows of validity dates.
+        use relais_proto::date::{DateTime, days_from_civil};
+        let date = |unix| DateTime::from_unix(unix).iso_date();
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
         assert_eq!(date(0), "1970-01-01");
         assert_eq!(date(951_868_800), "2000-03-01");
         assert_eq!(date(days_from_civil(2038, 1, 19) * 86_400), "2038-01-19");
+    }
+
+    #[test]
+    fn validity_times() {
+        // (tag, text, Unix seconds)
+        let table: &[(u8, &[u8], Option<i64>)] = &[
+            (0x17, b"700101000000Z", Some(0)),
+            (0x17, b"491231235959Z", Some(2_524_607_999)),
+            (0x18, b"20000301000000Z", Some(951_868_800)),
+            (0x18, b"700101000000Z", None),
+            (0x04, b"700101000000Z", None),
+            (0x17, b"\xff", None),
+        ];
+        for (tag, body, want) in table {
+            assert_eq!(time(&Tlv { tag: *tag, body }), *want, "{tag:#x} {body:?}");
+        }
+    }
+
+    #[test]
+    fn days_left_counts_whole_days() {
+        let cert = CertSummary {
+            subject: None,
+            issuer: None,
+            dns_names: Vec::new(),
+            not_before: 0,
+            not_after: 10 * 86_400,
+            self_signed: false,
+        };
+        // (now, days left)
+        let table: &[(i64, i64)] = &[(0, 10), (1, 9), (10 * 86_400, 0), (10 * 86_400 + 1, -1)];
+        for &(now, left) in table {
+            assert_eq!(cert.days_left(now), left, "{now}");
+        }
     }
 
     #[test]

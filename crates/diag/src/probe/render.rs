@@ -1,0 +1,137 @@
+//! The probe report as text: the route, then per address the stage table, the capabilities,
+//! the verdicts (and the transcript when asked), then a summary line.
+
+use std::fmt::Write as _;
+
+use super::report::{HostReport, Level, ProbeReport, Verdict};
+
+pub(super) fn render(report: &ProbeReport, transcript: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "relais probe {}", report.target);
+    for line in &report.route {
+        let _ = writeln!(out, "{line}");
+    }
+    for v in &report.route_verdicts {
+        render_verdict(&mut out, v);
+    }
+    for host in &report.hosts {
+        render_host(&mut out, host, transcript);
+    }
+    let (ok, warn, fail) = report.counts();
+    let worst = report
+        .hosts
+        .iter()
+        .map(HostReport::worst)
+        .chain(report.route_verdicts.iter().map(|v| v.level))
+        .max()
+        .unwrap_or(Level::Ok);
+    let _ = writeln!(
+        out,
+        "\nsummary: {} address(es) probed; {ok} ok, {warn} warn, {fail} fail; overall {}; exit {}",
+        report.hosts.len(),
+        worst.as_str().to_uppercase(),
+        report.exit
+    );
+    out
+}
+
+fn render_host(out: &mut String, host: &HostReport, transcript: bool) {
+    let pref = host
+        .preference
+        .map(|p| format!(" (MX {p})"))
+        .unwrap_or_default();
+    let _ = writeln!(out, "\n== {} [{}]{pref}", host.host, host.address);
+    for stage in &host.stages {
+        let ms = stage
+            .ms
+            .map(|ms| format!("{ms:>9.1} ms"))
+            .unwrap_or_else(|| " ".repeat(12));
+        let _ = writeln!(out, "  {:<12}{ms}  {}", stage.stage, stage.result);
+    }
+    if !host.capabilities.is_empty() {
+        let _ = writeln!(out, "  capabilities:");
+        for c in &host.capabilities {
+            let keyword = format!("{} {}", c.keyword, c.params.join(" "));
+            let _ = writeln!(out, "    {:<28} {}", keyword.trim(), c.meaning);
+        }
+    }
+    let _ = writeln!(out, "  verdicts:");
+    for v in &host.verdicts {
+        render_verdict(out, v);
+    }
+    if transcript {
+        let _ = writeln!(out, "  transcript:");
+        for line in &host.transcript {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+}
+
+fn render_verdict(out: &mut String, v: &Verdict) {
+    let tag = match v.level {
+        Level::Ok => "  ok ",
+        Level::Warn => " WARN",
+        Level::Fail => " FAIL",
+    };
+    let _ = writeln!(out, "  {tag}  {:<22} {}", v.check, v.reason);
+    if !v.advice.is_empty() {
+        let _ = writeln!(out, "  {:<5}  {:<22} -> {}", "", "", v.advice);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::report::{Capability, Verdict};
+    use super::*;
+
+    #[test]
+    fn text_layout() {
+        let mut host = HostReport {
+            host: "mx.example.test".into(),
+            preference: Some(10),
+            address: "192.0.2.1:25".into(),
+            ..HostReport::default()
+        };
+        host.stage(
+            "connect",
+            Some(std::time::Duration::from_micros(1_250)),
+            "connected",
+        );
+        host.stage("starttls", None, "not offered");
+        host.capabilities.push(Capability {
+            keyword: "SIZE".into(),
+            params: vec!["1000".into()],
+            meaning: "the largest message",
+        });
+        host.add(Verdict::warn("starttls", "not offered".into(), "enable it"));
+        host.transcript.push("   0.001 <-  220 hi".into());
+        let report = ProbeReport {
+            exit: 0,
+            target: "example.test".into(),
+            route_json: serde_json::Value::Null,
+            route: vec!["MX of example.test (1.0 ms):".into()],
+            route_verdicts: Vec::new(),
+            hosts: vec![host],
+        };
+        let text = render(&report, true);
+        let want = "\
+relais probe example.test
+MX of example.test (1.0 ms):
+
+== mx.example.test [192.0.2.1:25] (MX 10)
+  connect           1.3 ms  connected
+  starttls                  not offered
+  capabilities:
+    SIZE 1000                    the largest message
+  verdicts:
+   WARN  starttls               not offered
+         ...
+";
+        let want = want.replace(
+            "         ...\n",
+            &format!("  {:<5}  {:<22} -> enable it\n", "", ""),
+        ) + "  transcript:\n       0.001 <-  220 hi\n\nsummary: 1 address(es) probed; 0 ok, 1 warn, 0 fail; overall WARN; exit 0\n";
+        assert_eq!(text, want);
+        assert!(!render(&report, false).contains("transcript:"));
+    }
+}
