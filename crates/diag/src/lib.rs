@@ -1,4 +1,4 @@
-//! relais diagnostics: the engines behind `relais explain`, `probe`, `send`, `shell`, `dns` and
+//! `relais-diag`: the engines behind `relais explain`, `probe`, `send`, `shell`, `dns` and
 //! `dnsbl`, as a library that tests can reach.
 //!
 //! Its place in the flow: diagnostics are the floor above [`relais_client`] (the SMTP client

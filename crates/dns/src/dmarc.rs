@@ -13,7 +13,7 @@ use mail_auth::dmarc::{Alignment, Dmarc, Policy};
 use relais_proto::date::millis;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-use crate::resolver::normalize;
+use crate::lookup::normalize;
 use crate::{Failure, Lookup, Resolver};
 
 /// DMARCbis: names of more than 8 labels are shortened to 8 before walking up.

@@ -19,7 +19,7 @@ use relais_proto::date::millis;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use tokio::task::JoinSet;
 
-use crate::resolver::normalize;
+use crate::lookup::normalize;
 use crate::{Lookup, Outcome, Resolver};
 
 /// Zones `relais dnsbl` checks when none is given: free for low-volume use, widely used.

@@ -1,4 +1,4 @@
-//! relais DNS: the lookups a mail administrator makes by hand with `nslookup`, with typed
+//! `relais-dns`: the lookups a mail administrator makes by hand with `nslookup`, with typed
 //! answers instead of text to squint at.
 //!
 //! Everything goes through one [`Resolver`], which can be pointed at any `IP[:PORT]`
@@ -31,12 +31,13 @@ pub mod dmarc;
 pub mod dnsbl;
 #[cfg(feature = "fixture")]
 pub mod fixture;
+mod lookup;
 pub mod mx;
 mod resolver;
 pub mod reverse;
 pub mod spf;
 
+pub use lookup::{Addresses, Failure, Lookup, MxRecord, Outcome};
 pub use resolver::{
-    Addresses, Failure, Lookup, MxRecord, Nameserver, NameserverError, Outcome, RESOLVER_ENV,
-    Resolver, ResolverError, ResolverOptions,
+    Nameserver, NameserverError, RESOLVER_ENV, Resolver, ResolverError, ResolverOptions,
 };

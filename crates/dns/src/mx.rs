@@ -14,7 +14,7 @@ use relais_proto::date::millis;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use tokio::task::JoinSet;
 
-use crate::resolver::normalize;
+use crate::lookup::normalize;
 use crate::{Addresses, Failure, Lookup, MxRecord, Outcome, Resolver};
 
 /// How mail for a domain is routed.

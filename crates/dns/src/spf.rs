@@ -11,7 +11,7 @@ mod eval;
 use mail_auth::common::parse::TxtRecordParser;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-use crate::resolver::normalize;
+use crate::lookup::normalize;
 use crate::{Failure, Lookup, Outcome, Resolver};
 
 pub use eval::{Identity, SpfCheck, SpfMatch, SpfQuery, SpfResult, SpfStep};

@@ -24,7 +24,7 @@ use relais_proto::date::millis;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use super::{MAX_DNS_MECHANISMS, MAX_VOID_LOOKUPS, RecordStatus};
-use crate::resolver::normalize;
+use crate::lookup::normalize;
 use crate::reverse::MAX_PTR_NAMES;
 use crate::{Outcome, Resolver};
 

@@ -1,0 +1,245 @@
+//! The steps of a session, each one command with the check of its reply: EHLO, LHLO, HELO,
+//! STARTTLS, AUTH, MAIL, RCPT, DATA and its content, BDAT, QUIT.
+
+use super::*;
+
+impl SmtpClient {
+    /// `EHLO name`; the answer is kept ([`capabilities`](SmtpClient::capabilities)).
+    pub async fn ehlo(&mut self, name: &str) -> Result<EhloResponse, ClientError> {
+        self.greet(Command::Ehlo(name.to_string()).to_string())
+            .await
+    }
+
+    /// `LHLO name` (LMTP, RFC 2033): EHLO's counterpart; the answer is kept the same way.
+    pub async fn lhlo(&mut self, name: &str) -> Result<EhloResponse, ClientError> {
+        self.greet(format!("LHLO {name}")).await
+    }
+
+    /// EHLO or LHLO: the capabilities of a positive answer are kept.
+    async fn greet(&mut self, line: String) -> Result<EhloResponse, ClientError> {
+        let reply = self.command(line).await?;
+        match EhloResponse::parse(&reply) {
+            Some(e) => {
+                self.ehlo = Some(e.clone());
+                Ok(e)
+            }
+            None => Err(ClientError::UnexpectedReply {
+                stage: Stage::Ehlo,
+                reply,
+            }),
+        }
+    }
+
+    /// `HELO name`.
+    pub async fn helo(&mut self, name: &str) -> Result<Reply, ClientError> {
+        let reply = self.command(Command::Helo(name.to_string())).await?;
+        expect(Stage::Helo, reply, Reply::is_positive)
+    }
+
+    /// EHLO, and HELO when the server refuses EHLO with a 5xx (an old server). After HELO the
+    /// answer has no capabilities.
+    pub async fn ehlo_or_helo(&mut self, name: &str) -> Result<EhloResponse, ClientError> {
+        match self.ehlo(name).await {
+            Err(ClientError::UnexpectedReply { reply, .. }) if reply.is_permanent() => {
+                self.transcript
+                    .info(format!("EHLO refused ({}); trying HELO", reply.code));
+                let reply = self.helo(name).await?;
+                let first = reply.lines.first().cloned().unwrap_or_default();
+                let (domain, text) = match first.split_once(' ') {
+                    Some((d, t)) => (d.to_string(), t.to_string()),
+                    None => (first, String::new()),
+                };
+                let e = EhloResponse {
+                    domain,
+                    text,
+                    capabilities: Vec::new(),
+                };
+                self.ehlo = Some(e.clone());
+                Ok(e)
+            }
+            other => other,
+        }
+    }
+
+    /// STARTTLS, then the TLS handshake. Bytes the server sent in clear after its `220` are
+    /// thrown away (and noted as an error: a server must not do that). Send EHLO again after it.
+    pub async fn starttls(&mut self, server_name: &str) -> Result<TlsInfo, ClientError> {
+        if self.stream.is_tls() {
+            return Err(self.fail(ClientError::Tls {
+                stage: Stage::StartTls,
+                message: "already under TLS".into(),
+            }));
+        }
+        let reply = self.command(Command::StartTls).await?;
+        expect(Stage::StartTls, reply, |r| r.code == 220)?;
+        let extra = self.parser.discard_buffered();
+        if !extra.is_empty() {
+            self.transcript.error(format!(
+                "the server sent {} bytes in clear after its 220 to STARTTLS; discarded",
+                extra.len()
+            ));
+        }
+        self.tls_handshake(server_name).await
+    }
+
+    /// `AUTH PLAIN` with the credentials as initial response (RFC 4954, RFC 4616). The
+    /// transcript shows them base64-encoded, as swaks does.
+    pub async fn auth_plain(&mut self, user: &str, password: &str) -> Result<Reply, ClientError> {
+        let token = sasl_plain(user, password);
+        let mut reply = self.command(format!("AUTH PLAIN {token}")).await?;
+        if reply.code == 334 {
+            // A server that wants the response after an empty challenge.
+            reply = self.sasl_response(&token).await?;
+        }
+        expect(Stage::Auth, reply, |r| r.code == 235)
+    }
+
+    /// `AUTH LOGIN`: user name and password each sent base64-encoded after a `334`.
+    pub async fn auth_login(&mut self, user: &str, password: &str) -> Result<Reply, ClientError> {
+        let reply = self.command("AUTH LOGIN").await?;
+        expect(Stage::Auth, reply, |r| r.code == 334)?;
+        let reply = self.sasl_response(&B64.encode(user)).await?;
+        expect(Stage::Auth, reply, |r| r.code == 334)?;
+        let reply = self.sasl_response(&B64.encode(password)).await?;
+        expect(Stage::Auth, reply, |r| r.code == 235)
+    }
+
+    /// Sends one SASL response line and reads the next reply.
+    pub async fn sasl_response(&mut self, response: &str) -> Result<Reply, ClientError> {
+        let started = Instant::now();
+        self.record_sent(response);
+        self.write(Stage::Auth, format!("{response}\r\n").as_bytes())
+            .await?;
+        let reply = self.read_reply(Stage::Auth).await?;
+        self.timings.push(Timing {
+            stage: Stage::Auth,
+            took: started.elapsed(),
+        });
+        Ok(reply)
+    }
+
+    /// `MAIL FROM:<from> params`.
+    pub async fn mail(
+        &mut self,
+        from: &ReversePath,
+        params: &MailParams,
+    ) -> Result<Reply, ClientError> {
+        let reply = self
+            .command(Command::Mail {
+                from: from.clone(),
+                params: params.clone(),
+            })
+            .await?;
+        expect(Stage::Mail, reply, Reply::is_positive)
+    }
+
+    /// `RCPT TO:<to> params`.
+    pub async fn rcpt(&mut self, to: &Mailbox, params: &RcptParams) -> Result<Reply, ClientError> {
+        let reply = self
+            .command(Command::Rcpt {
+                to: to.clone(),
+                params: params.clone(),
+            })
+            .await?;
+        expect(Stage::Rcpt, reply, Reply::is_positive)
+    }
+
+    /// `DATA`, then the content, dot-stuffed and ended with `.` (bare LF and CR become CRLF).
+    /// Returns the server's answer to the message.
+    pub async fn data(&mut self, content: &[u8]) -> Result<Reply, ClientError> {
+        let reply = self.command(Command::Data).await?;
+        expect(Stage::Data, reply, |r| r.code == 354)?;
+        self.data_content(content).await
+    }
+
+    /// The second half of [`data`](SmtpClient::data), for callers that sent DATA themselves
+    /// (in a pipelined group) and got `354`.
+    pub async fn data_content(&mut self, content: &[u8]) -> Result<Reply, ClientError> {
+        let started = Instant::now();
+        self.send_content(content).await?;
+        let reply = self.read_reply(Stage::Message).await?;
+        self.timings.push(Timing {
+            stage: Stage::Message,
+            took: started.elapsed(),
+        });
+        expect(Stage::Message, reply, Reply::is_positive)
+    }
+
+    /// Writes the content after `354`, dot-stuffed and ended with `.`, without reading the
+    /// answer: an LMTP server then gives one reply per accepted recipient (RFC 2033 §4.2),
+    /// each read with [`read_reply`](SmtpClient::read_reply) at [`Stage::Message`].
+    pub async fn send_content(&mut self, content: &[u8]) -> Result<(), ClientError> {
+        let mut budget = self.cfg.transcript_data_lines;
+        let skipped = self.record_content(content, true, &mut budget);
+        self.note_skipped(skipped);
+        self.record_sent(".");
+        let mut stuffer = DotStuffer::new();
+        let mut out = Vec::with_capacity(WRITE_CHUNK + WRITE_CHUNK / 32);
+        let mut pieces = content.chunks(WRITE_CHUNK).peekable();
+        while let Some(piece) = pieces.next() {
+            out.clear();
+            stuffer.encode(piece, &mut out);
+            if pieces.peek().is_some() {
+                self.write_content(&out).await?;
+            }
+        }
+        stuffer.finish(&mut out);
+        self.write_content(&out).await
+    }
+
+    /// The content in `BDAT` chunks of at most `chunk` octets, the last one marked `LAST`
+    /// (RFC 3030). No dot-stuffing: the content goes as is. Returns the answer to the last
+    /// chunk.
+    pub async fn bdat(&mut self, content: &[u8], chunk: usize) -> Result<Reply, ClientError> {
+        let chunk = chunk.max(1);
+        let mut pieces: Vec<&[u8]> = content.chunks(chunk).collect();
+        if pieces.is_empty() {
+            pieces.push(&[]);
+        }
+        let count = pieces.len();
+        let mut last_reply = None;
+        let mut budget = self.cfg.transcript_data_lines;
+        let mut skipped = 0;
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let last = i + 1 == count;
+            let stage = if last { Stage::Message } else { Stage::Bdat };
+            let started = Instant::now();
+            let line = Command::Bdat {
+                size: piece.len() as u64,
+                last,
+            }
+            .to_string();
+            self.record_sent(&line);
+            skipped += self.record_content(piece, false, &mut budget);
+            if last {
+                self.note_skipped(skipped);
+            }
+            let mut wire = Vec::with_capacity(line.len() + 2 + piece.len());
+            wire.extend_from_slice(line.as_bytes());
+            wire.extend_from_slice(b"\r\n");
+            wire.extend_from_slice(piece);
+            self.write(Stage::Bdat, &wire).await?;
+            let reply = self.read_reply(stage).await?;
+            self.timings.push(Timing {
+                stage,
+                took: started.elapsed(),
+            });
+            last_reply = Some(expect(stage, reply, Reply::is_positive)?);
+        }
+        last_reply.ok_or(ClientError::Closed {
+            stage: Stage::Message,
+        })
+    }
+
+    /// `QUIT`, its reply, and the connection closed. A server that closes without answering
+    /// counts as a clean end (`Ok(None)`).
+    pub async fn quit(&mut self) -> Result<Option<Reply>, ClientError> {
+        let result = match self.command(Command::Quit).await {
+            Ok(reply) => Ok(Some(reply)),
+            Err(ClientError::Closed { .. }) => Ok(None),
+            Err(e) => Err(e),
+        };
+        self.close().await;
+        result
+    }
+}
