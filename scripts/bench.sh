@@ -17,6 +17,9 @@
 #   BENCH_NO_BUILD=1                     use the existing target/release/relais
 #   BENCH_KEEP=1                         keep the temporary directory (logs, Maildirs)
 #
+# Besides the rates it prints relais' CPU time per message (user and system) over the parallel
+# run: the steadier figure on a shared machine.
+#
 # Not run in CI. Only 127.0.0.1 and free ports are used; every process started here is stopped
 # by its PID (or with `postfix -c DIR stop` for the private Postfix) on exit, error or Ctrl-C.
 set -euo pipefail
@@ -320,6 +323,11 @@ EOF
     return 1
 }
 
+# User and system CPU ticks of a process so far (fields 14 and 15 of /proc/PID/stat).
+cpu_ticks() {
+    awk '{ print $14, $15 }' "/proc/$1/stat"
+}
+
 rss_kb() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
@@ -336,8 +344,14 @@ bench_relais() {
     fi
     log "relais: pid $RELAIS_PID on 127.0.0.1:$RELAIS_PORT"
     RSS_START=$(rss_kb "$RELAIS_PID")
+    local u0 s0 u1 s1 tck
+    read -r u0 s0 < <(cpu_ticks "$RELAIS_PID")
     source_run relais_par "$RELAIS_PORT" bench@localhost "$SESSIONS" "$MESSAGES"
     e2e_wait relais_par "count_files $WORK/relais/data/mail/bench/new" "$MESSAGES" 300
+    read -r u1 s1 < <(cpu_ticks "$RELAIS_PID")
+    tck=$(getconf CLK_TCK)
+    CPU_USER_US=$(((u1 - u0) * 1000000 / tck / MESSAGES))
+    CPU_SYS_US=$(((s1 - s0) * 1000000 / tck / MESSAGES))
     source_run relais_one "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
     DELIVERED[relais]=$(wait_files "$WORK/relais/data/mail/bench/new" $((MESSAGES + SERIAL_MESSAGES)) 120)
     source_run relais_relay "$RELAIS_PORT" bench@sink.test "$SESSIONS" "$MESSAGES"
@@ -443,6 +457,11 @@ echo "(messages per second from the start of smtp-source to the last message del
 total=$((MESSAGES + SERIAL_MESSAGES))
 [ -n "${DELIVERED[postfix]:-}" ] && echo "postfix delivered ${DELIVERED[postfix]} of $total to its Maildir"
 [ -n "${DELIVERED[relais]:-}" ] && echo "relais delivered ${DELIVERED[relais]} of $total to its Maildir"
+if [ -n "${CPU_USER_US:-}" ]; then
+    echo "relais CPU per message (-s $SESSIONS, accepted and delivered to Maildir): user ${CPU_USER_US} us," \
+        "system ${CPU_SYS_US} us (system time varies run to run: ext4 is slow to allocate inodes" \
+        "right after many files were deleted)"
+fi
 if [ -n "${RSS_START:-}" ]; then
     echo "relais VmRSS: at start ${RSS_START} kB, after the runs ${RSS_LOADED:-?} kB," \
         "with ${IDLE_OPEN:-0} idle connections (${IDLE_BANNERS:-0} greeted) ${RSS_IDLE:-?} kB"
