@@ -143,7 +143,9 @@ pub struct ListenerConfig {
 }
 
 /// The job of a listener, which sets its rules.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Port 25: mail for our domains from anyone; STARTTLS offered; AUTH only under TLS; relay

@@ -56,6 +56,8 @@ pub struct QueueManager {
     handle: Option<QueueHandle>,
     /// The thread, joined on stop.
     thread: Option<std::thread::JoinHandle<()>>,
+    /// New settings for the manager (a reload).
+    reload: mpsc::UnboundedSender<manager::Reload>,
 }
 
 impl QueueManager {
@@ -68,6 +70,7 @@ impl QueueManager {
         recovered: Vec<QueueId>,
     ) -> std::io::Result<QueueManager> {
         let (handle, rx) = QueueHandle::channel();
+        let (reload, reload_rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("relais-queue".into())
             .spawn(move || {
@@ -80,12 +83,19 @@ impl QueueManager {
                 };
                 let (results_tx, results_rx) = mpsc::unbounded_channel();
                 let mut m = Manager::new(spool, store, policy, settings, recovered, results_tx);
-                rt.block_on(m.run(rx, results_rx));
+                rt.block_on(m.run(rx, results_rx, reload_rx));
             })?;
         Ok(QueueManager {
             handle: Some(handle),
             thread: Some(thread),
+            reload,
         })
+    }
+
+    /// New settings and routing for the attempts that start from now on; attempts under way
+    /// finish with the old ones. Idle remote connections of the old settings are closed.
+    pub fn reload(&self, settings: QueueSettings, policy: Policy) {
+        let _ = self.reload.send(manager::Reload { settings, policy });
     }
 
     /// A handle for connections and the control socket.

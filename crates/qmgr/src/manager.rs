@@ -37,6 +37,25 @@ fn now_secs() -> u64 {
     unix_secs(SystemTime::now()).max(0) as u64
 }
 
+/// New settings, from a reload.
+pub struct Reload {
+    /// Retry rules, remote and local delivery settings.
+    pub settings: QueueSettings,
+    /// Local domains, users, aliases.
+    pub policy: Policy,
+}
+
+/// Closes the idle connections of `settings`' cache once they are too old to reuse, every
+/// second, until aborted.
+fn reaper(settings: Arc<QueueSettings>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            settings.remote.cache.reap().await;
+        }
+    })
+}
+
 /// The manager's state (owned by its thread).
 pub struct Manager {
     /// The spool: messages are read from it and their progress written back.
@@ -89,15 +108,10 @@ impl Manager {
         &mut self,
         mut rx: mpsc::UnboundedReceiver<Command>,
         mut results: mpsc::UnboundedReceiver<Done>,
+        mut reloads: mpsc::UnboundedReceiver<Reload>,
     ) {
         // Idle remote connections are closed once they are too old to reuse.
-        let settings = self.settings.clone();
-        let reaper = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                settings.remote.cache.reap().await;
-            }
-        });
+        let mut reaper = reaper(self.settings.clone());
         loop {
             let wait = self.schedule.wait(now_secs());
             tokio::select! {
@@ -112,6 +126,17 @@ impl Manager {
                     None => break,
                 },
                 Some(done) = results.recv() => self.job_done(done).await,
+                Some(r) = reloads.recv() => {
+                    let old = std::mem::replace(&mut self.settings, Arc::new(r.settings));
+                    self.policy = r.policy;
+                    self.jobs.settings = self.settings.clone();
+                    reaper.abort();
+                    reaper = self::reaper(self.settings.clone());
+                    // The old cache's idle connections get their QUIT; jobs under way keep
+                    // the old settings until they end.
+                    tokio::spawn(async move { old.remote.cache.close_all().await });
+                    info!("queue manager: new settings in force");
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
             self.run_due().await;

@@ -33,6 +33,12 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Make the running server read its configuration again (like SIGHUP; exit 2 if refused).
+    Reload {
+        /// The server's configuration file (for its data directory); default: the embedded one.
+        #[arg(long, short, env = "RELAIS_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Explain an SMTP reply code, an enhanced status code or an Outlook error number.
     Explain {
         /// `550`, `5.1.1`, a whole reply line such as `550 5.1.1 User unknown`, or `0x800CCC0E`.
@@ -150,6 +156,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
+        Command::Reload { config } => serve::reload(config.as_deref()),
         Command::Explain { code } => explain::run(&code.join(" ")),
         Command::Queue(args) => queue::run(args),
         Command::Sendmail { args } => sendmail::run(&args),

@@ -6,6 +6,8 @@
 //!   certificates;
 //! - [`relay`]: 30+ address tricks, refused or accepted depending on who asks;
 //! - [`limits`]: every limit reached, with its code, while others are served;
+//! - [`reload`]: SIGHUP and `relais reload` under load, a refused configuration, a renewed
+//!   certificate;
 //! - [`submission`]: the submission rules, `sender_must_match`, SASL, passwords kept out of
 //!   the log.
 //!
@@ -21,6 +23,8 @@ mod limits;
 mod real_clients;
 #[path = "front_door/relay.rs"]
 mod relay;
+#[path = "front_door/reload.rs"]
+mod reload;
 #[path = "front_door/starttls.rs"]
 mod starttls;
 #[path = "front_door/submission.rs"]

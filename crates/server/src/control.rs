@@ -7,6 +7,7 @@
 //! FLUSH [<id>]              → {"ok": true}
 //! HOLD <id> | RELEASE <id>  → {"ok": true} or {"error": "…"}
 //! DELETE <id>               → {"ok": true} or {"error": "…"}
+//! RELOAD                    → {"ok": true} or {"error": "…"} (the configuration refused)
 //! SUBMIT <json>             → then <size> octets of message; → {"id": "…"}
 //! ```
 //! Without a running server `relais queue` and `relais sendmail` call the same functions of
@@ -22,6 +23,7 @@ use relais_queue::{Command, QueueHandle};
 use relais_spool::Spool;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 /// Largest message `SUBMIT` takes.
@@ -50,12 +52,23 @@ pub(crate) fn bind(path: &Path) -> std::io::Result<std::os::unix::net::UnixListe
 }
 
 /// Serves the control socket (from [`bind`]) until the task is dropped.
-pub(crate) async fn serve(
-    listener: std::os::unix::net::UnixListener,
-    spool: Spool,
-    queue: QueueHandle,
-    hostname: String,
-) {
+/// Asks the server to read its configuration again; the answer says whether it took.
+pub(crate) type ReloadRequest = oneshot::Sender<Result<(), String>>;
+
+/// What the control socket acts on.
+#[derive(Clone)]
+pub(crate) struct Control {
+    /// The spool (listings, local submissions).
+    pub spool: Spool,
+    /// The queue manager (flush, hold, release, delete, new submissions).
+    pub queue: QueueHandle,
+    /// Our host name, for the `Received` header of local submissions.
+    pub hostname: String,
+    /// Where `RELOAD` goes.
+    pub reload: mpsc::UnboundedSender<ReloadRequest>,
+}
+
+pub(crate) async fn serve(listener: std::os::unix::net::UnixListener, control: Control) {
     let listener = match UnixListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -77,7 +90,7 @@ pub(crate) async fn serve(
             privileged: cred.uid() == own || cred.uid() == 0,
             user: user_name(cred.uid()),
         };
-        let (spool, queue, hostname) = (spool.clone(), queue.clone(), hostname.clone());
+        let control = control.clone();
         tokio::spawn(async move {
             let (r, mut w) = stream.into_split();
             let mut r = BufReader::new(r);
@@ -89,7 +102,7 @@ pub(crate) async fn serve(
             let answer = if !peer.privileged && !line.starts_with("SUBMIT ") {
                 serde_json::json!({ "error": format!("permission denied: user {} may only submit mail", peer.user) }).to_string()
             } else {
-                handle(line, &mut r, &spool, &queue, &hostname, &peer).await
+                handle(line, &mut r, &control, &peer).await
             };
             let _ = w.write_all(answer.as_bytes()).await;
             let _ = w.write_all(b"\n").await;
@@ -140,11 +153,10 @@ fn ok_or_error(r: Result<(), String>) -> String {
 async fn handle(
     line: &str,
     r: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
-    spool: &Spool,
-    queue: &QueueHandle,
-    hostname: &str,
+    control: &Control,
     peer: &Peer,
 ) -> String {
+    let (spool, queue, hostname) = (&control.spool, &control.queue, &control.hostname);
     let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
     let id = parse_id;
     match verb {
@@ -179,6 +191,15 @@ async fn handle(
             Ok(i) => queue.ask(|tx| Command::Delete(i, tx)).await,
             Err(e) => Err(e),
         }),
+        "RELOAD" => {
+            let (tx, rx) = oneshot::channel();
+            ok_or_error(match control.reload.send(tx) {
+                Ok(()) => rx
+                    .await
+                    .unwrap_or_else(|_| Err("the server is stopping".into())),
+                Err(_) => Err("the server is stopping".into()),
+            })
+        }
         "SUBMIT" => {
             let mut sub: Submission = match serde_json::from_str(arg) {
                 Ok(s) => s,

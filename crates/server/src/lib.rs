@@ -1,13 +1,17 @@
 //! `relais-server`: the wiring of `relais serve`. It opens the spool, starts the queue manager
-//! and the SMTP door, serves the control socket, and stops them in order.
+//! and the SMTP door, serves the control socket, reloads the configuration on SIGHUP, on
+//! `relais reload` and when the TLS certificate changes, and stops them in order.
 //!
 //! Floor 5 of the flow of a message: it owns no decision of its own. The door (`relais-smtpd`)
 //! and the queue manager (`relais-qmgr`) never import each other; new queue ids reach the
 //! queue manager through the [`QueueHandle`] made here and given to both.
 
 pub mod control;
+mod reload;
 
 use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use relais_local::maildir::MaildirStore;
 use relais_qmgr::{QueueManager, QueueSettings};
@@ -15,7 +19,12 @@ use relais_queue::QueueHandle;
 use relais_route::Policy;
 use relais_smtpd::{Smtpd, SmtpdError};
 use relais_spool::{Spool, SpoolOptions};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
+
+use crate::control::{Control, ReloadRequest};
+use crate::reload::Source;
 
 pub use relais_config::Config;
 
@@ -42,9 +51,55 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// How often the certificate files are looked at for a renewal.
+const TLS_WATCH: Duration = Duration::from_secs(2);
+
+/// Reads the configuration again and applies it; on an error the one in force stays.
+fn reload(
+    source: &mut Source,
+    in_force: &mut Config,
+    smtpd: &mut Smtpd,
+    delivery: Option<&QueueManager>,
+    why: &str,
+) -> Result<(), String> {
+    let mut attempt = || -> Result<Config, String> {
+        let config = source.load()?;
+        if config.delivery.paused != in_force.delivery.paused {
+            warn!("reload: delivery.paused changes at the next start only");
+        }
+        let settings = QueueSettings::from_config(&config)?;
+        let policy = Policy::new(&config);
+        smtpd
+            .reload(config.clone(), policy.clone())
+            .map_err(|e| e.to_string())?;
+        if let Some(d) = delivery {
+            d.reload(settings, policy);
+        }
+        Ok(config)
+    };
+    match attempt() {
+        Ok(config) => {
+            source.loaded(&config);
+            *in_force = config;
+            info!("reloaded the configuration from {} ({why})", source.name());
+            Ok(())
+        }
+        Err(e) => {
+            warn!("reload refused ({why}), the configuration in force stays: {e}");
+            Err(e)
+        }
+    }
+}
+
 /// Runs the server until `shutdown` completes, then stops gracefully: stop accepting, send
 /// `421` to idle sessions, let messages being stored finish, stop delivery, flush the spool.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+/// `config` was read from `path` (`None`: the embedded default), where a reload reads it again.
+pub async fn run(
+    config: Config,
+    path: Option<PathBuf>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let mut source = Source::new(path, &config);
     std::fs::create_dir_all(&config.data_dir)?;
     let spool_dir = config.spool_dir();
     let spool =
@@ -82,12 +137,44 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         (Some(m), q)
     };
 
-    let hostname = config.hostname.clone();
-    let smtpd = Smtpd::start(config, spool.clone(), policy, queue.clone())?;
-    let control = control_listener
-        .map(|l| tokio::spawn(control::serve(l, spool.clone(), queue.clone(), hostname)));
+    let (reload_tx, mut reload_rx) = mpsc::unbounded_channel::<ReloadRequest>();
+    let control = Control {
+        spool: spool.clone(),
+        queue: queue.clone(),
+        hostname: config.hostname.clone(),
+        reload: reload_tx,
+    };
+    let mut in_force = config.clone();
+    let mut smtpd = Smtpd::start(config, spool.clone(), policy, queue.clone())?;
+    let control = control_listener.map(|l| tokio::spawn(control::serve(l, control)));
 
-    shutdown.await;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut tls_watch = tokio::time::interval(TLS_WATCH);
+    tokio::pin!(shutdown);
+    loop {
+        let why = tokio::select! {
+            _ = &mut shutdown => break,
+            _ = hangup.recv() => "SIGHUP".to_string(),
+            Some(answer) = reload_rx.recv() => {
+                let r = reload(&mut source, &mut in_force, &mut smtpd, delivery.as_ref(), "relais reload");
+                let _ = answer.send(r);
+                continue;
+            }
+            _ = tls_watch.tick() => {
+                if !source.tls_changed(&in_force) {
+                    continue;
+                }
+                "a new TLS certificate".to_string()
+            }
+        };
+        let _ = reload(
+            &mut source,
+            &mut in_force,
+            &mut smtpd,
+            delivery.as_ref(),
+            &why,
+        );
+    }
     info!("shutting down");
     if let Some(c) = control {
         c.abort();

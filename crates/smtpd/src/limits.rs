@@ -4,6 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// What is known about one client address.
@@ -26,19 +27,19 @@ pub enum Refusal {
     Rate,
 }
 
-/// The shared counters.
-#[derive(Debug)]
+/// The shared counters. Their limits can change while they count (a reload).
+#[derive(Debug, Default)]
 pub struct Anvil {
     /// Per address.
     clients: Mutex<HashMap<IpAddr, Client>>,
     /// Most open connections per address; 0 for no limit.
-    max_open: usize,
+    max_open: AtomicUsize,
     /// Most new connections per minute per address; 0 for no limit.
-    max_rate: u32,
-    /// Most failed AUTH attempts per address within `window`.
-    max_auth_failures: u32,
-    /// The AUTH failure window.
-    window: Duration,
+    max_rate: AtomicU32,
+    /// Most failed AUTH attempts per address within the window.
+    max_auth_failures: AtomicU32,
+    /// The AUTH failure window, in milliseconds.
+    window_ms: AtomicU64,
 }
 
 /// How far back the connection rate looks.
@@ -46,14 +47,27 @@ const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 impl Anvil {
     /// Counters with these limits.
+    #[cfg(test)]
     pub fn new(max_open: usize, max_rate: u32, max_auth_failures: u32, window: Duration) -> Self {
-        Anvil {
-            clients: Mutex::new(HashMap::new()),
-            max_open,
-            max_rate,
-            max_auth_failures,
-            window,
-        }
+        let anvil = Anvil::default();
+        anvil.set_limits(max_open, max_rate, max_auth_failures, window);
+        anvil
+    }
+
+    /// New limits; the counts so far are kept.
+    pub fn set_limits(
+        &self,
+        max_open: usize,
+        max_rate: u32,
+        max_auth_failures: u32,
+        window: Duration,
+    ) {
+        self.max_open.store(max_open, Ordering::Relaxed);
+        self.max_rate.store(max_rate, Ordering::Relaxed);
+        self.max_auth_failures
+            .store(max_auth_failures, Ordering::Relaxed);
+        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.window_ms.store(ms, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Client>> {
@@ -63,6 +77,8 @@ impl Anvil {
     /// A connection from `ip` arrives at `now`: counts it, or says why it is refused.
     /// Every accepted connection must be matched by [`Anvil::disconnect`].
     pub fn connect(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+        let max_open = self.max_open.load(Ordering::Relaxed);
+        let max_rate = self.max_rate.load(Ordering::Relaxed);
         let mut map = self.lock();
         let c = map.entry(ip).or_default();
         while c
@@ -72,14 +88,14 @@ impl Anvil {
         {
             c.recent.pop_front();
         }
-        if self.max_open > 0 && c.open >= self.max_open {
+        if max_open > 0 && c.open >= max_open {
             return Err(Refusal::Concurrency);
         }
-        if self.max_rate > 0 && c.recent.len() >= self.max_rate as usize {
+        if max_rate > 0 && c.recent.len() >= max_rate as usize {
             return Err(Refusal::Rate);
         }
         c.open += 1;
-        if self.max_rate > 0 {
+        if max_rate > 0 {
             c.recent.push_back(now);
         }
         Ok(())
@@ -98,6 +114,8 @@ impl Anvil {
 
     /// True if `ip` may try AUTH now.
     pub fn auth_allowed(&self, ip: IpAddr, now: Instant) -> bool {
+        let window = Duration::from_millis(self.window_ms.load(Ordering::Relaxed));
+        let max_failures = self.max_auth_failures.load(Ordering::Relaxed);
         let mut map = self.lock();
         let Some(c) = map.get_mut(&ip) else {
             return true;
@@ -105,11 +123,11 @@ impl Anvil {
         while c
             .auth_failures
             .front()
-            .is_some_and(|t| now.duration_since(*t) > self.window)
+            .is_some_and(|t| now.duration_since(*t) > window)
         {
             c.auth_failures.pop_front();
         }
-        self.max_auth_failures == 0 || c.auth_failures.len() < self.max_auth_failures as usize
+        max_failures == 0 || c.auth_failures.len() < max_failures as usize
     }
 
     /// A failed AUTH from `ip`.
@@ -145,5 +163,21 @@ mod tests {
         a.auth_failed(ip, t);
         assert!(!a.auth_allowed(ip, t));
         assert!(a.auth_allowed(ip, t + Duration::from_secs(61)));
+    }
+
+    #[test]
+    fn limits_change_and_counts_stay() {
+        let a = Anvil::new(1, 0, 0, Duration::from_secs(60));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t = Instant::now();
+        assert_eq!(a.connect(ip, t), Ok(()));
+        assert_eq!(a.connect(ip, t), Err(Refusal::Concurrency));
+        a.set_limits(2, 0, 0, Duration::from_secs(60));
+        assert_eq!(a.connect(ip, t), Ok(()));
+        assert_eq!(a.connect(ip, t), Err(Refusal::Concurrency));
+        a.set_limits(0, 0, 1, Duration::from_secs(60));
+        assert_eq!(a.connect(ip, t), Ok(()));
+        a.auth_failed(ip, t);
+        assert!(!a.auth_allowed(ip, t));
     }
 }

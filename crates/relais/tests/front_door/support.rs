@@ -62,6 +62,8 @@ pub struct Setup {
     limits: Vec<String>,
     addresses: Vec<&'static str>,
     log_level: Option<&'static str>,
+    banner: Option<String>,
+    users: Vec<&'static str>,
 }
 
 impl Setup {
@@ -79,7 +81,21 @@ impl Setup {
             limits: Vec::new(),
             addresses: Vec::new(),
             log_level: None,
+            banner: None,
+            users: Vec::new(),
         }
+    }
+
+    /// `[local] users`: the local parts that exist (default: all).
+    pub fn users(mut self, users: &[&'static str]) -> Setup {
+        self.users = users.to_vec();
+        self
+    }
+
+    /// `banner`: the text after `ESMTP` in the greeting.
+    pub fn banner(mut self, text: &str) -> Setup {
+        self.banner = Some(text.to_string());
+        self
     }
 
     /// `relay_networks`.
@@ -156,6 +172,9 @@ impl Setup {
             data_dir.display().to_string(),
             quoted(&self.relay_networks),
         );
+        if let Some(b) = &self.banner {
+            t.push_str(&format!("banner = {b:?}\n"));
+        }
         for role in &self.roles {
             t.push_str(&format!(
                 "\n[[listener]]\naddress = \"127.0.0.1:0\"\nrole = {role:?}\n"
@@ -181,6 +200,9 @@ impl Setup {
             t.push_str(l);
             t.push('\n');
         }
+        if !self.users.is_empty() {
+            t.push_str(&format!("\n[local]\nusers = [{}]\n", quoted(&self.users)));
+        }
         t.push_str("\n[limits]\n");
         for l in &self.limits {
             t.push_str(l);
@@ -195,7 +217,9 @@ pub struct Server {
     process: Daemon,
     /// Its `data_dir`.
     pub data_dir: PathBuf,
-    _dir: tempfile::TempDir,
+    /// Its configuration file (a test may rewrite it, then reload).
+    pub config: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -211,8 +235,34 @@ impl Server {
         Server {
             process: Daemon::start("relais", cmd, setup.roles.len(), START_TIMEOUT),
             data_dir,
-            _dir: dir,
+            config,
+            dir,
         }
+    }
+
+    /// Rewrites the configuration file with `setup` (the same data directory); the server
+    /// reads it at its next reload.
+    pub fn rewrite_config(&self, setup: &Setup) {
+        setup.write_config(self.dir.path());
+    }
+
+    /// Sends the server a signal (SIGHUP: reload).
+    pub fn signal(&self, sig: libc::c_int) {
+        self.process.signal(sig);
+    }
+
+    /// The port of the listener with this role that was opened last (a reload may open one).
+    pub fn last_port(&self, role: &str) -> Option<u16> {
+        let suffix = format!(" ({role})");
+        self.log()
+            .lines()
+            .filter_map(|l| {
+                let rest = &l[l.find("listening on ")? + "listening on ".len()..];
+                let addr = rest.strip_suffix(&suffix)?;
+                addr.parse::<SocketAddr>().ok()
+            })
+            .map(|a| a.port())
+            .next_back()
     }
 
     /// The port of the first listener with this role.

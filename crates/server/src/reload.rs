@@ -1,0 +1,86 @@
+//! Reading the configuration again while the server runs: on SIGHUP, on `relais reload`
+//! (the control socket's `RELOAD`), and when the TLS certificate or key files change.
+//!
+//! A configuration that does not load is refused with the error (naming key and line) and
+//! the one in force stays. One that loads goes to the queue manager and to the SMTP door,
+//! which applies it to the sessions that start after it.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use relais_config::Config;
+
+/// Where the configuration comes from, and what the certificate files looked like when it
+/// was last read.
+pub(crate) struct Source {
+    /// The file given to `relais serve --config`; `None` for the embedded default.
+    pub path: Option<PathBuf>,
+    /// Modification times of the certificate and key files at the last (re)load.
+    tls_stamp: Option<(SystemTime, SystemTime)>,
+}
+
+impl Source {
+    /// The source of `config`, read from `path`.
+    pub fn new(path: Option<PathBuf>, config: &Config) -> Source {
+        Source {
+            path,
+            tls_stamp: tls_stamp(config),
+        }
+    }
+
+    /// Reads the configuration again.
+    pub fn load(&self) -> Result<Config, String> {
+        match &self.path {
+            Some(p) => Config::load(p).map_err(|e| e.to_string()),
+            None => Ok(Config::embedded()),
+        }
+    }
+
+    /// Notes the certificate files of the configuration now in force.
+    pub fn loaded(&mut self, config: &Config) {
+        self.tls_stamp = tls_stamp(config);
+    }
+
+    /// True if the certificate or key file changed since the last (re)load. The change is
+    /// reported once.
+    pub fn tls_changed(&mut self, config: &Config) -> bool {
+        let now = tls_stamp(config);
+        if now.is_some() && now != self.tls_stamp {
+            self.tls_stamp = now;
+            return true;
+        }
+        false
+    }
+
+    /// The file, as logged.
+    pub fn name(&self) -> String {
+        self.path.as_deref().map_or_else(
+            || "the embedded default".into(),
+            |p| p.display().to_string(),
+        )
+    }
+}
+
+/// The certificate and key files a configuration serves (configured, or the self-signed pair
+/// made at first start).
+fn tls_files(config: &Config) -> Option<(PathBuf, PathBuf)> {
+    if !config.tls.enabled {
+        return None;
+    }
+    Some(match (&config.tls.cert, &config.tls.key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => {
+            let dir = config.data_dir.join("tls");
+            (dir.join("cert.pem"), dir.join("key.pem"))
+        }
+    })
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn tls_stamp(config: &Config) -> Option<(SystemTime, SystemTime)> {
+    let (cert, key) = tls_files(config)?;
+    Some((modified(&cert)?, modified(&key)?))
+}
