@@ -53,7 +53,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
-    /// Manage SMTP AUTH users.
+    /// Manage SMTP AUTH users (add, passwd, delete, list); a running server picks up the
+    /// users file's changes by itself.
     User {
         #[command(subcommand)]
         action: UserAction,
@@ -78,13 +79,31 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum UserAction {
     /// Hash a password (asked on the terminal, or one line of standard input) and print
-    /// `name:hash` for the `[auth] users_file`.
+    /// `name:hash` for the `[auth] users_file`; with a users file, add the user to it.
     Add {
         /// The login name.
         name: String,
-        /// Append the line to this users file too.
-        #[arg(long)]
-        file: Option<PathBuf>,
+        #[command(flatten)]
+        file: user::UsersFile,
+    },
+    /// Set a new password for a user of the users file.
+    Passwd {
+        /// The login name.
+        name: String,
+        #[command(flatten)]
+        file: user::UsersFile,
+    },
+    /// Remove a user from the users file.
+    Delete {
+        /// The login name.
+        name: String,
+        #[command(flatten)]
+        file: user::UsersFile,
+    },
+    /// List the users of the users file.
+    List {
+        #[command(flatten)]
+        file: user::UsersFile,
     },
 }
 
@@ -160,9 +179,12 @@ fn main() -> ExitCode {
         Command::Explain { code } => explain::run(&code.join(" ")),
         Command::Queue(args) => queue::run(args),
         Command::Sendmail { args } => sendmail::run(&args),
-        Command::User {
-            action: UserAction::Add { name, file },
-        } => user::add(&name, file.as_deref()),
+        Command::User { action } => match action {
+            UserAction::Add { name, file } => user::add(&name, &file),
+            UserAction::Passwd { name, file } => user::passwd(&name, &file),
+            UserAction::Delete { name, file } => user::delete(&name, &file),
+            UserAction::List { file } => user::list(&file),
+        },
         Command::Send(args) => send::run(*args),
         Command::Shell(args) => shell::run(args),
         Command::Probe(args) => probe::run(args),

@@ -51,8 +51,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
-/// How often the certificate files are looked at for a renewal.
-const TLS_WATCH: Duration = Duration::from_secs(2);
+/// How often the certificate files and the users file are looked at for a change.
+const FILE_WATCH: Duration = Duration::from_secs(2);
 
 /// Reads the configuration again and applies it; on an error the one in force stays.
 fn reload(
@@ -149,7 +149,7 @@ pub async fn run(
     let control = control_listener.map(|l| tokio::spawn(control::serve(l, control)));
 
     let mut hangup = signal(SignalKind::hangup())?;
-    let mut tls_watch = tokio::time::interval(TLS_WATCH);
+    let mut file_watch = tokio::time::interval(FILE_WATCH);
     tokio::pin!(shutdown);
     loop {
         let why = tokio::select! {
@@ -160,12 +160,10 @@ pub async fn run(
                 let _ = answer.send(r);
                 continue;
             }
-            _ = tls_watch.tick() => {
-                if !source.tls_changed(&in_force) {
-                    continue;
-                }
-                "a new TLS certificate".to_string()
-            }
+            _ = file_watch.tick() => match source.files_changed(&in_force) {
+                Some(what) => what.to_string(),
+                None => continue,
+            },
         };
         let _ = reload(
             &mut source,

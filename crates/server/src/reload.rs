@@ -1,5 +1,6 @@
 //! Reading the configuration again while the server runs: on SIGHUP, on `relais reload`
-//! (the control socket's `RELOAD`), and when the TLS certificate or key files change.
+//! (the control socket's `RELOAD`), and when the TLS certificate or key files or the users
+//! file change.
 //!
 //! A configuration that does not load is refused with the error (naming key and line) and
 //! the one in force stays. One that loads goes to the queue manager and to the SMTP door,
@@ -17,6 +18,8 @@ pub(crate) struct Source {
     pub path: Option<PathBuf>,
     /// Modification times of the certificate and key files at the last (re)load.
     tls_stamp: Option<(SystemTime, SystemTime)>,
+    /// Modification time of the users file at the last (re)load.
+    users_stamp: Option<SystemTime>,
 }
 
 impl Source {
@@ -25,6 +28,7 @@ impl Source {
         Source {
             path,
             tls_stamp: tls_stamp(config),
+            users_stamp: users_stamp(config),
         }
     }
 
@@ -39,17 +43,23 @@ impl Source {
     /// Notes the certificate files of the configuration now in force.
     pub fn loaded(&mut self, config: &Config) {
         self.tls_stamp = tls_stamp(config);
+        self.users_stamp = users_stamp(config);
     }
 
-    /// True if the certificate or key file changed since the last (re)load. The change is
-    /// reported once.
-    pub fn tls_changed(&mut self, config: &Config) -> bool {
-        let now = tls_stamp(config);
-        if now.is_some() && now != self.tls_stamp {
-            self.tls_stamp = now;
-            return true;
+    /// What changed since the last (re)load among the files the configuration names: the
+    /// certificate or key, the users file. A change is reported once.
+    pub fn files_changed(&mut self, config: &Config) -> Option<&'static str> {
+        let tls = tls_stamp(config);
+        if tls.is_some() && tls != self.tls_stamp {
+            self.tls_stamp = tls;
+            return Some("a new TLS certificate");
         }
-        false
+        let users = users_stamp(config);
+        if users.is_some() && users != self.users_stamp {
+            self.users_stamp = users;
+            return Some("the users file changed");
+        }
+        None
     }
 
     /// The file, as logged.
@@ -83,4 +93,8 @@ fn modified(path: &Path) -> Option<SystemTime> {
 fn tls_stamp(config: &Config) -> Option<(SystemTime, SystemTime)> {
     let (cert, key) = tls_files(config)?;
     Some((modified(&cert)?, modified(&key)?))
+}
+
+fn users_stamp(config: &Config) -> Option<SystemTime> {
+    modified(config.auth.users_file.as_deref()?)
 }

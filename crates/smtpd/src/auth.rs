@@ -8,6 +8,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 
 use relais_config::Config;
 
+use crate::users_file;
+
 /// The user database.
 #[derive(Debug, Default, Clone)]
 pub struct Users {
@@ -35,25 +37,8 @@ impl Users {
         if let Some(path) = &config.auth.users_file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-            for (n, line) in text.lines().enumerate() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let Some((name, hash)) = line.split_once(':') else {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} line {}: expected name:hash", path.display(), n + 1),
-                    ));
-                };
-                if !hash.starts_with("$argon2") {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} line {}: not an argon2 hash", path.display(), n + 1),
-                    ));
-                }
-                u.hashes
-                    .insert(name.trim().to_ascii_lowercase(), hash.trim().to_string());
+            for entry in users_file::parse(&text, path)? {
+                u.hashes.insert(entry.name.to_ascii_lowercase(), entry.hash);
             }
         }
         Ok(u)

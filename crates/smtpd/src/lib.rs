@@ -19,6 +19,7 @@ mod error;
 mod limits;
 mod listeners;
 mod tls;
+pub mod users_file;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -192,6 +192,94 @@ fn a_listener_taken_out_is_closed_and_its_open_session_finishes() {
     assert!(greeting(mx).starts_with("220"));
 }
 
+/// `relais user VERB ARGS --file FILE` with `stdin`: (exit code, stdout, stderr).
+fn relais_user(
+    args: &[&str],
+    file: &std::path::Path,
+    stdin: &str,
+) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(RELAIS)
+        .arg("user")
+        .args(args)
+        .arg("--file")
+        .arg(file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run relais user");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn users_managed_with_relais_user_are_picked_up_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    assert_eq!(
+        relais_user(&["add", "carol"], &users, "carol-pw-1\n").0,
+        Some(0)
+    );
+    let server = Server::start(
+        Setup::new(&["mx"])
+            .auth("allow_plaintext = true")
+            .auth(&format!("users_file = {:?}", users.display().to_string())),
+    );
+    let port = server.port("mx");
+    let auth = |user: &str, password: &str| {
+        let mut c = Client::ready(port, None);
+        let r = c.auth_plain(user, password);
+        c.quit();
+        r.is("235")
+    };
+    // Each change of the file is one reload; wait for the n-th.
+    let changes = |n: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while server.log().matches("(the users file changed)").count() < n {
+            assert!(std::time::Instant::now() < deadline, "{}", server.log());
+            thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert!(auth("carol", "carol-pw-1"));
+    assert!(!auth("dave", "dave-pw-1"));
+
+    let (code, out, err) = relais_user(&["add", "dave"], &users, "dave-pw-1\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("dave:$argon2id$"), "{out}");
+    changes(1);
+    assert!(auth("dave", "dave-pw-1"));
+    // Adding a user twice is refused; passwd changes the password.
+    assert_eq!(relais_user(&["add", "dave"], &users, "x\n").0, Some(4));
+    thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        relais_user(&["passwd", "dave"], &users, "dave-pw-2\n").0,
+        Some(0)
+    );
+    changes(2);
+    assert!(!auth("dave", "dave-pw-1"));
+    assert!(auth("dave", "dave-pw-2"));
+    let (code, out, _) = relais_user(&["list"], &users, "");
+    assert_eq!((code, out.as_str()), (Some(0), "carol\ndave\n"));
+    thread::sleep(Duration::from_millis(20));
+    assert_eq!(relais_user(&["delete", "dave"], &users, "").0, Some(0));
+    changes(3);
+    assert!(!auth("dave", "dave-pw-2"));
+    assert!(auth("carol", "carol-pw-1"));
+    assert_eq!(relais_user(&["delete", "dave"], &users, "").0, Some(4));
+    assert_eq!(relais_user(&["passwd", "nobody"], &users, "x\n").0, Some(4));
+}
+
 #[test]
 fn relais_reload_without_a_server_says_so() {
     let dir = tempfile::tempdir().unwrap();
