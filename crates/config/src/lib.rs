@@ -52,6 +52,13 @@ pub struct Config {
     pub tls: TlsConfig,
     /// SMTP AUTH.
     pub auth: AuthConfig,
+    /// Started as root, relais binds its listeners, gives `data_dir` to this user and its
+    /// primary group, and runs as that user from then on (no supplementary groups). Unset: it
+    /// runs as it was started.
+    pub user: Option<String>,
+    /// Keep running as root with a listener on an address other than loopback. Off: `relais
+    /// serve` started as root with such a listener and no `user` refuses to start.
+    pub allow_root: bool,
 }
 
 /// TLS settings. Without `cert` and `key`, a self-signed certificate for the host name is made
@@ -295,6 +302,8 @@ impl Default for Config {
             relay_networks: Vec::new(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
+            user: None,
+            allow_root: false,
         }
     }
 }
@@ -394,6 +403,9 @@ impl Config {
             if !is_safe_local_part(&u.to_ascii_lowercase()) {
                 return Err(err("users", format!("{u:?} is not a usable local part")));
             }
+        }
+        if self.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
+            return Err(err("user", "needs a user name".into()));
         }
         if self.local.run_as.trim().is_empty() {
             return Err(err("run_as", "needs a user name".into()));

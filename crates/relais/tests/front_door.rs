@@ -6,6 +6,8 @@
 //!   certificates;
 //! - [`relay`]: 30+ address tricks, refused or accepted depending on who asks;
 //! - [`limits`]: every limit reached, with its code, while others are served;
+//! - [`privileges`]: root given up for `user` after binding; root refused on public
+//!   listeners;
 //! - [`reload`]: SIGHUP and `relais reload` under load, a refused configuration, a renewed
 //!   certificate;
 //! - [`submission`]: the submission rules, `sender_must_match`, SASL, passwords kept out of
@@ -19,6 +21,8 @@ mod common;
 
 #[path = "front_door/limits.rs"]
 mod limits;
+#[path = "front_door/privileges.rs"]
+mod privileges;
 #[path = "front_door/real_clients.rs"]
 mod real_clients;
 #[path = "front_door/relay.rs"]

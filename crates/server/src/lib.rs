@@ -7,6 +7,7 @@
 //! queue manager through the [`QueueHandle`] made here and given to both.
 
 pub mod control;
+mod privileges;
 mod reload;
 
 use std::future::Future;
@@ -67,6 +68,9 @@ fn reload(
         if config.delivery.paused != in_force.delivery.paused {
             warn!("reload: delivery.paused changes at the next start only");
         }
+        if config.user != in_force.user || config.allow_root != in_force.allow_root {
+            warn!("reload: user and allow_root change at the next start only");
+        }
         let settings = QueueSettings::from_config(&config)?;
         let policy = Policy::new(&config);
         smtpd
@@ -100,6 +104,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let mut source = Source::new(path, &config);
+    privileges::check(&config).map_err(ServerError::Config)?;
     std::fs::create_dir_all(&config.data_dir)?;
     let spool_dir = config.spool_dir();
     let spool =
@@ -120,6 +125,9 @@ pub async fn run(
             None
         }
     };
+    // Listeners need root for ports below 1024; then root is given up for `user`.
+    let bound = Smtpd::bind(&config)?;
+    privileges::settle(&config).map_err(ServerError::Config)?;
     let policy = Policy::new(&config);
     let store = MaildirStore::open(&config.mail_dir(), &config.hostname)?;
 
@@ -145,7 +153,7 @@ pub async fn run(
         reload: reload_tx,
     };
     let mut in_force = config.clone();
-    let mut smtpd = Smtpd::start(config, spool.clone(), policy, queue.clone())?;
+    let mut smtpd = Smtpd::start(bound, config, spool.clone(), policy, queue.clone())?;
     let control = control_listener.map(|l| tokio::spawn(control::serve(l, control)));
 
     let mut hangup = signal(SignalKind::hangup())?;

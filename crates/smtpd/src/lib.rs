@@ -6,8 +6,9 @@
 //! spool through `relais-queue`'s [`Enqueue`](relais_queue::Enqueue), and its queue id goes to
 //! the queue manager through a [`QueueHandle`] (the door never imports the queue manager).
 //!
-//! [`Smtpd::start`] binds every listener once per worker thread (`SO_REUSEPORT`), each worker
-//! being a single-threaded event loop; [`Smtpd::reload`] applies a new configuration to the
+//! [`Smtpd::bind`] binds every listener once per worker thread (`SO_REUSEPORT`), before
+//! privileges are dropped; [`Smtpd::start`] starts the workers, each a single-threaded event
+//! loop; [`Smtpd::reload`] applies a new configuration to the
 //! sessions that start after it (TLS certificate, users, limits, policy, banner) and opens or
 //! closes listeners, without touching open sessions; [`Smtpd::stop`] stops accepting, lets
 //! sessions end (idle ones get `421`) and joins the workers.
@@ -39,6 +40,14 @@ use crate::context::Context;
 use crate::limits::Anvil;
 use crate::listeners::{Door, ListenerKey, WorkerCommand, bind_reuseport, worker};
 
+/// The listeners of a configuration, bound once per worker, not yet served.
+pub struct Bound {
+    /// Per worker, its socket of every listener.
+    per_worker: Vec<Vec<(ListenerKey, std::net::TcpListener)>>,
+    /// Each listener as configured, with the address it is bound to.
+    listening: BTreeMap<ListenerKey, SocketAddr>,
+}
+
 /// The running SMTP door: its worker threads, what they share, and how to reach them.
 pub struct Smtpd {
     /// Set to true to stop accepting and close idle sessions.
@@ -56,9 +65,30 @@ pub struct Smtpd {
 }
 
 impl Smtpd {
-    /// Binds every listener of `config` and starts the workers. Messages go into `spool`, and
+    /// Binds every listener of `config`, once per worker: what needs root for ports below
+    /// 1024, so it comes before privileges are dropped.
+    pub fn bind(config: &Config) -> Result<Bound, SmtpdError> {
+        let workers = config.workers();
+        let mut per_worker: Vec<Vec<(ListenerKey, std::net::TcpListener)>> =
+            (0..workers).map(|_| Vec::new()).collect();
+        let mut listening = BTreeMap::new();
+        for key in listener_keys(config) {
+            let (bound, sockets) = bind(key, workers)?;
+            listening.insert(key, bound);
+            for (w, s) in sockets.into_iter().enumerate() {
+                per_worker[w].push((key, s));
+            }
+        }
+        Ok(Bound {
+            per_worker,
+            listening,
+        })
+    }
+
+    /// Starts the workers on the listeners `bound` for `config`. Messages go into `spool`, and
     /// their ids to `delivery`.
     pub fn start(
+        bound: Bound,
         config: Config,
         spool: Spool,
         policy: Policy,
@@ -66,17 +96,11 @@ impl Smtpd {
     ) -> Result<Smtpd, SmtpdError> {
         let anvil = Arc::new(Anvil::default());
         let ctx = Context::build(config, spool, policy, delivery, anvil.clone())?;
-        let workers = ctx.config.workers();
-        let mut per_worker: Vec<Vec<(ListenerKey, std::net::TcpListener)>> =
-            (0..workers).map(|_| Vec::new()).collect();
-        let mut listening = BTreeMap::new();
-        for key in listener_keys(&ctx.config) {
-            let (bound, sockets) = bind(key, workers)?;
-            listening.insert(key, bound);
-            for (w, s) in sockets.into_iter().enumerate() {
-                per_worker[w].push((key, s));
-            }
-        }
+        let Bound {
+            per_worker,
+            listening,
+        } = bound;
+        let workers = per_worker.len();
         info!(
             "relais ready: hostname {}, local domains {}, data in {}, {workers} worker(s)",
             ctx.config.hostname,

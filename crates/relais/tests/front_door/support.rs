@@ -64,6 +64,7 @@ pub struct Setup {
     log_level: Option<&'static str>,
     banner: Option<String>,
     users: Vec<&'static str>,
+    top: Vec<String>,
 }
 
 impl Setup {
@@ -83,7 +84,14 @@ impl Setup {
             log_level: None,
             banner: None,
             users: Vec::new(),
+            top: Vec::new(),
         }
+    }
+
+    /// One more top-level line (`user = "nobody"`).
+    pub fn top(mut self, line: &str) -> Setup {
+        self.top.push(line.to_string());
+        self
     }
 
     /// `[local] users`: the local parts that exist (default: all).
@@ -175,6 +183,10 @@ impl Setup {
         if let Some(b) = &self.banner {
             t.push_str(&format!("banner = {b:?}\n"));
         }
+        for l in &self.top {
+            t.push_str(l);
+            t.push('\n');
+        }
         for role in &self.roles {
             t.push_str(&format!(
                 "\n[[listener]]\naddress = \"127.0.0.1:0\"\nrole = {role:?}\n"
@@ -226,6 +238,12 @@ impl Server {
     /// Starts a server and waits until every listener is logged.
     pub fn start(setup: Setup) -> Server {
         let dir = tempdir("relais-front-door-");
+        // A server that gives up root must still reach its data directory.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+                .expect("open the test directory");
+        }
         let data_dir = dir.path().join("data");
         let config = setup.write_config(dir.path());
         let mut cmd = serve_command(&config, dir.path());
@@ -244,6 +262,11 @@ impl Server {
     /// reads it at its next reload.
     pub fn rewrite_config(&self, setup: &Setup) {
         setup.write_config(self.dir.path());
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> libc::pid_t {
+        self.process.pid().expect("a running server")
     }
 
     /// Sends the server a signal (SIGHUP: reload).
