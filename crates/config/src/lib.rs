@@ -56,6 +56,12 @@ pub struct Config {
     /// primary group, and runs as that user from then on (no supplementary groups). Unset: it
     /// runs as it was started.
     pub user: Option<String>,
+    /// Where log lines go: a file (appended to; reopened on SIGUSR1 and on reload, for
+    /// logrotate), or standard error when unset.
+    pub log_file: Option<PathBuf>,
+    /// `text` (one line per event, Postfix's wording) or `json` (one object per line with
+    /// fixed field names: `ts`, `level`, `event`, `queue_id`, `client`, `from`, `to`, …).
+    pub log_format: LogFormat,
     /// Keep running as root with a listener on an address other than loopback. Off: `relais
     /// serve` started as root with such a listener and no `user` refuses to start.
     pub allow_root: bool,
@@ -147,6 +153,17 @@ pub struct ListenerConfig {
     /// What the port is for.
     #[serde(default)]
     pub role: Role,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line per event: the time, the level, the message.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The job of a listener, which sets its rules.
@@ -304,6 +321,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             user: None,
             allow_root: false,
+            log_file: None,
+            log_format: LogFormat::Text,
         }
     }
 }

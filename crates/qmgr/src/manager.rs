@@ -182,8 +182,13 @@ impl Manager {
                     Err("delivery in progress; try again in a moment".to_string())
                 } else {
                     self.schedule.forget(id);
-                    admin::delete(&self.spool, id)
-                        .inspect(|()| info!("{id}: removed (deleted by the administrator)"))
+                    admin::delete(&self.spool, id).inspect(|()| {
+                        info!(
+                            event = "deleted",
+                            queue_id = %id,
+                            "{id}: removed (deleted by the administrator)"
+                        )
+                    })
                 };
                 let _ = reply.send(r);
             }
@@ -197,10 +202,10 @@ impl Manager {
         admin::set_held(&self.spool, id, held).await?;
         if held {
             self.schedule.hold(id);
-            info!("{id}: held by the administrator");
+            info!(event = "held", queue_id = %id, "{id}: held by the administrator");
         } else {
             self.schedule.release(id);
-            info!("{id}: released by the administrator");
+            info!(event = "released", queue_id = %id, "{id}: released by the administrator");
         }
         Ok(())
     }
@@ -333,7 +338,24 @@ impl Manager {
         let now = SystemTime::now();
         let s = settle(&mut f, now, &self.settings.retry, &self.settings.hostname);
         for line in &s.log {
-            info!("{id}: {line}");
+            let (status, reason) = match &line.outcome {
+                Outcome::Delivered(how) => ("2.0.0", how.as_str()),
+                Outcome::Deferred { status, reason } | Outcome::Failed { status, reason } => {
+                    (status.as_str(), reason.as_str())
+                }
+            };
+            info!(
+                event = line.outcome.word(),
+                queue_id = %id,
+                to = %line.to,
+                orig_to = line.orig_to.as_deref().unwrap_or(""),
+                relay = %line.relay,
+                delay = line.delay,
+                status = line.outcome.word(),
+                dsn = status,
+                reason,
+                "{id}: {line}"
+            );
         }
         // Reports are sent only for real senders, and never about a report (null sender).
         // Only what was decided in this attempt is reported: earlier outcomes were reported then.
@@ -347,7 +369,7 @@ impl Manager {
         }
         if s.done {
             match self.spool.mark_done(id) {
-                Ok(()) => info!("{id}: removed"),
+                Ok(()) => info!(event = "removed", queue_id = %id, "{id}: removed"),
                 Err(e) => warn!("{id}: finished but not removed from the spool: {e}"),
             }
             return;

@@ -70,9 +70,13 @@ pub async fn enqueue(
     report.write(&body);
     match report.commit("local", envelope, "").await {
         Ok(rid) => {
+            let actions = actions.join(", ");
             info!(
-                "{id}: sender delivery status notification: {rid} ({})",
-                actions.join(", ")
+                event = "dsn",
+                queue_id = %id,
+                dsn_id = %rid,
+                actions,
+                "{id}: sender delivery status notification: {rid} ({actions})"
             );
             Some(rid)
         }

@@ -18,14 +18,44 @@ use crate::retry::{Retry, expire};
 /// What settling an attempt decided.
 #[derive(Debug, Default)]
 pub struct Settlement {
-    /// One log line per outcome decided in this attempt (without the queue id).
-    pub log: Vec<String>,
+    /// One log line per outcome decided in this attempt.
+    pub log: Vec<LogLine>,
     /// What to report to the sender (nothing is reported to the null sender).
     pub reports: Vec<RecipientReport>,
     /// Every recipient is final: the message leaves the queue.
     pub done: bool,
     /// Otherwise the next attempt, Unix seconds.
     pub next_attempt: u64,
+}
+
+/// What happened to one recipient or alias target in an attempt, for the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    /// The recipient (a target: its address, `|command` or a file).
+    pub to: String,
+    /// The alias a target came from.
+    pub orig_to: Option<String>,
+    /// Where it went: the remote host, `local`, `lmtp[…]`, `none`.
+    pub relay: String,
+    /// Seconds since the message arrived.
+    pub delay: f64,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl std::fmt::Display for LogLine {
+    /// `to=<a@b>, orig_to=<alias@b>, relay=local, delay=0.01, status=sent (…)`, as Postfix.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "to=<{}>, ", self.to)?;
+        if let Some(o) = &self.orig_to {
+            write!(f, "orig_to=<{o}>, ")?;
+        }
+        write!(
+            f,
+            "relay={}, delay={:.2}, {}",
+            self.relay, self.delay, self.outcome
+        )
+    }
 }
 
 /// Settles the attempt at `f`, decided at `now`. `f`'s state is updated with the final
@@ -89,10 +119,13 @@ fn settle_targets(f: &mut Flight, out: &mut Settlement, delay: f64, expired: boo
         let parent = &f.env.envelope.recipients[x.parent];
         let (shown, final_recipient) = target_addresses(&x.target, &parent.to, host);
         let relay = f.relay_of(slot);
-        out.log.push(format!(
-            "to=<{shown}>, orig_to=<{}>, relay={relay}, delay={delay:.2}, {o}",
-            parent.to
-        ));
+        out.log.push(LogLine {
+            to: shown,
+            orig_to: Some(parent.to.to_string()),
+            relay,
+            delay,
+            outcome: o.clone(),
+        });
         if let Outcome::Failed { status, reason } = &o
             && parent.params.notify.is_none_or(|n| n.failure)
         {
@@ -139,8 +172,13 @@ fn settle_recipients(f: &mut Flight, out: &mut Settlement, delay: f64, expired: 
             if !o.is_final() {
                 continue;
             }
-            out.log
-                .push(format!("to=<{}>, relay=local, delay={delay:.2}, {o}", r.to));
+            out.log.push(LogLine {
+                to: r.to.to_string(),
+                orig_to: None,
+                relay: "local".into(),
+                delay,
+                outcome: o.clone(),
+            });
             if matches!(o, Outcome::Delivered(_)) && notify.is_some_and(|n| n.success) {
                 let mut rr = report("expanded", "2.0.0", None);
                 rr.remote_mta = None;
@@ -152,10 +190,13 @@ fn settle_recipients(f: &mut Flight, out: &mut Settlement, delay: f64, expired: 
         // Expiry turns what is still deferred into a failure.
         let o = expire(o, expired);
         f.env.state.set(i, o.clone());
-        out.log.push(format!(
-            "to=<{}>, relay={relay}, delay={delay:.2}, {o}",
-            r.to
-        ));
+        out.log.push(LogLine {
+            to: r.to.to_string(),
+            orig_to: None,
+            relay,
+            delay,
+            outcome: o.clone(),
+        });
         match &o {
             Outcome::Failed { status, reason } if notify.is_none_or(|n| n.failure) => {
                 out.reports
@@ -384,7 +425,8 @@ mod tests {
             }
             let now = arrival() + Duration::from_secs(c.age);
             let s = settle(&mut f, now, &rules, "mx.example.com");
-            assert_eq!(s.log, [c.log], "case {k}");
+            let log: Vec<String> = s.log.iter().map(ToString::to_string).collect();
+            assert_eq!(log, [c.log], "case {k}");
             let actions: Vec<&str> = s.reports.iter().map(|r| r.action).collect();
             assert_eq!(
                 actions,
@@ -434,8 +476,9 @@ mod tests {
         f.set(Slot::Exp(n.start), Outcome::Delivered("command ok".into()));
         f.set(Slot::Exp(n.start + 1), Outcome::failed("5.1.1", "gone"));
         let s = settle(&mut f, arrival(), &rules, "mx.example.com");
+        let log: Vec<String> = s.log.iter().map(ToString::to_string).collect();
         assert_eq!(
-            s.log,
+            log,
             [
                 "to=<|cat>, orig_to=<staff@example.com>, relay=local, delay=0.00, status=sent (command ok)",
                 "to=<staff@example.com>, orig_to=<staff@example.com>, relay=local, delay=0.00, status=bounced (5.1.1 gone)",

@@ -6,8 +6,12 @@
 //! handing each to a writer thread through a channel (a wake-up per line), cost more CPU than
 //! the rest of the message's handling on a small machine; appending to a buffer under a mutex
 //! costs a copy. What a crash can lose is the last few milliseconds of log.
+//!
+//! The lines go to standard error or to a file ([`open`]); a file is reopened after
+//! [`LogBuffer::reopen`] (SIGUSR1, a reload), so that logrotate can move it away.
 
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -20,6 +24,8 @@ const FLUSH_AT: usize = 256 * 1024;
 struct Shared {
     /// Lines not yet written, and whether the writer should stop.
     state: Mutex<(Vec<u8>, bool)>,
+    /// Set to have the writer open its file again before the next write.
+    reopen: std::sync::atomic::AtomicBool,
     /// Wakes the writer: a first line in an empty buffer, or stop.
     wake: Condvar,
 }
@@ -36,10 +42,35 @@ pub struct FlushGuard {
     thread: Option<JoinHandle<()>>,
 }
 
-/// A buffer written to `out` by a thread of its own.
-pub fn start(mut out: impl Write + Send + 'static) -> (LogBuffer, FlushGuard) {
+/// Opens `log_file` for appending (created mode 0640), or standard error.
+fn open_target(file: Option<&Path>) -> io::Result<Box<dyn Write + Send>> {
+    match file {
+        None => Ok(Box::new(io::stderr())),
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o640)
+                .open(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            Ok(Box::new(f))
+        }
+    }
+}
+
+/// A buffer written to `file` (standard error when `None`) by a thread of its own.
+pub fn open(file: Option<&Path>) -> io::Result<(LogBuffer, FlushGuard)> {
+    let out = open_target(file)?;
+    Ok(start(out, file.map(Path::to_path_buf)))
+}
+
+/// A buffer written to `out` by a thread of its own; `reopen` is the file to open again when
+/// asked (none: `out` stays).
+fn start(mut out: Box<dyn Write + Send>, reopen: Option<PathBuf>) -> (LogBuffer, FlushGuard) {
     let shared = Arc::new(Shared {
         state: Mutex::new((Vec::with_capacity(64 * 1024), false)),
+        reopen: std::sync::atomic::AtomicBool::new(false),
         wake: Condvar::new(),
     });
     let s = shared.clone();
@@ -62,6 +93,19 @@ pub fn start(mut out: impl Write + Send + 'static) -> (LogBuffer, FlushGuard) {
                     std::mem::swap(&mut guard.0, &mut spare);
                     guard.1
                 };
+                if s.reopen.swap(false, std::sync::atomic::Ordering::Relaxed)
+                    && let Some(path) = &reopen
+                {
+                    let _ = out.flush();
+                    match open_target(Some(path)) {
+                        Ok(new) => out = new,
+                        // Keep writing where we were: better than losing lines.
+                        Err(e) => {
+                            let line = format!("cannot reopen the log file: {e}\n");
+                            let _ = out.write_all(line.as_bytes());
+                        }
+                    }
+                }
                 if !spare.is_empty() {
                     // Nowhere to report a failure to write the log: it is dropped.
                     let _ = out.write_all(&spare).and_then(|()| out.flush());
@@ -82,6 +126,18 @@ pub fn start(mut out: impl Write + Send + 'static) -> (LogBuffer, FlushGuard) {
         },
         FlushGuard { shared, thread },
     )
+}
+
+impl LogBuffer {
+    /// Has the log file opened again before the next line (after logrotate moved it).
+    pub fn reopen(&self) {
+        self.shared
+            .reopen
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let guard = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        drop(guard);
+        self.shared.wake.notify_one();
+    }
 }
 
 impl Write for LogBuffer {
@@ -146,7 +202,7 @@ mod tests {
     #[test]
     fn lines_arrive_whole_in_order_and_all_at_exit() {
         let sink = Sink::default();
-        let (buf, guard) = start(sink.clone());
+        let (buf, guard) = start(Box::new(sink.clone()), None);
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let mut b = buf.clone();
@@ -175,9 +231,28 @@ mod tests {
     }
 
     #[test]
+    fn a_moved_file_is_reopened_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relais.log");
+        let (mut buf, guard) = open(Some(&path)).unwrap();
+        buf.write_all(b"first\n").unwrap();
+        std::thread::sleep(GATHER * 50);
+        // logrotate: the file is moved away, then the writer is told.
+        std::fs::rename(&path, dir.path().join("relais.log.1")).unwrap();
+        buf.write_all(b"second\n").unwrap();
+        std::thread::sleep(GATHER * 50);
+        buf.reopen();
+        buf.write_all(b"third\n").unwrap();
+        drop(guard);
+        let old = std::fs::read_to_string(dir.path().join("relais.log.1")).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert_eq!((old.as_str(), new.as_str()), ("first\nsecond\n", "third\n"));
+    }
+
+    #[test]
     fn a_line_is_written_within_the_flush_interval() {
         let sink = Sink::default();
-        let (mut buf, _guard) = start(sink.clone());
+        let (mut buf, _guard) = start(Box::new(sink.clone()), None);
         buf.write_all(b"hello\n").unwrap();
         std::thread::sleep(GATHER * 50);
         assert_eq!(sink.0.lock().unwrap().as_slice(), b"hello\n");

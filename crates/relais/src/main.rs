@@ -9,6 +9,7 @@ mod args;
 mod dns;
 mod explain;
 mod logbuf;
+mod logfmt;
 mod probe;
 mod queue;
 mod send;

@@ -3,24 +3,14 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use relais_config::Config;
+use relais_config::{Config, LogFormat};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::exit;
 
 /// Loads the configuration, sets up logging, runs the server until SIGTERM or SIGINT (SIGHUP
 /// reads the configuration again).
 pub fn run(config_path: Option<&Path>) -> ExitCode {
-    // Log lines go to a buffer that a thread of its own writes out (see logbuf.rs).
-    let (writer, _flush_guard) = crate::logbuf::start(std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RELAIS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let config = match config_path {
         Some(path) => match Config::load(path) {
             Ok(c) => c,
@@ -31,6 +21,24 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
         },
         None => Config::embedded(),
     };
+    // Log lines go to a buffer that a thread of its own writes out (see logbuf.rs).
+    let (writer, _flush_guard) = match crate::logbuf::open(config.log_file.as_deref()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("relais: log_file: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    tracing_subscriber::fmt()
+        .event_format(crate::logfmt::LogFormat {
+            json: config.log_format == LogFormat::Json,
+        })
+        .with_writer(writer.clone())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RELAIS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     let runtime = match relais_client::current_thread_runtime() {
         Ok(r) => r,
         Err(e) => {
@@ -39,7 +47,19 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
         }
     };
     let path = config_path.map(Path::to_path_buf);
-    let result = runtime.block_on(relais_server::run(config, path, stop_signal()));
+    let result = runtime.block_on(async {
+        // SIGUSR1 (logrotate's postrotate) and every reload reopen the log file.
+        if let Ok(mut usr1) = signal(SignalKind::user_defined1()) {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                while usr1.recv().await.is_some() {
+                    writer.reopen();
+                }
+            });
+        }
+        let reopen = move || writer.reopen();
+        relais_server::run(config, path, stop_signal(), reopen).await
+    });
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
@@ -52,7 +72,6 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
 
 /// Completes on SIGTERM or SIGINT.
 async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),

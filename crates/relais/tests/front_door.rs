@@ -6,6 +6,7 @@
 //!   certificates;
 //! - [`relay`]: 30+ address tricks, refused or accepted depending on who asks;
 //! - [`limits`]: every limit reached, with its code, while others are served;
+//! - [`logs`]: JSON lines in a log file, reopened on SIGUSR1, a message's story by queue id;
 //! - [`privileges`]: root given up for `user` after binding; root refused on public
 //!   listeners;
 //! - [`reload`]: SIGHUP and `relais reload` under load, a refused configuration, a renewed
@@ -21,6 +22,8 @@ mod common;
 
 #[path = "front_door/limits.rs"]
 mod limits;
+#[path = "front_door/logs.rs"]
+mod logs;
 #[path = "front_door/privileges.rs"]
 mod privileges;
 #[path = "front_door/real_clients.rs"]

@@ -71,6 +71,9 @@ fn reload(
         if config.user != in_force.user || config.allow_root != in_force.allow_root {
             warn!("reload: user and allow_root change at the next start only");
         }
+        if config.log_file != in_force.log_file || config.log_format != in_force.log_format {
+            warn!("reload: log_file and log_format change at the next start only");
+        }
         let settings = QueueSettings::from_config(&config)?;
         let policy = Policy::new(&config);
         smtpd
@@ -97,13 +100,17 @@ fn reload(
 
 /// Runs the server until `shutdown` completes, then stops gracefully: stop accepting, send
 /// `421` to idle sessions, let messages being stored finish, stop delivery, flush the spool.
-/// `config` was read from `path` (`None`: the embedded default), where a reload reads it again.
+/// `config` was read from `path` (`None`: the embedded default), where a reload reads it again;
+/// `after_reload` runs after each reload that took (the binary reopens its log file).
 pub async fn run(
     config: Config,
     path: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
+    after_reload: impl Fn(),
 ) -> Result<(), ServerError> {
     let mut source = Source::new(path, &config);
+    // SIGHUP's default action ends the process: take it over before anything else.
+    let mut hangup = signal(SignalKind::hangup())?;
     privileges::check(&config).map_err(ServerError::Config)?;
     std::fs::create_dir_all(&config.data_dir)?;
     let spool_dir = config.spool_dir();
@@ -156,7 +163,6 @@ pub async fn run(
     let mut smtpd = Smtpd::start(bound, config, spool.clone(), policy, queue.clone())?;
     let control = control_listener.map(|l| tokio::spawn(control::serve(l, control)));
 
-    let mut hangup = signal(SignalKind::hangup())?;
     let mut file_watch = tokio::time::interval(FILE_WATCH);
     tokio::pin!(shutdown);
     loop {
@@ -165,6 +171,9 @@ pub async fn run(
             _ = hangup.recv() => "SIGHUP".to_string(),
             Some(answer) = reload_rx.recv() => {
                 let r = reload(&mut source, &mut in_force, &mut smtpd, delivery.as_ref(), "relais reload");
+                if r.is_ok() {
+                    after_reload();
+                }
                 let _ = answer.send(r);
                 continue;
             }

@@ -111,7 +111,7 @@ pub async fn serve(
         {
             Ok(Ok(tls)) => {
                 client.tls = Some(relais_client::negotiated(tls.get_ref().1));
-                info!("connect from {} (TLS)", client.label);
+                info!(event = "connect", client = %client.label, tls = true, "connect from {} (TLS)", client.label);
                 let mut s = Session::new_tls(config);
                 s.handle_connect();
                 (Conn::Tls(Box::new(tls)), s)
@@ -138,7 +138,7 @@ pub async fn serve(
                 session.handle_early_talk();
             }
             _ => {
-                info!("connect from {}", client.label);
+                info!(event = "connect", client = %client.label, "connect from {}", client.label);
                 session.handle_connect();
             }
         }
@@ -191,7 +191,14 @@ pub async fn serve(
         }
     }
     conn.shutdown().await;
-    info!("disconnect from {} {}", client.label, session.stats());
+    info!(
+        event = "disconnect",
+        client = %client.label,
+        stats = %session.stats(),
+        "disconnect from {} {}",
+        client.label,
+        session.stats()
+    );
 }
 
 /// Writes the `220 Ready to start TLS`, runs the handshake and tells the session.
@@ -274,10 +281,16 @@ async fn handle_event(
                 .as_ref()
                 .map(|u| format!(", sasl_username={u}"))
                 .unwrap_or_default();
+            let helo = session.helo_name().unwrap_or("");
             info!(
-                "{id}: client={}, helo={}{auth}, from=<{from}>",
+                event = "client",
+                queue_id = %id,
+                client = %client.label,
+                helo,
+                sasl_username = client.user.as_deref().unwrap_or(""),
+                from = %from,
+                "{id}: client={}, helo={helo}{auth}, from=<{from}>",
                 client.label,
-                session.helo_name().unwrap_or("")
             );
             *tx = Some(Transaction { id, message: None });
             session.handle_verdict(Verdict::Accept);
@@ -286,7 +299,14 @@ async fn handle_event(
             let may_relay = client.user.is_some() || client.trusted_network;
             let verdict = match ctx.policy.check_recipient(&to, may_relay) {
                 Ok(route) => {
-                    info!("{}: to=<{to}> accepted ({route})", id_or_noqueue(tx));
+                    let id = id_or_noqueue(tx);
+                    info!(
+                        event = "rcpt",
+                        queue_id = %id,
+                        to = %to,
+                        route = %route,
+                        "{id}: to=<{to}> accepted ({route})"
+                    );
                     Verdict::Accept
                 }
                 Err(v) => v,
@@ -332,9 +352,14 @@ async fn handle_event(
             }
         }
         Event::Rejected { command, reply } => {
+            let id = id_or_noqueue(tx);
             info!(
-                "{}: reject: {command} from {}: {reply}",
-                id_or_noqueue(tx),
+                event = "reject",
+                queue_id = %id,
+                client = %client.label,
+                command = %command,
+                reply = %reply,
+                "{id}: reject: {command} from {}: {reply}",
                 client.label
             );
         }

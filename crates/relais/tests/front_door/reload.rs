@@ -204,17 +204,19 @@ fn relais_user(
         .args(args)
         .arg("--file")
         .arg(file)
-        .stdin(std::process::Stdio::piped())
+        .stdin(if stdin.is_empty() {
+            std::process::Stdio::null()
+        } else {
+            std::process::Stdio::piped()
+        })
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run relais user");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    if let Some(mut input) = child.stdin.take() {
+        // A command that refuses before reading closes its end: that is its answer.
+        let _ = input.write_all(stdin.as_bytes());
+    }
     let out = child.wait_with_output().unwrap();
     (
         out.status.code(),
