@@ -41,7 +41,10 @@ fn wait_for(path: &Path, want: impl Fn(&Value) -> bool) -> Vec<Value> {
         if all.iter().any(&want) {
             return all;
         }
-        assert!(Instant::now() < deadline, "never logged; the file has:\n{all:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "never logged; the file has:\n{all:#?}"
+        );
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -57,7 +60,13 @@ fn send(port: u16, message_id: &str) -> String {
     ));
     assert!(r.is("250 2.0.0 Ok: queued as "), "{r}");
     c.quit();
-    r.lines.last().unwrap().rsplit(' ').next().unwrap().to_string()
+    r.lines
+        .last()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -78,9 +87,16 @@ fn json_lines_in_a_file_tell_a_message_story_and_the_file_is_reopened_on_sigusr1
             .spawn()
             .expect("start relais serve"),
     );
-    let listening = |v: &Value| v["msg"].as_str().is_some_and(|m| m.starts_with("listening on"));
+    let listening = |v: &Value| {
+        v["msg"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("listening on"))
+    };
     let started = wait_for(&log, listening);
-    let msg = started.iter().find(|v| listening(v)).unwrap()["msg"].as_str().unwrap().to_string();
+    let msg = started.iter().find(|v| listening(v)).unwrap()["msg"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let port: u16 = msg
         .split(':')
         .nth(1)
@@ -89,15 +105,32 @@ fn json_lines_in_a_file_tell_a_message_story_and_the_file_is_reopened_on_sigusr1
         .unwrap_or_else(|| panic!("no port in {msg:?}"));
 
     let id = send(port, "<first@local.test>");
-    let all = wait_for(&log, |v| v["event"] == "removed" && v["queue_id"] == id.as_str());
+    let all = wait_for(&log, |v| {
+        v["event"] == "removed" && v["queue_id"] == id.as_str()
+    });
     // `jq 'select(.queue_id == ID)'`: the story in order.
-    let story: Vec<&Value> = all.iter().filter(|v| v["queue_id"] == id.as_str()).collect();
+    let story: Vec<&Value> = all
+        .iter()
+        .filter(|v| v["queue_id"] == id.as_str())
+        .collect();
     let events: Vec<&str> = story.iter().filter_map(|v| v["event"].as_str()).collect();
-    assert_eq!(events, ["client", "rcpt", "queued", "sent", "removed"], "{story:#?}");
+    assert_eq!(
+        events,
+        ["client", "rcpt", "queued", "sent", "removed"],
+        "{story:#?}"
+    );
     let client = story[0];
-    assert!(client["client"].as_str().unwrap().starts_with("unknown[127.0.0.1]:"));
+    assert!(
+        client["client"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown[127.0.0.1]:")
+    );
     assert_eq!(client["from"], "s@other.test");
-    assert!(client.get("sasl_username").is_none(), "no AUTH, no field: {client}");
+    assert!(
+        client.get("sasl_username").is_none(),
+        "no AUTH, no field: {client}"
+    );
     let queued = story[2];
     assert_eq!(queued["message_id"], "<first@local.test>");
     assert_eq!(queued["nrcpt"], 1);
@@ -105,7 +138,10 @@ fn json_lines_in_a_file_tell_a_message_story_and_the_file_is_reopened_on_sigusr1
     let sent = story[3];
     assert_eq!(sent["to"], format!("alice@{LOCAL}"));
     assert_eq!(sent["relay"], "local");
-    assert_eq!((&sent["status"], &sent["dsn"]), (&Value::from("sent"), &Value::from("2.0.0")));
+    assert_eq!(
+        (&sent["status"], &sent["dsn"]),
+        (&Value::from("sent"), &Value::from("2.0.0"))
+    );
     assert!(sent["delay"].is_number());
     for v in &all {
         assert!(v["ts"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
@@ -119,7 +155,9 @@ fn json_lines_in_a_file_tell_a_message_story_and_the_file_is_reopened_on_sigusr1
     unsafe { libc::kill(server.0.id() as libc::pid_t, libc::SIGUSR1) };
     thread::sleep(Duration::from_millis(100));
     let second = send(port, "<second@local.test>");
-    wait_for(&log, |v| v["event"] == "removed" && v["queue_id"] == second.as_str());
+    wait_for(&log, |v| {
+        v["event"] == "removed" && v["queue_id"] == second.as_str()
+    });
     let old = objects(&rotated);
     assert!(old.iter().all(|v| v["queue_id"] != second.as_str()));
     assert!(old.iter().any(|v| v["queue_id"] == id.as_str()));
