@@ -33,6 +33,7 @@
 //! # let _ = banner; Ok(()) }
 //! ```
 
+pub mod cert;
 mod client;
 mod config;
 mod error;

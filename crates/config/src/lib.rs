@@ -78,6 +78,33 @@ pub struct TlsConfig {
     pub cert: Option<PathBuf>,
     /// PEM private key.
     pub key: Option<PathBuf>,
+    /// The oldest protocol version offered: `"1.2"` (the default) or `"1.3"`.
+    pub min_version: TlsVersion,
+    /// More certificates, each served to the clients that ask (SNI) for one of its DNS names
+    /// (wildcards included); `cert` and `key` serve every other client.
+    pub sni: Vec<CertificatePair>,
+}
+
+/// A certificate chain and its key, PEM files.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatePair {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// A TLS protocol version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum TlsVersion {
+    /// TLS 1.2 (and 1.3).
+    #[default]
+    #[serde(rename = "1.2")]
+    V1_2,
+    /// TLS 1.3 only.
+    #[serde(rename = "1.3")]
+    V1_3,
 }
 
 impl Default for TlsConfig {
@@ -86,6 +113,8 @@ impl Default for TlsConfig {
             enabled: true,
             cert: None,
             key: None,
+            min_version: TlsVersion::V1_2,
+            sni: Vec::new(),
         }
     }
 }

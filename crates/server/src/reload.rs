@@ -17,7 +17,7 @@ pub(crate) struct Source {
     /// The file given to `relais serve --config`; `None` for the embedded default.
     pub path: Option<PathBuf>,
     /// Modification times of the certificate and key files at the last (re)load.
-    tls_stamp: Option<(SystemTime, SystemTime)>,
+    tls_stamp: Option<Vec<SystemTime>>,
     /// Modification time of the users file at the last (re)load.
     users_stamp: Option<SystemTime>,
 }
@@ -72,27 +72,35 @@ impl Source {
 }
 
 /// The certificate and key files a configuration serves (configured, or the self-signed pair
-/// made at first start).
-fn tls_files(config: &Config) -> Option<(PathBuf, PathBuf)> {
+/// made at first start; then those chosen by SNI).
+fn tls_files(config: &Config) -> Vec<PathBuf> {
     if !config.tls.enabled {
-        return None;
+        return Vec::new();
     }
-    Some(match (&config.tls.cert, &config.tls.key) {
-        (Some(c), Some(k)) => (c.clone(), k.clone()),
+    let mut files = match (&config.tls.cert, &config.tls.key) {
+        (Some(c), Some(k)) => vec![c.clone(), k.clone()],
         _ => {
             let dir = config.data_dir.join("tls");
-            (dir.join("cert.pem"), dir.join("key.pem"))
+            vec![dir.join("cert.pem"), dir.join("key.pem")]
         }
-    })
+    };
+    for pair in &config.tls.sni {
+        files.push(pair.cert.clone());
+        files.push(pair.key.clone());
+    }
+    files
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-fn tls_stamp(config: &Config) -> Option<(SystemTime, SystemTime)> {
-    let (cert, key) = tls_files(config)?;
-    Some((modified(&cert)?, modified(&key)?))
+fn tls_stamp(config: &Config) -> Option<Vec<SystemTime>> {
+    let files = tls_files(config);
+    if files.is_empty() {
+        return None;
+    }
+    files.iter().map(|f| modified(f)).collect()
 }
 
 fn users_stamp(config: &Config) -> Option<SystemTime> {

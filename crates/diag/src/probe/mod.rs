@@ -35,7 +35,6 @@
 //! | 40 | open relay: a recipient at a foreign domain was accepted (without a successful AUTH) |
 
 mod auth;
-mod cert;
 mod connect;
 mod ehlo;
 #[cfg(test)]

@@ -8,10 +8,10 @@ use relais_proto::EhloResponse;
 use relais_proto::date::{DateTime, unix_secs};
 use serde_json::json;
 
-use super::cert::{self, CertSummary};
 use super::exit;
 use super::report::Verdict;
 use super::session::{Session, Step, Stop, stage_error};
+use relais_client::cert::{self, CertSummary};
 
 impl Session<'_> {
     /// STARTTLS when offered (and not turned off), then EHLO again: returns the new EHLO.

@@ -199,3 +199,84 @@ fn submissions_without_tls_is_a_configuration_error() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("a submissions listener needs TLS"), "{err}");
 }
+
+/// A certificate for `names` valid until `days` from now, written as PEM files in `dir`.
+fn certificate(
+    dir: &std::path::Path,
+    stem: &str,
+    names: &[&str],
+    days: i64,
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    use rcgen::{CertificateParams, DnType, KeyPair};
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, names[0]);
+    let now = relais_proto::date::unix_secs(std::time::SystemTime::now());
+    let end = relais_proto::date::DateTime::from_unix(now + days * 86_400);
+    params.not_after = rcgen::date_time_ymd(end.year as i32, end.month as u8, end.day as u8);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (c, k) = (
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}.key")),
+    );
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c, k, cert.der().to_vec())
+}
+
+#[test]
+fn certificates_are_chosen_by_the_name_the_client_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dc, dk, default) = certificate(dir.path(), "default", &[HOSTNAME], 90);
+    let (oc, ok, other) = certificate(dir.path(), "other", &["mail.other.test", "*.wild.test"], 90);
+    let server = Server::start(Setup::new(&["mx"]).tls_files(&dc, &dk).tls_line(&format!(
+        "[[tls.sni]]\ncert = {:?}\nkey = {:?}",
+        oc.display().to_string(),
+        ok.display().to_string()
+    )));
+    let served = |sni: Tls| {
+        let mut c = Client::ready(server.port("mx"), None);
+        c.expect("STARTTLS", "220 2.0.0");
+        c.handshake(sni);
+        let der = c.peer_certificate().expect("a certificate");
+        c.ehlo();
+        c.quit();
+        der
+    };
+    let table: &[(Tls, &[u8])] = &[
+        (Tls::Any, &default),
+        (Tls::Sni("mail.other.test"), &other),
+        (Tls::Sni("MAIL.OTHER.TEST"), &other),
+        (Tls::Sni("a.wild.test"), &other),
+        (Tls::Sni("a.b.wild.test"), &default),
+        (Tls::Sni("unknown.test"), &default),
+    ];
+    for (sni, want) in table {
+        assert_eq!(served(*sni), *want, "{sni:?}");
+    }
+}
+
+#[test]
+fn a_minimum_version_refuses_older_clients_and_soon_expiring_certificates_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, k, _) = certificate(dir.path(), "soon", &[HOSTNAME], 5);
+    let server = Server::start(
+        Setup::new(&["mx"])
+            .tls_files(&c, &k)
+            .tls_line("min_version = \"1.3\""),
+    );
+    server.assert_logged("expires in");
+    assert!(
+        server
+            .log()
+            .contains(&format!("TLS certificate {}", c.display()))
+    );
+    let mut old = Client::ready(server.port("mx"), None);
+    old.expect("STARTTLS", "220 2.0.0");
+    assert!(old.try_handshake(Tls::V12).is_err(), "TLS 1.2 was accepted");
+    let mut new = Client::ready(server.port("mx"), None);
+    new.starttls();
+    assert_eq!(new.tls_version().as_deref(), Some("TLSv1_3"));
+    new.quit();
+}

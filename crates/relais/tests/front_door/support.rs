@@ -65,6 +65,7 @@ pub struct Setup {
     banner: Option<String>,
     users: Vec<&'static str>,
     top: Vec<String>,
+    tls_lines: Vec<String>,
 }
 
 impl Setup {
@@ -85,7 +86,14 @@ impl Setup {
             banner: None,
             users: Vec::new(),
             top: Vec::new(),
+            tls_lines: Vec::new(),
         }
+    }
+
+    /// One more line after `[tls]` (`min_version = "1.3"`, a `[[tls.sni]]` table).
+    pub fn tls_line(mut self, line: &str) -> Setup {
+        self.tls_lines.push(line.to_string());
+        self
     }
 
     /// One more top-level line (`user = "nobody"`).
@@ -199,6 +207,10 @@ impl Setup {
                 cert.display().to_string(),
                 key.display().to_string()
             ));
+        }
+        for l in &self.tls_lines {
+            t.push_str(l);
+            t.push('\n');
         }
         t.push_str(&format!(
             "\n[auth]\nusers = [{{ name = {USER:?}, hash = '{}', addresses = [{}] }}]\n\
@@ -444,12 +456,18 @@ pub enum Tls {
     Any,
     /// TLS 1.2 only.
     V12,
+    /// 1.2 and 1.3, asking (SNI) for this name instead of the server's host name.
+    Sni(&'static str),
 }
 
 fn tls_connection(versions: Tls) -> ClientConnection {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let name = match versions {
+        Tls::Sni(name) => name,
+        _ => HOSTNAME,
+    };
     let versions: &[&rustls::SupportedProtocolVersion] = match versions {
-        Tls::Any => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        Tls::Any | Tls::Sni(_) => &[&rustls::version::TLS13, &rustls::version::TLS12],
         Tls::V12 => &[&rustls::version::TLS12],
     };
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -458,7 +476,7 @@ fn tls_connection(versions: Tls) -> ClientConnection {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(TrustAnything(provider)))
         .with_no_client_auth();
-    let name = ServerName::try_from(HOSTNAME.to_string()).expect("server name");
+    let name = ServerName::try_from(name.to_string()).expect("server name");
     ClientConnection::new(Arc::new(config), name).expect("TLS client")
 }
 
@@ -652,16 +670,22 @@ impl Client {
     /// Runs the TLS handshake on the connection as it is now (after `220 Ready to start TLS`,
     /// or at once for implicit TLS).
     pub fn handshake(&mut self, versions: Tls) {
+        if let Err(e) = self.try_handshake(versions) {
+            panic!("TLS handshake: {e}");
+        }
+    }
+
+    /// [`Client::handshake`], with its failure as an error.
+    pub fn try_handshake(&mut self, versions: Tls) -> io::Result<()> {
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
             panic!("handshake on a connection that is not plain TCP");
         };
         let mut tls = StreamOwned::new(tls_connection(versions), tcp);
         while tls.conn.is_handshaking() {
-            if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
-                panic!("TLS handshake: {e}");
-            }
+            tls.conn.complete_io(&mut tls.sock)?;
         }
         self.stream = Stream::Tls(Box::new(tls));
+        Ok(())
     }
 
     /// `STARTTLS` (asserting `220 2.0.0`), then the handshake, then EHLO again.

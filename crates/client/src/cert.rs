@@ -2,7 +2,8 @@
 //! of the subjectAltName extension, validity dates, and whether it signed itself.
 //!
 //! A small DER reader (RFC 5280 structure, tag-length-value) instead of a full X.509 crate:
-//! the verification itself is rustls' (`relais-client` reports it); this only describes.
+//! the verification itself is rustls'; this only describes. The probe shows it, and the
+//! server reads its own certificates' names (SNI) and expiry with it.
 
 use relais_proto::date::parse_asn1_time;
 
