@@ -7,6 +7,7 @@
 #   libnet-ssleay-perl (swaks' STARTTLS and TLS-on-connect)
 #   dovecot-core, dovecot-lmtpd (tests: a real LMTP server for local delivery)
 #   python3-pip + aiosmtpd (tests: a Python SMTP server with STARTTLS and AUTH)
+#   prometheus   (tests: promtool checks the /metrics output; the service is not started)
 # Usage: scripts/deps.sh            # source it or run it; it is a no-op when all are there
 # Never prompts. Needs root (or password-less sudo) only when something must be installed.
 set -euo pipefail
@@ -23,6 +24,7 @@ relais_deps_missing() {
     { command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ]; } || missing+=(dovecot-core)
     [ -e /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     echo "${missing[@]}"
 }
 
@@ -58,9 +60,18 @@ relais_install_deps() {
     # never touches port 25 (the benchmark runs its own instance from a temporary directory).
     echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
     "${sudo[@]}" apt-get update -q
+    # Packages that ship a service (Postfix, Dovecot, Prometheus) must not start it: only the
+    # programs are wanted. policy-rc.d says so to invoke-rc.d while the packages install.
+    local policy=/usr/sbin/policy-rc.d made_policy=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        made_policy=1
+    fi
     # shellcheck disable=SC2086 # word splitting of the package list is intended
     "${sudo[@]}" apt-get install -y -q --no-install-recommends \
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $missing
+    [ -n "$made_policy" ] && "${sudo[@]}" rm -f "$policy"
     missing=$(relais_deps_missing)
     if [ -n "$missing" ]; then
         echo "deps: still missing after install: $missing" >&2

@@ -56,6 +56,8 @@ pub struct Config {
     /// primary group, and runs as that user from then on (no supplementary groups). Unset: it
     /// runs as it was started.
     pub user: Option<String>,
+    /// The HTTP listener: Prometheus metrics, health checks.
+    pub http: HttpConfig,
     /// Where log lines go: a file (appended to; reopened on SIGUSR1 and on reload, for
     /// logrotate), or standard error when unset.
     pub log_file: Option<PathBuf>,
@@ -182,6 +184,17 @@ pub struct ListenerConfig {
     /// What the port is for.
     #[serde(default)]
     pub role: Role,
+}
+
+/// The HTTP listener (off unless `address` is set).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, e.g. `127.0.0.1:9025`.
+    pub address: Option<SocketAddr>,
+    /// A bearer token every request must carry (`Authorization: Bearer TOKEN`); required when
+    /// `address` is not a loopback address.
+    pub token: Option<String>,
 }
 
 /// How log lines are written.
@@ -352,6 +365,7 @@ impl Default for Config {
             allow_root: false,
             log_file: None,
             log_format: LogFormat::Text,
+            http: HttpConfig::default(),
         }
     }
 }
@@ -451,6 +465,15 @@ impl Config {
             if !is_safe_local_part(&u.to_ascii_lowercase()) {
                 return Err(err("users", format!("{u:?} is not a usable local part")));
             }
+        }
+        if let Some(a) = self.http.address
+            && !a.ip().is_loopback()
+            && self.http.token.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(err(
+                "address",
+                format!("[http] on {a}, off loopback, needs a token"),
+            ));
         }
         if self.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
             return Err(err("user", "needs a user name".into()));
@@ -741,6 +764,10 @@ command_timeout = "2m"
                 &["line 2", "command_timeout"],
             ),
             ("hostname = \n", &["line 1"]),
+            (
+                "[http]\naddress = \"0.0.0.0:9025\"\n",
+                &["line 2", "address", "needs a token"],
+            ),
         ];
         for (text, needles) in cases {
             let e = Config::parse(text).expect_err(text).to_string();

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use relais_local::maildir::{MaildirStore, Pending};
 use relais_local::rules::LoopCheck;
+use relais_metrics::{Agent, METRICS};
 use relais_proto::ReversePath;
 use relais_proto::date::unix_secs;
 use relais_queue::{Command, Outcome, SpooledEnvelope, admin};
@@ -23,7 +24,7 @@ use crate::jobs::{Jobs, Written, write_maildir};
 use crate::plan::{PlanContext, plan};
 use crate::schedule::Schedule;
 use crate::settings::QueueSettings;
-use crate::settle::settle;
+use crate::settle::{LogLine, settle};
 
 /// How long new messages are gathered before a delivery batch starts.
 const COALESCE: Duration = Duration::from_millis(10);
@@ -31,6 +32,19 @@ const COALESCE: Duration = Duration::from_millis(10);
 const MAX_BATCH: usize = 512;
 /// How long a message that could not be read waits before the next try.
 const READ_RETRY: u64 = 60;
+
+/// The agent a logged outcome came from: the relay says LMTP, a remote host or nowhere
+/// (`none`); a local target is a command (`|…`), a file (`/…`) or a Maildir.
+fn agent_of(line: &LogLine) -> Agent {
+    match line.relay.as_str() {
+        "none" => Agent::None,
+        "local" if line.to.starts_with('|') => Agent::Pipe,
+        "local" if line.to.starts_with('/') => Agent::File,
+        "local" => Agent::Maildir,
+        r if r.starts_with("lmtp[") => Agent::Lmtp,
+        _ => Agent::Smtp,
+    }
+}
 
 /// Unix seconds now: the one clock reading of a loop turn.
 fn now_secs() -> u64 {
@@ -140,6 +154,7 @@ impl Manager {
                 _ = tokio::time::sleep(wait) => {}
             }
             self.run_due().await;
+            METRICS.queue_size(self.flight.len(), self.schedule.len(), self.schedule.held());
         }
         // Let transactions under way finish, so that nothing is half done.
         while !self.flight.is_empty() {
@@ -338,6 +353,14 @@ impl Manager {
         let now = SystemTime::now();
         let s = settle(&mut f, now, &self.settings.retry, &self.settings.hostname);
         for line in &s.log {
+            if !line.aggregate {
+                METRICS.delivery(agent_of(line), line.outcome.word());
+                if line.outcome.is_final() {
+                    METRICS
+                        .delivery_seconds
+                        .observe(Duration::from_secs_f64(line.delay.max(0.0)));
+                }
+            }
             let (status, reason) = match &line.outcome {
                 Outcome::Delivered(how) => ("2.0.0", how.as_str()),
                 Outcome::Deferred { status, reason } | Outcome::Failed { status, reason } => {

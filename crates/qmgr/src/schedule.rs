@@ -40,6 +40,11 @@ impl Schedule {
         self.due.len()
     }
 
+    /// How many messages are held.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
     /// Makes `id` due now, if it waits; with no id, every waiting message.
     pub fn flush(&mut self, id: Option<QueueId>) {
         let ids: Vec<QueueId> = match id {

@@ -41,6 +41,8 @@ pub struct LogLine {
     pub delay: f64,
     /// What happened.
     pub outcome: Outcome,
+    /// The line sums up an alias's targets (each has its own line): no delivery of its own.
+    pub aggregate: bool,
 }
 
 impl std::fmt::Display for LogLine {
@@ -125,6 +127,7 @@ fn settle_targets(f: &mut Flight, out: &mut Settlement, delay: f64, expired: boo
             relay,
             delay,
             outcome: o.clone(),
+            aggregate: false,
         });
         if let Outcome::Failed { status, reason } = &o
             && parent.params.notify.is_none_or(|n| n.failure)
@@ -178,6 +181,7 @@ fn settle_recipients(f: &mut Flight, out: &mut Settlement, delay: f64, expired: 
                 relay: "local".into(),
                 delay,
                 outcome: o.clone(),
+                aggregate: true,
             });
             if matches!(o, Outcome::Delivered(_)) && notify.is_some_and(|n| n.success) {
                 let mut rr = report("expanded", "2.0.0", None);
@@ -196,6 +200,7 @@ fn settle_recipients(f: &mut Flight, out: &mut Settlement, delay: f64, expired: 
             relay,
             delay,
             outcome: o.clone(),
+            aggregate: false,
         });
         match &o {
             Outcome::Failed { status, reason } if notify.is_none_or(|n| n.failure) => {

@@ -98,7 +98,12 @@ impl Enqueue {
                     },
                     envelope,
                 };
-                incoming.commit(record.encode()).await
+                let started = std::time::Instant::now();
+                let committed = incoming.commit(record.encode()).await;
+                relais_metrics::METRICS
+                    .commit_seconds
+                    .observe(started.elapsed());
+                committed
             }
         };
         match &result {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 /// timings.
 const FLOORS: &[(&str, u32)] = &[
     ("relais-proto", 0),
+    ("relais-metrics", 0),
     ("relais-spool", 1),
     ("relais-dns", 1),
     ("relais-config", 2),

@@ -7,6 +7,8 @@
 //! - [`relay`]: 30+ address tricks, refused or accepted depending on who asks;
 //! - [`limits`]: every limit reached, with its code, while others are served;
 //! - [`logs`]: JSON lines in a log file, reopened on SIGUSR1, a message's story by queue id;
+//! - [`metrics`]: the HTTP listener, `/metrics` checked by `promtool` and against what the
+//!   test did, health checks, tokens, bad requests;
 //! - [`privileges`]: root given up for `user` after binding; root refused on public
 //!   listeners;
 //! - [`reload`]: SIGHUP and `relais reload` under load, a refused configuration, a renewed
@@ -24,6 +26,8 @@ mod common;
 mod limits;
 #[path = "front_door/logs.rs"]
 mod logs;
+#[path = "front_door/metrics.rs"]
+mod metrics;
 #[path = "front_door/privileges.rs"]
 mod privileges;
 #[path = "front_door/real_clients.rs"]

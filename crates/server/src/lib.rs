@@ -7,6 +7,7 @@
 //! queue manager through the [`QueueHandle`] made here and given to both.
 
 pub mod control;
+mod http;
 mod privileges;
 mod reload;
 
@@ -74,6 +75,10 @@ fn reload(
         if config.log_file != in_force.log_file || config.log_format != in_force.log_format {
             warn!("reload: log_file and log_format change at the next start only");
         }
+        if config.http.address != in_force.http.address || config.http.token != in_force.http.token
+        {
+            warn!("reload: [http] changes at the next start only");
+        }
         let settings = QueueSettings::from_config(&config)?;
         let policy = Policy::new(&config);
         smtpd
@@ -134,6 +139,18 @@ pub async fn run(
     };
     // Listeners need root for ports below 1024; then root is given up for `user`.
     let bound = Smtpd::bind(&config)?;
+    let http_listener = match config.http.address {
+        Some(address) => {
+            let l = std::net::TcpListener::bind(address)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|source| {
+                    ServerError::Smtpd(relais_smtpd::SmtpdError::Bind { address, source })
+                })?;
+            info!("HTTP on {}: /metrics, /healthz, /readyz", l.local_addr()?);
+            Some(l)
+        }
+        None => None,
+    };
     privileges::settle(&config).map_err(ServerError::Config)?;
     let policy = Policy::new(&config);
     let store = MaildirStore::open(&config.mail_dir(), &config.hostname)?;
@@ -162,6 +179,13 @@ pub async fn run(
     let mut in_force = config.clone();
     let mut smtpd = Smtpd::start(bound, config, spool.clone(), policy, queue.clone())?;
     let control = control_listener.map(|l| tokio::spawn(control::serve(l, control)));
+    let http = http_listener.map(|l| {
+        let state = std::sync::Arc::new(http::Http {
+            token: in_force.http.token.clone(),
+            spool_dir: in_force.spool_dir(),
+        });
+        tokio::spawn(http::serve(l, state))
+    });
 
     let mut file_watch = tokio::time::interval(FILE_WATCH);
     tokio::pin!(shutdown);
@@ -193,6 +217,9 @@ pub async fn run(
     info!("shutting down");
     if let Some(c) = control {
         c.abort();
+    }
+    if let Some(h) = http {
+        h.abort();
     }
     let _ = std::fs::remove_file(&control_path);
     tokio::task::spawn_blocking(move || smtpd.stop()).await.ok();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use relais_config::Role;
+use relais_metrics::METRICS;
 use relais_proto::session::{AuthOutcome, Event, Stored, Verdict};
 use relais_proto::{Envelope, ReversePath, Session, replies};
 use relais_queue::Enqueue;
@@ -19,6 +20,22 @@ use tokio_rustls::server::TlsStream;
 use tracing::{info, warn};
 
 use crate::context::Context;
+
+/// Counts the replies in what is about to be written: a reply's last line has a space (or
+/// nothing) after its code.
+fn count_replies(output: &[u8]) {
+    for line in output.split(|&b| b == b'\n') {
+        if line.len() >= 3
+            && line[..3].iter().all(u8::is_ascii_digit)
+            && line.get(3).is_none_or(|&b| b == b' ' || b == b'\r')
+        {
+            let code = u16::from(line[0] - b'0') * 100
+                + u16::from(line[1] - b'0') * 10
+                + u16::from(line[2] - b'0');
+            METRICS.reply(code);
+        }
+    }
+}
 
 /// Size of the read buffer of a connection.
 const READ_BUFFER: usize = 8 * 1024;
@@ -110,7 +127,9 @@ pub async fn serve(
         match tokio::time::timeout(ctx.config.limits.command_timeout, acceptor.accept(stream)).await
         {
             Ok(Ok(tls)) => {
-                client.tls = Some(relais_client::negotiated(tls.get_ref().1));
+                let (version, cipher) = relais_client::negotiated(tls.get_ref().1);
+                METRICS.tls_handshake(&version);
+                client.tls = Some((version, cipher));
                 info!(event = "connect", client = %client.label, tls = true, "connect from {} (TLS)", client.label);
                 let mut s = Session::new_tls(config);
                 s.handle_connect();
@@ -155,6 +174,7 @@ pub async fn serve(
             handle_event(event, &mut session, &mut tx, &ctx, &mut client).await;
         }
         if !session.output().is_empty() {
+            count_replies(session.output());
             if let Err(e) = conn.write_all(session.output()).await {
                 info!(
                     "lost connection after write error from {}: {e}",
@@ -215,6 +235,7 @@ async fn start_tls(
             client.label
         );
     }
+    count_replies(session.output());
     let ok = conn.write_all(session.output()).await.is_ok();
     session.clear_output();
     let (Some(acceptor), true, Conn::Plain(_)) = (ctx.tls.clone(), ok, &*conn) else {
@@ -227,6 +248,7 @@ async fn start_tls(
     match tokio::time::timeout(ctx.config.limits.command_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => {
             let (version, cipher) = relais_client::negotiated(tls.get_ref().1);
+            METRICS.tls_handshake(&version);
             info!(
                 "STARTTLS from {}: {version} with cipher {cipher}",
                 client.label
@@ -297,7 +319,9 @@ async fn handle_event(
         }
         Event::CheckRecipient { to, .. } => {
             let may_relay = client.user.is_some() || client.trusted_network;
-            let verdict = match ctx.policy.check_recipient(&to, may_relay) {
+            let checked = ctx.policy.check_recipient(&to, may_relay);
+            METRICS.recipient_check(checked.is_ok());
+            let verdict = match checked {
                 Ok(route) => {
                     let id = id_or_noqueue(tx);
                     info!(
@@ -352,6 +376,7 @@ async fn handle_event(
             }
         }
         Event::Rejected { command, reply } => {
+            METRICS.rejects.inc();
             let id = id_or_noqueue(tx);
             info!(
                 event = "reject",
@@ -435,8 +460,11 @@ async fn store(ctx: &Context, t: Transaction, envelope: Envelope, client: &str) 
         warn!("{}: not queued: no content started", t.id);
         return Stored::Failed(replies::queue_write_error());
     };
+    let size = envelope.size;
     match message.commit(client, envelope, "").await {
         Ok(id) => {
+            METRICS.messages_accepted.inc();
+            METRICS.bytes_received.add(size);
             ctx.delivery.push(id);
             Stored::Queued(id.to_string())
         }

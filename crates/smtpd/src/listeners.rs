@@ -16,6 +16,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{error, warn};
 
+use relais_metrics::{METRICS, Refused};
+
 use crate::connection;
 use crate::context::Context;
 use crate::limits;
@@ -192,20 +194,24 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
+        METRICS.connections.inc();
         // The settings in force now: a reload changes them for the sessions that start after it.
         let ctx = door.current();
         let refusal = match door.limit.clone().try_acquire_owned() {
             Err(_) => Err((
+                Refused::TooMany,
                 "too many connections",
                 replies::too_many_connections(&ctx.config.hostname),
             )),
             Ok(permit) => match ctx.anvil.connect(peer.ip(), std::time::Instant::now()) {
                 Ok(()) => Ok(permit),
                 Err(limits::Refusal::Concurrency) => Err((
+                    Refused::PerAddress,
                     "too many connections from this address",
                     replies::too_many_connections(&ctx.config.hostname),
                 )),
                 Err(limits::Refusal::Rate) => Err((
+                    Refused::Rate,
                     "connection rate limit exceeded",
                     replies::connection_rate_exceeded(&ctx.config.hostname),
                 )),
@@ -213,7 +219,8 @@ async fn accept_loop(
         };
         let permit = match refusal {
             Ok(permit) => permit,
-            Err((why, reply)) => {
+            Err((reason, why, reply)) => {
+                METRICS.refused(reason);
                 warn!("refusing {peer}: {why}: {reply}");
                 tokio::spawn(async move {
                     let _ = stream.write_all(&reply.to_bytes()).await;
@@ -226,7 +233,9 @@ async fn accept_loop(
         let done = done.clone();
         tokio::spawn(async move {
             let ip = peer.ip();
+            METRICS.connections_open.inc();
             connection::serve(stream, peer, role, ctx.clone(), stop).await;
+            METRICS.connections_open.dec();
             ctx.anvil.disconnect(ip);
             drop(permit);
             drop(done);
