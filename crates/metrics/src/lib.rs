@@ -153,6 +153,8 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Connections refused before the greeting, by [`Refused`].
     refused: [Counter; 3],
+    /// Commands read (counted when their session ends), accepted and refused.
+    commands: [Counter; 2],
     /// Replies sent, by class (2, 4, 5).
     replies: [Counter; 3],
     /// Messages accepted (250 after the end of data).
@@ -174,6 +176,8 @@ pub struct Metrics {
     /// Messages in the queue, by state (active: an attempt under way; deferred: waiting for
     /// their next attempt; held).
     queue: [Gauge; 3],
+    /// Age of the oldest message in the queue, in seconds (0 when it is empty).
+    pub queue_oldest_seconds: Gauge,
 }
 
 /// The server's metrics.
@@ -192,6 +196,7 @@ impl Metrics {
             connections: Counter::new(),
             connections_open: Gauge::new(),
             refused: [const { Counter::new() }; 3],
+            commands: [const { Counter::new() }; 2],
             replies: [const { Counter::new() }; 3],
             messages_accepted: Counter::new(),
             rejects: Counter::new(),
@@ -202,12 +207,19 @@ impl Metrics {
             deliveries: [const { [const { Counter::new() }; 3] }; 6],
             delivery_seconds: Histogram::new(),
             queue: [const { Gauge::new() }; 3],
+            queue_oldest_seconds: Gauge::new(),
         }
     }
 
     /// A connection refused before its greeting.
     pub fn refused(&self, why: Refused) {
         self.refused[why as usize].inc();
+    }
+
+    /// A session ended after `accepted` of its `total` commands were accepted.
+    pub fn commands(&self, accepted: u64, total: u64) {
+        self.commands[0].add(accepted);
+        self.commands[1].add(total.saturating_sub(accepted));
     }
 
     /// A reply with this code was sent.
@@ -275,6 +287,16 @@ impl Metrics {
             "relais_connections_refused_total",
             "Connections refused before the greeting, by reason.",
             &refused,
+        );
+        let commands = [
+            ("result=\"accepted\"".to_string(), self.commands[0].get()),
+            ("result=\"refused\"".to_string(), self.commands[1].get()),
+        ];
+        counter_labeled(
+            o,
+            "relais_commands_total",
+            "SMTP commands read in sessions that ended, by result.",
+            &commands,
         );
         let replies: Vec<(String, u64)> = CLASSES
             .iter()
@@ -366,6 +388,12 @@ impl Metrics {
             "relais_queue_messages",
             "Messages in the queue, by state.",
             &queue,
+        );
+        gauge(
+            o,
+            "relais_queue_oldest_age_seconds",
+            "Age of the oldest message in the queue.",
+            &[("", self.queue_oldest_seconds.get())],
         );
         out
     }

@@ -30,6 +30,8 @@ use crate::settle::{LogLine, settle};
 const COALESCE: Duration = Duration::from_millis(10);
 /// Most messages started in one batch.
 const MAX_BATCH: usize = 512;
+/// How often the age of the oldest queued message is worked out.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
 /// How long a message that could not be read waits before the next try.
 const READ_RETRY: u64 = 60;
 
@@ -126,6 +128,7 @@ impl Manager {
     ) {
         // Idle remote connections are closed once they are too old to reuse.
         let mut reaper = reaper(self.settings.clone());
+        let mut gauged = std::time::Instant::now() - GAUGES_EVERY;
         loop {
             let wait = self.schedule.wait(now_secs());
             tokio::select! {
@@ -154,7 +157,7 @@ impl Manager {
                 _ = tokio::time::sleep(wait) => {}
             }
             self.run_due().await;
-            METRICS.queue_size(self.flight.len(), self.schedule.len(), self.schedule.held());
+            self.gauges(&mut gauged);
         }
         // Let transactions under way finish, so that nothing is half done.
         while !self.flight.is_empty() {
@@ -180,6 +183,30 @@ impl Manager {
             }
         }
         false
+    }
+
+    /// The queue's size now, and at most once a [`GAUGES_EVERY`] the age of its oldest message
+    /// (which looks at every id).
+    fn gauges(&self, last: &mut std::time::Instant) {
+        METRICS.queue_size(self.flight.len(), self.schedule.len(), self.schedule.held());
+        if last.elapsed() < GAUGES_EVERY {
+            return;
+        }
+        *last = std::time::Instant::now();
+        let oldest = self
+            .flight
+            .keys()
+            .min()
+            .copied()
+            .into_iter()
+            .chain(self.schedule.oldest())
+            .min();
+        let age = oldest.map_or(0, |id| {
+            SystemTime::now()
+                .duration_since(id.timestamp())
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        });
+        METRICS.queue_oldest_seconds.set(age);
     }
 
     async fn command(&mut self, cmd: Command) {

@@ -40,6 +40,11 @@ impl Schedule {
         self.due.len()
     }
 
+    /// The oldest message waiting or held (queue ids sort by creation time).
+    pub fn oldest(&self) -> Option<QueueId> {
+        self.due.keys().chain(&self.held).min().copied()
+    }
+
     /// How many messages are held.
     pub fn held(&self) -> usize {
         self.held.len()

@@ -211,6 +211,8 @@ pub async fn serve(
         }
     }
     conn.shutdown().await;
+    let (accepted, total) = session.command_count();
+    METRICS.commands(accepted, total);
     info!(
         event = "disconnect",
         client = %client.label,

@@ -541,6 +541,13 @@ impl Session {
         self.helo.as_ref().map(|(n, _)| n.as_str())
     }
 
+    /// Commands read so far: (accepted, all) — the `commands=` of [`Session::stats`].
+    pub fn command_count(&self) -> (u64, u64) {
+        self.counts.iter().fold((0, 0), |(a, t), &(x, y)| {
+            (a + u64::from(x), t + u64::from(y))
+        })
+    }
+
     /// Command counts as Postfix logs them at disconnect: `ehlo=1 mail=1 rcpt=0/1 … commands=3/4`.
     pub fn stats(&self) -> String {
         let mut parts = Vec::new();
