@@ -117,8 +117,14 @@ fn metrics_count_what_happened_and_pass_promtool() {
     assert_eq!(sample(&page, "relais_queue_messages{state=\"held\"}"), 0.0);
     assert_eq!(sample(&page, "relais_queue_oldest_age_seconds"), 0.0);
     // EHLO, 2 × (MAIL, RCPT, DATA), MAIL, QUIT accepted; the RCPT to nobody refused.
-    assert_eq!(sample(&page, "relais_commands_total{result=\"refused\"}"), 1.0);
-    assert_eq!(sample(&page, "relais_commands_total{result=\"accepted\"}"), 9.0);
+    assert_eq!(
+        sample(&page, "relais_commands_total{result=\"refused\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&page, "relais_commands_total{result=\"accepted\"}"),
+        9.0
+    );
 
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
