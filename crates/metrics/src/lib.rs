@@ -9,6 +9,7 @@
 //! or a queue id).
 
 use std::fmt::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -178,6 +179,8 @@ pub struct Metrics {
     queue: [Gauge; 3],
     /// Age of the oldest message in the queue, in seconds (0 when it is empty).
     pub queue_oldest_seconds: Gauge,
+    /// The certificates served (their files) and when each expires, Unix seconds.
+    certificates: Mutex<Vec<(String, i64)>>,
 }
 
 /// The server's metrics.
@@ -208,12 +211,19 @@ impl Metrics {
             delivery_seconds: Histogram::new(),
             queue: [const { Gauge::new() }; 3],
             queue_oldest_seconds: Gauge::new(),
+            certificates: Mutex::new(Vec::new()),
         }
     }
 
     /// A connection refused before its greeting.
     pub fn refused(&self, why: Refused) {
         self.refused[why as usize].inc();
+    }
+
+    /// The certificates served now (their files) and when each expires (Unix seconds): set at
+    /// start and at each reload.
+    pub fn certificates(&self, list: Vec<(String, i64)>) {
+        *self.certificates.lock().unwrap_or_else(|e| e.into_inner()) = list;
     }
 
     /// A session ended after `accepted` of its `total` commands were accepted.
@@ -395,8 +405,28 @@ impl Metrics {
             "Age of the oldest message in the queue.",
             &[("", self.queue_oldest_seconds.get())],
         );
+        let certificates: Vec<(String, i64)> = self
+            .certificates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(file, t)| (format!("file=\"{}\"", label_value(file)), *t))
+            .collect();
+        gauge_labeled(
+            o,
+            "relais_tls_certificate_expiry_timestamp_seconds",
+            "When each certificate served expires (Unix time).",
+            &certificates,
+        );
         out
     }
+}
+
+/// A label value with its backslashes, quotes and line ends escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn header(o: &mut String, name: &str, help: &str, kind: &str) {
@@ -462,6 +492,7 @@ mod tests {
         m.commit_seconds.observe(Duration::from_micros(300));
         m.commit_seconds.observe(Duration::from_secs(1000));
         m.queue_size(1, 2, 3);
+        m.certificates(vec![("/etc/relais/\"cert\".pem".into(), 1_800_000_000)]);
         let text = m.render();
         for line in [
             "relais_connections_total 1",
@@ -476,6 +507,7 @@ mod tests {
             "relais_spool_commit_seconds_bucket{le=\"+Inf\"} 2",
             "relais_spool_commit_seconds_count 2",
             "relais_queue_messages{state=\"held\"} 3",
+            "relais_tls_certificate_expiry_timestamp_seconds{file=\"/etc/relais/\\\"cert\\\".pem\"} 1800000000",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }

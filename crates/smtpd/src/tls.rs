@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use relais_client::cert;
 use relais_config::{Config, TlsVersion};
+use relais_metrics::METRICS;
 use relais_proto::date::{DateTime, unix_secs};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -44,10 +45,11 @@ pub fn acceptor(config: &Config) -> io::Result<TlsAcceptor> {
         }
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let default = load(&provider, &cert_path, &key_path)?;
+    let mut expiries = Vec::new();
+    let default = load(&provider, &cert_path, &key_path, &mut expiries)?;
     let mut by_name = HashMap::new();
     for pair in &config.tls.sni {
-        let key = load(&provider, &pair.cert, &pair.key)?;
+        let key = load(&provider, &pair.cert, &pair.key, &mut expiries)?;
         let names = names_of(&key);
         if names.is_empty() {
             return Err(io::Error::new(
@@ -68,6 +70,7 @@ pub fn acceptor(config: &Config) -> io::Result<TlsAcceptor> {
         .map_err(io::Error::other)?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(BySni { by_name, default }));
+    METRICS.certificates(expiries);
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
@@ -97,8 +100,14 @@ impl ResolvesServerCert for BySni {
     }
 }
 
-/// A certificate chain and its key, ready to serve; warns when it expires soon.
-fn load(provider: &CryptoProvider, cert: &Path, key: &Path) -> io::Result<Arc<CertifiedKey>> {
+/// A certificate chain and its key, ready to serve; warns when it expires soon, and adds
+/// (file, expiry) to `expiries`.
+fn load(
+    provider: &CryptoProvider,
+    cert: &Path,
+    key: &Path,
+    expiries: &mut Vec<(String, i64)>,
+) -> io::Result<Arc<CertifiedKey>> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| bad(cert, e))?
         .collect::<Result<_, _>>()
@@ -127,6 +136,7 @@ fn load(provider: &CryptoProvider, cert: &Path, key: &Path) -> io::Result<Arc<Ce
     })?;
     if let Some(summary) = certified.cert.first().and_then(|c| cert::summarize(c)) {
         expiry_warning(cert, &summary, unix_secs(SystemTime::now()));
+        expiries.push((cert.display().to_string(), summary.not_after));
     }
     Ok(Arc::new(certified))
 }

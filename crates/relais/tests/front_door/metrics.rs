@@ -114,6 +114,20 @@ fn metrics_count_what_happened_and_pass_promtool() {
     assert!(sample(&page, "relais_connections_total") >= 1.0);
     assert!(sample(&page, "relais_replies_total{class=\"5xx\"}") >= 1.0);
     assert!(sample(&page, "relais_received_bytes_total") > 0.0);
+    // The self-signed certificate made at first start: valid for years from now.
+    let cert = server.data_dir.join("tls/cert.pem");
+    let expiry = sample(
+        &page,
+        &format!(
+            "relais_tls_certificate_expiry_timestamp_seconds{{file=\"{}\"}}",
+            cert.display()
+        ),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(expiry > now + 86_400.0 * 365.0, "{expiry}");
     assert_eq!(sample(&page, "relais_queue_messages{state=\"held\"}"), 0.0);
     assert_eq!(sample(&page, "relais_queue_oldest_age_seconds"), 0.0);
     // EHLO, 2 × (MAIL, RCPT, DATA), MAIL, QUIT accepted; the RCPT to nobody refused.
