@@ -292,7 +292,7 @@ impl Metrics {
             .zip(&self.refused)
             .map(|(r, c)| (format!("reason=\"{r}\""), c.get()))
             .collect();
-        counter_labeled(
+        counter(
             o,
             "relais_connections_refused_total",
             "Connections refused before the greeting, by reason.",
@@ -302,7 +302,7 @@ impl Metrics {
             ("result=\"accepted\"".to_string(), self.commands[0].get()),
             ("result=\"refused\"".to_string(), self.commands[1].get()),
         ];
-        counter_labeled(
+        counter(
             o,
             "relais_commands_total",
             "SMTP commands read in sessions that ended, by result.",
@@ -313,7 +313,7 @@ impl Metrics {
             .zip(&self.replies)
             .map(|(c, n)| (format!("class=\"{c}xx\""), n.get()))
             .collect();
-        counter_labeled(
+        counter(
             o,
             "relais_replies_total",
             "SMTP replies sent, by class (3xx counted with 2xx).",
@@ -353,7 +353,7 @@ impl Metrics {
                 self.recipient_checks[1].get(),
             ),
         ];
-        counter_labeled(
+        counter(
             o,
             "relais_policy_decisions_total",
             "Policy decisions, by check and result.",
@@ -364,7 +364,7 @@ impl Metrics {
             .zip(&self.tls_handshakes)
             .map(|(v, n)| (format!("version=\"{v}\""), n.get()))
             .collect();
-        counter_labeled(
+        counter(
             o,
             "relais_tls_handshakes_total",
             "TLS handshakes completed, by protocol version.",
@@ -376,7 +376,7 @@ impl Metrics {
                 deliveries.push((format!("agent=\"{a}\",outcome=\"{w}\""), n.get()));
             }
         }
-        counter_labeled(
+        counter(
             o,
             "relais_deliveries_total",
             "Delivery attempts per recipient, by agent and outcome.",
@@ -393,7 +393,7 @@ impl Metrics {
             .zip(&self.queue)
             .map(|(s, g)| (format!("state=\"{s}\""), g.get()))
             .collect();
-        gauge_labeled(
+        gauge(
             o,
             "relais_queue_messages",
             "Messages in the queue, by state.",
@@ -412,7 +412,7 @@ impl Metrics {
             .iter()
             .map(|(file, t)| (format!("file=\"{}\"", label_value(file)), *t))
             .collect();
-        gauge_labeled(
+        gauge(
             o,
             "relais_tls_certificate_expiry_timestamp_seconds",
             "When each certificate served expires (Unix time).",
@@ -433,32 +433,29 @@ fn header(o: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn counter(o: &mut String, name: &str, help: &str, v: &[(&str, u64)]) {
-    header(o, name, help, "counter");
-    for (_, n) in v {
-        let _ = writeln!(o, "{name} {n}");
+/// One family: its header, then a sample per label set (`""`: no labels).
+fn family<L: AsRef<str>, V: std::fmt::Display>(
+    o: &mut String,
+    name: &str,
+    help: &str,
+    kind: &str,
+    samples: &[(L, V)],
+) {
+    header(o, name, help, kind);
+    for (labels, v) in samples {
+        let _ = match labels.as_ref() {
+            "" => writeln!(o, "{name} {v}"),
+            labels => writeln!(o, "{name}{{{labels}}} {v}"),
+        };
     }
 }
 
-fn counter_labeled(o: &mut String, name: &str, help: &str, v: &[(String, u64)]) {
-    header(o, name, help, "counter");
-    for (labels, n) in v {
-        let _ = writeln!(o, "{name}{{{labels}}} {n}");
-    }
+fn counter<L: AsRef<str>>(o: &mut String, name: &str, help: &str, samples: &[(L, u64)]) {
+    family(o, name, help, "counter", samples);
 }
 
-fn gauge(o: &mut String, name: &str, help: &str, v: &[(&str, i64)]) {
-    header(o, name, help, "gauge");
-    for (_, n) in v {
-        let _ = writeln!(o, "{name} {n}");
-    }
-}
-
-fn gauge_labeled(o: &mut String, name: &str, help: &str, v: &[(String, i64)]) {
-    header(o, name, help, "gauge");
-    for (labels, n) in v {
-        let _ = writeln!(o, "{name}{{{labels}}} {n}");
-    }
+fn gauge<L: AsRef<str>>(o: &mut String, name: &str, help: &str, samples: &[(L, i64)]) {
+    family(o, name, help, "gauge", samples);
 }
 
 fn histogram(o: &mut String, name: &str, help: &str, h: &Histogram) {
