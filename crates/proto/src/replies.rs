@@ -61,16 +61,59 @@ pub fn bye() -> Reply {
     Reply::new(221, st(2, 0, 0), "Bye")
 }
 
-/// `214`: HELP.
-pub fn help() -> Reply {
-    Reply::multiline(
-        214,
-        st(2, 0, 0),
-        vec![
-            "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT".into(),
-            "See RFC 5321; relais explains any reply code: relais explain CODE".into(),
-        ],
-    )
+/// `214`: `HELP` lists the commands (STARTTLS and AUTH when they are offered now); `HELP
+/// VERB` gives that command's syntax; an unknown topic is `504 5.5.4`.
+pub fn help(topic: &str, starttls: bool, auth: bool) -> Reply {
+    let topic = topic.trim().to_ascii_uppercase();
+    if topic.is_empty() {
+        let mut commands = String::from("Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY");
+        if starttls {
+            commands.push_str(" STARTTLS");
+        }
+        if auth {
+            commands.push_str(" AUTH");
+        }
+        commands.push_str(" HELP QUIT");
+        return Reply::multiline(
+            214,
+            st(2, 0, 0),
+            vec![
+                commands,
+                "HELP <command> gives its syntax; relais explains any reply code: relais explain CODE"
+                    .into(),
+            ],
+        );
+    }
+    let syntax = match topic.as_str() {
+        "EHLO" => "EHLO <domain or [address]>",
+        "HELO" => "HELO <domain>",
+        "MAIL" => {
+            "MAIL FROM:<address> [SIZE=<octets>] [BODY=7BIT|8BITMIME] [SMTPUTF8] [RET=FULL|HDRS] [ENVID=<id>] [AUTH=<address>]"
+        }
+        "RCPT" => "RCPT TO:<address> [NOTIFY=NEVER|SUCCESS,FAILURE,DELAY] [ORCPT=rfc822;<address>]",
+        "DATA" => "DATA, then the message, ended by a line with only a dot",
+        "BDAT" => "BDAT <octets> [LAST], then exactly that many octets",
+        "RSET" => "RSET: forget the current transaction",
+        "NOOP" => "NOOP",
+        "VRFY" => "VRFY <address>: answered 252, addresses are not disclosed",
+        "STARTTLS" => "STARTTLS, then the TLS handshake; EHLO again after it",
+        "AUTH" => "AUTH <mechanism> [initial response]; PLAIN and LOGIN",
+        "HELP" => "HELP [command]",
+        "QUIT" => "QUIT",
+        _ => {
+            return Reply::new(
+                504,
+                st(5, 5, 4),
+                format!("HELP: no such command: {}", printable_topic(&topic)),
+            );
+        }
+    };
+    Reply::new(214, st(2, 0, 0), syntax)
+}
+
+/// A topic as it can be echoed: at most 32 printable characters.
+fn printable_topic(topic: &str) -> String {
+    topic.chars().filter(|c| !c.is_control()).take(32).collect()
 }
 
 /// `252`: VRFY is off, as RFC 5321 §3.5.3 suggests answering.

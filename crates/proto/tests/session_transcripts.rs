@@ -813,3 +813,55 @@ fn messages_per_session_limit() {
     );
     assert!(h.session.is_closed());
 }
+
+#[test]
+fn help_gives_each_command_its_syntax_and_lists_what_is_offered() {
+    // (HELP argument, the reply's start)
+    let table: &[(&str, &str)] = &[
+        ("MAIL", "214 2.0.0 MAIL FROM:<address> [SIZE=<octets>]"),
+        ("mail", "214 2.0.0 MAIL FROM:<address> [SIZE=<octets>]"),
+        (
+            "RCPT",
+            "214 2.0.0 RCPT TO:<address> [NOTIFY=NEVER|SUCCESS,FAILURE,DELAY]",
+        ),
+        ("BDAT", "214 2.0.0 BDAT <octets> [LAST]"),
+        ("STARTTLS", "214 2.0.0 STARTTLS, then the TLS handshake"),
+        ("QUIT", "214 2.0.0 QUIT\r\n"),
+        ("FROB", "504 5.5.4 HELP: no such command: FROB\r\n"),
+    ];
+    let mut h = Harness::new();
+    for (topic, want) in table {
+        let out = h.send(&format!("HELP {topic}\r\n"));
+        assert!(out.starts_with(want), "HELP {topic}: {out}");
+    }
+    // The list says STARTTLS and AUTH only when they are offered now.
+    let out = h.send("HELP\r\n");
+    assert!(
+        out.starts_with(
+            "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT\r\n"
+        ),
+        "{out}"
+    );
+    let mut h = Harness::with(|c| {
+        c.starttls = true;
+        c.auth_mechanisms = vec!["PLAIN".into()];
+    });
+    let out = h.send("HELP\r\n");
+    assert!(
+        out.contains(" VRFY STARTTLS HELP QUIT\r\n"),
+        "AUTH only under TLS: {out}"
+    );
+    h.send("EHLO client.test\r\n");
+    h.send("STARTTLS\r\n");
+    let out = h.send("HELP\r\n");
+    assert!(
+        out.contains(" VRFY AUTH HELP QUIT\r\n"),
+        "after STARTTLS: {out}"
+    );
+    // An unknown topic is an error that counts, and the session stays in step.
+    let out = h.send("HELP FROB\r\nNOOP\r\n");
+    assert_eq!(
+        out,
+        "504 5.5.4 HELP: no such command: FROB\r\n250 2.0.0 Ok\r\n"
+    );
+}

@@ -118,7 +118,12 @@ impl Session {
             }
             Command::Vrfy(_) => self.reply(replies::vrfy_disabled()),
             Command::Expn(_) => self.reply(replies::expn_disabled()),
-            Command::Help(_) => self.reply(replies::help()),
+            Command::Help(topic) => {
+                let tls = self.is_tls();
+                let starttls = self.config.starttls && !tls;
+                let auth = self.config.auth_offered(tls);
+                self.reply(replies::help(&topic, starttls, auth));
+            }
             Command::StartTls => self.handle_starttls(),
             Command::Auth { mechanism, initial } => self.handle_auth_command(&mechanism, initial),
         }
