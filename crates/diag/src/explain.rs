@@ -29,6 +29,7 @@ mod basic;
 mod enhanced;
 mod hints;
 mod outlook;
+mod phrases;
 #[cfg(test)]
 mod tests;
 
@@ -86,7 +87,8 @@ impl fmt::Display for ExplainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const FORMS: &str = "expected a reply code like 550, an enhanced status code like 5.1.1, \
                              a reply line like \"550 5.1.1 User unknown\", \
-                             or an Outlook error like 0x800CCC0E";
+                             an Outlook error like 0x800CCC0E, \
+                             or the words of a known bounce or client error";
         match self {
             Self::Empty => write!(f, "nothing to explain: {FORMS}"),
             Self::BasicOutOfRange(code) => write!(
@@ -433,9 +435,35 @@ fn explain_reply(basic: u16, enhanced: Option<(u8, u16, u16)>, text: &str) -> Ve
     out
 }
 
-/// Parses and explains in one step, for callers that do not need the [`Query`].
+/// Parses and explains in one step, for callers that do not need the [`Query`]. Text with no
+/// code in it (`Relay access denied`, an error box's words) is matched against known phrases
+/// and explained as the reply it usually comes with; unknown text stays an error.
 pub fn explain_str(input: &str) -> Result<Vec<Explanation>, ExplainError> {
-    parse_query(input).map(|q| explain(&q))
+    match parse_query(input) {
+        Err(ExplainError::Unrecognized(text)) => {
+            let Some(q) = phrases::lookup(&text) else {
+                return Err(ExplainError::Unrecognized(text));
+            };
+            let usual = match &q {
+                Query::Reply {
+                    basic,
+                    enhanced: Some((c, s, d)),
+                    ..
+                } => format!("{basic} {c}.{s}.{d}"),
+                Query::Outlook(code) => format!("0x{code:08X}"),
+                _ => "the code below".to_string(),
+            };
+            let mut exps = explain(&q);
+            if let Some(first) = exps.first_mut() {
+                first.meaning = format!(
+                    "No code was given; these words usually come with {usual}. {}",
+                    first.meaning
+                );
+            }
+            Ok(exps)
+        }
+        other => other.map(|q| explain(&q)),
+    }
 }
 
 /// Width `render_text` wraps lines at.

@@ -34,7 +34,7 @@ Exit codes (modelled on swaks'; a timeout counts for the stage it happened in):
   30  the server does not offer an extension the options need (CHUNKING, SMTPUTF8, 8BITMIME, DSN)
   32  EHLO refused after TLS started
 
-A mistyped option is refused by the argument parser before anything runs (code 2).
+A mistyped option is refused by the argument parser before anything runs (code 64, EX_USAGE).
 
 Transcript markers: '<-' received, ' ->' sent, '<~' / ' ~>' the same under TLS,
 '===' information, '***' errors; each line starts with the seconds since the start.";

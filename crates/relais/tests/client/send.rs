@@ -329,7 +329,10 @@ fn help_documents_the_exit_codes() {
     run.expect_code(0)
         .expect_out("Exit codes")
         .expect_out("24  no recipient accepted")
-        .expect_out("29  TLS failed");
+        .expect_out("29  TLS failed")
+        .expect_out("(code 64, EX_USAGE)");
+    // And it is so.
+    relais(&["send", "--no-such-option"]).expect_code(64);
 }
 
 #[test]
