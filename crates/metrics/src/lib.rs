@@ -370,6 +370,12 @@ impl Metrics {
             "TLS handshakes completed, by protocol version.",
             &tls,
         );
+        self.render_delivery(o);
+        out
+    }
+
+    /// The queue manager's part of [`Metrics::render`].
+    fn render_delivery(&self, o: &mut String) {
         let mut deliveries = Vec::new();
         for (a, row) in AGENTS.iter().zip(&self.deliveries) {
             for (w, n) in OUTCOMES.iter().zip(row) {
@@ -418,7 +424,6 @@ impl Metrics {
             "When each certificate served expires (Unix time).",
             &certificates,
         );
-        out
     }
 }
 

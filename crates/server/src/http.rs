@@ -30,6 +30,22 @@ pub(crate) struct Http {
     pub spool_dir: PathBuf,
 }
 
+/// Binds `[http] address`, if set (before privileges are dropped).
+pub(crate) fn bind(
+    config: &relais_config::Config,
+) -> Result<Option<std::net::TcpListener>, crate::ServerError> {
+    let Some(address) = config.http.address else {
+        return Ok(None);
+    };
+    let l = std::net::TcpListener::bind(address)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| {
+            crate::ServerError::Smtpd(relais_smtpd::SmtpdError::Bind { address, source })
+        })?;
+    tracing::info!("HTTP on {}: /metrics, /healthz, /readyz", l.local_addr()?);
+    Ok(Some(l))
+}
+
 /// Serves the listener until the task is dropped.
 pub(crate) async fn serve(listener: std::net::TcpListener, http: Arc<Http>) {
     let listener = match TcpListener::from_std(listener) {

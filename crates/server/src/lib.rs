@@ -56,6 +56,27 @@ pub enum ServerError {
 /// How often the certificate files and the users file are looked at for a change.
 const FILE_WATCH: Duration = Duration::from_secs(2);
 
+/// Starts the queue manager on what the spool holds, unless delivery is paused.
+fn start_delivery(
+    config: &Config,
+    spool: &Spool,
+    store: MaildirStore,
+    policy: &Policy,
+) -> Result<(Option<QueueManager>, QueueHandle), ServerError> {
+    let pending = spool.pending();
+    if !pending.is_empty() {
+        info!("{} message(s) in the spool from before", pending.len());
+    }
+    if config.delivery.paused {
+        warn!("delivery is paused: accepted mail stays in the spool");
+        return Ok((None, QueueHandle::paused()));
+    }
+    let settings = QueueSettings::from_config(config).map_err(ServerError::Config)?;
+    let m = QueueManager::start(spool.clone(), store, policy.clone(), settings, pending)?;
+    let q = m.handle();
+    Ok((Some(m), q))
+}
+
 /// Reads the configuration again and applies it; on an error the one in force stays.
 fn reload(
     source: &mut Source,
@@ -139,35 +160,12 @@ pub async fn run(
     };
     // Listeners need root for ports below 1024; then root is given up for `user`.
     let bound = Smtpd::bind(&config)?;
-    let http_listener = match config.http.address {
-        Some(address) => {
-            let l = std::net::TcpListener::bind(address)
-                .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .map_err(|source| {
-                    ServerError::Smtpd(relais_smtpd::SmtpdError::Bind { address, source })
-                })?;
-            info!("HTTP on {}: /metrics, /healthz, /readyz", l.local_addr()?);
-            Some(l)
-        }
-        None => None,
-    };
+    let http_listener = http::bind(&config)?;
     privileges::settle(&config).map_err(ServerError::Config)?;
     let policy = Policy::new(&config);
     let store = MaildirStore::open(&config.mail_dir(), &config.hostname)?;
 
-    let pending = spool.pending();
-    if !pending.is_empty() {
-        info!("{} message(s) in the spool from before", pending.len());
-    }
-    let (delivery, queue) = if config.delivery.paused {
-        warn!("delivery is paused: accepted mail stays in the spool");
-        (None, QueueHandle::paused())
-    } else {
-        let settings = QueueSettings::from_config(&config).map_err(ServerError::Config)?;
-        let m = QueueManager::start(spool.clone(), store, policy.clone(), settings, pending)?;
-        let q = m.handle();
-        (Some(m), q)
-    };
+    let (delivery, queue) = start_delivery(&config, &spool, store, &policy)?;
 
     let (reload_tx, mut reload_rx) = mpsc::unbounded_channel::<ReloadRequest>();
     let control = Control {

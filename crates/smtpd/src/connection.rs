@@ -280,11 +280,6 @@ async fn handle_event(
     ctx: &Context,
     client: &mut Client,
 ) {
-    let id_or_noqueue = |tx: &Option<Transaction>| {
-        tx.as_ref()
-            .map(|t| t.id.to_string())
-            .unwrap_or_else(|| "NOQUEUE".into())
-    };
     match event {
         Event::Helo { name, esmtp } => {
             // The HELO name is also on the `client=` line of every message; one line per
@@ -296,47 +291,11 @@ async fn handle_event(
             );
         }
         Event::CheckSender { from, .. } => {
-            if let Some(r) = check_sender(ctx, client, &from) {
-                return session.handle_verdict(Verdict::Reject(r));
-            }
-            let id = ctx.spool.new_id();
-            let auth = client
-                .user
-                .as_ref()
-                .map(|u| format!(", sasl_username={u}"))
-                .unwrap_or_default();
-            let helo = session.helo_name().unwrap_or("");
-            info!(
-                event = "client",
-                queue_id = %id,
-                client = %client.label,
-                helo,
-                sasl_username = client.user.as_deref().unwrap_or(""),
-                from = %from,
-                "{id}: client={}, helo={helo}{auth}, from=<{from}>",
-                client.label,
-            );
-            *tx = Some(Transaction { id, message: None });
-            session.handle_verdict(Verdict::Accept);
+            let verdict = sender(ctx, client, session, tx, &from);
+            session.handle_verdict(verdict);
         }
         Event::CheckRecipient { to, .. } => {
-            let may_relay = client.user.is_some() || client.trusted_network;
-            let checked = ctx.policy.check_recipient(&to, may_relay);
-            METRICS.recipient_check(checked.is_ok());
-            let verdict = match checked {
-                Ok(route) => {
-                    let id = id_or_noqueue(tx);
-                    info!(
-                        event = "rcpt",
-                        queue_id = %id,
-                        to = %to,
-                        route = %route,
-                        "{id}: to=<{to}> accepted ({route})"
-                    );
-                    Verdict::Accept
-                }
-                Err(v) => v,
-            };
+            let verdict = recipient(ctx, client, tx, &to);
             session.handle_verdict(verdict);
         }
         Event::Authenticate {
@@ -397,6 +356,71 @@ async fn handle_event(
             );
         }
         Event::StartTls { .. } | Event::Close => {}
+    }
+}
+
+/// The queue id of the transaction, or `NOQUEUE` (Postfix's word) before MAIL.
+fn id_or_noqueue(tx: &Option<Transaction>) -> String {
+    tx.as_ref()
+        .map(|t| t.id.to_string())
+        .unwrap_or_else(|| "NOQUEUE".into())
+}
+
+/// MAIL FROM: the sender rules, then a queue id for the transaction and its `client=` line.
+fn sender(
+    ctx: &Context,
+    client: &Client,
+    session: &Session,
+    tx: &mut Option<Transaction>,
+    from: &ReversePath,
+) -> Verdict {
+    if let Some(r) = check_sender(ctx, client, from) {
+        return Verdict::Reject(r);
+    }
+    let id = ctx.spool.new_id();
+    let auth = client
+        .user
+        .as_ref()
+        .map(|u| format!(", sasl_username={u}"))
+        .unwrap_or_default();
+    let helo = session.helo_name().unwrap_or("");
+    info!(
+        event = "client",
+        queue_id = %id,
+        client = %client.label,
+        helo,
+        sasl_username = client.user.as_deref().unwrap_or(""),
+        from = %from,
+        "{id}: client={}, helo={helo}{auth}, from=<{from}>",
+        client.label,
+    );
+    *tx = Some(Transaction { id, message: None });
+    Verdict::Accept
+}
+
+/// RCPT TO: the routing policy decides.
+fn recipient(
+    ctx: &Context,
+    client: &Client,
+    tx: &Option<Transaction>,
+    to: &relais_proto::Mailbox,
+) -> Verdict {
+    let may_relay = client.user.is_some() || client.trusted_network;
+    let checked = ctx.policy.check_recipient(to, may_relay);
+    METRICS.recipient_check(checked.is_ok());
+    match checked {
+        Ok(route) => {
+            let id = id_or_noqueue(tx);
+            info!(
+                event = "rcpt",
+                queue_id = %id,
+                to = %to,
+                route = %route,
+                "{id}: to=<{to}> accepted ({route})"
+            );
+            Verdict::Accept
+        }
+        Err(v) => v,
     }
 }
 
