@@ -28,10 +28,15 @@ pub struct LogFormat {
 struct Fields {
     message: String,
     fields: Map<String, Value>,
+    /// Keep only the message (a text line of a mail-flow event): the fields are not formatted.
+    message_only: bool,
 }
 
 impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.message_only && field.name() != "message" {
+            return;
+        }
         let text = format!("{value:?}");
         if field.name() == "message" {
             self.message = text;
@@ -43,6 +48,9 @@ impl Visit for Fields {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
+        if self.message_only && field.name() != "message" {
+            return;
+        }
         if field.name() == "message" {
             self.message = value.to_string();
         } else if !value.is_empty() {
@@ -52,18 +60,30 @@ impl Visit for Fields {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.message_only {
+            return;
+        }
         self.fields.insert(field.name().to_string(), value.into());
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.message_only {
+            return;
+        }
         self.fields.insert(field.name().to_string(), value.into());
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.message_only {
+            return;
+        }
         self.fields.insert(field.name().to_string(), value.into());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.message_only {
+            return;
+        }
         self.fields.insert(field.name().to_string(), value.into());
     }
 }
@@ -88,7 +108,13 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let mut f = Fields::default();
+        // A mail-flow event says everything in its message: in text, its fields are not even
+        // formatted (the event's metadata names them before any value is looked at).
+        let structured = event.metadata().fields().field("event").is_some();
+        let mut f = Fields {
+            message_only: !self.json && structured,
+            ..Fields::default()
+        };
         event.record(&mut f);
         let ts = timestamp(SystemTime::now());
         let level = event.metadata().level().as_str();
@@ -96,7 +122,7 @@ where
             write!(writer, "{ts} {level:>5} {}", f.message)?;
             // An event of the mail flow says everything in its message; any other shows its
             // fields after it, as `key=value`.
-            if !f.fields.contains_key("event") {
+            if !structured {
                 for (k, v) in &f.fields {
                     match v {
                         Value::String(text) => write!(writer, " {k}={text}")?,
