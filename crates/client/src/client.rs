@@ -193,7 +193,8 @@ impl SmtpClient {
     pub async fn open(&mut self, addr: SocketAddr) -> Result<(), ClientError> {
         let started = self.reset(&addr.to_string()).await;
         let limit = self.cfg.connect_timeout;
-        let tcp = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+        let tcp = match tokio::time::timeout(limit, tcp_connect(addr, self.cfg.local_address)).await
+        {
             Err(_) => return Err(self.connect_timed_out()),
             Ok(Err(e)) => return Err(self.fail(connect_error(addr, e))),
             Ok(Ok(tcp)) => tcp,
@@ -542,6 +543,23 @@ impl SmtpClient {
 }
 
 /// `Some(result)`, or `None` when `limit` passed first.
+/// Opens a TCP connection to `addr`, from `local` when given (port chosen by the system).
+async fn tcp_connect(
+    addr: SocketAddr,
+    local: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let Some(local) = local else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(local, 0))?;
+    socket.connect(addr).await
+}
+
 async fn with_timeout<T>(limit: Duration, f: impl Future<Output = T>) -> Option<T> {
     tokio::time::timeout(limit, f).await.ok()
 }

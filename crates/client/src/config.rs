@@ -28,6 +28,8 @@ pub struct ClientConfig {
     pub tls: TlsPolicy,
     /// At most this many lines of message content go into the transcript; the rest is counted.
     pub transcript_data_lines: usize,
+    /// Connect from this local address (swaks' `--local-interface`); `None`: the system picks.
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl Default for ClientConfig {
@@ -43,6 +45,7 @@ impl Default for ClientConfig {
             data_end_timeout: Duration::from_secs(600),
             tls: TlsPolicy::default(),
             transcript_data_lines: 1000,
+            local_address: None,
         }
     }
 }

@@ -186,6 +186,10 @@ pub struct SendArgs {
     /// Seconds to wait for the connection and for each reply.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     timeout: f64,
+    /// Connect from this local address (one of this machine's), like swaks'
+    /// --local-interface: to test what a server says to another client address.
+    #[arg(long, value_name = "IP")]
+    local_address: Option<std::net::IpAddr>,
     /// Print one JSON object (result, TLS, timings, transcript) instead of the transcript.
     #[arg(long)]
     json: bool,
@@ -265,6 +269,7 @@ fn plan(a: &SendArgs) -> Result<Plan, String> {
         envid: a.envid.clone(),
         quit_after: a.quit_after.map(QuitAfter::stage),
         timeout: Duration::from_secs_f64(a.timeout),
+        local_address: a.local_address,
     })?;
     if a.auth.is_some() || a.user.is_some() {
         plan.set_auth(credentials(a)?);

@@ -170,6 +170,8 @@ pub struct SendOptions {
     pub quit_after: Option<QuitAfter>,
     /// The wait for the connection and for each reply.
     pub timeout: Duration,
+    /// Connect from this local address.
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 /// Credentials for AUTH (the password is not shown by `Debug`).

@@ -98,6 +98,7 @@ impl Plan {
         };
         let mut config = ClientConfig::with_timeout(a.timeout);
         config.tls = a.tls_policy.clone();
+        config.local_address = a.local_address;
         Ok(Plan {
             target,
             port: a.port.unwrap_or(port),
@@ -269,6 +270,7 @@ mod tests {
             envid: None,
             quit_after: None,
             timeout: Duration::from_secs(5),
+            local_address: None,
         }
     }
 

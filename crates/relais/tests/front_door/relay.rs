@@ -290,3 +290,31 @@ fn authenticated_client_relays_foreign_and_keeps_local_local() {
     accepted_from(&server, &mut c, "alice on submission");
     server.assert_logged("sasl_username=alice");
 }
+
+/// `relais send --local-address`: the same command relays from a trusted address and is
+/// refused from another, as the server sees the client's address.
+#[test]
+fn relais_send_from_a_chosen_local_address() {
+    let server = relay_server();
+    let target = format!("127.0.0.1:{}", server.port("mx"));
+    let send = |from: Option<&str>| {
+        let mut cmd = std::process::Command::new(crate::common::RELAIS);
+        cmd.args(["send", "--server", &target, "--from", "a@other.test"])
+            .args(["--to", "b@elsewhere.test", "--quit-after", "rcpt"]);
+        if let Some(ip) = from {
+            cmd.args(["--local-address", ip]);
+        }
+        let out = cmd.output().expect("run relais send");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = send(Some("127.0.0.2"));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("250 2.1.5"), "{out}");
+    let (code, out) = send(None);
+    assert_eq!(code, Some(24), "{out}");
+    assert!(out.contains("554 5.7.1"), "{out}");
+    server.assert_logged("unknown[127.0.0.2]");
+}
