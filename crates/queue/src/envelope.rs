@@ -82,10 +82,7 @@ pub struct Expansion {
 impl Expansion {
     /// True if this target still needs delivering.
     pub fn is_pending(&self) -> bool {
-        !matches!(
-            self.outcome,
-            Some(Outcome::Delivered(_) | Outcome::Failed { .. })
-        )
+        !self.outcome.as_ref().is_some_and(Outcome::is_final)
     }
 }
 
@@ -97,10 +94,7 @@ impl QueueState {
 
     /// True if recipient `i` still needs delivering.
     pub fn is_pending(&self, i: usize) -> bool {
-        !matches!(
-            self.outcome(i),
-            Some(Outcome::Delivered(_) | Outcome::Failed { .. })
-        )
+        !self.outcome(i).is_some_and(Outcome::is_final)
     }
 
     /// Records the outcome of recipient `i`.

@@ -205,12 +205,12 @@ impl Smtpd {
 
 /// The listeners of a configuration, each once.
 fn listener_keys(config: &Config) -> Vec<ListenerKey> {
-    let mut keys: Vec<ListenerKey> = config
-        .listener
-        .iter()
-        .map(|l| (l.address, l.role))
-        .collect();
-    keys.dedup();
+    let mut keys: Vec<ListenerKey> = Vec::new();
+    for key in config.listener.iter().map(|l| (l.address, l.role)) {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
     keys
 }
 
