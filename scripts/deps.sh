@@ -7,6 +7,8 @@
 #   libnet-ssleay-perl (swaks' STARTTLS and TLS-on-connect)
 #   dovecot-core, dovecot-lmtpd (tests: a real LMTP server for local delivery)
 #   python3-pip + aiosmtpd (tests: a Python SMTP server with STARTTLS and AUTH)
+#   dkimpy, pynacl, dnspython, authres, cryptography (pip; tests: DKIM and ARC interop with
+#                the reference Python implementation)
 #   prometheus   (tests: promtool checks the /metrics output; the service is not started)
 # Usage: scripts/deps.sh            # source it or run it; it is a no-op when all are there
 # Never prompts. Needs root (or password-less sudo) only when something must be installed.
@@ -30,12 +32,13 @@ relais_deps_missing() {
 
 # Python modules the tests use, from PyPI.
 relais_install_python_deps() {
-    if python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+    if python3 -c "import aiosmtpd, dkim, nacl, dns.resolver, authres, cryptography" >/dev/null 2>&1; then
         return 0
     fi
-    echo "deps: installing aiosmtpd (pip)" >&2
-    python3 -m pip install -q aiosmtpd 2>/dev/null ||
-        python3 -m pip install -q --break-system-packages aiosmtpd
+    local modules=(aiosmtpd dkimpy pynacl dnspython authres cryptography)
+    echo "deps: installing ${modules[*]} (pip)" >&2
+    python3 -m pip install -q "${modules[@]}" 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages "${modules[@]}"
 }
 
 relais_install_deps() {

@@ -67,6 +67,113 @@ pub struct Config {
     /// Keep running as root with a listener on an address other than loopback. Off: `relais
     /// serve` started as root with such a listener and no `user` refuses to start.
     pub allow_root: bool,
+    /// The DNS server of every lookup of the server (SPF, DKIM, DMARC, MX), `IP[:PORT]`;
+    /// default: `[delivery] resolver` when set, else the system's resolv.conf.
+    #[serde(with = "values::nameserver", skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<Nameserver>,
+    /// Sender authentication at the door: SPF, DKIM, DMARC, ARC.
+    pub policy: PolicyConfig,
+    /// DKIM signing keys, one per sender domain (`[[dkim]]`): mail from authenticated
+    /// submission and local submission is signed with the key of its `From:` domain.
+    pub dkim: Vec<DkimKeyConfig>,
+}
+
+/// `[policy]`: what the door checks of a sender, and what it does with the answer. Every
+/// check is `off` by default, so the embedded default needs no DNS.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// SPF of the MAIL FROM domain (of the HELO name for the null sender).
+    pub spf: SpfAction,
+    /// With `spf = "reject"`, also refuse `softfail` (`~all`).
+    pub softfail_reject: bool,
+    /// DKIM signatures of every received message, verified and recorded.
+    pub dkim: CheckAction,
+    /// DMARC of the `From:` domain: `enforce` refuses `p=reject` and files `p=quarantine`
+    /// into the Maildir's `Junk` folder.
+    pub dmarc: DmarcAction,
+    /// ARC chains (RFC 8617), verified and recorded.
+    pub arc: CheckAction,
+    /// Messages larger than this are not held in memory for DKIM, DMARC and ARC: they are
+    /// recorded `dkim=neutral (message too large to verify)`, and DMARC relies on SPF alone.
+    pub verify_max_size: u64,
+    /// The name in our `Authentication-Results` headers (RFC 8601's authserv-id); default:
+    /// the host name. Incoming headers that claim it are removed.
+    pub authserv_id: String,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            spf: SpfAction::Off,
+            softfail_reject: false,
+            dkim: CheckAction::Off,
+            dmarc: DmarcAction::Off,
+            arc: CheckAction::Off,
+            verify_max_size: 10_240_000,
+            authserv_id: String::new(),
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// True when any check needs the message's content (DKIM, DMARC or ARC).
+    pub fn checks_content(&self) -> bool {
+        self.dkim != CheckAction::Off
+            || self.dmarc != DmarcAction::Off
+            || self.arc != CheckAction::Off
+    }
+}
+
+/// What the SPF check does with its result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpfAction {
+    /// No check.
+    #[default]
+    Off,
+    /// Check and record (`Received-SPF`, `Authentication-Results`), refuse nothing.
+    Tag,
+    /// Refuse `fail` (`550 5.7.23`), `permerror` (`550 5.7.24`) and, for a while,
+    /// `temperror` (`451 4.7.24`); record the rest.
+    Reject,
+}
+
+/// A check that only records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckAction {
+    /// No check.
+    #[default]
+    Off,
+    /// Check and record in `Authentication-Results`.
+    Tag,
+}
+
+/// What the DMARC check does with its result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmarcAction {
+    /// No check.
+    #[default]
+    Off,
+    /// Check and record, refuse nothing.
+    Tag,
+    /// Apply the domain's policy: `p=reject` refused (`550 5.7.1`), `p=quarantine` to Junk.
+    Enforce,
+}
+
+/// `[[dkim]]`: the signing key of one sender domain.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimKeyConfig {
+    /// The domain (`d=`): mail whose `From:` is in this domain (or under it) is signed.
+    pub domain: String,
+    /// The selector (`s=`): the key is published at `SELECTOR._domainkey.DOMAIN`.
+    pub selector: String,
+    /// The private key, PEM (RSA in PKCS#1 or PKCS#8, Ed25519 in PKCS#8), as written by
+    /// `relais dkim keygen`.
+    pub key: PathBuf,
 }
 
 /// TLS settings. Without `cert` and `key`, a self-signed certificate for the host name is made
@@ -366,6 +473,9 @@ impl Default for Config {
             log_file: None,
             log_format: LogFormat::Text,
             http: HttpConfig::default(),
+            resolver: None,
+            policy: PolicyConfig::default(),
+            dkim: Vec::new(),
         }
     }
 }
@@ -512,6 +622,20 @@ impl Config {
         if self.limits.max_errors == 0 {
             return Err(err("max_errors", "must be at least 1".into()));
         }
+        for k in &self.dkim {
+            if !relais_proto::address::is_domain(&k.domain) {
+                return Err(err(
+                    "domain",
+                    format!("[[dkim]] {:?} is not a domain", k.domain),
+                ));
+            }
+            if !relais_proto::address::is_domain(&k.selector) {
+                return Err(err(
+                    "selector",
+                    format!("[[dkim]] {:?} is not a usable selector", k.selector),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -535,6 +659,18 @@ impl Config {
         for m in &mut self.auth.mechanisms {
             *m = m.to_ascii_uppercase();
         }
+        if self.policy.authserv_id.is_empty() {
+            self.policy.authserv_id = self.hostname.clone();
+        }
+        for k in &mut self.dkim {
+            k.domain = k.domain.to_ascii_lowercase();
+        }
+    }
+
+    /// The DNS server of the server's lookups: the top-level `resolver`, else `[delivery]
+    /// resolver`, else the system's.
+    pub fn nameserver(&self) -> Nameserver {
+        self.resolver.or(self.delivery.resolver).unwrap_or_default()
     }
 
     /// The effective settings as TOML, for `relais config check`.
@@ -689,6 +825,36 @@ mod tests {
     }
 
     #[test]
+    fn sender_authentication() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.policy.spf, SpfAction::Off);
+        assert!(
+            !c.policy.checks_content(),
+            "the embedded default asks no DNS"
+        );
+        let c = Config::parse(
+            "hostname = \"mx.example.com\"\nresolver = \"127.0.0.1:5353\"\n\
+             [delivery]\nresolver = \"127.0.0.2\"\n\
+             [policy]\nspf = \"reject\"\nsoftfail_reject = true\ndkim = \"tag\"\n\
+             dmarc = \"enforce\"\narc = \"tag\"\n\
+             [[dkim]]\ndomain = \"Example.COM\"\nselector = \"s1\"\nkey = \"/k.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.nameserver().to_string(), "127.0.0.1:5353");
+        assert_eq!(c.policy.spf, SpfAction::Reject);
+        assert!(c.policy.softfail_reject);
+        assert_eq!(c.policy.dmarc, DmarcAction::Enforce);
+        assert_eq!(c.policy.authserv_id, "mx.example.com");
+        assert!(c.policy.checks_content());
+        assert_eq!(c.dkim[0].domain, "example.com");
+        // the [delivery] key alone serves every lookup
+        let c = Config::parse("[delivery]\nresolver = \"127.0.0.2\"\n").unwrap();
+        assert_eq!(c.nameserver().to_string(), "127.0.0.2:53");
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.to_toml(), c.to_toml());
+    }
+
+    #[test]
     fn full_file() {
         let c = Config::parse(
             r#"
@@ -767,6 +933,21 @@ command_timeout = "2m"
             (
                 "[http]\naddress = \"0.0.0.0:9025\"\n",
                 &["line 2", "address", "needs a token"],
+            ),
+            (
+                "[policy]\nspf = \"yes\"\n",
+                &["line 2", "off", "tag", "reject"],
+            ),
+            ("[policy]\ndmarc = \"reject\"\n", &["line 2", "enforce"]),
+            ("[policy]\ndkm = \"tag\"\n", &["line 2", "dkm"]),
+            ("resolver = \"dns.example\"\n", &["line 1", "IP:PORT"]),
+            (
+                "[[dkim]]\ndomain = \"a b\"\nselector = \"s\"\nkey = \"k\"\n",
+                &["line 2", "domain", "not a domain"],
+            ),
+            (
+                "[[dkim]]\ndomain = \"a.example\"\nkey = \"k\"\n",
+                &["selector"],
             ),
         ];
         for (text, needles) in cases {

@@ -207,8 +207,9 @@ impl Resolver {
         &self.inner.servers
     }
 
-    /// mail-auth's view of the same resolver, for its SPF verifier.
-    pub(crate) fn authenticator(&self) -> &MessageAuthenticator {
+    /// mail-auth's view of the same resolver configuration: DKIM, ARC and DMARC verification
+    /// (relais-policy) ask the DNS through it.
+    pub fn authenticator(&self) -> &MessageAuthenticator {
         &self.inner.auth
     }
 

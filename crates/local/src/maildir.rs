@@ -49,6 +49,13 @@ impl MaildirStore {
         self.root.join(mailbox)
     }
 
+    /// The mailbox name of a Maildir++ folder of `mailbox` (`alice/.Junk`), its parent
+    /// Maildir created when it is new, as mail readers expect a folder's parent to be one.
+    pub fn folder_of(&self, mailbox: &str, folder: &str) -> String {
+        let _ = self.ensure(mailbox);
+        format!("{mailbox}/.{folder}")
+    }
+
     fn ensure(&self, mailbox: &str) -> io::Result<PathBuf> {
         let dir = self.path_of(mailbox);
         let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());

@@ -144,6 +144,16 @@ const CLASSES: [&str; 3] = ["2", "4", "5"];
 const VERSIONS: [&str; 2] = ["1.2", "1.3"];
 const REFUSALS: [&str; 3] = ["too_many", "per_address", "rate"];
 const STATES: [&str; 3] = ["active", "deferred", "held"];
+const SPF_RESULTS: [&str; 7] = [
+    "pass",
+    "fail",
+    "softfail",
+    "neutral",
+    "none",
+    "permerror",
+    "temperror",
+];
+const VERDICTS: [&str; 3] = ["accept", "quarantine", "reject"];
 
 /// Everything relais counts.
 #[derive(Debug)]
@@ -168,6 +178,10 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// Recipient checks at RCPT, accepted and refused.
     recipient_checks: [Counter; 2],
+    /// SPF checks at MAIL FROM, by result.
+    spf_checks: [Counter; 7],
+    /// Content checks (DKIM, ARC, DMARC) at the end of data, by verdict.
+    content_checks: [Counter; 3],
     /// TLS handshakes completed, by version.
     tls_handshakes: [Counter; 2],
     /// Delivery attempts, by agent and outcome.
@@ -206,6 +220,8 @@ impl Metrics {
             bytes_received: Counter::new(),
             commit_seconds: Histogram::new(),
             recipient_checks: [const { Counter::new() }; 2],
+            spf_checks: [const { Counter::new() }; 7],
+            content_checks: [const { Counter::new() }; 3],
             tls_handshakes: [const { Counter::new() }; 2],
             deliveries: [const { [const { Counter::new() }; 3] }; 6],
             delivery_seconds: Histogram::new(),
@@ -245,6 +261,21 @@ impl Metrics {
     /// A recipient check at RCPT.
     pub fn recipient_check(&self, accepted: bool) {
         self.recipient_checks[usize::from(!accepted)].inc();
+    }
+
+    /// An SPF check at MAIL FROM with this result (`pass`, `fail`, …).
+    pub fn spf_check(&self, result: &str) {
+        if let Some(i) = SPF_RESULTS.iter().position(|&w| w == result) {
+            self.spf_checks[i].inc();
+        }
+    }
+
+    /// The content checks of a message ended with this verdict: `accept`, `quarantine` or
+    /// `reject`.
+    pub fn content_check(&self, verdict: &str) {
+        if let Some(i) = VERDICTS.iter().position(|&w| w == verdict) {
+            self.content_checks[i].inc();
+        }
     }
 
     /// A TLS handshake completed with this version (`TLSv1.3`).
@@ -343,7 +374,7 @@ impl Metrics {
             "From the end of data to the message durable in the spool.",
             &self.commit_seconds,
         );
-        let checks = [
+        let mut checks = vec![
             (
                 "check=\"recipient\",result=\"accept\"".to_string(),
                 self.recipient_checks[0].get(),
@@ -353,6 +384,12 @@ impl Metrics {
                 self.recipient_checks[1].get(),
             ),
         ];
+        for (r, n) in SPF_RESULTS.iter().zip(&self.spf_checks) {
+            checks.push((format!("check=\"spf\",result=\"{r}\""), n.get()));
+        }
+        for (r, n) in VERDICTS.iter().zip(&self.content_checks) {
+            checks.push((format!("check=\"content\",result=\"{r}\""), n.get()));
+        }
         counter(
             o,
             "relais_policy_decisions_total",

@@ -462,3 +462,74 @@ pub fn sender_not_owned(user: &str, from: &str) -> Reply {
         format!("<{from}>: Sender address rejected: not owned by user {user}"),
     )
 }
+
+/// Text from elsewhere (a domain's SPF explanation) as it can go in a reply: printable ASCII,
+/// at most 200 characters.
+fn printable_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+        .take(200)
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `550 5.7.23`: SPF says the client may not send as this sender (`fail`, or `softfail` when
+/// the configuration refuses it). The domain's own explanation (`exp=`) when it has one.
+pub fn spf_fail(
+    sender: &str,
+    result: &str,
+    domain: &str,
+    ip: std::net::IpAddr,
+    explanation: Option<&str>,
+) -> Reply {
+    let why = match explanation.map(printable_text).filter(|e| !e.is_empty()) {
+        Some(e) => format!("{domain} explains: {e}"),
+        None => format!("{domain} does not authorize {ip} to send its mail"),
+    };
+    Reply::new(
+        550,
+        st(5, 7, 23),
+        format!("<{sender}>: Sender address rejected: SPF {result}: {why}"),
+    )
+}
+
+/// `451 4.7.24`: the SPF check met a DNS failure; the client tries again later.
+pub fn spf_temperror(sender: &str, domain: &str) -> Reply {
+    Reply::new(
+        451,
+        st(4, 7, 24),
+        format!(
+            "<{sender}>: Sender address rejected: SPF temporary error: DNS lookup for {domain} failed, try again later"
+        ),
+    )
+}
+
+/// `550 5.7.24`: the sender domain's SPF record is broken.
+pub fn spf_permerror(sender: &str, domain: &str, detail: &str) -> Reply {
+    let detail = printable_text(detail);
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    };
+    Reply::new(
+        550,
+        st(5, 7, 24),
+        format!(
+            "<{sender}>: Sender address rejected: SPF permanent error: the SPF record of {domain} is invalid{detail}"
+        ),
+    )
+}
+
+/// `550 5.7.1`: the `From:` domain's DMARC policy is `reject` and the message fails DMARC.
+pub fn dmarc_reject(domain: &str) -> Reply {
+    Reply::new(
+        550,
+        st(5, 7, 1),
+        format!(
+            "Message rejected: DMARC policy of {domain} (p=reject): the message fails SPF and DKIM alignment with {domain}"
+        ),
+    )
+}

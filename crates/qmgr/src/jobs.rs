@@ -39,7 +39,12 @@ pub fn write_maildir(
     out: &mut Vec<Written>,
 ) {
     let sender = f.env.envelope.from.to_string();
-    for c in copies {
+    let junk = f.env.arrival.junk;
+    for mut c in copies {
+        if junk {
+            // DMARC quarantine: the Maildir++ folder `.Junk` of the mailbox.
+            c.mailbox = store.folder_of(&c.mailbox, "Junk");
+        }
         if recovered && store.already_delivered(&c.mailbox, &c.base) {
             let how = format!("already in maildir of {} (before a restart)", c.mailbox);
             f.set(c.slot, Outcome::Delivered(how));

@@ -342,7 +342,9 @@ impl Manager {
             self.schedule.hold(id);
             return None;
         }
-        let mut content = Vec::with_capacity(msg.body_len() as usize);
+        // The headers the door decided at the end of the content go in front of it.
+        let mut content = env.arrival.header_bytes();
+        content.reserve(msg.body_len() as usize);
         if let Err(e) = msg
             .body_reader()
             .and_then(|mut r| r.read_to_end(&mut content).map_err(Into::into))

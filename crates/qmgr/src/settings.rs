@@ -25,7 +25,8 @@ impl QueueSettings {
     /// The settings of `[delivery]` and `[local]`; an error names what cannot work.
     pub fn from_config(config: &Config) -> Result<QueueSettings, String> {
         let d = &config.delivery;
-        let nameserver = d.resolver.unwrap_or_default();
+        // `[delivery] resolver` where set, else the one of every lookup.
+        let nameserver = d.resolver.unwrap_or(config.nameserver());
         let resolver = relais_dns::Resolver::new(&relais_dns::ResolverOptions {
             nameserver,
             ..Default::default()

@@ -46,6 +46,7 @@ pub fn flight(recipients: Vec<Recipient>, content: &str) -> Flight {
     let env = SpooledEnvelope {
         client: "unknown[127.0.0.1]:1".into(),
         envelope,
+        arrival: Default::default(),
         state,
     };
     Flight::new(env, arrival(), content.as_bytes().to_vec())

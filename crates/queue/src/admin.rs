@@ -111,7 +111,7 @@ pub fn show(spool: &Spool, id: &str) -> Result<QueueDetail, String> {
     let id = parse_id(id)?;
     let m = spool.read(id).map_err(|e| e.to_string())?;
     let env = SpooledEnvelope::decode(&m.envelope).map_err(|e| e.to_string())?;
-    let mut body = Vec::new();
+    let mut body = env.arrival.header_bytes();
     m.body_reader()
         .map_err(|e| e.to_string())?
         .take(256 * 1024)

@@ -9,7 +9,7 @@ use relais_proto::Envelope;
 use relais_spool::{Incoming, QueueId, Spool, SpoolError};
 use tracing::{info, warn};
 
-use crate::envelope::{QueueState, SpooledEnvelope};
+use crate::envelope::{Arrival, QueueState, SpooledEnvelope};
 
 /// How much of the start of a message is kept to find its `Message-ID` (the header ends well
 /// before in practice; one that does not gets no message id logged).
@@ -29,6 +29,8 @@ pub struct Enqueue {
     /// The first write that failed: the message is refused at commit, but the caller may keep
     /// feeding content so that its session stays in step.
     failed: Option<SpoolError>,
+    /// What the door decided at the end of the content, kept with the envelope.
+    arrival: Arrival,
 }
 
 impl Enqueue {
@@ -40,7 +42,14 @@ impl Enqueue {
             id,
             incoming: spool.begin(id),
             failed: None,
+            arrival: Arrival::default(),
         }
+    }
+
+    /// Sets what the door decided (headers to add in front at delivery, Junk), before
+    /// [`Enqueue::commit`].
+    pub fn set_arrival(&mut self, arrival: Arrival) {
+        self.arrival = arrival;
     }
 
     /// The queue id.
@@ -81,6 +90,7 @@ impl Enqueue {
             id,
             incoming,
             failed,
+            arrival,
         } = self;
         let (from, size, nrcpt) = (
             envelope.from.to_string(),
@@ -96,6 +106,7 @@ impl Enqueue {
                         recipients: vec![None; nrcpt],
                         ..Default::default()
                     },
+                    arrival,
                     envelope,
                 };
                 let started = std::time::Instant::now();

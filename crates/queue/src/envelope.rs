@@ -9,6 +9,12 @@
 //! RCPT TO:<u@example.com> NOTIFY=SUCCESS,FAILURE
 //! ```
 //!
+//! What the door decided at arrival follows, when it decided something: `header <field>` for
+//! each header field to put in front of the message at delivery (its `Authentication-Results`,
+//! known only at the end of the content, when the content is already in the spool), one line
+//! each, unfolded; `junk` when the message goes to the recipients' Junk folders (DMARC
+//! `p=quarantine`).
+//!
 //! Delivery progress follows, once there is some: `attempts`, `next`, `held`, `warned`, one
 //! `state <recipient> sent|deferred|bounced …` line per recipient with an outcome, and for a
 //! recipient that is an alias, its targets, numbered from 0 in the order of their lines, with
@@ -44,8 +50,31 @@ pub struct SpooledEnvelope {
     pub client: String,
     /// The SMTP envelope.
     pub envelope: Envelope,
+    /// What the door decided at arrival.
+    pub arrival: Arrival,
     /// Delivery progress (all pending for a new message).
     pub state: QueueState,
+}
+
+/// What the door decided about a message as it arrived.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Arrival {
+    /// Header fields to put in front of the content at delivery, one line each, without CRLF.
+    pub headers: Vec<String>,
+    /// File into the recipients' Junk folders.
+    pub junk: bool,
+}
+
+impl Arrival {
+    /// The header fields, CRLF-terminated, as they go in front of the content.
+    pub fn header_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for h in &self.headers {
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
 }
 
 /// Delivery progress of a queued message, rewritten in the spool after each attempt.
@@ -229,6 +258,12 @@ impl SpooledEnvelope {
             };
             s.push_str(&format!("{rcpt}\n"));
         }
+        for h in &self.arrival.headers {
+            s.push_str(&format!("header {}\n", one_line(h)));
+        }
+        if self.arrival.junk {
+            s.push_str("junk\n");
+        }
         let st = &self.state;
         if st.attempts > 0 {
             s.push_str(&format!("attempts {}\n", st.attempts));
@@ -282,6 +317,7 @@ impl SpooledEnvelope {
             bare_lf: false,
         };
         let mut saw_mail = false;
+        let mut arrival = Arrival::default();
         let mut state = QueueState::default();
         let mut xstates = Vec::new();
         let bad = |line: &str| EnvelopeError(format!("bad line {line:?}"));
@@ -299,6 +335,8 @@ impl SpooledEnvelope {
                         .parse()
                         .map_err(|_| EnvelopeError(format!("bad size {rest:?}")))?
                 }
+                "header" if !rest.is_empty() => arrival.headers.push(rest.to_string()),
+                "junk" => arrival.junk = true,
                 "attempts" => state.attempts = rest.parse().map_err(|_| bad(line))?,
                 "next" => state.next_attempt = rest.parse().map_err(|_| bad(line))?,
                 "held" => state.held = true,
@@ -368,6 +406,7 @@ impl SpooledEnvelope {
         Ok(SpooledEnvelope {
             client,
             envelope,
+            arrival,
             state,
         })
     }
@@ -388,6 +427,13 @@ mod tests {
     #[test]
     fn round_trip() {
         let env = SpooledEnvelope {
+            arrival: Arrival {
+                headers: vec![
+                    "Authentication-Results: mx.example.com; spf=pass smtp.mailfrom=a@b".into(),
+                    "X-Second: two".into(),
+                ],
+                junk: true,
+            },
             client: "unknown[127.0.0.1]:4000".into(),
             envelope: Envelope {
                 helo: "client.example".into(),
@@ -484,6 +530,7 @@ mod tests {
         assert_eq!(state.expansions_of(0).count(), 2);
         assert!(state.expansions[0].is_pending() && state.expansions[1].is_pending());
         let env = SpooledEnvelope {
+            arrival: Arrival::default(),
             client: "local".into(),
             envelope: Envelope {
                 helo: "h".into(),

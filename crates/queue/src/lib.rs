@@ -22,7 +22,7 @@ mod target;
 mod trigger;
 
 pub use enqueue::Enqueue;
-pub use envelope::{EnvelopeError, Expansion, QueueState, SpooledEnvelope};
+pub use envelope::{Arrival, EnvelopeError, Expansion, QueueState, SpooledEnvelope};
 pub use outcome::Outcome;
 pub use target::Target;
 pub use trigger::{Answer, Command, QueueHandle};

@@ -20,6 +20,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("relais-route", 3),
     ("relais-local", 3),
     ("relais-remote", 3),
+    ("relais-policy", 3),
     ("relais-smtpd", 4),
     ("relais-qmgr", 4),
     ("relais-server", 5),

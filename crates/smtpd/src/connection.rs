@@ -8,10 +8,11 @@ use std::time::{Instant, SystemTime};
 
 use relais_config::Role;
 use relais_metrics::METRICS;
+use relais_policy::{Action, HeaderFilter, Received, SpfVerdict};
 use relais_proto::session::{AuthOutcome, Event, Stored, Verdict};
-use relais_proto::{Envelope, ReversePath, Session, replies};
-use relais_queue::Enqueue;
+use relais_proto::{Envelope, Reply, ReversePath, Session, replies};
 use relais_queue::headers::{self, ReceivedInfo};
+use relais_queue::{Arrival, Enqueue};
 use relais_spool::{QueueId, SpoolError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -86,6 +87,79 @@ struct Transaction {
     /// The message on its way into the spool; created at the start of the content. A write
     /// that fails is remembered there and refuses the message at its end.
     message: Option<Enqueue>,
+    /// The SPF check of the sender, when one was made.
+    spf: Option<SpfVerdict>,
+    /// The content checks of the message, when some are on for this client.
+    checks: Option<ContentChecks>,
+}
+
+/// What the content checks need while the content streams in.
+struct ContentChecks {
+    /// Drops forged `Authentication-Results` headers.
+    filter: HeaderFilter,
+    /// The filtered chunk being passed on.
+    scratch: Vec<u8>,
+    /// The message as received, for DKIM, ARC and DMARC; cut to its header section once it
+    /// grows over `verify_max_size`.
+    copy: Vec<u8>,
+    /// The copy was cut.
+    cut: bool,
+    /// `verify_max_size`.
+    limit: usize,
+}
+
+impl ContentChecks {
+    fn new(ctx: &Context) -> ContentChecks {
+        let settings = ctx.auth.settings();
+        ContentChecks {
+            filter: HeaderFilter::new(&settings.authserv_id),
+            scratch: Vec::new(),
+            copy: Vec::new(),
+            cut: false,
+            limit: usize::try_from(settings.verify_max_size).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Filters a chunk into `scratch` and keeps a copy.
+    fn feed(&mut self, chunk: &[u8]) {
+        self.scratch.clear();
+        self.filter.feed(chunk, &mut self.scratch);
+        self.keep();
+    }
+
+    /// The end of the content: what the filter still held goes into `scratch`.
+    fn finish(&mut self) {
+        self.scratch.clear();
+        self.filter.finish(&mut self.scratch);
+        self.keep();
+    }
+
+    fn keep(&mut self) {
+        if self.cut {
+            return;
+        }
+        self.copy.extend_from_slice(&self.scratch);
+        if self.copy.len() > self.limit {
+            // Keep the header section (with its blank line), or nothing when it has no end.
+            let end = relais_queue::headers::headers_of(&self.copy).len();
+            if end < self.copy.len() {
+                self.copy.truncate(end);
+                self.copy.extend_from_slice(b"\r\n");
+            } else {
+                self.copy.clear();
+            }
+            self.copy.shrink_to_fit();
+            self.cut = true;
+        }
+    }
+
+    fn received(&self) -> Received<'_> {
+        if self.cut {
+            Received::HeaderOnly(&self.copy)
+        } else {
+            Received::Whole(&self.copy)
+        }
+    }
 }
 
 /// Everything a connection knows about its client and itself.
@@ -291,7 +365,7 @@ async fn handle_event(
             );
         }
         Event::CheckSender { from, .. } => {
-            let verdict = sender(ctx, client, session, tx, &from);
+            let verdict = sender(ctx, client, session, tx, &from).await;
             session.handle_verdict(verdict);
         }
         Event::CheckRecipient { to, .. } => {
@@ -310,23 +384,40 @@ async fn handle_event(
         Event::ContentStart(envelope) => {
             if let Some(t) = tx {
                 let mut message = Enqueue::begin(&ctx.spool, t.id);
+                // RFC 7208 §9.1: Received-SPF goes above our Received.
+                if let Some(spf) = t.spf.as_ref().filter(|v| v.recorded) {
+                    message.write(spf.received_spf(&ctx.config.hostname).as_bytes());
+                }
                 let received = received_header(ctx, &envelope, client, &t.id.to_string());
                 message.write(received.as_bytes());
                 t.message = Some(message);
+                if checked(client)
+                    && (ctx.auth.settings().checks_content()
+                        || t.spf.as_ref().is_some_and(|v| v.recorded))
+                {
+                    t.checks = Some(ContentChecks::new(ctx));
+                }
             }
         }
         Event::Body(chunk) => {
             if let Some(Transaction {
                 message: Some(message),
+                checks,
                 ..
             }) = tx
             {
-                message.write(&chunk);
+                match checks {
+                    Some(c) => {
+                        c.feed(&chunk);
+                        message.write(&c.scratch);
+                    }
+                    None => message.write(&chunk),
+                }
             }
         }
         Event::MessageComplete(envelope) => {
             let stored = match tx.take() {
-                Some(t) => store(ctx, t, envelope, &client.label).await,
+                Some(t) => store(ctx, t, envelope, client).await,
                 None => Stored::Failed(replies::queue_write_error()),
             };
             session.handle_stored(stored);
@@ -366,8 +457,15 @@ fn id_or_noqueue(tx: &Option<Transaction>) -> String {
         .unwrap_or_else(|| "NOQUEUE".into())
 }
 
-/// MAIL FROM: the sender rules, then a queue id for the transaction and its `client=` line.
-fn sender(
+/// True when the sender checks apply to this client: not to authenticated users, nor to
+/// `relay_networks` (they are ours, and send as anyone they serve).
+fn checked(client: &Client) -> bool {
+    client.user.is_none() && !client.trusted_network
+}
+
+/// MAIL FROM: the sender rules and SPF, then a queue id for the transaction and its
+/// `client=` line.
+async fn sender(
     ctx: &Context,
     client: &Client,
     session: &Session,
@@ -377,13 +475,35 @@ fn sender(
     if let Some(r) = check_sender(ctx, client, from) {
         return Verdict::Reject(r);
     }
+    let helo = session.helo_name().unwrap_or("");
+    let spf = if checked(client) {
+        ctx.auth.check_spf(client.peer.ip(), helo, from).await
+    } else {
+        None
+    };
+    if let Some(v) = &spf {
+        METRICS.spf_check(v.result.as_str());
+    }
+    if let Some(reply) = spf.as_ref().and_then(|v| v.reply.clone()) {
+        let v = spf.as_ref().map(SpfVerdict::summary).unwrap_or_default();
+        info!(
+            event = "policy",
+            queue_id = "NOQUEUE",
+            client = %client.label,
+            check = "spf",
+            from = %from,
+            status = "refused",
+            "NOQUEUE: {v}: from=<{from}> refused for {}",
+            client.label
+        );
+        return Verdict::Reject(reply);
+    }
     let id = ctx.spool.new_id();
     let auth = client
         .user
         .as_ref()
         .map(|u| format!(", sasl_username={u}"))
         .unwrap_or_default();
-    let helo = session.helo_name().unwrap_or("");
     info!(
         event = "client",
         queue_id = %id,
@@ -394,7 +514,23 @@ fn sender(
         "{id}: client={}, helo={helo}{auth}, from=<{from}>",
         client.label,
     );
-    *tx = Some(Transaction { id, message: None });
+    if let Some(v) = &spf {
+        info!(
+            event = "policy",
+            queue_id = %id,
+            client = %client.label,
+            check = "spf",
+            status = "accepted",
+            "{id}: {}",
+            v.summary()
+        );
+    }
+    *tx = Some(Transaction {
+        id,
+        message: None,
+        spf,
+        checks: None,
+    });
     Verdict::Accept
 }
 
@@ -480,12 +616,71 @@ async fn authenticate(
     }
 }
 
+/// Runs the content checks of a complete message: `Err` with the reply that refuses it.
+async fn check_content(
+    ctx: &Context,
+    t: &mut Transaction,
+    message: &mut Enqueue,
+    client: &Client,
+) -> Result<(), Reply> {
+    let Some(checks) = t.checks.as_mut() else {
+        return Ok(());
+    };
+    checks.finish();
+    message.write(&checks.scratch);
+    let Some(verdict) = ctx
+        .auth
+        .check_content(checks.received(), client.peer.ip(), t.spf.as_ref())
+        .await
+    else {
+        return Ok(());
+    };
+    let id = t.id;
+    let (status, junk) = match &verdict.action {
+        Action::Accept => ("accept", false),
+        Action::Quarantine => ("quarantine", true),
+        Action::Reject(_) => ("reject", false),
+    };
+    METRICS.content_check(status);
+    info!(
+        event = "policy",
+        queue_id = %id,
+        client = %client.label,
+        check = "content",
+        status,
+        reason = verdict.summary(),
+        "{id}: {}: {status}",
+        verdict.summary()
+    );
+    if let Action::Reject(reply) = verdict.action {
+        info!(
+            event = "reject",
+            queue_id = %id,
+            client = %client.label,
+            command = "END-OF-MESSAGE",
+            reply = %reply,
+            "{id}: reject: END-OF-MESSAGE from {}: {reply}",
+            client.label
+        );
+        return Err(reply);
+    }
+    message.set_arrival(Arrival {
+        headers: vec![verdict.header],
+        junk,
+    });
+    Ok(())
+}
+
 /// Commits a complete message to the spool and hands it to delivery.
-async fn store(ctx: &Context, t: Transaction, envelope: Envelope, client: &str) -> Stored {
-    let Some(message) = t.message else {
+async fn store(ctx: &Context, mut t: Transaction, envelope: Envelope, client: &Client) -> Stored {
+    let Some(mut message) = t.message.take() else {
         warn!("{}: not queued: no content started", t.id);
         return Stored::Failed(replies::queue_write_error());
     };
+    if let Err(reply) = check_content(ctx, &mut t, &mut message, client).await {
+        return Stored::Failed(reply);
+    }
+    let client = client.label.as_str();
     let size = envelope.size;
     match message.commit(client, envelope, "").await {
         Ok(id) => {

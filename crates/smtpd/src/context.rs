@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use relais_config::{Cidr, Config, Role};
+use relais_policy::SenderAuth;
 use relais_proto::SessionConfig;
 use relais_queue::QueueHandle;
 use relais_route::Policy;
@@ -32,6 +33,8 @@ pub struct Context {
     pub relay_networks: Vec<Cidr>,
     /// Recipient policy.
     pub policy: Policy,
+    /// Sender authentication: SPF, DKIM, ARC, DMARC.
+    pub auth: SenderAuth,
     /// The spool.
     pub spool: Spool,
     /// Where committed messages go to be delivered.
@@ -80,6 +83,7 @@ impl Context {
                 "TLS is disabled and [auth] allow_plaintext is off: the submission listener offers no AUTH, so nobody can submit"
             );
         }
+        let auth = SenderAuth::new(&config).map_err(SmtpdError::Config)?;
         let has_tls = tls.is_some();
         let sessions = [Role::Mx, Role::Submission, Role::Submissions]
             .map(|r| Arc::new(session_config(&config, r, has_tls, &users)));
@@ -96,6 +100,7 @@ impl Context {
             anvil,
             relay_networks: config.relay_networks.clone(),
             policy,
+            auth,
             spool,
             delivery,
             config,
