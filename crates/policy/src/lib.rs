@@ -13,6 +13,8 @@
 
 pub mod content;
 pub mod filter;
+pub mod keygen;
+pub mod sign;
 pub mod spf;
 
 use std::net::IpAddr;
@@ -23,6 +25,7 @@ use relais_proto::ReversePath;
 
 pub use content::{Action, ContentVerdict, Received};
 pub use filter::HeaderFilter;
+pub use sign::{Outgoing, Prepared, Signers, prepare_local};
 pub use spf::SpfVerdict;
 
 /// The sender checks of the door, with their settings and resolver.

@@ -8,6 +8,7 @@ use relais_spool::{QueueId, Spool};
 use serde::{Deserialize, Serialize};
 
 use crate::enqueue::Enqueue;
+use crate::envelope::Arrival;
 use crate::headers;
 
 /// What `sendmail` hands over.
@@ -25,12 +26,15 @@ pub struct Submission {
 
 /// Puts a locally submitted message in the spool; returns its id. The caller then has it
 /// delivered (a running server pushes it to its queue; otherwise the next start does).
+/// `prepare` sees the message (CRLF line ends) and its queue id, and returns header fields
+/// to put in front of it at delivery (its DKIM signature, a missing `Date`).
 pub async fn submit(
     spool: &Spool,
     hostname: &str,
     sub: &Submission,
     message: &[u8],
     now: SystemTime,
+    prepare: impl AsyncFnOnce(&[u8], QueueId) -> Vec<String>,
 ) -> Result<QueueId, String> {
     let from = if sub.sender.is_empty() {
         ReversePath::Null
@@ -68,9 +72,15 @@ pub async fn submit(
     };
     let id = spool.new_id();
     let received = headers::received_local(hostname, &sub.user, &id.to_string(), &envelope, now);
+    let message = normalize_newlines(message);
+    let headers = prepare(&message, id).await;
     let mut message_in = Enqueue::begin(spool, id);
+    message_in.set_arrival(Arrival {
+        headers,
+        junk: false,
+    });
     message_in.write(received.as_bytes());
-    message_in.write(&normalize_newlines(message));
+    message_in.write(&message);
     message_in
         .commit(
             &format!("local user {}", sub.user),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod dkim;
 mod dns;
 mod explain;
 mod logbuf;
@@ -70,6 +71,11 @@ enum Command {
     Dns(dns::DnsArgs),
     /// Check an address on DNS block lists (exit codes: see --help).
     Dnsbl(dns::DnsblArgs),
+    /// DKIM keys: make one for a domain (`relais dkim keygen --domain D --selector S`).
+    Dkim {
+        #[command(subcommand)]
+        action: DkimAction,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -106,6 +112,13 @@ enum UserAction {
         #[command(flatten)]
         file: user::UsersFile,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum DkimAction {
+    /// Make a key pair: the private key is written (mode 0600), the TXT record to publish and
+    /// the `[[dkim]]` lines to add are printed.
+    Keygen(dkim::KeygenArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,6 +204,9 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args),
         Command::Dns(args) => dns::run(args),
         Command::Dnsbl(args) => dns::run_dnsbl(args),
+        Command::Dkim { action } => match action {
+            DkimAction::Keygen(args) => dkim::keygen(args),
+        },
         Command::Config { action } => match action {
             ConfigAction::Check { file } => match relais_config::Config::load(&file) {
                 Ok(c) => {

@@ -269,13 +269,15 @@ fn direct(
     let spool =
         relais_spool::Spool::open(&config.spool_dir(), relais_spool::SpoolOptions::default())
             .map_err(|e| e.to_string())?;
+    let signers = relais_policy::Signers::load(config)?;
     let rt = relais_client::current_thread_runtime().map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now();
+    let hostname = &config.hostname;
+    let prepare = async |m: &[u8], id: relais_spool::QueueId| {
+        relais_policy::prepare_local(&signers, hostname, &id.to_string(), now, m).await
+    };
     let id = rt.block_on(submission::submit(
-        &spool,
-        &config.hostname,
-        sub,
-        message,
-        std::time::SystemTime::now(),
+        &spool, hostname, sub, message, now, prepare,
     ))?;
     spool.shutdown();
     Ok(format!(

@@ -8,7 +8,9 @@
 //! - [`content`]: DKIM signatures made by Python's dkimpy (RSA and Ed25519, both
 //!   canonicalisations, two signatures, a broken body, a missing key), DMARC `reject` refused
 //!   and `quarantine` filed into Junk, ARC chains sealed by dkimpy, forged
-//!   `Authentication-Results` removed, a message over `verify_max_size`.
+//!   `Authentication-Results` removed, a message over `verify_max_size`;
+//! - [`signing`]: `relais dkim keygen`, and mail from authenticated submission and
+//!   `relais sendmail` signed with the `From:` domain's key, verified by dkimpy.
 //!
 //! External tools: `swaks`, `python3` with `dkimpy`, `pynacl`, `dnspython` and
 //! `cryptography` (scripts/deps.sh installs them).
@@ -18,6 +20,8 @@ mod common;
 
 #[path = "sender_auth/content.rs"]
 mod content;
+#[path = "sender_auth/signing.rs"]
+mod signing;
 #[path = "sender_auth/spf.rs"]
 mod spf;
 // The front door's server and client, of which these tests use a part.

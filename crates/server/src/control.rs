@@ -15,8 +15,10 @@
 //! the two from mixing.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use relais_policy::{Signers, prepare_local};
 use relais_queue::admin::{self, parse_id};
 use relais_queue::submission::{self, Submission};
 use relais_queue::{Command, QueueHandle};
@@ -64,6 +66,8 @@ pub(crate) struct Control {
     pub queue: QueueHandle,
     /// Our host name, for the `Received` header of local submissions.
     pub hostname: String,
+    /// The DKIM keys in force (they change with a reload).
+    pub signers: Arc<dyn Fn() -> Signers + Send + Sync>,
     /// Where `RELOAD` goes.
     pub reload: mpsc::UnboundedSender<ReloadRequest>,
 }
@@ -220,7 +224,12 @@ async fn handle(
             if let Err(e) = r.read_exact(&mut message).await {
                 return serde_json::json!({ "error": format!("short message: {e}") }).to_string();
             }
-            match submission::submit(spool, hostname, &sub, &message, SystemTime::now()).await {
+            let signers = (control.signers)();
+            let now = SystemTime::now();
+            let prepare = async |m: &[u8], id: relais_spool::QueueId| {
+                prepare_local(&signers, hostname, &id.to_string(), now, m).await
+            };
+            match submission::submit(spool, hostname, &sub, &message, now, prepare).await {
                 Ok(qid) => {
                     queue.push(qid);
                     serde_json::json!({ "id": qid.to_string() }).to_string()

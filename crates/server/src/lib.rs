@@ -13,6 +13,7 @@ mod reload;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use relais_local::maildir::MaildirStore;
@@ -168,14 +169,16 @@ pub async fn run(
     let (delivery, queue) = start_delivery(&config, &spool, store, &policy)?;
 
     let (reload_tx, mut reload_rx) = mpsc::unbounded_channel::<ReloadRequest>();
+    let mut in_force = config.clone();
+    let hostname = config.hostname.clone();
+    let mut smtpd = Smtpd::start(bound, config, spool.clone(), policy, queue.clone())?;
     let control = Control {
         spool: spool.clone(),
         queue: queue.clone(),
-        hostname: config.hostname.clone(),
+        hostname,
+        signers: Arc::new(smtpd.signers()),
         reload: reload_tx,
     };
-    let mut in_force = config.clone();
-    let mut smtpd = Smtpd::start(bound, config, spool.clone(), policy, queue.clone())?;
     let control = control_listener.map(|l| tokio::spawn(control::serve(l, control)));
     let http = http_listener.map(|l| {
         let state = std::sync::Arc::new(http::Http {

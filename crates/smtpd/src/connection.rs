@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use relais_config::Role;
 use relais_metrics::METRICS;
-use relais_policy::{Action, HeaderFilter, Received, SpfVerdict};
+use relais_policy::{Action, HeaderFilter, Outgoing, Received, SpfVerdict};
 use relais_proto::session::{AuthOutcome, Event, Stored, Verdict};
 use relais_proto::{Envelope, Reply, ReversePath, Session, replies};
 use relais_queue::headers::{self, ReceivedInfo};
@@ -91,6 +91,8 @@ struct Transaction {
     spf: Option<SpfVerdict>,
     /// The content checks of the message, when some are on for this client.
     checks: Option<ContentChecks>,
+    /// A submission by an authenticated user: signed, completed (`Date`, `Message-ID`).
+    outgoing: Option<Outgoing>,
 }
 
 /// What the content checks need while the content streams in.
@@ -397,12 +399,18 @@ async fn handle_event(
                 {
                     t.checks = Some(ContentChecks::new(ctx));
                 }
+                if client.user.is_some() {
+                    let id = t.id.to_string();
+                    let now = SystemTime::now();
+                    t.outgoing = Some(Outgoing::new(&ctx.signers, &ctx.config.hostname, &id, now));
+                }
             }
         }
         Event::Body(chunk) => {
             if let Some(Transaction {
                 message: Some(message),
                 checks,
+                outgoing,
                 ..
             }) = tx
             {
@@ -412,6 +420,9 @@ async fn handle_event(
                         message.write(&c.scratch);
                     }
                     None => message.write(&chunk),
+                }
+                if let Some(o) = outgoing {
+                    o.feed(&chunk);
                 }
             }
         }
@@ -530,6 +541,7 @@ async fn sender(
         message: None,
         spf,
         checks: None,
+        outgoing: None,
     });
     Verdict::Accept
 }
@@ -616,15 +628,16 @@ async fn authenticate(
     }
 }
 
-/// Runs the content checks of a complete message: `Err` with the reply that refuses it.
+/// Runs the content checks of a complete message: what to keep with its envelope, or `Err`
+/// with the reply that refuses it.
 async fn check_content(
     ctx: &Context,
     t: &mut Transaction,
     message: &mut Enqueue,
     client: &Client,
-) -> Result<(), Reply> {
+) -> Result<Arrival, Reply> {
     let Some(checks) = t.checks.as_mut() else {
-        return Ok(());
+        return Ok(Arrival::default());
     };
     checks.finish();
     message.write(&checks.scratch);
@@ -633,7 +646,7 @@ async fn check_content(
         .check_content(checks.received(), client.peer.ip(), t.spf.as_ref())
         .await
     else {
-        return Ok(());
+        return Ok(Arrival::default());
     };
     let id = t.id;
     let (status, junk) = match &verdict.action {
@@ -664,11 +677,17 @@ async fn check_content(
         );
         return Err(reply);
     }
-    message.set_arrival(Arrival {
+    Ok(Arrival {
         headers: vec![verdict.header],
         junk,
-    });
-    Ok(())
+    })
+}
+
+/// A submission's DKIM signature and missing `Date` and `Message-ID`, logged.
+async fn prepare_outgoing(outgoing: Outgoing, id: QueueId) -> Vec<String> {
+    let prepared = outgoing.finish().await;
+    prepared.log(&id.to_string());
+    prepared.headers
 }
 
 /// Commits a complete message to the spool and hands it to delivery.
@@ -677,9 +696,14 @@ async fn store(ctx: &Context, mut t: Transaction, envelope: Envelope, client: &C
         warn!("{}: not queued: no content started", t.id);
         return Stored::Failed(replies::queue_write_error());
     };
-    if let Err(reply) = check_content(ctx, &mut t, &mut message, client).await {
-        return Stored::Failed(reply);
+    let mut arrival = match check_content(ctx, &mut t, &mut message, client).await {
+        Ok(a) => a,
+        Err(reply) => return Stored::Failed(reply),
+    };
+    if let Some(o) = t.outgoing.take() {
+        arrival.headers.extend(prepare_outgoing(o, t.id).await);
     }
+    message.set_arrival(arrival);
     let client = client.label.as_str();
     let size = envelope.size;
     match message.commit(client, envelope, "").await {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use relais_config::{Cidr, Config, Role};
-use relais_policy::SenderAuth;
+use relais_policy::{SenderAuth, Signers};
 use relais_proto::SessionConfig;
 use relais_queue::QueueHandle;
 use relais_route::Policy;
@@ -35,6 +35,8 @@ pub struct Context {
     pub policy: Policy,
     /// Sender authentication: SPF, DKIM, ARC, DMARC.
     pub auth: SenderAuth,
+    /// DKIM keys for what authenticated users send.
+    pub signers: Signers,
     /// The spool.
     pub spool: Spool,
     /// Where committed messages go to be delivered.
@@ -84,6 +86,7 @@ impl Context {
             );
         }
         let auth = SenderAuth::new(&config).map_err(SmtpdError::Config)?;
+        let signers = Signers::load(&config).map_err(SmtpdError::Config)?;
         let has_tls = tls.is_some();
         let sessions = [Role::Mx, Role::Submission, Role::Submissions]
             .map(|r| Arc::new(session_config(&config, r, has_tls, &users)));
@@ -101,6 +104,7 @@ impl Context {
             relay_networks: config.relay_networks.clone(),
             policy,
             auth,
+            signers,
             spool,
             delivery,
             config,

@@ -131,6 +131,13 @@ impl Smtpd {
         })
     }
 
+    /// The DKIM keys in force, read anew at each call (a reload changes them): for local
+    /// submissions, which do not pass through the door.
+    pub fn signers(&self) -> impl Fn() -> relais_policy::Signers + Send + Sync + 'static {
+        let door = self.door.clone();
+        move || door.current().signers.clone()
+    }
+
     /// Applies `config` to the sessions that start from now on: TLS certificate and key, AUTH
     /// users, limits, banner, relay networks, `policy`; listeners that appeared are opened and
     /// those that went away closed. Open sessions keep the settings they started with. On an
