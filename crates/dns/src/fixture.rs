@@ -28,7 +28,7 @@ use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-use crate::resolver::reverse_name;
+use crate::resolver::{fqdn, reverse_name};
 
 /// TTL of every record served.
 const TTL: u32 = 60;
@@ -57,15 +57,25 @@ pub struct Zone {
     faults: Vec<(String, Fault)>,
 }
 
+/// A name as the zone compares it: its presentation form in lower case, without the dot.
 fn key(name: &str) -> String {
     name.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// A name as the resolver builds it, so odd names (`foo:bar/baz.example`, labels with spaces)
+/// match the queries for them; its case is kept where it can be (`mail.Example.test` in a PTR
+/// answer).
 fn name(name: &str) -> Name {
     let mut parsed = Name::from_ascii(name.trim_end_matches('.'))
+        .or_else(|_| fqdn(name))
         .unwrap_or_else(|e| panic!("fixture name {name:?}: {e}"));
     parsed.set_fqdn(true);
     parsed
+}
+
+/// The key of an owner name given as text.
+fn owner_key(owner: &str) -> String {
+    key(&name(owner).to_ascii())
 }
 
 impl Zone {
@@ -75,7 +85,7 @@ impl Zone {
     }
 
     fn add(mut self, owner: &str, data: RData) -> Zone {
-        self.records.push((key(owner), data));
+        self.records.push((owner_key(owner), data));
         self
     }
 
@@ -107,6 +117,13 @@ impl Zone {
         self.add(owner, RData::TXT(TXT::from_bytes(chunks)))
     }
 
+    /// A TXT record of exactly these character-strings, bytes as they are: several strings,
+    /// empty ones, bytes that are not UTF-8. (With no string at all the record is malformed:
+    /// the resolver reports a network error.)
+    pub fn txt_strings(self, owner: &str, strings: &[&[u8]]) -> Zone {
+        self.add(owner, RData::TXT(TXT::from_bytes(strings.to_vec())))
+    }
+
     /// A PTR record for `ip` (the owner is its reverse name).
     pub fn ptr(self, ip: &str, target: &str) -> Zone {
         let ip: IpAddr = ip.parse().expect("fixture PTR address");
@@ -120,7 +137,7 @@ impl Zone {
 
     /// Makes `owner` and every name under it misbehave.
     pub fn fault(mut self, owner: &str, fault: Fault) -> Zone {
-        self.faults.push((key(owner), fault));
+        self.faults.push((owner_key(owner), fault));
         self
     }
 

@@ -13,8 +13,8 @@
 //! - [`mx`]: where mail for a domain goes — MX hosts sorted by preference with their addresses,
 //!   RFC 7505 null MX, and the RFC 5321 implicit MX (the domain's own A/AAAA) when there is none;
 //! - [`reverse`]: PTR of an address and forward-confirmed reverse DNS;
-//! - [`spf`]: the SPF record parsed term by term, and evaluated for an address (mail-auth decides
-//!   the result; a traced evaluation says which mechanism matched and why);
+//! - [`spf`]: the SPF record parsed term by term, and evaluated for an address by one traced
+//!   RFC 7208 `check_host()` that says which mechanism matched and why;
 //! - [`dmarc`]: the DMARC record, found the DMARCbis way (the domain, then its parents);
 //! - [`dnsbl`]: DNS block lists, where a list's own error answers (Spamhaus' `127.255.255.254`
 //!   for queries through public resolvers, ...) are errors, never listings.

@@ -122,7 +122,7 @@ pub struct Resolver {
 struct Inner {
     /// The resolver every lookup of this crate goes through.
     hickory: TokioResolver,
-    /// mail-auth's SPF verifier owns its resolver; it gets the same configuration.
+    /// The same resolver, as mail-auth's verifiers take it.
     auth: MessageAuthenticator,
     /// What the user asked for, to say where answers came from.
     nameserver: Nameserver,
@@ -178,17 +178,14 @@ impl Resolver {
         opts.timeout = options.timeout;
         opts.attempts = options.attempts.max(1);
         opts.use_hosts_file = ResolveHosts::Never;
-        let hickory =
-            TokioResolver::builder_with_config(config.clone(), TokioRuntimeProvider::default())
-                .with_options(opts.clone())
-                .build()
-                .map_err(|e| ResolverError::Setup(e.to_string()))?;
-        let auth = MessageAuthenticator::new(config, opts)
+        let hickory = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+            .with_options(opts)
+            .build()
             .map_err(|e| ResolverError::Setup(e.to_string()))?;
         Ok(Resolver {
             inner: Arc::new(Inner {
+                auth: MessageAuthenticator(hickory.clone()),
                 hickory,
-                auth,
                 nameserver: options.nameserver,
                 servers,
                 timeout: options.timeout,
@@ -207,8 +204,8 @@ impl Resolver {
         &self.inner.servers
     }
 
-    /// mail-auth's view of the same resolver configuration: DKIM, ARC and DMARC verification
-    /// (relais-policy) ask the DNS through it.
+    /// mail-auth's view of the same resolver (the same hickory instance and cache): DKIM, ARC
+    /// and DMARC verification (relais-policy) ask the DNS through it.
     pub fn authenticator(&self) -> &MessageAuthenticator {
         &self.inner.auth
     }
@@ -371,15 +368,52 @@ fn display_name(name: &Name) -> String {
 }
 
 /// The fully qualified form of `name`, so no search domain is ever appended.
-fn fqdn(name: &str) -> Result<Name, Failure> {
+///
+/// Names are read as IDNA (a UTF-8 name becomes punycode). An ASCII name that IDNA refuses
+/// (`dis_allowed.example`, `foo:bar/baz.example`, labels an SPF macro filled with spaces or
+/// `%`) is sent as it is, label by label: the DNS allows any octet in a label.
+pub(crate) fn fqdn(name: &str) -> Result<Name, Failure> {
     let trimmed = name.trim().trim_end_matches('.');
     if trimmed.is_empty() {
         return Err(Failure::InvalidName(format!("{name:?} is empty")));
     }
-    let mut parsed =
-        Name::from_utf8(trimmed).map_err(|e| Failure::InvalidName(format!("{name:?}: {e}")))?;
+    let mut parsed = Name::from_utf8(trimmed)
+        .or_else(|e| match raw_labels(trimmed) {
+            Some(labels) if trimmed.is_ascii() => Name::from_labels(labels),
+            _ => Err(e),
+        })
+        .map_err(|e| Failure::InvalidName(format!("{name:?}: {e}")))?;
     parsed.set_fqdn(true);
     Ok(parsed)
+}
+
+/// The labels of a name in presentation form, with hickory's escapes (`\:`, and `\040` in
+/// octal), as [`display_name`] writes them.
+fn raw_labels(name: &str) -> Option<Vec<Vec<u8>>> {
+    let mut labels = vec![Vec::new()];
+    let mut bytes = name.bytes();
+    while let Some(b) = bytes.next() {
+        let byte = match b {
+            b'.' => {
+                labels.push(Vec::new());
+                continue;
+            }
+            b'\\' => match bytes.next()? {
+                d if d.is_ascii_digit() => {
+                    let (d2, d3) = (bytes.next()?, bytes.next()?);
+                    let octal = [d, d2, d3].iter().try_fold(0u16, |acc, d| match d {
+                        b'0'..=b'7' => Some(acc * 8 + u16::from(d - b'0')),
+                        _ => None,
+                    })?;
+                    u8::try_from(octal).ok()?
+                }
+                other => other,
+            },
+            other => other,
+        };
+        labels.last_mut()?.push(byte);
+    }
+    Some(labels)
 }
 
 /// The reverse-lookup name of `ip`: `4.3.2.1.in-addr.arpa` or the `ip6.arpa` nibble form.

@@ -2,19 +2,21 @@
 //! address.
 //!
 //! [`Resolver::spf_record`] fetches the TXT records of a domain, picks the `v=spf1` one
-//! (none → no SPF; several → a permanent error, RFC 7208 section 4.5), checks it with
-//! mail-auth's parser and splits it into [`SpfTerm`]s, each with a one-line meaning.
-//! [`Resolver::spf_check`] evaluates it: see the `eval` module.
+//! (none → no SPF; several → a permanent error, RFC 7208 section 4.5), checks it against the
+//! RFC's grammar (the `parse` module) and splits it into [`SpfTerm`]s, each with a one-line
+//! meaning. [`Resolver::spf_check`] evaluates it: see the `eval` module; `macros` expands
+//! `%{...}`.
 
 mod eval;
+mod macros;
+mod parse;
 
-use mail_auth::common::parse::TxtRecordParser;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use crate::lookup::normalize;
 use crate::{Failure, Lookup, Outcome, Resolver};
 
-pub use eval::{Identity, SpfCheck, SpfMatch, SpfQuery, SpfResult, SpfStep};
+pub use eval::{Identity, MAX_EVALUATION_TIME, SpfCheck, SpfMatch, SpfQuery, SpfResult, SpfStep};
 
 /// RFC 7208 section 4.6.4: at most 10 terms that cause DNS queries, over the whole evaluation.
 pub const MAX_DNS_MECHANISMS: u32 = 10;
@@ -34,6 +36,8 @@ pub struct SpfRecord {
     pub candidates: Vec<String>,
     /// The terms of the (first) SPF record, in order.
     pub terms: Vec<SpfTerm>,
+    /// The record parsed for evaluation, when it is valid.
+    pub(crate) policy: Option<parse::Policy>,
 }
 
 /// What the TXT records of a domain say about SPF.
@@ -121,13 +125,17 @@ impl Resolver {
             .filter(|r| is_spf(r))
             .cloned()
             .collect();
+        let mut policy = None;
         let status = match &txt.outcome {
             Outcome::Failed(failure) => RecordStatus::Failed(failure.clone()),
             Outcome::NxDomain => RecordStatus::NoSuchDomain,
             _ => match candidates.as_slice() {
                 [] => RecordStatus::NotFound,
-                [one] => match validate(one) {
-                    Ok(()) => RecordStatus::Found,
+                [one] => match parse::policy(one) {
+                    Ok(parsed) => {
+                        policy = Some(parsed);
+                        RecordStatus::Found
+                    }
                     Err(why) => RecordStatus::Invalid(why),
                 },
                 _ => RecordStatus::Multiple,
@@ -140,6 +148,7 @@ impl Resolver {
             status,
             candidates,
             terms,
+            policy,
         }
     }
 }
@@ -152,87 +161,19 @@ pub fn is_spf(record: &str) -> bool {
         && (bytes.len() == 6 || bytes[6] == b' ')
 }
 
-/// Checks `record` with mail-auth's parser; on error, finds the first term it rejects.
-/// Addresses are also checked strictly: mail-auth reads `ip4:300.1.1.1` as `255.1.1.1`.
-fn validate(record: &str) -> Result<(), String> {
-    let terms = terms(record);
-    for term in &terms {
-        if term.kind == "modifier" {
-            let count = terms.iter().filter(|t| t.name == term.name).count();
-            if matches!(term.name.as_str(), "redirect" | "exp") && count > 1 {
-                return Err(format!("{}= appears {count} times", term.name));
-            }
-            continue;
-        }
-        match term.name.as_str() {
-            "ip4" | "ip6" if !valid_network(term) => {
-                return Err(format!("invalid address in {:?}", term.text));
-            }
-            "include" | "exists" if term.value.as_deref().is_none_or(|v| v.starts_with('/')) => {
-                return Err(format!("{:?} needs a domain", term.text));
-            }
-            "all" if term.value.is_some() => {
-                return Err(format!("invalid term {:?}", term.text));
-            }
-            "all" | "include" | "a" | "mx" | "ptr" | "ip4" | "ip6" | "exists" => {}
-            _ => return Err(format!("unknown mechanism {:?}", term.text)),
-        }
-    }
-    if mail_auth::spf::Spf::parse(record.as_bytes()).is_ok() {
-        return Ok(());
-    }
-    for term in record.split_ascii_whitespace().skip(1) {
-        let alone = format!("v=spf1 {term}");
-        if mail_auth::spf::Spf::parse(alone.as_bytes()).is_err() {
-            return Err(format!("invalid term {term:?}"));
-        }
-    }
-    Err("the record does not parse".to_string())
-}
-
-/// Whether an `ip4:` / `ip6:` term holds an address of its family and a CIDR length in range.
-fn valid_network(term: &SpfTerm) -> bool {
-    let Some(value) = term.value.as_deref() else {
-        return false;
-    };
-    let (addr, len) = match value.split_once('/') {
-        Some((addr, len)) => (addr, Some(len)),
-        None => (value, None),
-    };
-    let max = match term.name.as_str() {
-        "ip4" if addr.parse::<std::net::Ipv4Addr>().is_ok() => 32,
-        "ip6" if addr.parse::<std::net::Ipv6Addr>().is_ok() => 128,
-        _ => return false,
-    };
-    match len {
-        None => true,
-        Some(len) => {
-            !len.is_empty()
-                && len.bytes().all(|b| b.is_ascii_digit())
-                && len.parse::<u8>().is_ok_and(|len| len <= max)
-        }
-    }
-}
-
 /// Splits an SPF record into its terms (the `v=spf1` version is not a term).
 pub fn terms(record: &str) -> Vec<SpfTerm> {
     record
-        .split_ascii_whitespace()
+        .split(' ')
+        .filter(|t| !t.is_empty())
         .skip(1)
         .map(parse_term)
         .collect()
 }
 
-/// Whether `s` is a modifier name: ALPHA *( ALPHA / DIGIT / "-" / "_" / "." ).
-fn is_modifier_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 fn parse_term(text: &str) -> SpfTerm {
     if let Some((name, value)) = text.split_once('=')
-        && is_modifier_name(name)
+        && parse::is_modifier_name(name)
     {
         let name = name.to_ascii_lowercase();
         let meaning = match name.as_str() {
@@ -378,6 +319,7 @@ mod tests {
 
     #[test]
     fn invalid_records_name_the_bad_term() {
+        let validate = |r: &str| parse::policy(r).map(|_| ());
         assert_eq!(validate("v=spf1 ip4:192.0.2.1 -all"), Ok(()));
         assert_eq!(
             validate("v=spf1 ip4:192.0.2.1 ip4:300.1.1.1 -all"),

@@ -77,6 +77,15 @@ enum DnsQuery {
         #[arg(long)]
         sender: Option<String>,
     },
+    /// The DKIM key published at SELECTOR._domainkey.DOMAIN, tag by tag; with --key, whether
+    /// it is the public half of that private key (as `relais dkim keygen` writes it).
+    Dkim {
+        /// The key's name: SELECTOR._domainkey.DOMAIN.
+        name: String,
+        /// A private key file (PEM) to compare with the published key.
+        #[arg(long)]
+        key: Option<std::path::PathBuf>,
+    },
     /// The DMARC record that applies to a domain (its own, or a parent's).
     Dmarc {
         /// The domain (of the From: header).
@@ -117,6 +126,7 @@ pub fn run(args: DnsArgs) -> ExitCode {
             sender,
         },
         DnsQuery::Dmarc { domain } => Query::Dmarc(domain),
+        DnsQuery::Dkim { name, key } => Query::Dkim { name, key },
     };
     execute(query, &args.options)
 }

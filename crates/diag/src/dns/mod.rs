@@ -11,6 +11,7 @@
 //! | 4 | an argument was not understood: a resolver that is no address, a name that cannot be a DNS name |
 //! | 5 | the DNS failed: time-out, SERVFAIL, REFUSED, network error, SPF `temperror`, a list answering with one of its error codes (and no zone listing the address), no usable resolver |
 
+mod dkim;
 mod policy;
 mod records;
 
@@ -58,6 +59,14 @@ pub enum Query {
     },
     /// The DMARC record that applies to a domain.
     Dmarc(String),
+    /// The DKIM key published at `SELECTOR._domainkey.DOMAIN`; with `key`, compared with that
+    /// local private key.
+    Dkim {
+        /// The name of the key record.
+        name: String,
+        /// A private key file (PEM).
+        key: Option<std::path::PathBuf>,
+    },
     /// An address on DNS block lists (no zones: [`DEFAULT_ZONES`]).
     Dnsbl {
         /// The address.
@@ -93,6 +102,7 @@ impl Query {
             Query::Txt(_) => "txt",
             Query::Spf { .. } => "spf",
             Query::Dmarc(_) => "dmarc",
+            Query::Dkim { .. } => "dkim",
             Query::Dnsbl { .. } => "dnsbl",
         }
     }
@@ -100,6 +110,13 @@ impl Query {
     /// Whether the query makes sense before anything is sent: an SPF sender must be at the
     /// domain (SPF checks the MAIL FROM domain). The error is the message for exit code 4.
     pub fn check(&self) -> Result<(), String> {
+        if let Query::Dkim { name, .. } = self
+            && !name.to_ascii_lowercase().contains("._domainkey.")
+        {
+            return Err(format!(
+                "{name}: a DKIM key is published at SELECTOR._domainkey.DOMAIN"
+            ));
+        }
         if let Query::Spf {
             domain,
             sender: Some(sender),
@@ -141,6 +158,10 @@ impl Query {
                 policy::spf_report(record, check)
             }
             Query::Dmarc(domain) => policy::dmarc_report(resolver.dmarc(&domain).await),
+            Query::Dkim { name, key } => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                dkim::dkim_report(&name, resolver.txt(&name).await, key.as_deref())
+            }
             Query::Dnsbl { ip, zones } => {
                 let zones: Vec<String> = if zones.is_empty() {
                     DEFAULT_ZONES.iter().map(|z| z.to_string()).collect()

@@ -110,9 +110,6 @@ fn spf_check_text(text: &mut String, check: &SpfCheck) -> u8 {
     if let Some(explanation) = &check.explanation {
         let _ = writeln!(text, "explanation from the domain: {explanation}");
     }
-    for note in &check.notes {
-        let _ = writeln!(text, "note: {note}");
-    }
     let _ = writeln!(
         text,
         "DNS lookups: {} of 10, void: {} of 2; time: {}",

@@ -91,7 +91,10 @@ fn the_text_tells_the_way_to_the_decision() {
         ]);
     relais(&s, &["dns", "spf", "twospf.test", "--ip", "127.0.0.40"])
         .expect(1)
-        .shows(&["result: permerror", "note: RFC 7208 4.5"]);
+        .shows(&[
+            "twospf.test: permerror: 2 SPF records (RFC 7208 4.5 allows one)",
+            "result: permerror",
+        ]);
 }
 
 #[test]

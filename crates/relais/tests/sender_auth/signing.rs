@@ -220,3 +220,47 @@ fn sendmail_submissions_are_signed() {
         "dkimpy does not verify:\n{mail}"
     );
 }
+
+#[test]
+fn dns_dkim_shows_the_published_key_and_whether_it_is_ours() {
+    let dir = tempdir("relais-dns-dkim-");
+    let (rsa_key, rsa_record) = keygen(dir.path(), "example.test", "s1", "rsa");
+    let (ed_key, ed_record) = keygen(dir.path(), "example.test", "s2", "ed25519");
+    let dns = start_dns(
+        Zone::new()
+            .txt("s1._domainkey.example.test", &rsa_record)
+            .txt("s2._domainkey.example.test", &ed_record)
+            .txt("old._domainkey.example.test", "v=DKIM1; k=rsa; p="),
+    );
+    let resolver = dns.addr().to_string();
+    let dkim = |name: &str, key: Option<&str>| {
+        let mut args = vec!["dns", "dkim", name, "--resolver", &resolver];
+        if let Some(k) = key {
+            args.extend(["--key", k]);
+        }
+        relais(dir.path(), &args, None)
+    };
+    let out = dkim("s1._domainkey.example.test", Some(&rsa_key)).expect(0);
+    assert!(out.stdout.contains("k  rsa"), "{out}");
+    assert!(
+        out.stdout
+            .contains("usable: verifiers can check signatures"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("matches the published key"), "{out}");
+    dkim("s2._domainkey.example.test", Some(&ed_key))
+        .expect(0)
+        .shows(&["Ed25519 key (RFC 8463)", "matches the published key"]);
+    dkim("s2._domainkey.example.test", Some(&rsa_key))
+        .expect(1)
+        .shows(&["DOES NOT MATCH the published key"]);
+    dkim("old._domainkey.example.test", None)
+        .expect(1)
+        .shows(&["UNUSABLE: the key is revoked"]);
+    dkim("gone._domainkey.example.test", None)
+        .expect(1)
+        .shows(&["does not exist (NXDOMAIN)"]);
+    let bad = dkim("example.test", None);
+    bad.expect_code(4);
+    assert!(bad.stderr.contains("SELECTOR._domainkey.DOMAIN"), "{bad}");
+}
