@@ -110,9 +110,11 @@ fn body_hash_fails<'x>(
     }
 }
 
-/// One `; method=result …` part of the header, from mail-auth's builder.
-fn part(results: AuthenticationResults<'_>) -> String {
-    results.to_string()
+/// The `; method=result …` parts mail-auth's builder made (it writes the authserv-id first;
+/// it is also in the comments it writes, which is why it is given).
+fn part(results: AuthenticationResults<'_>, authserv_id: &str) -> String {
+    let all = results.to_string();
+    all.strip_prefix(authserv_id).unwrap_or(&all).to_string()
 }
 
 impl SenderAuth {
@@ -134,15 +136,19 @@ impl SenderAuth {
         };
         let message = AuthenticatedMessage::parse(raw);
         let mut parts = String::new();
-        let new = || AuthenticationResults::new("");
+        let id = s.authserv_id.as_str();
+        let new = || AuthenticationResults::new(id);
 
         if let Some(v) = recorded_spf {
-            parts += &part(match v.identity {
-                Identity::MailFrom => {
-                    new().with_spf_mailfrom_result(&v.output(), ip, &v.sender, &v.helo)
-                }
-                Identity::Helo => new().with_spf_ehlo_result(&v.output(), ip, &v.helo),
-            });
+            parts += &part(
+                match v.identity {
+                    Identity::MailFrom => {
+                        new().with_spf_mailfrom_result(&v.output(), ip, &v.sender, &v.helo)
+                    }
+                    Identity::Helo => new().with_spf_ehlo_result(&v.output(), ip, &v.helo),
+                },
+                id,
+            );
         }
 
         let too_large = "reason=\"message too large to verify\"";
@@ -165,7 +171,7 @@ impl SenderAuth {
             } else if dkim.is_empty() {
                 parts += "; dkim=none";
             } else {
-                parts += &part(new().with_dkim_results(&dkim, from));
+                parts += &part(new().with_dkim_results(&dkim, from), id);
             }
         }
 
@@ -173,7 +179,7 @@ impl SenderAuth {
             match &message {
                 Some(m) if whole => {
                     let arc = self.resolver.authenticator().verify_arc(m).await;
-                    parts += &part(new().with_arc_result(&arc, ip));
+                    parts += &part(new().with_arc_result(&arc, ip), id);
                 }
                 _ if !whole => parts += &format!("; arc=none {too_large}"),
                 _ => parts += "; arc=none",
@@ -199,7 +205,12 @@ impl SenderAuth {
                             &spf_output,
                         ))
                         .await;
-                    parts += &part(new().with_dmarc_result(&dmarc));
+                    if dmarc.domain().is_empty() {
+                        // No single author domain (none, or several: RFC 7489 §6.6.1).
+                        parts += "; dmarc=none";
+                    } else {
+                        parts += &part(new().with_dmarc_result(&dmarc), id);
+                    }
                     let failed = matches!(dmarc.result(), DmarcResult::Fail(_));
                     action = match decide_dmarc(s.dmarc, failed, dmarc.policy()) {
                         DmarcDecision::Accept => Action::Accept,

@@ -9,6 +9,8 @@
 //!   canonicalisations, two signatures, a broken body, a missing key), DMARC `reject` refused
 //!   and `quarantine` filed into Junk, ARC chains sealed by dkimpy, forged
 //!   `Authentication-Results` removed, a message over `verify_max_size`;
+//! - [`bad_input`]: broken records, DNS failures and silence, huge and duplicate headers,
+//!   content that is no message;
 //! - [`signing`]: `relais dkim keygen`, and mail from authenticated submission and
 //!   `relais sendmail` signed with the `From:` domain's key, verified by dkimpy.
 //!
@@ -18,6 +20,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "sender_auth/bad_input.rs"]
+mod bad_input;
 #[path = "sender_auth/content.rs"]
 mod content;
 #[path = "sender_auth/signing.rs"]
