@@ -5,9 +5,12 @@
 #
 # Usage: scripts/bench.sh
 # Environment (all optional):
-#   BENCH_TARGETS="sink relais postfix"  which targets to drive, in order (default: all three;
-#                                        relais before Postfix, so that neither pays for the
-#                                        other's deleted files: ext4 skips recently freed inodes)
+#   BENCH_TARGETS="sink relais postfix policy"  which targets to drive, in order (default: all
+#                                        four; relais before Postfix, so that neither pays for
+#                                        the other's deleted files: ext4 skips recently freed
+#                                        inodes). `policy` is relais again with SPF, DKIM, DMARC
+#                                        and ARC on, every lookup answered by a fixture DNS
+#                                        server on 127.0.0.1 (crates/dns/examples/bench_dns.rs)
 #   BENCH_MESSAGES=20000                 messages in the parallel run
 #   BENCH_SESSIONS=20                    sessions in the parallel run
 #   BENCH_SERIAL_MESSAGES=2000           messages in the one-session run
@@ -28,7 +31,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/deps.sh
 . "$ROOT/scripts/deps.sh"
 
-TARGETS=${BENCH_TARGETS:-sink relais postfix}
+TARGETS=${BENCH_TARGETS:-sink relais postfix policy}
 MESSAGES=${BENCH_MESSAGES:-20000}
 SESSIONS=${BENCH_SESSIONS:-20}
 SERIAL_MESSAGES=${BENCH_SERIAL_MESSAGES:-2000}
@@ -281,14 +284,17 @@ RELAIS_BIN=$ROOT/target/release/relais
 RELAIS_PID=""
 RELAIS_PORT=""
 
+# relais_start NAME [EXTRA]: a relais in $WORK/NAME; EXTRA is TOML put before the tables (the
+# default trusts 127.0.0.0/8 as relay networks; EXTRA may set its own).
 relais_start() {
-    local dir=$WORK/relais
+    local name=${1:-relais} extra=${2:-relay_networks = [\"127.0.0.0/8\"]}
+    local dir=$WORK/$name
     mkdir -p "$dir/data"
     cat >"$dir/relais.toml" <<EOF
 hostname = "relais.bench.example"
 data_dir = "$dir/data"
 local_domains = ["localhost", "bench.test"]
-relay_networks = ["127.0.0.0/8"]
+$(printf '%b' "$extra")
 
 [[listener]]
 address = "127.0.0.1:0"
@@ -402,6 +408,50 @@ EOF
     wait "$RELAIS_PID" 2>/dev/null || true
 }
 
+# ---------------------------------------------------------------- (d) relais, sender checks on
+# The same accept runs with [policy] spf = "reject", dkim = "tag", dmarc = "enforce" and
+# arc = "tag" for clients that are strangers (no relay networks): SPF through an include, the
+# DMARC record and (smtp-source messages carry no signature) a DKIM and ARC parse per message.
+bench_policy() {
+    local dns_out=$WORK/bench_dns.addr
+    log "policy: cargo build --release -p relais-dns --features fixture --example bench_dns"
+    (cd "$ROOT" && cargo build -q --release -p relais-dns --features fixture --example bench_dns)
+    if [ -z "${BENCH_NO_BUILD:-}" ]; then
+        (cd "$ROOT" && cargo build -q --release -p relais)
+    fi
+    # Its standard input stays open (a fifo nobody writes) until we end it.
+    mkfifo "$WORK/bench_dns.stdin"
+    "$ROOT/target/release/examples/bench_dns" <"$WORK/bench_dns.stdin" >"$dns_out" 2>&1 &
+    PIDS+=("$!")
+    exec 7<>"$WORK/bench_dns.stdin"
+    local deadline=$((SECONDS + 10))
+    while [ ! -s "$dns_out" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
+    local dns_addr
+    dns_addr=$(head -1 "$dns_out")
+    log "policy: fixture DNS on $dns_addr"
+    if ! relais_start relais-policy "relay_networks = []\nresolver = \"$dns_addr\"\n[policy]\nspf = \"reject\"\ndkim = \"tag\"\ndmarc = \"enforce\"\narc = \"tag\"\n"; then
+        RATE[policy_par]=FAIL
+        RATE[policy_one]=FAIL
+        return 0
+    fi
+    log "policy: relais pid $RELAIS_PID on 127.0.0.1:$RELAIS_PORT"
+    local u0 s0 u1 s1 tck
+    read -r u0 s0 < <(cpu_ticks "$RELAIS_PID")
+    source_run policy_par "$RELAIS_PORT" bench@localhost "$SESSIONS" "$MESSAGES"
+    e2e_wait policy_par "count_files $WORK/relais-policy/data/mail/bench/new" "$MESSAGES" 300
+    read -r u1 s1 < <(cpu_ticks "$RELAIS_PID")
+    tck=$(getconf CLK_TCK)
+    POLICY_CPU_USER_US=$(((u1 - u0) * 1000000 / tck / MESSAGES))
+    POLICY_CPU_SYS_US=$(((s1 - s0) * 1000000 / tck / MESSAGES))
+    source_run policy_one "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
+    POLICY_PASSED=$(grep -c 'spf=pass (mailfrom example.org' "$WORK/relais-policy/stderr.log" || true)
+    POLICY_DMARC=$(find "$WORK/relais-policy/data/mail/bench/new" -type f -print0 | head -z -n 1 |
+        xargs -0 grep -o 'dmarc=pass[^;]*' 2>/dev/null | head -1 || true)
+    kill -TERM "$RELAIS_PID" 2>/dev/null || true
+    wait "$RELAIS_PID" 2>/dev/null || true
+    exec 7>&-
+}
+
 # ---------------------------------------------------------------- main
 relais_install_deps
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
@@ -416,6 +466,7 @@ for t in $TARGETS; do
     sink) bench_sink ;;
     postfix) bench_postfix ;;
     relais) bench_relais ;;
+    policy) bench_policy ;;
     *) log "unknown target $t" && exit 2 ;;
     esac
 done
@@ -461,6 +512,15 @@ if [ -n "${CPU_USER_US:-}" ]; then
     echo "relais CPU per message (-s $SESSIONS, accepted and delivered to Maildir): user ${CPU_USER_US} us," \
         "system ${CPU_SYS_US} us (system time varies run to run: ext4 is slow to allocate inodes" \
         "right after many files were deleted)"
+fi
+if [ -n "${RATE[policy_par]:-}" ]; then
+    echo
+    printf '%-34s %14s %14s\n' "sender checks (SPF, DKIM, DMARC, ARC)" "-s $SESSIONS -m $MESSAGES" "-s 1 -m $SERIAL_MESSAGES"
+    printf '%-34s %14s %14s\n' "relais, checks off (trusted)" "${RATE[relais_par]:--}" "${RATE[relais_one]:--}"
+    printf '%-34s %14s %14s\n' "relais, checks on" "${RATE[policy_par]:--}" "${RATE[policy_one]:--}"
+    printf '%-34s %14s %14s\n' "on / off" "$(ratio policy_par relais_par)" "$(ratio policy_one relais_one)"
+    echo "relais CPU per message with checks on: user ${POLICY_CPU_USER_US:-?} us, system ${POLICY_CPU_SYS_US:-?} us;" \
+        "SPF passes logged: ${POLICY_PASSED:-?}; a delivered copy says: ${POLICY_DMARC:-?}"
 fi
 if [ -n "${RSS_START:-}" ]; then
     echo "relais VmRSS: at start ${RSS_START} kB, after the runs ${RSS_LOADED:-?} kB," \

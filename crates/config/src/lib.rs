@@ -76,6 +76,38 @@ pub struct Config {
     /// DKIM signing keys, one per sender domain (`[[dkim]]`): mail from authenticated
     /// submission and local submission is signed with the key of its `From:` domain.
     pub dkim: Vec<DkimKeyConfig>,
+    /// The Sender Rewriting Scheme for mail aliases forward off the machine.
+    pub srs: SrsConfig,
+}
+
+/// `[srs]`: copies an alias forwards to another domain leave with an envelope sender at our
+/// domain (`SRS0=…@domain`), so they pass SPF where they land; bounces to such an address
+/// come back and go on to the original sender.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SrsConfig {
+    /// Rewrite at all.
+    pub enabled: bool,
+    /// The domain of rewritten addresses; default: the host name. Bounces to it are
+    /// accepted (when their hash is good) whether or not it is a local domain.
+    pub domain: String,
+    /// The secret of the hashes; default: a random one made at first start and kept in
+    /// `data_dir/srs.secret`. Every MX of a domain needs the same.
+    pub secret: String,
+    /// How long a rewritten address takes bounces.
+    #[serde(with = "duration")]
+    pub max_age: Duration,
+}
+
+impl Default for SrsConfig {
+    fn default() -> Self {
+        SrsConfig {
+            enabled: true,
+            domain: String::new(),
+            secret: String::new(),
+            max_age: Duration::from_secs(21 * 86_400),
+        }
+    }
 }
 
 /// `[policy]`: what the door checks of a sender, and what it does with the answer. Every
@@ -476,6 +508,7 @@ impl Default for Config {
             resolver: None,
             policy: PolicyConfig::default(),
             dkim: Vec::new(),
+            srs: SrsConfig::default(),
         }
     }
 }
@@ -622,6 +655,12 @@ impl Config {
         if self.limits.max_errors == 0 {
             return Err(err("max_errors", "must be at least 1".into()));
         }
+        if !self.srs.domain.is_empty() && !relais_proto::address::is_domain(&self.srs.domain) {
+            return Err(err(
+                "domain",
+                format!("[srs] {:?} is not a domain", self.srs.domain),
+            ));
+        }
         for k in &self.dkim {
             if !relais_proto::address::is_domain(&k.domain) {
                 return Err(err(
@@ -665,6 +704,7 @@ impl Config {
         for k in &mut self.dkim {
             k.domain = k.domain.to_ascii_lowercase();
         }
+        self.srs.domain = self.srs.domain.to_ascii_lowercase();
     }
 
     /// The DNS server of the server's lookups: the top-level `resolver`, else `[delivery]

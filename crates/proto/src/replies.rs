@@ -454,6 +454,15 @@ pub fn connection_rate_exceeded(host: &str) -> Reply {
     )
 }
 
+/// `550 5.1.1`: an SRS bounce address that is not ours, or no longer good.
+pub fn srs_refused(rcpt: &Mailbox, why: &str) -> Reply {
+    Reply::new(
+        550,
+        st(5, 1, 1),
+        format!("<{rcpt}>: Recipient address rejected: {why}"),
+    )
+}
+
 /// `553 5.7.1`: an authenticated user sending as someone else.
 pub fn sender_not_owned(user: &str, from: &str) -> Reply {
     Reply::new(

@@ -122,9 +122,15 @@ impl Jobs {
             None => f.content.clone(),
         };
         let slots: Vec<Slot> = batch.recipients.iter().map(|(s, _)| *s).collect();
+        // A forwarded copy leaves with a sender at our domain (SRS), so that it passes SPF
+        // where it lands; bounces to that address come back and go on to the sender.
+        let from = match (&batch.alias, &self.settings.srs) {
+            (Some(_), Some(srs)) => srs.forward(&f.env.envelope.from, relais_route::srs::today()),
+            _ => f.env.envelope.from.clone(),
+        };
         let job = remote::Job {
             domain: batch.domain.clone(),
-            from: f.env.envelope.from.clone(),
+            from,
             params: f.env.envelope.mail_params.clone(),
             recipients: batch
                 .recipients

@@ -19,6 +19,8 @@ pub struct QueueSettings {
     pub remote: RemoteSettings,
     /// Local delivery settings (LMTP, alias commands and files).
     pub local: LocalSettings,
+    /// The sender rewriting of copies aliases forward off the machine (`[srs]`).
+    pub srs: Option<relais_route::Srs>,
 }
 
 impl QueueSettings {
@@ -62,6 +64,7 @@ impl QueueSettings {
                 cache: remote::ConnectionCache::default(),
             },
             local: LocalSettings::from_config(&config.local)?,
+            srs: relais_route::Srs::from_config(config).map_err(|e| format!("[srs]: {e}"))?,
         })
     }
 }

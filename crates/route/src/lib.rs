@@ -4,10 +4,13 @@
 //! door asks [`Policy::check_recipient`] at `RCPT TO` (ours? a known user? may this client
 //! relay?), and the queue manager asks [`Policy::destination`] at delivery (a mailbox, an
 //! alias's targets, a remote domain, or nowhere). Local domains, users and the aliases file
-//! ([`aliases`]) decide; nothing here delivers.
+//! ([`aliases`]) decide; nothing here delivers. [`srs`] rewrites the sender of what aliases
+//! forward off the machine, and routes the bounces to those addresses back.
 
 pub mod aliases;
 mod policy;
+pub mod srs;
 
 pub use aliases::{AliasError, Aliases};
 pub use policy::{AliasFile, Destination, Policy, Route};
+pub use srs::Srs;

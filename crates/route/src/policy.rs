@@ -18,6 +18,7 @@ use relais_config::{Config, is_safe_local_part};
 use relais_queue::{Outcome, Target};
 
 use crate::aliases::{AliasError, Aliases, MAX_DEPTH};
+use crate::srs::{self, Srs, SrsError};
 
 /// Recipient policy built from the configuration.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub struct Policy {
     users: Vec<String>,
     /// The aliases file, when one is configured.
     aliases: Option<Arc<AliasFile>>,
+    /// The Sender Rewriting Scheme, when on: its bounce addresses are ours.
+    srs: Option<Srs>,
 }
 
 /// Where an accepted recipient goes.
@@ -39,6 +42,8 @@ pub enum Route {
     Alias(String),
     /// Another domain's mail exchanger: relayed for an authenticated or trusted client.
     Relay(String),
+    /// A bounce to an SRS address of ours: goes on to the original sender, by address.
+    Srs(String),
 }
 
 impl std::fmt::Display for Route {
@@ -47,6 +52,7 @@ impl std::fmt::Display for Route {
             Route::Local(m) => write!(f, "local mailbox {m}"),
             Route::Alias(a) => write!(f, "alias {a}"),
             Route::Relay(d) => write!(f, "relay to {d}"),
+            Route::Srs(a) => write!(f, "SRS address of {a}"),
         }
     }
 }
@@ -132,11 +138,27 @@ impl Policy {
             }
             Arc::new(file)
         });
+        let srs = Srs::from_config(config).unwrap_or_else(|e| {
+            tracing::warn!("SRS is off: {e}");
+            None
+        });
         Policy {
             local_domains: config.local_domains.clone(),
             users: config.local.users.clone(),
             aliases,
+            srs,
         }
+    }
+
+    /// The sender rewriting of forwarded copies, when it is on.
+    pub fn srs(&self) -> Option<&Srs> {
+        self.srs.as_ref()
+    }
+
+    /// What an SRS address of ours stands for (`None`: it is not one).
+    fn srs_original(&self, to: &Mailbox) -> Option<Result<Mailbox, SrsError>> {
+        let srs = self.srs.as_ref()?;
+        srs.is_srs(to).then(|| srs.reverse(to, srs::today()))
     }
 
     /// True if mail for this domain is delivered here.
@@ -170,6 +192,13 @@ impl Policy {
     /// route (`user%other@`, `other!user@`, `"user@other"@` are local parts at our domain, and
     /// name no mailbox), so no address form can turn local mail into relayed mail.
     pub fn check_recipient(&self, to: &Mailbox, may_relay: bool) -> Result<Route, Verdict> {
+        match self.srs_original(to) {
+            Some(Ok(original)) => return Ok(Route::Srs(original.to_string())),
+            Some(Err(why)) => {
+                return Err(Verdict::Reject(replies::srs_refused(to, &why.to_string())));
+            }
+            None => {}
+        }
         if !to.is_bare_postmaster() && !self.is_local_domain(&to.domain) {
             if may_relay {
                 return Ok(Route::Relay(to.domain_lower()));
@@ -214,6 +243,15 @@ impl Policy {
     /// Where a recipient of a stored envelope goes now: its alias expansion (with forwards to
     /// our own domains followed), its mailbox, or another domain.
     pub fn destination(&self, to: &Mailbox) -> Destination {
+        match self.srs_original(to) {
+            Some(Ok(original)) => {
+                return Destination::Alias(vec![Target::Forward(original.to_string())]);
+            }
+            Some(Err(why)) => {
+                return Destination::Nowhere(Outcome::failed("5.1.1", why.to_string()));
+            }
+            None => {}
+        }
         if !to.is_bare_postmaster() && !self.is_local_domain(&to.domain) {
             return Destination::Relay(to.domain_lower());
         }

@@ -148,3 +148,75 @@ fn a_message_with_our_delivered_to_is_bounced() {
     assert!(all.contains("Received headers (more than 50)"), "{all}");
     assert!(l.mailbox("dave").is_empty());
 }
+
+#[test]
+fn a_strangers_forwarded_mail_leaves_with_an_srs_sender_and_its_bounce_comes_back() {
+    let (rdir, odir, ldir) = (tempdir(), tempdir(), tempdir());
+    let r = remote(rdir.path());
+    // example.org: where the original sender lives
+    let o = Server::start(odir.path(), "example.org", "[local]\nusers = [\"alice\"]\n");
+    fs::write(ldir.path().join("aliases"), "fwd: friend@remote.test\n").unwrap();
+    let l = Server::start(
+        ldir.path(),
+        "local.test",
+        &format!(
+            "[local]\naliases = {:?}\n\
+             [delivery]\nroutes = {{ \"remote.test\" = \"[127.0.0.1]:{}\", \"example.org\" = \"[127.0.0.1]:{}\" }}\n",
+            ldir.path().join("aliases").display().to_string(),
+            r.port,
+            o.port
+        ),
+    );
+    let (replies, last) = send(
+        l.port,
+        "alice@example.org",
+        &["fwd@local.test"],
+        &crate::support::message("srs"),
+    );
+    assert!(
+        replies[0].starts_with("250") && last.starts_with("250"),
+        "{replies:?} {last}"
+    );
+    let got = r.wait_mailbox("friend", 1);
+    let m = &got[0];
+    let return_path = m.lines().next().unwrap();
+    assert!(return_path.starts_with("Return-Path: <SRS0="), "{m}");
+    assert!(
+        return_path.ends_with("=example.org=alice@mx.local.test>"),
+        "{return_path}"
+    );
+    let srs = &return_path["Return-Path: <".len()..return_path.len() - 1];
+    // the secret was made at first start, for our eyes only
+    let secret = l.data_dir.join("srs.secret");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // remote.test bounces it later: to the SRS address, which goes on to alice@example.org
+    let (replies, last) = send(
+        l.port,
+        "",
+        &[srs],
+        "Subject: Undelivered Mail\n\nIt bounced.\n",
+    );
+    assert!(replies[0].starts_with("250 2.1.5"), "{replies:?}");
+    assert!(last.starts_with("250"), "{last}");
+    let back = o.wait_mailbox("alice", 1);
+    assert!(back[0].starts_with("Return-Path: <>\r\n"), "{}", back[0]);
+    assert!(back[0].contains("It bounced."), "{}", back[0]);
+
+    // an SRS address we did not make, and one changed by a single character, are refused
+    let forged = "SRS0=AAAA=AB=example.org=victim@mx.local.test";
+    let mut tampered = srs.to_string();
+    tampered.replace_range(5..6, if &srs[5..6] == "x" { "y" } else { "x" });
+    for bad in [forged, tampered.as_str()] {
+        let (replies, _) = send(l.port, "", &[bad], "x");
+        assert!(replies[0].starts_with("550 5.1.1"), "{bad}: {replies:?}");
+        assert!(
+            replies[0].contains("the SRS address was not made here"),
+            "{replies:?}"
+        );
+    }
+}
