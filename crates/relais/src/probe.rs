@@ -27,8 +27,16 @@ Exit codes (the first failing stage, hosts in MX order; swaks' numbers where the
   28  AUTH (with --auth-user) failed: not offered, mechanism not offered, credentials refused (535)
   29  TLS failed: STARTTLS refused, handshake error (also --tls-on-connect), expired certificate
   40  open relay: a recipient at a foreign domain was accepted (without a successful AUTH)
+  41  sender authentication: no, several or an invalid SPF or DMARC record, or a DKIM key
+      (--dkim-selector) missing, revoked or unusable; only when every address passed
 
 Verdicts: ok, warn (works, but worth fixing), fail (mail is lost or refused).
+
+For a domain the probe also checks its sender authentication records (DNS only): SPF (ok
+when it ends in -all or ~all; warn for ?all, +all, no all, more than 10 DNS-querying terms;
+it also says whether each MX address may send for the domain), DMARC (ok for p=reject or
+p=quarantine; warn for p=none or no rua=) and, with --dkim-selector, each DKIM key (ok when
+usable). A missing, duplicated or invalid record fails (exit 41; a DNS failure, exit 3).
 
 With --auth-user the password comes from --auth-password, else the RELAIS_PROBE_PASSWORD
 environment variable, else one line of standard input (asked for without echo on a terminal).
@@ -104,6 +112,10 @@ pub struct ProbeArgs {
     /// Send a short test message to --rcpt (DATA); the probe never sends one otherwise.
     #[arg(long, requires = "rcpt")]
     data: bool,
+    /// Check the DKIM key of this selector (SEL._domainkey.DOMAIN); may be repeated. Domain
+    /// targets only.
+    #[arg(long = "dkim-selector", value_name = "SEL")]
+    dkim_selectors: Vec<String>,
     /// Show the SMTP dialogue of each address.
     #[arg(long, short = 'v')]
     transcript: bool,
@@ -157,6 +169,15 @@ fn options(args: &ProbeArgs) -> Result<ProbeOptions, String> {
         return Err("--timeout: must be more than 0".into());
     }
     let resolver = args.dns.resolver_options()?;
+    if let Some(bad) = args
+        .dkim_selectors
+        .iter()
+        .find(|s| s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '@'))
+    {
+        return Err(format!(
+            "--dkim-selector {bad:?}: a selector is a DNS label, e.g. s2024"
+        ));
+    }
     let auth = match &args.auth_user {
         Some(user) => Some(AuthTest {
             user: user.clone(),
@@ -184,6 +205,7 @@ fn options(args: &ProbeArgs) -> Result<ProbeOptions, String> {
         tls_on_connect: args.tls.tls_on_connect,
         auth,
         data: args.data,
+        dkim_selectors: args.dkim_selectors.clone(),
         resolver,
     })
 }

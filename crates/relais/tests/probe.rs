@@ -1,7 +1,8 @@
 //! `relais probe` against a zoo of scripted SMTP servers on 127.0.0.1, each with one fault,
 //! and against a real `relais serve`: each fault must be named with the right verdict and exit
-//! code, and a clean server must raise no warning. DNS (MX, PTR) comes from the fixture DNS
-//! server of relais-dns; certificates from a test CA made with rcgen. Run with
+//! code, and a clean server must raise no warning; a domain's SPF, DMARC and DKIM records are
+//! judged beside. DNS (MX, PTR, TXT) comes from the fixture DNS server of relais-dns;
+//! certificates from a test CA made with rcgen. Run with
 //! `cargo test -p relais --test probe`.
 
 #[path = "common/mod.rs"]
@@ -14,3 +15,5 @@ mod zoo;
 mod clean;
 #[path = "probe/faults.rs"]
 mod faults;
+#[path = "probe/sender_auth.rs"]
+mod sender_auth;

@@ -42,7 +42,7 @@ fn meaning(tag: &str, value: &str) -> String {
 }
 
 /// The tags of a record, in order.
-fn tags(record: &str) -> Vec<(String, String)> {
+pub(crate) fn tags(record: &str) -> Vec<(String, String)> {
     record
         .split(';')
         .filter_map(|t| {
@@ -54,7 +54,7 @@ fn tags(record: &str) -> Vec<(String, String)> {
 }
 
 /// What is wrong with a key record, if anything.
-fn problem(tags: &[(String, String)]) -> Option<String> {
+pub(crate) fn problem(tags: &[(String, String)]) -> Option<String> {
     let get = |n: &str| tags.iter().find(|(t, _)| t == n).map(|(_, v)| v.as_str());
     if get("v").is_some_and(|v| v != "DKIM1") {
         return Some("v= is not DKIM1".into());
@@ -78,13 +78,18 @@ fn same_key(published: &[u8], local: &[u8]) -> bool {
     !local.is_empty() && published.ends_with(local)
 }
 
-pub(super) fn dkim_report(name: &str, lookup: Lookup<String>, key: Option<&Path>) -> Report {
-    let mut text = format!("DKIM key at {name}:\n");
-    let records: Vec<&String> = lookup
+/// The TXT records of a lookup that hold a key (a `p=` tag): one is expected.
+pub(crate) fn key_records(lookup: &Lookup<String>) -> Vec<&String> {
+    lookup
         .records()
         .iter()
         .filter(|r| r.contains("p="))
-        .collect();
+        .collect()
+}
+
+pub(super) fn dkim_report(name: &str, lookup: Lookup<String>, key: Option<&Path>) -> Report {
+    let mut text = format!("DKIM key at {name}:\n");
+    let records = key_records(&lookup);
     let mut json = json!({ "name": name });
     let mut code = match (&lookup.outcome, records.as_slice()) {
         (Outcome::Found(_), [record]) => {

@@ -11,7 +11,7 @@
 //! | 4 | an argument was not understood: a resolver that is no address, a name that cannot be a DNS name |
 //! | 5 | the DNS failed: time-out, SERVFAIL, REFUSED, network error, SPF `temperror`, a list answering with one of its error codes (and no zone listing the address), no usable resolver |
 
-mod dkim;
+pub(crate) mod dkim;
 mod policy;
 mod records;
 

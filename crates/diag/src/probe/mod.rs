@@ -8,13 +8,15 @@
 //! `starttls` and the certificate (`cert` reads it), EHLO again, `auth` (when asked), then
 //! `mail` and `rcpt`: MAIL FROM, the RCPT probes (the given recipient, `postmaster@`, a random
 //! local part, an address at a foreign domain), DATA only when asked, VRFY and EXPN, RSET and
-//! QUIT.
+//! QUIT. Beside the addresses, for a domain only, `sender_auth` looks up its SPF record (and
+//! evaluates it for each MX address), its DMARC record and the DKIM key of each selector in
+//! [`ProbeOptions::dkim_selectors`]: DNS only, no connection.
 //!
 //! Each finding is a verdict (`ok`, `warn`, `fail`) with its reason and what to check. The
 //! rules that make them are pure functions of what was observed (a reply, a delay, a DNS
 //! answer, a certificate), next to the stage that observes it, and tested on tables. The exit
-//! code is that of the first failing stage (in MX order); `report` holds the model, `render`
-//! the text.
+//! code is that of the first failing stage (in MX order), else of the route, else of the
+//! sender authentication records; `report` holds the model, `render` the text.
 //!
 //! # Exit codes
 //!
@@ -33,6 +35,7 @@
 //! | 28 | AUTH (with `auth`) failed: not offered, mechanism not offered, credentials refused |
 //! | 29 | TLS failed: STARTTLS refused, handshake error (also on connect), expired certificate |
 //! | 40 | open relay: a recipient at a foreign domain was accepted (without a successful AUTH) |
+//! | 41 | sender authentication: no, several or an invalid SPF or DMARC record, or a DKIM key (`dkim_selectors`) missing, revoked or unusable |
 
 mod auth;
 mod connect;
@@ -44,6 +47,7 @@ mod rcpt;
 mod render;
 mod report;
 mod reverse;
+mod sender_auth;
 mod session;
 mod starttls;
 mod target;
@@ -68,6 +72,9 @@ pub mod exit {
     pub const DNS: u8 = 3;
     /// Open relay.
     pub const OPEN_RELAY: u8 = 40;
+    /// Sender authentication: no, several or an invalid SPF or DMARC record, or a DKIM key
+    /// that is missing, revoked or unusable.
+    pub const SENDER_AUTH: u8 = 41;
 }
 
 /// What to probe and how.
@@ -104,6 +111,8 @@ pub struct ProbeOptions {
     pub auth: Option<AuthTest>,
     /// Send a short test message to the recipient (DATA).
     pub data: bool,
+    /// DKIM selectors whose keys (`SELECTOR._domainkey.DOMAIN`) are checked, for a domain.
+    pub dkim_selectors: Vec<String>,
     /// The resolver for the MX, address and reverse lookups.
     pub resolver: ResolverOptions,
 }
@@ -147,6 +156,8 @@ struct Context {
     tls_on_connect: bool,
     auth: Option<AuthTest>,
     data: bool,
+    /// The DKIM selectors to check (domain targets only).
+    dkim_selectors: Vec<String>,
 }
 
 /// Runs the probe on a runtime of its own. An error (no runtime, no usable resolver) means
@@ -177,6 +188,7 @@ pub fn run(options: ProbeOptions) -> Result<ProbeReport, String> {
             tls_on_connect: options.tls_on_connect,
             auth: options.auth,
             data: options.data,
+            dkim_selectors: options.dkim_selectors,
         });
         Ok(target::probe(context, target, options.concurrency.max(1)).await)
     })

@@ -1,5 +1,6 @@
-//! The probe report as text: the route, then per address the stage table, the capabilities,
-//! the verdicts (and the transcript when asked), then a summary line.
+//! The probe report as text: the route, the sender authentication records, then per address
+//! the stage table, the capabilities, the verdicts (and the transcript when asked), then a
+//! summary line.
 
 use std::fmt::Write as _;
 
@@ -14,17 +15,25 @@ pub(super) fn render(report: &ProbeReport, transcript: bool) -> String {
     for v in &report.route_verdicts {
         render_verdict(&mut out, v);
     }
+    if let Some(auth) = &report.sender_auth {
+        let _ = writeln!(
+            out,
+            "\nSender authentication of {} ({}):",
+            auth.domain,
+            crate::ms(auth.elapsed)
+        );
+        for line in &auth.lines {
+            let _ = writeln!(out, "{line}");
+        }
+        for v in &auth.verdicts {
+            render_verdict(&mut out, v);
+        }
+    }
     for host in &report.hosts {
         render_host(&mut out, host, transcript);
     }
     let (ok, warn, fail) = report.counts();
-    let worst = report
-        .hosts
-        .iter()
-        .map(HostReport::worst)
-        .chain(report.route_verdicts.iter().map(|v| v.level))
-        .max()
-        .unwrap_or(Level::Ok);
+    let worst = report.worst();
     let _ = writeln!(
         out,
         "\nsummary: {} address(es) probed; {ok} ok, {warn} warn, {fail} fail; overall {}; exit {}",
@@ -81,7 +90,7 @@ fn render_verdict(out: &mut String, v: &Verdict) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::report::{Capability, Verdict};
+    use super::super::report::{Capability, SenderAuth, Verdict};
     use super::*;
 
     #[test]
@@ -112,11 +121,22 @@ mod tests {
             route: vec!["MX of example.test (1.0 ms):".into()],
             route_verdicts: Vec::new(),
             hosts: vec![host],
+            sender_auth: Some(SenderAuth {
+                domain: "example.test".into(),
+                elapsed: std::time::Duration::from_millis(2),
+                lines: vec!["  SPF    example.test: v=spf1 mx -all".into()],
+                records: serde_json::Value::Null,
+                verdicts: vec![Verdict::ok("spf", "ending in -all".into())],
+            }),
         };
         let text = render(&report, true);
         let want = "\
 relais probe example.test
 MX of example.test (1.0 ms):
+
+Sender authentication of example.test (2.0 ms):
+  SPF    example.test: v=spf1 mx -all
+    ok   spf                    ending in -all
 
 == mx.example.test [192.0.2.1:25] (MX 10)
   connect           1.3 ms  connected
@@ -130,8 +150,13 @@ MX of example.test (1.0 ms):
         let want = want.replace(
             "         ...\n",
             &format!("  {:<5}  {:<22} -> enable it\n", "", ""),
-        ) + "  transcript:\n       0.001 <-  220 hi\n\nsummary: 1 address(es) probed; 0 ok, 1 warn, 0 fail; overall WARN; exit 0\n";
+        ) + "  transcript:\n       0.001 <-  220 hi\n\nsummary: 1 address(es) probed; 1 ok, 1 warn, 0 fail; overall WARN; exit 0\n";
         assert_eq!(text, want);
         assert!(!render(&report, false).contains("transcript:"));
+        let host_mode = ProbeReport {
+            sender_auth: None,
+            ..report
+        };
+        assert!(!render(&host_mode, false).contains("Sender authentication"));
     }
 }

@@ -133,17 +133,25 @@ impl HostReport {
         }
         self.verdicts.push(verdict);
     }
-
-    pub(crate) fn worst(&self) -> Level {
-        self.verdicts
-            .iter()
-            .map(|v| v.level)
-            .max()
-            .unwrap_or(Level::Ok)
-    }
 }
 
-/// The whole probe: the route (MX hosts or the host's addresses) and every address's report.
+/// A domain's sender authentication records (SPF, DMARC, DKIM keys), with one verdict each.
+#[derive(Debug, Clone)]
+pub(crate) struct SenderAuth {
+    /// The domain whose records these are.
+    pub(crate) domain: String,
+    /// All the lookups together (they run side by side).
+    pub(crate) elapsed: Duration,
+    /// The records (and what SPF says of each MX address) as text lines.
+    pub(crate) lines: Vec<String>,
+    /// The same as JSON: `spf`, `mx_spf`, `dmarc`, `dkim`.
+    pub(crate) records: Value,
+    /// SPF, DMARC, then one per DKIM selector.
+    pub(crate) verdicts: Vec<Verdict>,
+}
+
+/// The whole probe: the route (MX hosts or the host's addresses), every address's report, and
+/// the domain's sender authentication records.
 #[derive(Debug, Clone)]
 pub struct ProbeReport {
     pub(crate) exit: u8,
@@ -154,6 +162,33 @@ pub struct ProbeReport {
     pub(crate) route: Vec<String>,
     pub(crate) route_verdicts: Vec<Verdict>,
     pub(crate) hosts: Vec<HostReport>,
+    /// The domain's SPF, DMARC and DKIM records (none in host mode).
+    pub(crate) sender_auth: Option<SenderAuth>,
+}
+
+/// The exit code of a probe: with no address to probe, the route's failure; else the first
+/// failing address's (hosts in MX order), then the route's, then the sender authentication
+/// records' (see [`exit`]).
+pub(crate) fn exit_code(route: &[Verdict], hosts: &[HostReport], sender_auth: &[Verdict]) -> u8 {
+    let first = |verdicts: &[Verdict]| {
+        verdicts
+            .iter()
+            .find(|v| v.level == Level::Fail)
+            .map(|v| v.exit)
+    };
+    let route = first(route);
+    if hosts.is_empty()
+        && let Some(code) = route
+    {
+        return code;
+    }
+    hosts
+        .iter()
+        .map(|h| h.exit)
+        .find(|&e| e != exit::OK)
+        .or(route)
+        .or_else(|| first(sender_auth))
+        .unwrap_or(exit::OK)
 }
 
 impl ProbeReport {
@@ -162,10 +197,11 @@ impl ProbeReport {
         self.exit
     }
 
-    /// All verdicts: the route's, then each address's.
+    /// All verdicts: the route's, the sender authentication records', then each address's.
     pub(crate) fn verdicts(&self) -> impl Iterator<Item = &Verdict> {
         self.route_verdicts
             .iter()
+            .chain(self.sender_auth.iter().flat_map(|a| a.verdicts.iter()))
             .chain(self.hosts.iter().flat_map(|h| h.verdicts.iter()))
     }
 
@@ -180,6 +216,7 @@ impl ProbeReport {
             "exit": self.exit,
             "route": self.route_json,
             "route_verdicts": self.route_verdicts,
+            "sender_auth": self.sender_auth.as_ref().map(SenderAuth::to_json),
             "hosts": self.hosts,
             "summary": {
                 "addresses": self.hosts.len(),
@@ -194,6 +231,11 @@ impl ProbeReport {
     /// The report as text; `transcript` adds each address's SMTP dialogue.
     pub fn to_text(&self, transcript: bool) -> String {
         super::render::render(self, transcript)
+    }
+
+    /// The worst verdict of all.
+    pub(crate) fn worst(&self) -> Level {
+        self.verdicts().map(|v| v.level).max().unwrap_or(Level::Ok)
     }
 
     pub(crate) fn counts(&self) -> (usize, usize, usize) {
@@ -214,10 +256,64 @@ mod tests {
         let mut r = HostReport::default();
         r.add(Verdict::ok("connect", "connected".into()));
         r.add(Verdict::warn("starttls", "not offered".into(), "enable it"));
-        assert_eq!((r.exit, r.worst()), (exit::OK, Level::Warn));
+        let worst = |r: &HostReport| r.verdicts.iter().map(|v| v.level).max();
+        assert_eq!((r.exit, worst(&r)), (exit::OK, Some(Level::Warn)));
         r.add(Verdict::fail(exit::MAIL, "mail", "refused".into(), "x"));
         r.add(Verdict::fail(exit::RCPT, "rcpt", "refused".into(), "y"));
-        assert_eq!((r.exit, r.worst()), (exit::MAIL, Level::Fail));
+        assert_eq!((r.exit, worst(&r)), (exit::MAIL, Some(Level::Fail)));
+    }
+
+    #[test]
+    fn exit_codes_follow_the_first_failure() {
+        let fail = |code| Verdict::fail(code, "x", "r".into(), "a");
+        let warn = || Verdict::warn("x", "r".into(), "a");
+        let host = |verdicts: Vec<Verdict>| {
+            let mut h = HostReport::default();
+            verdicts.into_iter().for_each(|v| h.add(v));
+            h
+        };
+        let auth = exit::SENDER_AUTH;
+        // (route, hosts, sender authentication, exit)
+        type Row = (Vec<Verdict>, Vec<HostReport>, Vec<Verdict>, u8);
+        let table: Vec<Row> = vec![
+            (vec![], vec![host(vec![])], vec![], exit::OK),
+            (
+                vec![warn()],
+                vec![host(vec![warn()])],
+                vec![warn()],
+                exit::OK,
+            ),
+            (vec![], vec![host(vec![])], vec![warn(), fail(auth)], auth),
+            (
+                vec![],
+                vec![host(vec![])],
+                vec![fail(exit::DNS), fail(auth)],
+                exit::DNS,
+            ),
+            (
+                vec![],
+                vec![host(vec![]), host(vec![fail(exit::TLS)])],
+                vec![fail(auth)],
+                exit::TLS,
+            ),
+            (
+                vec![fail(exit::DNS)],
+                vec![host(vec![])],
+                vec![fail(auth)],
+                exit::DNS,
+            ),
+            (
+                vec![fail(exit::DNS)],
+                vec![host(vec![fail(exit::RCPT)])],
+                vec![],
+                exit::RCPT,
+            ),
+            (vec![fail(exit::DNS)], vec![], vec![fail(auth)], exit::DNS),
+            (vec![], vec![], vec![fail(auth)], auth),
+        ];
+        for (i, (route, hosts, sender_auth, want)) in table.iter().enumerate() {
+            assert_eq!(exit_code(route, hosts, sender_auth), *want, "row {i}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use relais_dns::{Addresses, Outcome};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::report::{HostReport, Level, ProbeReport, Verdict};
+use super::report::{HostReport, ProbeReport, Verdict, exit_code};
 use super::{Context, exit};
 
 /// What was asked for.
@@ -116,21 +116,28 @@ pub(super) async fn probe(
             Err(_) => expand_host(host, *port, &context.resolver.addresses(host).await),
         },
     };
-    let hosts = fan_out(&context, route.jobs, concurrency).await;
-    let dns_exit = route
-        .verdicts
+    // The sender authentication records are looked up while the addresses are probed.
+    let mx: Vec<(String, IpAddr)> = route
+        .jobs
         .iter()
-        .find(|v| v.level == Level::Fail)
-        .map_or(exit::OK, |v| v.exit);
-    let exit = if dns_exit != exit::OK && hosts.is_empty() {
-        dns_exit
-    } else {
-        hosts
-            .iter()
-            .map(|h| h.exit)
-            .find(|&e| e != exit::OK)
-            .unwrap_or(dns_exit)
+        .map(|j| (j.host.clone(), j.address.ip()))
+        .collect();
+    let sender_auth = async {
+        match &target {
+            Target::Domain { domain, .. } => Some(
+                super::sender_auth::check(&context.resolver, domain, &context.dkim_selectors, &mx)
+                    .await,
+            ),
+            Target::Host { .. } => None,
+        }
     };
+    let (hosts, sender_auth) =
+        tokio::join!(fan_out(&context, route.jobs, concurrency), sender_auth);
+    let exit = exit_code(
+        &route.verdicts,
+        &hosts,
+        sender_auth.as_ref().map_or(&[], |a| &a.verdicts),
+    );
     ProbeReport {
         exit,
         target: target.text(),
@@ -138,6 +145,7 @@ pub(super) async fn probe(
         route: route.lines,
         route_verdicts: route.verdicts,
         hosts,
+        sender_auth,
     }
 }
 
@@ -290,6 +298,7 @@ mod tests {
     use relais_dns::mx::MailHost;
 
     use super::super::fixtures::{addresses, lookup};
+    use super::super::report::Level;
     use super::*;
 
     #[test]

@@ -19,13 +19,23 @@ use serde_json::Value;
 /// The name every zoo server announces, and its PTR.
 pub const HOST: &str = "mx.zoo.test";
 
-/// The DNS of the zoo: MX zoo.test → mx.zoo.test → 127.0.0.1, and the PTR back.
-pub fn dns() -> DnsServer {
-    let zone = Zone::new()
+/// The zone of the zoo: MX zoo.test → mx.zoo.test → 127.0.0.1, the PTR back, and the
+/// domain's SPF (the MX may send, `-all`) and DMARC (`p=reject`, reports) records.
+pub fn zone() -> Zone {
+    Zone::new()
         .mx("zoo.test", 10, HOST)
         .a(HOST, "127.0.0.1")
-        .ptr("127.0.0.1", HOST);
-    DnsServer::start(zone).expect("fixture DNS server")
+        .ptr("127.0.0.1", HOST)
+        .txt("zoo.test", "v=spf1 mx -all")
+        .txt(
+            "_dmarc.zoo.test",
+            "v=DMARC1; p=reject; rua=mailto:dmarc@zoo.test",
+        )
+}
+
+/// The fixture DNS server with [`zone`].
+pub fn dns() -> DnsServer {
+    DnsServer::start(zone()).expect("fixture DNS server")
 }
 
 /// Which certificate a server presents.
@@ -346,7 +356,8 @@ fn session(
                     }
                 }
                 let (local, domain) = argument.rsplit_once('@').unwrap_or((&argument, ""));
-                let reply = if domain == "zoo.test" {
+                // Every domain of the tests (zoo.test, good.test, ...) is local.
+                let reply = if domain.ends_with(".test") {
                     if b.catch_all || local == "postmaster" || local == "alice" {
                         "250 2.1.5 Ok"
                     } else {
@@ -391,20 +402,17 @@ impl Probe {
             .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
     }
 
-    /// The (check, level) pairs of every verdict that is not `ok`, of every address.
+    /// The (check, level) pairs of every verdict that is not `ok`: the route's, the sender
+    /// authentication records', then every address's.
     pub fn problems(&self) -> Vec<(String, String)> {
         let json = self.json();
         let mut out: Vec<(String, String)> = Vec::new();
-        let route = json["route_verdicts"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let hosts = json["hosts"].as_array().cloned().unwrap_or_default();
-        let verdicts = route.into_iter().chain(
-            hosts
-                .iter()
-                .flat_map(|h| h["verdicts"].as_array().cloned().unwrap_or_default()),
-        );
+        let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+        let hosts = list(&json["hosts"]);
+        let verdicts = list(&json["route_verdicts"])
+            .into_iter()
+            .chain(list(&json["sender_auth"]["verdicts"]))
+            .chain(hosts.iter().flat_map(|h| list(&h["verdicts"])));
         for v in verdicts {
             if v["level"] != "ok" {
                 out.push((
@@ -424,6 +432,12 @@ impl Probe {
             .into_iter()
             .flatten()
             .chain(json["route_verdicts"].as_array().into_iter().flatten())
+            .chain(
+                json["sender_auth"]["verdicts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten(),
+            )
             .find(|v| v["check"] == check)
             .and_then(|v| v["reason"].as_str())
             .unwrap_or_default()
@@ -433,12 +447,21 @@ impl Probe {
 
 /// Runs `relais probe TARGET ARGS --json` with the zoo's DNS and CA.
 pub fn probe(dns: &DnsServer, pki: &Pki, target: &str, args: &[&str]) -> Probe {
+    run_probe(dns, pki, target, &[&["--json"], args].concat())
+}
+
+/// Runs `relais probe TARGET ARGS` (text) with the zoo's DNS and CA.
+pub fn probe_text(dns: &DnsServer, pki: &Pki, target: &str, args: &[&str]) -> Probe {
+    run_probe(dns, pki, target, args)
+}
+
+fn run_probe(dns: &DnsServer, pki: &Pki, target: &str, args: &[&str]) -> Probe {
     let output = Command::new(env!("CARGO_BIN_EXE_relais"))
         .arg("probe")
         .arg(target)
         .args(["--resolver", &dns.addr().to_string(), "--dns-timeout", "1"])
         .args(["--ca-file", pki.ca_file.to_str().unwrap()])
-        .args(["--helo", "probe.test", "--json"])
+        .args(["--helo", "probe.test"])
         .args(if args.contains(&"--timeout") {
             &[][..]
         } else {
