@@ -13,14 +13,14 @@ use mail_auth::dkim::DkimError;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult, Error,
-    SpfOutput,
+    ArcOutput, AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult,
+    Error, SpfOutput,
 };
 use relais_config::{CheckAction, DmarcAction};
 use relais_dns::spf::Identity;
 use relais_proto::{replies, reply::Reply};
 
-use crate::{SenderAuth, SpfVerdict};
+use crate::{Sealing, SenderAuth, SpfVerdict};
 
 /// What the door kept of a received message for the checks.
 #[derive(Debug, Clone, Copy)]
@@ -45,20 +45,27 @@ pub enum Action {
 /// The outcome of the content checks.
 #[derive(Debug, Clone)]
 pub struct ContentVerdict {
-    /// `Authentication-Results: authserv-id; spf=…; dkim=…; …`, one line, no CRLF.
-    pub header: String,
+    /// The header fields to put in front of the message, one line each, no CRLF: an ARC set
+    /// when one was sealed, then `Authentication-Results: authserv-id; spf=…; dkim=…; …`.
+    pub headers: Vec<String>,
     /// What to do with the message.
     pub action: Action,
+    /// The domain of the ARC set sealed, or why none could be.
+    pub sealed: Option<Result<String, String>>,
 }
 
 impl ContentVerdict {
-    /// The results, for the log: the header's value after the authserv-id.
+    /// The results, for the log: the `Authentication-Results` value after the authserv-id.
     pub fn summary(&self) -> &str {
-        self.header
-            .split_once("; ")
+        self.headers
+            .last()
+            .and_then(|h| h.split_once("; "))
             .map_or("none", |(_, results)| results)
     }
 }
+
+/// The reason of a check not made on a message over `verify_max_size`.
+const TOO_LARGE: &str = "reason=\"message too large to verify\"";
 
 /// What DMARC asks to do with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,17 +124,71 @@ fn part(results: AuthenticationResults<'_>, authserv_id: &str) -> String {
     all.strip_prefix(authserv_id).unwrap_or(&all).to_string()
 }
 
+/// The results of the checks as they are made: the text of our header, and the same results
+/// in mail-auth's form for an ARC seal (which takes them whole).
+struct Results<'a> {
+    id: &'a str,
+    /// `; method=result …` parts of the header.
+    parts: String,
+    /// Everything mail-auth's builders made (not the parts written by hand).
+    full: AuthenticationResults<'a>,
+}
+
+impl<'a> Results<'a> {
+    fn new(id: &'a str) -> Results<'a> {
+        Results {
+            id,
+            parts: String::new(),
+            full: AuthenticationResults::new(id),
+        }
+    }
+
+    /// A result made by one of mail-auth's builders.
+    fn add(&mut self, f: impl Fn(AuthenticationResults<'a>) -> AuthenticationResults<'a>) {
+        self.parts += &part(f(AuthenticationResults::new(self.id)), self.id);
+        self.full = f(self.full.clone());
+    }
+
+    /// A result written by hand (`; dkim=none`).
+    fn manual(&mut self, text: &str) {
+        self.parts += text;
+    }
+
+    /// The header, one line (the spool keeps it so; mail-auth folds after each `;`).
+    fn header(&self) -> String {
+        let parts = if self.parts.is_empty() {
+            "; none"
+        } else {
+            &self.parts
+        };
+        let value = format!("{}{parts}", self.id);
+        let value = value.replace("\r\n\t", " ").replace(['\r', '\n'], "");
+        format!("Authentication-Results: {value}")
+    }
+}
+
+/// What the content checks need besides the message.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The client's address.
+    pub ip: IpAddr,
+    /// The SPF check at MAIL FROM, when one was made.
+    pub spf: Option<&'a SpfVerdict>,
+    /// The key to seal an ARC set with, when the message is forwarded off the machine.
+    pub seal: Option<&'a Sealing>,
+}
+
 impl SenderAuth {
-    /// Checks a received message: `None` when no check is on (then no header is added).
+    /// Checks a received message: `None` when no check is on and nothing is to be sealed
+    /// (then no header is added).
     pub async fn check_content(
         &self,
         received: Received<'_>,
-        ip: IpAddr,
-        spf: Option<&SpfVerdict>,
+        cx: Context<'_>,
     ) -> Option<ContentVerdict> {
         let s = &self.settings;
-        let recorded_spf = spf.filter(|v| v.recorded);
-        if !s.checks_content() && recorded_spf.is_none() {
+        let recorded_spf = cx.spf.filter(|v| v.recorded);
+        if !s.checks_content() && recorded_spf.is_none() && cx.seal.is_none() {
             return None;
         }
         let (raw, whole) = match received {
@@ -135,26 +196,58 @@ impl SenderAuth {
             Received::HeaderOnly(h) => (h, false),
         };
         let message = AuthenticatedMessage::parse(raw);
-        let mut parts = String::new();
-        let id = s.authserv_id.as_str();
-        let new = || AuthenticationResults::new(id);
-
+        let mut results = Results::new(&s.authserv_id);
+        let ip = cx.ip;
         if let Some(v) = recorded_spf {
-            parts += &part(
-                match v.identity {
-                    Identity::MailFrom => {
-                        new().with_spf_mailfrom_result(&v.output(), ip, &v.sender, &v.helo)
-                    }
-                    Identity::Helo => new().with_spf_ehlo_result(&v.output(), ip, &v.helo),
-                },
-                id,
-            );
+            let output = v.output();
+            results.add(|r| match v.identity {
+                Identity::MailFrom => r.with_spf_mailfrom_result(&output, ip, &v.sender, &v.helo),
+                Identity::Helo => r.with_spf_ehlo_result(&output, ip, &v.helo),
+            });
         }
+        let whole_message = message.as_ref().filter(|_| whole);
+        let dkim = self.dkim(whole_message, &mut results, whole).await;
+        let arc = self.arc(whole_message, &mut results, whole, cx).await;
+        let action = match &message {
+            Some(m) if s.dmarc != DmarcAction::Off => {
+                self.dmarc(m, &dkim, cx.spf, &mut results).await
+            }
+            None if s.dmarc != DmarcAction::Off => {
+                results.manual("; dmarc=none");
+                Action::Accept
+            }
+            _ => Action::Accept,
+        };
+        let mut headers = Vec::new();
+        let mut sealed = None;
+        if let (Some(sealing), Some(m), Some(chain)) = (cx.seal, whole_message, &arc) {
+            match sealing.seal(m, &results.full, chain) {
+                Ok(set) => {
+                    headers = set;
+                    sealed = Some(Ok(sealing.name().0.to_string()));
+                }
+                Err(e) => sealed = Some(Err(e)),
+            }
+        }
+        headers.push(results.header());
+        Some(ContentVerdict {
+            headers,
+            action,
+            sealed,
+        })
+    }
 
-        let too_large = "reason=\"message too large to verify\"";
-        let wants_dkim = s.dkim != CheckAction::Off || s.dmarc != DmarcAction::Off;
-        let dkim = match &message {
-            Some(m) if whole && wants_dkim => self
+    /// DKIM signatures, verified when DKIM or DMARC is on (and the message is whole).
+    async fn dkim<'m>(
+        &self,
+        message: Option<&'m AuthenticatedMessage<'m>>,
+        results: &mut Results<'_>,
+        whole: bool,
+    ) -> Vec<DkimOutput<'m>> {
+        let s = &self.settings;
+        let wants = s.dkim != CheckAction::Off || s.dmarc != DmarcAction::Off;
+        let dkim: Vec<DkimOutput<'m>> = match message {
+            Some(m) if wants => self
                 .resolver
                 .authenticator()
                 .verify_dkim(m)
@@ -164,76 +257,73 @@ impl SenderAuth {
                 .collect(),
             _ => Vec::new(),
         };
-        let from = message.as_ref().map(|m| m.from()).unwrap_or("");
         if s.dkim != CheckAction::Off {
             if !whole {
-                parts += &format!("; dkim=neutral {too_large}");
+                results.manual(&format!("; dkim=neutral {TOO_LARGE}"));
             } else if dkim.is_empty() {
-                parts += "; dkim=none";
+                results.manual("; dkim=none");
             } else {
-                parts += &part(new().with_dkim_results(&dkim, from), id);
+                let from = message.map(|m| m.from()).unwrap_or("");
+                results.add(|r| r.with_dkim_results(&dkim, from));
             }
         }
+        dkim
+    }
 
-        if s.arc != CheckAction::Off {
-            match &message {
-                Some(m) if whole => {
-                    let arc = self.resolver.authenticator().verify_arc(m).await;
-                    parts += &part(new().with_arc_result(&arc, ip), id);
-                }
-                _ if !whole => parts += &format!("; arc=none {too_large}"),
-                _ => parts += "; arc=none",
+    /// The ARC chain, verified when ARC is on or a set is to be sealed.
+    async fn arc<'m>(
+        &self,
+        message: Option<&'m AuthenticatedMessage<'m>>,
+        results: &mut Results<'_>,
+        whole: bool,
+        cx: Context<'_>,
+    ) -> Option<ArcOutput<'m>> {
+        let on = self.settings.arc != CheckAction::Off;
+        let chain = match message {
+            Some(m) if on || cx.seal.is_some() => {
+                Some(self.resolver.authenticator().verify_arc(m).await)
+            }
+            _ => None,
+        };
+        if on {
+            match &chain {
+                Some(c) => results.add(|r| r.with_arc_result(c, cx.ip)),
+                None if !whole => results.manual(&format!("; arc=none {TOO_LARGE}")),
+                None => results.manual("; arc=none"),
             }
         }
+        chain
+    }
 
-        let mut action = Action::Accept;
-        if s.dmarc != DmarcAction::Off {
-            match &message {
-                Some(m) => {
-                    let none = SpfOutput::default();
-                    let (spf_output, mail_from_domain) = match spf {
-                        Some(v) => (v.output(), v.domain.as_str()),
-                        None => (none, ""),
-                    };
-                    let dmarc = self
-                        .resolver
-                        .authenticator()
-                        .verify_dmarc(DmarcParameters::new(
-                            m,
-                            &dkim,
-                            mail_from_domain,
-                            &spf_output,
-                        ))
-                        .await;
-                    if dmarc.domain().is_empty() {
-                        // No single author domain (none, or several: RFC 7489 §6.6.1).
-                        parts += "; dmarc=none";
-                    } else {
-                        parts += &part(new().with_dmarc_result(&dmarc), id);
-                    }
-                    let failed = matches!(dmarc.result(), DmarcResult::Fail(_));
-                    action = match decide_dmarc(s.dmarc, failed, dmarc.policy()) {
-                        DmarcDecision::Accept => Action::Accept,
-                        DmarcDecision::Quarantine => Action::Quarantine,
-                        DmarcDecision::Reject => {
-                            Action::Reject(replies::dmarc_reject(dmarc.domain()))
-                        }
-                    };
-                }
-                None => parts += "; dmarc=none",
-            }
+    /// DMARC of the `From:` domain, and what the configured action makes of it.
+    async fn dmarc(
+        &self,
+        m: &AuthenticatedMessage<'_>,
+        dkim: &[DkimOutput<'_>],
+        spf: Option<&SpfVerdict>,
+        results: &mut Results<'_>,
+    ) -> Action {
+        let (spf_output, mail_from_domain) = match spf {
+            Some(v) => (v.output(), v.domain.as_str()),
+            None => (SpfOutput::default(), ""),
+        };
+        let dmarc = self
+            .resolver
+            .authenticator()
+            .verify_dmarc(DmarcParameters::new(m, dkim, mail_from_domain, &spf_output))
+            .await;
+        if dmarc.domain().is_empty() {
+            // No single author domain (none, or several: RFC 7489 §6.6.1).
+            results.manual("; dmarc=none");
+        } else {
+            results.add(|r| r.with_dmarc_result(&dmarc));
         }
-
-        if parts.is_empty() {
-            parts = "; none".into();
+        let failed = matches!(dmarc.result(), DmarcResult::Fail(_));
+        match decide_dmarc(self.settings.dmarc, failed, dmarc.policy()) {
+            DmarcDecision::Accept => Action::Accept,
+            DmarcDecision::Quarantine => Action::Quarantine,
+            DmarcDecision::Reject => Action::Reject(replies::dmarc_reject(dmarc.domain())),
         }
-        let value = format!("{}{parts}", s.authserv_id);
-        // One line: the spool keeps it so (mail-auth folds after each `;`).
-        let value = value.replace("\r\n\t", " ").replace(['\r', '\n'], "");
-        Some(ContentVerdict {
-            header: format!("Authentication-Results: {value}"),
-            action,
-        })
     }
 }
 

@@ -23,9 +23,9 @@ use relais_config::{Config, PolicyConfig, SpfAction};
 use relais_dns::{Resolver, ResolverOptions};
 use relais_proto::ReversePath;
 
-pub use content::{Action, ContentVerdict, Received};
+pub use content::{Action, ContentVerdict, Context, Received};
 pub use filter::HeaderFilter;
-pub use sign::{Outgoing, Prepared, Signers, prepare_local};
+pub use sign::{Outgoing, Prepared, Sealing, Signers, prepare_local};
 pub use spf::SpfVerdict;
 
 /// The sender checks of the door, with their settings and resolver.

@@ -14,6 +14,7 @@ use std::fs;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use mail_auth::arc::ArcSealer;
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
@@ -50,11 +51,67 @@ enum Key {
     Ed25519(DkimSigner<Ed25519Key, Done>),
 }
 
-/// One `[[dkim]]` entry, ready to sign.
+/// The same key, as an ARC sealer.
+enum Sealer {
+    Rsa(ArcSealer<RsaKey<Sha256>, Done>),
+    Ed25519(ArcSealer<Ed25519Key, Done>),
+}
+
+/// One `[[dkim]]` entry, ready to sign and seal.
 struct Entry {
     domain: String,
     selector: String,
     key: Key,
+    sealer: Sealer,
+}
+
+/// The key an ARC set is sealed with: the `[[dkim]]` key of the forwarding domain.
+#[derive(Clone)]
+pub struct Sealing(Arc<Entry>);
+
+impl std::fmt::Debug for Sealing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealing({}:{})", self.0.domain, self.0.selector)
+    }
+}
+
+impl Sealing {
+    /// `d=` and `s=` of the seal.
+    pub fn name(&self) -> (&str, &str) {
+        (&self.0.domain, &self.0.selector)
+    }
+
+    /// Seals `message` (as received) with the results of its checks and its chain: the
+    /// `ARC-Seal`, `ARC-Message-Signature` and `ARC-Authentication-Results` header fields,
+    /// one line each, in that order.
+    pub fn seal(
+        &self,
+        message: &AuthenticatedMessage<'_>,
+        results: &mail_auth::AuthenticationResults<'_>,
+        chain: &mail_auth::ArcOutput<'_>,
+    ) -> Result<Vec<String>, String> {
+        let set = match &self.0.sealer {
+            Sealer::Rsa(s) => s.seal(message, results, chain),
+            Sealer::Ed25519(s) => s.seal(message, results, chain),
+        }
+        .map_err(|e| format!("cannot seal: {e}"))?;
+        Ok(fields(&set.to_header()))
+    }
+}
+
+/// Header fields written by mail-auth (folded, CRLF-ended) as one line each.
+fn fields(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        match out.last_mut() {
+            Some(last) if line.starts_with([' ', '\t']) => {
+                last.push(' ');
+                last.push_str(line.trim_start());
+            }
+            _ => out.push(line.to_string()),
+        }
+    }
+    out
 }
 
 /// The signing keys of every domain we sign for.
@@ -116,6 +173,19 @@ impl PrivateKey {
     }
 }
 
+fn sealer<T: SigningKey<Hasher = Sha256>>(
+    key: T,
+    domain: &str,
+    selector: &str,
+) -> ArcSealer<T, Done> {
+    ArcSealer::from_key(key)
+        .domain(domain)
+        .selector(selector)
+        .headers(SIGNED.iter().copied().chain(["DKIM-Signature"]))
+        .header_canonicalization(Canonicalization::Relaxed)
+        .body_canonicalization(Canonicalization::Relaxed)
+}
+
 fn signer<T: SigningKey>(key: T, domain: &str, selector: &str) -> DkimSigner<T, Done> {
     DkimSigner::from_key(key)
         .domain(domain)
@@ -127,14 +197,21 @@ fn signer<T: SigningKey>(key: T, domain: &str, selector: &str) -> DkimSigner<T, 
 
 impl Entry {
     fn load(c: &DkimKeyConfig) -> Result<Entry, String> {
+        let (d, s) = (&c.domain, &c.selector);
+        // Read twice: the signer and the sealer each own their key.
         let key = match PrivateKey::load(&c.key)? {
-            PrivateKey::Rsa(k) => Key::Rsa(signer(k, &c.domain, &c.selector)),
-            PrivateKey::Ed25519(k) => Key::Ed25519(signer(k, &c.domain, &c.selector)),
+            PrivateKey::Rsa(k) => Key::Rsa(signer(k, d, s)),
+            PrivateKey::Ed25519(k) => Key::Ed25519(signer(k, d, s)),
+        };
+        let sealer = match PrivateKey::load(&c.key)? {
+            PrivateKey::Rsa(k) => Sealer::Rsa(sealer(k, d, s)),
+            PrivateKey::Ed25519(k) => Sealer::Ed25519(sealer(k, d, s)),
         };
         Ok(Entry {
             domain: c.domain.clone(),
             selector: c.selector.clone(),
             key,
+            sealer,
         })
     }
 
@@ -161,6 +238,11 @@ impl Signers {
     /// True when no domain has a key.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The key to seal mail forwarded by `domain` with (its own, or a parent's).
+    pub fn sealing(&self, domain: &str) -> Option<Sealing> {
+        self.for_domain(domain).cloned().map(Sealing)
     }
 
     /// The key for mail from `domain`: its own, or the closest parent domain's.

@@ -8,11 +8,15 @@ use std::time::{Instant, SystemTime};
 
 use relais_config::Role;
 use relais_metrics::METRICS;
-use relais_policy::{Action, HeaderFilter, Outgoing, Received, SpfVerdict};
+use relais_policy::{
+    self as policy, Action, HeaderFilter, Outgoing, Received, Sealing, SpfVerdict,
+};
 use relais_proto::session::{AuthOutcome, Event, Stored, Verdict};
 use relais_proto::{Envelope, Reply, ReversePath, Session, replies};
+use relais_queue::Target;
 use relais_queue::headers::{self, ReceivedInfo};
 use relais_queue::{Arrival, Enqueue};
+use relais_route::Route;
 use relais_spool::{QueueId, SpoolError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -93,6 +97,11 @@ struct Transaction {
     checks: Option<ContentChecks>,
     /// A submission by an authenticated user: signed, completed (`Date`, `Message-ID`).
     outgoing: Option<Outgoing>,
+    /// The domain of a recipient that is an alias forwarding off the machine: the message
+    /// gets an ARC seal of that domain (when it has a `[[dkim]]` key).
+    forwards: Option<String>,
+    /// The key of that seal.
+    sealing: Option<Sealing>,
 }
 
 /// What the content checks need while the content streams in.
@@ -393,9 +402,17 @@ async fn handle_event(
                 let received = received_header(ctx, &envelope, client, &t.id.to_string());
                 message.write(received.as_bytes());
                 t.message = Some(message);
+                if checked(client) {
+                    t.sealing = t.forwards.as_deref().and_then(|d| {
+                        ctx.signers
+                            .sealing(d)
+                            .or_else(|| ctx.signers.sealing(&ctx.config.hostname))
+                    });
+                }
                 if checked(client)
                     && (ctx.auth.settings().checks_content()
-                        || t.spf.as_ref().is_some_and(|v| v.recorded))
+                        || t.spf.as_ref().is_some_and(|v| v.recorded)
+                        || t.sealing.is_some())
                 {
                     t.checks = Some(ContentChecks::new(ctx));
                 }
@@ -542,6 +559,8 @@ async fn sender(
         spf,
         checks: None,
         outgoing: None,
+        forwards: None,
+        sealing: None,
     });
     Verdict::Accept
 }
@@ -550,7 +569,7 @@ async fn sender(
 fn recipient(
     ctx: &Context,
     client: &Client,
-    tx: &Option<Transaction>,
+    tx: &mut Option<Transaction>,
     to: &relais_proto::Mailbox,
 ) -> Verdict {
     let may_relay = client.user.is_some() || client.trusted_network;
@@ -558,6 +577,11 @@ fn recipient(
     METRICS.recipient_check(checked.is_ok());
     match checked {
         Ok(route) => {
+            if let (Route::Alias(name), Some(t)) = (&route, tx.as_mut())
+                && forwards_off(ctx, name)
+            {
+                t.forwards = Some(to.domain_lower());
+            }
             let id = id_or_noqueue(tx);
             info!(
                 event = "rcpt",
@@ -570,6 +594,19 @@ fn recipient(
         }
         Err(v) => v,
     }
+}
+
+/// True if the alias `name` sends copies to another domain.
+fn forwards_off(ctx: &Context, name: &str) -> bool {
+    let Ok(Some(targets)) = ctx.policy.expand(name) else {
+        return false;
+    };
+    targets.iter().any(|t| match t {
+        Target::Forward(a) => a
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| !ctx.policy.is_local_domain(d)),
+        _ => false,
+    })
 }
 
 /// Refuses a sender an authenticated user may not use, when the configuration asks for it.
@@ -641,11 +678,12 @@ async fn check_content(
     };
     checks.finish();
     message.write(&checks.scratch);
-    let Some(verdict) = ctx
-        .auth
-        .check_content(checks.received(), client.peer.ip(), t.spf.as_ref())
-        .await
-    else {
+    let cx = policy::Context {
+        ip: client.peer.ip(),
+        spf: t.spf.as_ref(),
+        seal: t.sealing.as_ref(),
+    };
+    let Some(verdict) = ctx.auth.check_content(checks.received(), cx).await else {
         return Ok(Arrival::default());
     };
     let id = t.id;
@@ -677,8 +715,15 @@ async fn check_content(
         );
         return Err(reply);
     }
+    match &verdict.sealed {
+        Some(Ok(d)) => info!(event = "arc_sealed", queue_id = %id, "{id}: ARC-sealed d={d}"),
+        Some(Err(e)) => {
+            warn!(event = "arc_unsealed", queue_id = %id, reason = %e, "{id}: not ARC-sealed: {e}")
+        }
+        None => {}
+    }
     Ok(Arrival {
-        headers: vec![verdict.header],
+        headers: verdict.headers,
         junk,
     })
 }

@@ -264,3 +264,139 @@ fn dns_dkim_shows_the_published_key_and_whether_it_is_ours() {
     bad.expect_code(4);
     assert!(bad.stderr.contains("SELECTOR._domainkey.DOMAIN"), "{bad}");
 }
+
+/// An SMTP server of dkimpy's side (aiosmtpd) keeping what it receives in a directory.
+struct Sink {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Sink {
+    fn start(dir: &Path) -> Sink {
+        use std::io::BufRead;
+        fs::create_dir_all(dir).unwrap();
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sender_auth/py/dkim_tool.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(["sink", dir.to_str().unwrap()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the aiosmtpd sink");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the sink's port");
+        Sink {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The first message received and its envelope sender.
+    fn wait_first(&self) -> (String, String) {
+        crate::common::wait::wait_until("a message at the sink", Duration::from_secs(15), || {
+            let mail = fs::read_to_string(self.dir.join("0.eml")).ok()?;
+            let from = fs::read_to_string(self.dir.join("0.from")).ok()?;
+            Some((from, mail))
+        })
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn forwarded_mail_is_arc_sealed_and_dkimpy_verifies_the_chain() {
+    let dir = tempdir("relais-arc-seal-");
+    let (key, record) = keygen(dir.path(), "local.test", "s1", "rsa");
+    // the original message is signed by its author's domain, with dkimpy
+    let author_key = dir.path().join("author.key");
+    let out = dkim_tool(&["keygen", "rsa", author_key.to_str().unwrap()]);
+    let author_public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let dns = start_dns(
+        Zone::new()
+            .txt("s1._domainkey.local.test", &record)
+            .txt(
+                "rsa._domainkey.author.test",
+                &format!("v=DKIM1; k=rsa; p={author_public}"),
+            )
+            .txt("author.test", "v=spf1 ip4:127.0.0.1 -all")
+            .txt("_dmarc.author.test", "v=DMARC1; p=reject"),
+    );
+    let sink = Sink::start(&dir.path().join("sink"));
+    let aliases = dir.path().join("aliases");
+    fs::write(&aliases, "list: friend@remote.test\n").unwrap();
+    let server = Server::start(
+        Setup::new(&["mx"])
+            .without_tls()
+            .top(&format!("resolver = \"{}\"", dns.addr()))
+            .top("[policy]\nspf = \"tag\"\ndkim = \"tag\"\ndmarc = \"tag\"\narc = \"tag\"")
+            .top(&format!(
+                "[[dkim]]\ndomain = \"local.test\"\nselector = \"s1\"\nkey = {key:?}"
+            ))
+            .top(&format!(
+                "[local]\naliases = {:?}",
+                aliases.display().to_string()
+            ))
+            .top(&format!(
+                "[delivery]\nroutes = {{ \"remote.test\" = \"[127.0.0.1]:{}\" }}",
+                sink.port
+            )),
+    );
+    let sig = format!(
+        "author.test:rsa:{}:rsa:relaxed/relaxed",
+        author_key.display()
+    );
+    let port = server.port("mx").to_string();
+    let out = dkim_tool(&[
+        "send",
+        &port,
+        "alice@author.test",
+        "list@local.test",
+        "--sign",
+        &sig,
+    ]);
+    let reply = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let (from, mail) = sink.wait_first();
+    // the sender is rewritten (SRS) and the set sealed by local.test
+    assert!(from.starts_with("SRS0="), "{from}");
+    let seal = header(&mail, "ARC-Seal").expect("an ARC-Seal");
+    assert!(
+        seal.contains("i=1;") && seal.contains("cv=none") && seal.contains("d=local.test;"),
+        "{seal}"
+    );
+    let aar = header(&mail, "ARC-Authentication-Results").expect("an AAR");
+    assert!(
+        aar.contains("dkim=pass") && aar.contains("dmarc=pass"),
+        "{aar}"
+    );
+    server.assert_logged("ARC-sealed d=local.test");
+    // dkimpy verifies the chain as it reached the next hop
+    let file = dir.path().join("forwarded.eml");
+    fs::write(&file, &mail).unwrap();
+    let dns_port = dns.addr().port().to_string();
+    let out = dkim_tool(&["arc-verify", file.to_str().unwrap(), &dns_port]);
+    assert!(
+        out.status.success(),
+        "dkimpy: {}\n{mail}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // and the author's DKIM signature still verifies too
+    let out = dkim_tool(&["verify", file.to_str().unwrap(), &dns_port]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -14,6 +14,10 @@
                                                     (exit 0 when all pass), keys from the
                                                     DNS server on 127.0.0.1:DNS_PORT
   dkim_tool.py arc-verify FILE DNS_PORT             verifies the ARC chain (prints cv=)
+  dkim_tool.py sink DIR                             an SMTP server on 127.0.0.1 (aiosmtpd) that
+                                                    writes each message to DIR/N.eml and its
+                                                    sender to DIR/N.from; prints its port,
+                                                    serves until standard input closes
 """
 import base64
 import smtplib
@@ -122,6 +126,31 @@ def send(args):
         print(e.smtp_code, e.smtp_error.decode())
 
 
+def sink(outdir):
+    import os
+    from aiosmtpd.controller import Controller
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            n = len([f for f in os.listdir(outdir) if f.endswith(".eml")])
+            with open(os.path.join(outdir, "%d.from" % n), "w") as f:
+                f.write(envelope.mail_from)
+            with open(os.path.join(outdir, "%d.eml" % n), "wb") as f:
+                f.write(envelope.original_content or envelope.content)
+            return "250 2.0.0 Ok: kept"
+
+    import socket
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    print(port, flush=True)
+    sys.stdin.read()
+    controller.stop()
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "keygen":
@@ -135,6 +164,8 @@ def main():
         ok = all(d.verify(idx=i, dnsfunc=dnsfunc_for(args[1])) for i in range(max(count, 1)))
         print("pass" if ok else "fail")
         sys.exit(0 if ok else 1)
+    elif cmd == "sink":
+        sink(args[0])
     elif cmd == "arc-verify":
         message = open(args[0], "rb").read()
         cv, results, reason = dkim.arc_verify(message, dnsfunc=dnsfunc_for(args[1]))
