@@ -12,6 +12,12 @@ fn zone() -> Zone {
         .mx(DOMAIN, 10, MX)
         .a(MX, "127.0.0.1")
         .ptr("127.0.0.1", MX)
+        // A domain probe also judges the sender-authentication records: these pass.
+        .txt(DOMAIN, "v=spf1 mx -all")
+        .txt(
+            &format!("_dmarc.{DOMAIN}"),
+            "v=DMARC1; p=reject; rua=mailto:postmaster@peers.test",
+        )
 }
 
 #[test]
