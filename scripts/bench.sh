@@ -334,6 +334,19 @@ cpu_ticks() {
     awk '{ print $14, $15 }' "/proc/$1/stat"
 }
 
+# parallel_run KEY NAME: the parallel accept run of the relais in $WORK/NAME, to its Maildir,
+# with the server's CPU time per message in CPU_RUN_USER_US and CPU_RUN_SYS_US.
+parallel_run() {
+    local key=$1 name=$2 u0 s0 u1 s1 tck
+    read -r u0 s0 < <(cpu_ticks "$RELAIS_PID")
+    source_run "$key" "$RELAIS_PORT" bench@localhost "$SESSIONS" "$MESSAGES"
+    e2e_wait "$key" "count_files $WORK/$name/data/mail/bench/new" "$MESSAGES" 300
+    read -r u1 s1 < <(cpu_ticks "$RELAIS_PID")
+    tck=$(getconf CLK_TCK)
+    CPU_RUN_USER_US=$(((u1 - u0) * 1000000 / tck / MESSAGES))
+    CPU_RUN_SYS_US=$(((s1 - s0) * 1000000 / tck / MESSAGES))
+}
+
 rss_kb() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
@@ -350,14 +363,9 @@ bench_relais() {
     fi
     log "relais: pid $RELAIS_PID on 127.0.0.1:$RELAIS_PORT"
     RSS_START=$(rss_kb "$RELAIS_PID")
-    local u0 s0 u1 s1 tck
-    read -r u0 s0 < <(cpu_ticks "$RELAIS_PID")
-    source_run relais_par "$RELAIS_PORT" bench@localhost "$SESSIONS" "$MESSAGES"
-    e2e_wait relais_par "count_files $WORK/relais/data/mail/bench/new" "$MESSAGES" 300
-    read -r u1 s1 < <(cpu_ticks "$RELAIS_PID")
-    tck=$(getconf CLK_TCK)
-    CPU_USER_US=$(((u1 - u0) * 1000000 / tck / MESSAGES))
-    CPU_SYS_US=$(((s1 - s0) * 1000000 / tck / MESSAGES))
+    parallel_run relais_par relais
+    CPU_USER_US=$CPU_RUN_USER_US
+    CPU_SYS_US=$CPU_RUN_SYS_US
     source_run relais_one "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
     DELIVERED[relais]=$(wait_files "$WORK/relais/data/mail/bench/new" $((MESSAGES + SERIAL_MESSAGES)) 120)
     source_run relais_relay "$RELAIS_PORT" bench@sink.test "$SESSIONS" "$MESSAGES"
@@ -435,14 +443,9 @@ bench_policy() {
         return 0
     fi
     log "policy: relais pid $RELAIS_PID on 127.0.0.1:$RELAIS_PORT"
-    local u0 s0 u1 s1 tck
-    read -r u0 s0 < <(cpu_ticks "$RELAIS_PID")
-    source_run policy_par "$RELAIS_PORT" bench@localhost "$SESSIONS" "$MESSAGES"
-    e2e_wait policy_par "count_files $WORK/relais-policy/data/mail/bench/new" "$MESSAGES" 300
-    read -r u1 s1 < <(cpu_ticks "$RELAIS_PID")
-    tck=$(getconf CLK_TCK)
-    POLICY_CPU_USER_US=$(((u1 - u0) * 1000000 / tck / MESSAGES))
-    POLICY_CPU_SYS_US=$(((s1 - s0) * 1000000 / tck / MESSAGES))
+    parallel_run policy_par relais-policy
+    POLICY_CPU_USER_US=$CPU_RUN_USER_US
+    POLICY_CPU_SYS_US=$CPU_RUN_SYS_US
     source_run policy_one "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
     POLICY_PASSED=$(grep -c 'spf=pass (mailfrom example.org' "$WORK/relais-policy/stderr.log" || true)
     POLICY_DMARC=$(find "$WORK/relais-policy/data/mail/bench/new" -type f -print0 | head -z -n 1 |
