@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 mod values;
 
-pub use values::{BadValue, Cidr, LmtpTarget, NextHop, is_safe_local_part};
+pub use values::{BadValue, Cidr, LmtpTarget, NextHop, WeightedZone, is_safe_local_part};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -132,6 +132,68 @@ pub struct PolicyConfig {
     /// The name in our `Authentication-Results` headers (RFC 8601's authserv-id); default:
     /// the host name. Incoming headers that claim it are removed.
     pub authserv_id: String,
+    /// Look up every client's PTR and whether it resolves back (forward-confirmed reverse
+    /// DNS), for the log (`client=name[ip]`), the `Received` header and
+    /// `reject_unknown_client`. Off in the embedded default, which asks no DNS.
+    pub reverse_dns: bool,
+    /// DNS lists asked about every client at connect (`zone` or `zone*weight`; a white list
+    /// has a negative weight), in parallel, as Postfix's postscreen does.
+    pub dnsbl: Vec<WeightedZone>,
+    /// The sum of the weights of the lists that name a client at which it is refused.
+    pub dnsbl_threshold: i32,
+    /// Lists of sender domains (RHSBL) asked about at MAIL FROM.
+    pub rhsbl: Vec<String>,
+    /// Refuse clients without a forward-confirmed PTR: `temporary` (`450 4.7.25`) or
+    /// `permanent` (`550 5.7.25`). Needs `reverse_dns`.
+    pub reject_unknown_client: UnknownClient,
+    /// Refuse a HELO that is no fully-qualified name nor an address literal, or that claims
+    /// to be us (`504 5.5.2`, at MAIL FROM as Postfix does).
+    pub helo: HeloAction,
+    /// How long the connect-time lookups (PTR, DNS lists) may take before MAIL FROM goes on
+    /// without them.
+    #[serde(with = "duration_ms")]
+    pub lookup_timeout: Duration,
+    /// Own texts for the refusals, instead of Postfix's: `{client}` is the client's address,
+    /// `{list}` the list that named it, `{helo}` the HELO name, `{sender}` the sender.
+    pub texts: PolicyTexts,
+}
+
+/// `[policy.texts]`: the human part of each refusal.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyTexts {
+    /// A client on DNS lists.
+    pub dnsbl: Option<String>,
+    /// A sender domain on a list.
+    pub rhsbl: Option<String>,
+    /// A client without a confirmed PTR.
+    pub unknown_client: Option<String>,
+    /// A bad HELO.
+    pub helo: Option<String>,
+}
+
+/// `reject_unknown_client`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownClient {
+    /// No check.
+    #[default]
+    Off,
+    /// `450 4.7.25`: the client may try again (its DNS may be fixed).
+    Temporary,
+    /// `550 5.7.25`.
+    Permanent,
+}
+
+/// `helo`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeloAction {
+    /// Any HELO name goes (seed 000's `helo x`).
+    #[default]
+    Off,
+    /// `504 5.5.2`.
+    Reject,
 }
 
 impl Default for PolicyConfig {
@@ -144,6 +206,14 @@ impl Default for PolicyConfig {
             arc: CheckAction::Off,
             verify_max_size: 10_240_000,
             authserv_id: String::new(),
+            reverse_dns: false,
+            dnsbl: Vec::new(),
+            dnsbl_threshold: 1,
+            rhsbl: Vec::new(),
+            reject_unknown_client: UnknownClient::Off,
+            helo: HeloAction::Off,
+            lookup_timeout: Duration::from_secs(5),
+            texts: PolicyTexts::default(),
         }
     }
 }
@@ -655,6 +725,17 @@ impl Config {
         if self.limits.max_errors == 0 {
             return Err(err("max_errors", "must be at least 1".into()));
         }
+        for z in &self.policy.rhsbl {
+            if !relais_proto::address::is_domain(z.trim_end_matches('.')) {
+                return Err(err("rhsbl", format!("{z:?} is not a DNS zone")));
+            }
+        }
+        if self.policy.reject_unknown_client != UnknownClient::Off && !self.policy.reverse_dns {
+            return Err(err(
+                "reject_unknown_client",
+                "needs reverse_dns = true".into(),
+            ));
+        }
         if !self.srs.domain.is_empty() && !relais_proto::address::is_domain(&self.srs.domain) {
             return Err(err(
                 "domain",
@@ -705,6 +786,9 @@ impl Config {
             k.domain = k.domain.to_ascii_lowercase();
         }
         self.srs.domain = self.srs.domain.to_ascii_lowercase();
+        for z in &mut self.policy.rhsbl {
+            *z = z.trim_end_matches('.').to_ascii_lowercase();
+        }
     }
 
     /// The DNS server of the server's lookups: the top-level `resolver`, else `[delivery]

@@ -156,6 +156,49 @@ pub fn is_safe_local_part(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-' | b'='))
 }
 
+/// A DNS list and its weight: `zen.spamhaus.org*3` (weight 1 when not given; a white list
+/// has a negative weight, `list.dnswl.org*-5`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedZone {
+    /// The zone, lower case, without a trailing dot.
+    pub zone: String,
+    /// Its weight in the sum compared with the threshold.
+    pub weight: i32,
+}
+
+impl WeightedZone {
+    /// Parses `zone` or `zone*weight`.
+    pub fn parse(s: &str) -> Option<WeightedZone> {
+        let (zone, weight) = match s.trim().rsplit_once('*') {
+            Some((z, w)) => (z, w.trim().parse().ok()?),
+            None => (s.trim(), 1),
+        };
+        let zone = zone.trim().trim_end_matches('.').to_ascii_lowercase();
+        relais_proto::address::is_domain(&zone).then_some(WeightedZone { zone, weight })
+    }
+}
+
+impl fmt::Display for WeightedZone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.weight == 1 {
+            f.write_str(&self.zone)
+        } else {
+            write!(f, "{}*{}", self.zone, self.weight)
+        }
+    }
+}
+
+impl FromStr for WeightedZone {
+    type Err = BadValue;
+    fn from_str(s: &str) -> Result<Self, BadValue> {
+        WeightedZone::parse(s).ok_or_else(|| {
+            BadValue(format!(
+                "{s:?} is not like \"zen.spamhaus.org\" or \"zen.spamhaus.org*3\""
+            ))
+        })
+    }
+}
+
 /// What a value that does not parse is refused with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadValue(String);
@@ -207,7 +250,7 @@ macro_rules! serde_as_text {
         }
     )*};
 }
-serde_as_text!(Cidr, NextHop, LmtpTarget);
+serde_as_text!(Cidr, NextHop, LmtpTarget, WeightedZone);
 
 /// `[delivery] resolver`: a nameserver of relais-dns, written `IP` or `IP:PORT`.
 pub(crate) mod nameserver {

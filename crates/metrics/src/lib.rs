@@ -154,6 +154,7 @@ const SPF_RESULTS: [&str; 7] = [
     "temperror",
 ];
 const VERDICTS: [&str; 3] = ["accept", "quarantine", "reject"];
+const SCREENS: [&str; 3] = ["helo", "client", "rhsbl"];
 
 /// Everything relais counts.
 #[derive(Debug)]
@@ -182,6 +183,9 @@ pub struct Metrics {
     spf_checks: [Counter; 7],
     /// Content checks (DKIM, ARC, DMARC) at the end of data, by verdict.
     content_checks: [Counter; 3],
+    /// Senders refused at MAIL FROM by the HELO, client (DNS lists, reverse DNS) and RHSBL
+    /// checks.
+    screen_refusals: [Counter; 3],
     /// TLS handshakes completed, by version.
     tls_handshakes: [Counter; 2],
     /// Delivery attempts, by agent and outcome.
@@ -222,6 +226,7 @@ impl Metrics {
             recipient_checks: [const { Counter::new() }; 2],
             spf_checks: [const { Counter::new() }; 7],
             content_checks: [const { Counter::new() }; 3],
+            screen_refusals: [const { Counter::new() }; 3],
             tls_handshakes: [const { Counter::new() }; 2],
             deliveries: [const { [const { Counter::new() }; 3] }; 6],
             delivery_seconds: Histogram::new(),
@@ -275,6 +280,13 @@ impl Metrics {
     pub fn content_check(&self, verdict: &str) {
         if let Some(i) = VERDICTS.iter().position(|&w| w == verdict) {
             self.content_checks[i].inc();
+        }
+    }
+
+    /// A sender refused at MAIL FROM by this check: `helo`, `client` or `rhsbl`.
+    pub fn screen_refused(&self, check: &str) {
+        if let Some(i) = SCREENS.iter().position(|&w| w == check) {
+            self.screen_refusals[i].inc();
         }
     }
 
@@ -389,6 +401,9 @@ impl Metrics {
         }
         for (r, n) in VERDICTS.iter().zip(&self.content_checks) {
             checks.push((format!("check=\"content\",result=\"{r}\""), n.get()));
+        }
+        for (c, n) in SCREENS.iter().zip(&self.screen_refusals) {
+            checks.push((format!("check=\"{c}\",result=\"reject\""), n.get()));
         }
         counter(
             o,

@@ -11,6 +11,7 @@
 //!
 //! Each check is `off` unless `[policy]` turns it on, so the embedded default asks no DNS.
 
+pub mod client;
 pub mod content;
 pub mod filter;
 pub mod keygen;
@@ -23,6 +24,7 @@ use relais_config::{Config, PolicyConfig, SpfAction};
 use relais_dns::{Resolver, ResolverOptions};
 use relais_proto::ReversePath;
 
+pub use client::{Screening, decide_client, decide_helo};
 pub use content::{Action, ContentVerdict, Context, Received};
 pub use filter::HeaderFilter;
 pub use sign::{Outgoing, Prepared, Sealing, Signers, prepare_local};

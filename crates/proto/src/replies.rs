@@ -542,3 +542,73 @@ pub fn dmarc_reject(domain: &str) -> Reply {
         ),
     )
 }
+
+/// `554 5.7.1`: the client is on DNS lists whose weights reach the threshold (postscreen's and
+/// `reject_rbl_client`'s wording). `text` replaces the words after the status code.
+pub fn dnsbl_blocked(ip: std::net::IpAddr, zone: &str, text: Option<&str>) -> Reply {
+    let text = text.map_or_else(
+        || format!("Service unavailable; client [{ip}] blocked using {zone}"),
+        printable_text,
+    );
+    Reply::new(554, st(5, 7, 1), text)
+}
+
+/// `554 5.7.1`: the sender's domain is on a domain list (`reject_rhsbl_sender`).
+pub fn rhsbl_blocked(sender: &str, zone: &str, text: Option<&str>) -> Reply {
+    let text = text.map_or_else(
+        || format!("Service unavailable; Sender address [{sender}] blocked using {zone}"),
+        printable_text,
+    );
+    Reply::new(554, st(5, 7, 1), text)
+}
+
+/// `450 4.7.25` or `550 5.7.25`: the client has no PTR that resolves back to its address
+/// (`reject_unknown_client_hostname`; temporary when the DNS failed).
+pub fn unknown_client(ip: std::net::IpAddr, temporary: bool, text: Option<&str>) -> Reply {
+    let text = text.map_or_else(
+        || format!("Client host rejected: cannot find your reverse hostname, [{ip}]"),
+        printable_text,
+    );
+    if temporary {
+        Reply::new(450, st(4, 7, 25), text)
+    } else {
+        Reply::new(550, st(5, 7, 25), text)
+    }
+}
+
+/// What is wrong with a HELO name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeloProblem {
+    /// One label only (`x`, `localhost`, `DESKTOP-1234`).
+    NotFqdn,
+    /// Not a host name nor an address literal.
+    Invalid,
+    /// Our own name.
+    OurName,
+}
+
+impl HeloProblem {
+    /// In words, for a configured text's `{why}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeloProblem::NotFqdn => "not a fully-qualified host name",
+            HeloProblem::Invalid => "not a valid host name",
+            HeloProblem::OurName => "our own name",
+        }
+    }
+}
+
+/// A refused HELO name, in Postfix's words: `504 5.5.2 <x>: Helo command rejected: need
+/// fully-qualified hostname`, `501 5.5.2 … Invalid name`, `550 5.7.1 … that is my name`.
+pub fn helo_rejected(helo: &str, why: HeloProblem, text: Option<&str>) -> Reply {
+    let (code, status, words) = match why {
+        HeloProblem::NotFqdn => (504, st(5, 5, 2), "need fully-qualified hostname"),
+        HeloProblem::Invalid => (501, st(5, 5, 2), "Invalid name"),
+        HeloProblem::OurName => (550, st(5, 7, 1), "that is my name"),
+    };
+    let text = text.map_or_else(
+        || format!("<{}>: Helo command rejected: {words}", printable_text(helo)),
+        printable_text,
+    );
+    Reply::new(code, status, text)
+}

@@ -9,6 +9,8 @@
 //!   canonicalisations, two signatures, a broken body, a missing key), DMARC `reject` refused
 //!   and `quarantine` filed into Junk, ARC chains sealed by dkimpy, forged
 //!   `Authentication-Results` removed, a message over `verify_max_size`;
+//! - [`clients`]: who the client is (issue 12): DNS lists scored at connect, reverse DNS,
+//!   HELO names, sender domains on domain lists;
 //! - [`bad_input`]: broken records, DNS failures and silence, huge and duplicate headers,
 //!   content that is no message;
 //! - [`signing`]: `relais dkim keygen`, and mail from authenticated submission and
@@ -22,6 +24,8 @@ mod common;
 
 #[path = "sender_auth/bad_input.rs"]
 mod bad_input;
+#[path = "sender_auth/clients.rs"]
+mod clients;
 #[path = "sender_auth/content.rs"]
 mod content;
 #[path = "sender_auth/signing.rs"]

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use relais_config::Role;
 use relais_metrics::METRICS;
 use relais_policy::{
-    self as policy, Action, HeaderFilter, Outgoing, Received, Sealing, SpfVerdict,
+    self as policy, Action, HeaderFilter, Outgoing, Received, Screening, Sealing, SpfVerdict,
 };
 use relais_proto::session::{AuthOutcome, Event, Stored, Verdict};
 use relais_proto::{Envelope, Reply, ReversePath, Session, replies};
@@ -173,10 +173,24 @@ impl ContentChecks {
     }
 }
 
+/// The connect-time lookups of a client (reverse DNS, DNS lists), asked for at MAIL FROM.
+enum Screen {
+    /// None configured.
+    Off,
+    /// Running since the connect.
+    Pending(tokio::task::JoinHandle<Screening>),
+    /// Done.
+    Done(Screening),
+}
+
 /// Everything a connection knows about its client and itself.
 struct Client {
-    /// `unknown[ip]:port`, as logged.
+    /// `unknown[ip]:port` (`name[ip]:port` once its reverse DNS is confirmed), as logged.
     label: String,
+    /// The forward-confirmed PTR name, once known.
+    name: Option<String>,
+    /// The connect-time lookups.
+    screen: Screen,
     /// The peer address.
     peer: SocketAddr,
     /// TLS version and cipher, once encrypted.
@@ -195,12 +209,23 @@ pub async fn serve(
     ctx: Arc<Context>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let trusted_network = ctx.relay_networks.iter().any(|n| n.contains(peer.ip()));
+    let screen = if ctx.auth.screens_clients() {
+        let ctx = ctx.clone();
+        Screen::Pending(tokio::spawn(async move {
+            ctx.auth.screen(peer.ip(), trusted_network).await
+        }))
+    } else {
+        Screen::Off
+    };
     let mut client = Client {
         label: format!("unknown[{}]:{}", peer.ip(), peer.port()),
+        name: None,
+        screen,
         peer,
         tls: None,
         user: None,
-        trusted_network: ctx.relay_networks.iter().any(|n| n.contains(peer.ip())),
+        trusted_network,
     };
     let config = ctx.session_config(role);
     let mut buf = vec![0u8; READ_BUFFER];
@@ -495,7 +520,7 @@ fn checked(client: &Client) -> bool {
 /// `client=` line.
 async fn sender(
     ctx: &Context,
-    client: &Client,
+    client: &mut Client,
     session: &Session,
     tx: &mut Option<Transaction>,
     from: &ReversePath,
@@ -503,7 +528,14 @@ async fn sender(
     if let Some(r) = check_sender(ctx, client, from) {
         return Verdict::Reject(r);
     }
+    identify(client).await;
     let helo = session.helo_name().unwrap_or("");
+    if checked(client)
+        && let Some((check, why, reply)) = screen_sender(ctx, client, helo, from).await
+    {
+        refused(client, check, &why, from);
+        return Verdict::Reject(reply);
+    }
     let spf = if checked(client) {
         ctx.auth.check_spf(client.peer.ip(), helo, from).await
     } else {
@@ -513,17 +545,8 @@ async fn sender(
         METRICS.spf_check(v.result.as_str());
     }
     if let Some(reply) = spf.as_ref().and_then(|v| v.reply.clone()) {
-        let v = spf.as_ref().map(SpfVerdict::summary).unwrap_or_default();
-        info!(
-            event = "policy",
-            queue_id = "NOQUEUE",
-            client = %client.label,
-            check = "spf",
-            from = %from,
-            status = "refused",
-            "NOQUEUE: {v}: from=<{from}> refused for {}",
-            client.label
-        );
+        let why = spf.as_ref().map(SpfVerdict::summary).unwrap_or_default();
+        refused(client, "spf", &why, from);
         return Verdict::Reject(reply);
     }
     let id = ctx.spool.new_id();
@@ -594,6 +617,61 @@ fn recipient(
         }
         Err(v) => v,
     }
+}
+
+/// Waits for the connect-time lookups (bounded by `lookup_timeout`) and names the client by
+/// its confirmed PTR from now on.
+async fn identify(client: &mut Client) {
+    if let Screen::Pending(task) = &mut client.screen {
+        let screening = task.await.unwrap_or_default();
+        if let Some(name) = &screening.name {
+            client.label = format!("{name}[{}]:{}", client.peer.ip(), client.peer.port());
+            client.name = Some(name.clone());
+        }
+        let summary = screening.summary();
+        if !summary.is_empty() {
+            info!(event = "screen", client = %client.label, reason = %summary, "{}: {summary}", client.label);
+        }
+        client.screen = Screen::Done(screening);
+    }
+}
+
+/// The checks of a stranger at MAIL FROM before SPF: its HELO name, its DNS lists and reverse
+/// DNS, its sender domain on domain lists. The check, why, and the refusal.
+async fn screen_sender(
+    ctx: &Context,
+    client: &Client,
+    helo: &str,
+    from: &ReversePath,
+) -> Option<(&'static str, String, Reply)> {
+    let settings = ctx.auth.settings();
+    if let Some(r) = policy::decide_helo(settings, helo, &ctx.config.hostname) {
+        return Some(("helo", format!("helo={helo}"), r));
+    }
+    if let Screen::Done(s) = &client.screen
+        && let Some(r) = policy::decide_client(settings, s, client.peer.ip())
+    {
+        return Some(("client", s.summary(), r));
+    }
+    let sender = from.mailbox()?.to_string();
+    let (why, reply) = ctx.auth.check_rhsbl(&sender).await?;
+    Some(("rhsbl", why, reply))
+}
+
+/// Logs a refusal at MAIL FROM by a sender check.
+fn refused(client: &Client, check: &str, why: &str, from: &ReversePath) {
+    METRICS.screen_refused(check);
+    info!(
+        event = "policy",
+        queue_id = "NOQUEUE",
+        client = %client.label,
+        check,
+        from = %from,
+        status = "refused",
+        reason = %why,
+        "NOQUEUE: {why}: from=<{from}> refused for {}",
+        client.label
+    );
 }
 
 /// True if the alias `name` sends copies to another domain.
@@ -769,7 +847,7 @@ fn received_header(ctx: &Context, envelope: &Envelope, client: &Client, id: &str
     headers::received(&ReceivedInfo {
         envelope,
         client_ip: client.peer.ip(),
-        client_name: None,
+        client_name: client.name.as_deref(),
         hostname: &ctx.config.hostname,
         id,
         when: SystemTime::now(),

@@ -1,0 +1,202 @@
+//! Who the client is (issue 12, first part): DNS lists scored at connect, reverse DNS in the
+//! log and the `Received` header and as a reason to refuse, HELO names, sender domains on
+//! domain lists. Clients come from 127.0.0.2, .3, … (loopback only); every answer from the
+//! fixture DNS.
+
+use std::net::Ipv4Addr;
+
+use relais_dns::fixture::Fault;
+
+use crate::common::Zone;
+use crate::support::{Client, PASSWORD, Server, USER, received};
+use crate::zone::{setup, start_dns};
+
+fn lo(n: u8) -> Option<Ipv4Addr> {
+    Some(Ipv4Addr::new(127, 0, 0, n))
+}
+
+/// The lists and names of the tests.
+fn zone() -> Zone {
+    Zone::new()
+        // bl.test*3 names .2 and .3; small.test*1 names .4; white.test*-5 names .3;
+        // broken.test answers .5 with an error code (RFC 5782 test points style)
+        .a("2.0.0.127.bl.test", "127.0.0.2")
+        .txt("2.0.0.127.bl.test", "listed: see https://bl.test/127.0.0.2")
+        .a("3.0.0.127.bl.test", "127.0.0.2")
+        .a("4.0.0.127.small.test", "127.0.0.2")
+        .a("3.0.0.127.white.test", "127.0.0.2")
+        .a("5.0.0.127.broken.test", "127.255.255.254")
+        .fault("slow.test", Fault::Silent)
+        // .6 has a confirmed PTR, .7 a PTR that lies, .8 none
+        .ptr("127.0.0.6", "good.test")
+        .a("good.test", "127.0.0.6")
+        .ptr("127.0.0.7", "liar.test")
+        .a("liar.test", "192.0.2.1")
+        // the sender domain list
+        .a("spam.test.dbl.test", "127.0.1.2")
+}
+
+/// MAIL FROM after EHLO `helo`, from 127.0.0.`from`: the reply.
+fn mail_from(port: u16, from: u8, helo: &str, sender: &str) -> crate::support::Reply {
+    let mut c = Client::connect_from(port, lo(from));
+    c.greeting();
+    c.expect(&format!("EHLO {helo}"), "250 ");
+    c.cmd(&format!("MAIL FROM:<{sender}>"))
+}
+
+#[test]
+fn dns_lists_are_scored_against_the_threshold() {
+    let dns = start_dns(zone());
+    let s = Server::start(
+        setup(
+            &dns,
+            &[
+                "dnsbl = [\"bl.test*3\", \"small.test\", \"white.test*-5\", \"broken.test*3\"]",
+                "dnsbl_threshold = 3",
+            ],
+        )
+        .auth("allow_plaintext = true"),
+    );
+    let port = s.port("mx");
+    // (client, expected start of the MAIL reply)
+    let table: &[(u8, &str)] = &[
+        (1, "250 2.1.0"),
+        (
+            2,
+            "554 5.7.1 Service unavailable; client [127.0.0.2] blocked using bl.test",
+        ),
+        (3, "250 2.1.0"), // listed, but white-listed more
+        (4, "250 2.1.0"), // weight 1, under the threshold
+        (5, "250 2.1.0"), // the list's error answer counts for nothing
+    ];
+    for (from, expected) in table {
+        let r = mail_from(port, *from, "client.test", "someone@example.test");
+        assert!(r.is(expected), "127.0.0.{from}: {r}");
+    }
+    s.assert_logged("NOQUEUE: dnsbl score 3 (bl.test*3 listed 127.0.0.2");
+    s.assert_logged("broken.test error:");
+    // an authenticated client is not held to the lists
+    let mut c = Client::ready(port, lo(2));
+    assert!(c.auth_plain(USER, PASSWORD).is("235 "));
+    assert!(c.cmd("MAIL FROM:<alice@local.test>").is("250 "));
+}
+
+#[test]
+fn a_slow_list_does_not_hold_mail_back() {
+    let dns = start_dns(zone());
+    let s = Server::start(setup(
+        &dns,
+        &["dnsbl = [\"slow.test*5\"]", "lookup_timeout = \"700ms\""],
+    ));
+    let started = std::time::Instant::now();
+    let r = mail_from(s.port("mx"), 2, "client.test", "someone@example.test");
+    assert!(r.is("250 2.1.0"), "{r}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    s.assert_logged("(lookups timed out)");
+}
+
+#[test]
+fn reverse_dns_names_the_client_and_refuses_the_unknown() {
+    let dns = start_dns(zone());
+    let s = Server::start(setup(
+        &dns,
+        &[
+            "reverse_dns = true",
+            "reject_unknown_client = \"permanent\"",
+        ],
+    ));
+    let port = s.port("mx");
+    let mut c = Client::ready(port, lo(6));
+    assert!(
+        c.send_mail("someone@example.test", &["bob@local.test"], "named")
+            .is("250 ")
+    );
+    let mail = s.wait_mail("bob", 1).remove(0);
+    let r = received(&mail);
+    assert!(r.contains("(good.test [127.0.0.6])"), "{r}");
+    s.assert_logged("client=good.test[127.0.0.6]");
+    for from in [7, 8] {
+        let r = mail_from(port, from, "client.test", "someone@example.test");
+        assert!(
+            r.is(&format!("550 5.7.25 Client host rejected: cannot find your reverse hostname, [127.0.0.{from}]")),
+            "{r}"
+        );
+    }
+    let s = Server::start(setup(
+        &dns,
+        &[
+            "reverse_dns = true",
+            "reject_unknown_client = \"temporary\"",
+        ],
+    ));
+    assert!(mail_from(s.port("mx"), 8, "client.test", "x@example.test").is("450 4.7.25"));
+}
+
+#[test]
+fn helo_names_are_checked_only_when_asked() {
+    let dns = start_dns(zone());
+    let s = Server::start(setup(&dns, &["helo = \"reject\""]));
+    let port = s.port("mx");
+    let table: &[(&str, &str)] = &[
+        ("client.test", "250 2.1.0"),
+        ("[127.0.0.1]", "250 2.1.0"),
+        (
+            "x",
+            "504 5.5.2 <x>: Helo command rejected: need fully-qualified hostname",
+        ),
+        (
+            "bad_name.test",
+            "501 5.5.2 <bad_name.test>: Helo command rejected: Invalid name",
+        ),
+        (
+            "mx.local.test",
+            "550 5.7.1 <mx.local.test>: Helo command rejected: that is my name",
+        ),
+    ];
+    for (helo, expected) in table {
+        let r = mail_from(port, 1, helo, "someone@example.test");
+        assert!(r.is(expected), "EHLO {helo}: {r}");
+    }
+    // a 10 kB HELO gets an answer and the session goes on
+    let mut c = Client::connect(port);
+    c.greeting();
+    let r = c.cmd(&format!("EHLO {}", "a".repeat(10_000)));
+    assert!(r.is("500 ") || r.is("501 "), "{r}");
+    c.expect("EHLO client.test", "250 ");
+    // off (the default): seed 000's `helo x` works
+    let s = Server::start(setup(&dns, &[]));
+    assert!(mail_from(s.port("mx"), 1, "x", "someone@example.test").is("250 2.1.0"));
+}
+
+#[test]
+fn sender_domains_on_a_domain_list_are_refused() {
+    let dns = start_dns(zone());
+    let s = Server::start(setup(&dns, &["rhsbl = [\"dbl.test\"]"]));
+    let port = s.port("mx");
+    let r = mail_from(port, 1, "client.test", "a@spam.test");
+    assert!(
+        r.is("554 5.7.1 Service unavailable; Sender address [a@spam.test] blocked using dbl.test"),
+        "{r}"
+    );
+    assert!(mail_from(port, 1, "client.test", "a@clean.test").is("250 2.1.0"));
+    assert!(mail_from(port, 1, "client.test", "").is("250 2.1.0"));
+}
+
+#[test]
+fn own_refusal_texts() {
+    let dns = start_dns(zone());
+    let s = Server::start(setup(
+        &dns,
+        &[
+            "dnsbl = [\"bl.test*3\"]",
+            "dnsbl_threshold = 3",
+            "[policy.texts]",
+            "dnsbl = \"{client} is on {list}; write to postmaster@local.test\"",
+        ],
+    ));
+    let r = mail_from(s.port("mx"), 2, "client.test", "x@example.test");
+    assert!(
+        r.is("554 5.7.1 127.0.0.2 is on bl.test; write to postmaster@local.test"),
+        "{r}"
+    );
+}
