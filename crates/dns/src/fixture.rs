@@ -433,6 +433,8 @@ async fn serve_tcp(
 /// | `nodmarc.test` | A 127.0.0.22 | no DMARC |
 /// | `big.test` | a 600-byte TXT | truncation, retry over TCP |
 /// | `bl.test` | DNSBL zone: 127.0.0.2 listed (A 127.0.0.2 + TXT reason), 127.0.0.3 answers 127.255.255.254 | DNSBL listed / error code |
+/// | `all.test` | DNSBL zone that names every address it is asked about (127.0.0.1, .2, 192.0.2.1) | a list that lists everything |
+/// | `dead.test` | a zone without listings, not even the test point | a dead list |
 /// | `servfail.test`, `refused.test`, `timeout.test` | SERVFAIL, REFUSED, no answer | DNS failures |
 pub fn standard() -> Zone {
     Zone::new()
@@ -488,6 +490,11 @@ pub fn standard() -> Zone {
             "127.0.0.2 is listed for testing, see https://bl.test/query/127.0.0.2",
         )
         .a("3.0.0.127.bl.test", "127.255.255.254")
+        // a list that names everything (a shut-down list's wildcard), and one that is gone
+        .a("1.0.0.127.all.test", "127.0.0.2")
+        .a("2.0.0.127.all.test", "127.0.0.2")
+        .a("1.2.0.192.all.test", "127.0.0.2")
+        .txt("dead.test", "this list is no more")
         // DNS failures.
         .fault("servfail.test", Fault::ServFail)
         .fault("refused.test", Fault::Refused)

@@ -168,7 +168,19 @@ impl Query {
                 } else {
                     zones
                 };
-                policy::dnsbl_report(ip, resolver.dnsbl(ip, &zones).await)
+                // RFC 5782 §5: every list names 127.0.0.2 and never 127.0.0.1; a list that
+                // does not is dead, or answers everything.
+                let (checks, two, one) = tokio::join!(
+                    resolver.dnsbl(ip, &zones),
+                    resolver.dnsbl(std::net::Ipv4Addr::new(127, 0, 0, 2).into(), &zones),
+                    resolver.dnsbl(std::net::Ipv4Addr::LOCALHOST.into(), &zones),
+                );
+                let health = two
+                    .iter()
+                    .zip(&one)
+                    .map(|(two, one)| policy::ZoneHealth::of(two, one))
+                    .collect();
+                policy::dnsbl_report(ip, checks, health)
             }
         }
     }

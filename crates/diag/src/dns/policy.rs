@@ -201,12 +201,56 @@ pub(super) fn dmarc_report(record: DmarcRecord) -> Report {
     }
 }
 
-pub(super) fn dnsbl_report(ip: IpAddr, checks: Vec<DnsblCheck>) -> Report {
+/// Whether a list answers its RFC 5782 test points as a working list does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum ZoneHealth {
+    /// 127.0.0.2 listed, 127.0.0.1 not.
+    Working,
+    /// 127.0.0.2 not listed (or an error): the list is gone, unreachable or refuses us; its
+    /// "not listed" means nothing.
+    Dead,
+    /// 127.0.0.1 listed: the list names every address (shut down with a wildcard, or
+    /// hijacked); its "listed" means nothing.
+    ListsEverything,
+}
+
+impl ZoneHealth {
+    /// From the answers for 127.0.0.2 and 127.0.0.1.
+    pub(super) fn of(two: &DnsblCheck, one: &DnsblCheck) -> ZoneHealth {
+        match (&two.status, &one.status) {
+            (_, DnsblStatus::Listed { .. }) => ZoneHealth::ListsEverything,
+            (DnsblStatus::Listed { .. }, _) => ZoneHealth::Working,
+            _ => ZoneHealth::Dead,
+        }
+    }
+
+    fn line(self) -> &'static str {
+        match self {
+            ZoneHealth::Working => "working (names the test point 127.0.0.2, not 127.0.0.1)",
+            ZoneHealth::Dead => {
+                "DEAD? the test point 127.0.0.2 is not listed: the list is gone, unreachable or refuses this resolver; its answers mean nothing (RFC 5782 §5)"
+            }
+            ZoneHealth::ListsEverything => {
+                "LISTS EVERYTHING: 127.0.0.1 is listed; a list that was shut down or hijacked answers every address: remove it from your configuration"
+            }
+        }
+    }
+}
+
+pub(super) fn dnsbl_report(ip: IpAddr, checks: Vec<DnsblCheck>, health: Vec<ZoneHealth>) -> Report {
     let mut text = format!("DNSBL check of {ip} on {} zone(s):\n", checks.len());
     let mut rows = Vec::new();
     let (mut listed, mut errors) = (0, 0);
-    for check in &checks {
+    for (check, health) in checks.iter().zip(&health) {
         let (status, detail) = match &check.status {
+            DnsblStatus::Listed { .. } if *health == ZoneHealth::ListsEverything => {
+                errors += 1;
+                (
+                    "ERROR",
+                    "the list names every address (see below): no verdict".to_string(),
+                )
+            }
             DnsblStatus::Listed { codes, reason } => {
                 listed += 1;
                 let codes: Vec<String> = codes
@@ -242,6 +286,13 @@ pub(super) fn dnsbl_report(ip: IpAddr, checks: Vec<DnsblCheck>) -> Report {
         ]);
     }
     text.push_str(&table(&rows, "  "));
+    text.push_str("zone health (RFC 5782 test points):\n");
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .zip(&health)
+        .map(|(c, h)| vec![c.zone.clone(), h.line().to_string()])
+        .collect();
+    text.push_str(&table(&rows, "  "));
     let _ = writeln!(
         text,
         "summary: listed on {listed} of {} zone(s){}",
@@ -258,11 +309,17 @@ pub(super) fn dnsbl_report(ip: IpAddr, checks: Vec<DnsblCheck>) -> Report {
     } else {
         exit::OK
     };
+    let health: Vec<_> = checks
+        .iter()
+        .zip(&health)
+        .map(|(c, h)| json!({ "zone": c.zone, "health": h }))
+        .collect();
     let json = json!({
         "ip": ip,
         "listed": listed,
         "errors": errors,
         "zones": to_json(&checks),
+        "health": health,
     });
     Report { text, json, code }
 }

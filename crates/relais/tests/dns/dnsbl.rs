@@ -81,3 +81,40 @@ fn several_zones_listed_wins_over_errors() {
     )
     .expect(5);
 }
+
+#[test]
+fn lists_are_checked_on_their_test_points() {
+    let s = server();
+    // bl.test names 127.0.0.2 and not 127.0.0.1: working; all.test names everything, so its
+    // listing of 192.0.2.1 is no verdict; dead.test names nothing, not even the test point
+    let run = relais(
+        &s,
+        &[
+            "dnsbl",
+            "192.0.2.1",
+            "--zone",
+            "bl.test",
+            "--zone",
+            "all.test",
+            "--zone",
+            "dead.test",
+        ],
+    )
+    .expect(5)
+    .shows(&[
+        "zone health (RFC 5782 test points):",
+        "bl.test    working (names the test point 127.0.0.2, not 127.0.0.1)",
+        "all.test   LISTS EVERYTHING: 127.0.0.1 is listed",
+        "dead.test  DEAD? the test point 127.0.0.2 is not listed",
+        "all.test   ERROR",
+        "summary: listed on 0 of 3 zone(s)",
+    ]);
+    let _ = run;
+    let json = relais(&s, &["dnsbl", "192.0.2.1", "--zone", "all.test", "--json"])
+        .expect(5)
+        .json();
+    assert_eq!(
+        json["result"]["health"][0]["health"], "lists_everything",
+        "{json}"
+    );
+}
