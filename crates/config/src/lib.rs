@@ -153,6 +153,18 @@ pub struct PolicyConfig {
     /// without them.
     #[serde(with = "duration_ms")]
     pub lookup_timeout: Duration,
+    /// Greylist strangers: the first try of a (client network, sender, recipient) is deferred
+    /// (`451 4.7.1`), a retry after `greylist_delay` accepted.
+    pub greylist: bool,
+    /// How long a client must wait before its retry is accepted.
+    #[serde(with = "duration")]
+    pub greylist_delay: Duration,
+    /// How long a first try is remembered; a retry after that counts as a first try.
+    #[serde(with = "duration")]
+    pub greylist_window: Duration,
+    /// How long a client network that retried correctly passes without greylisting.
+    #[serde(with = "duration")]
+    pub greylist_whitelist: Duration,
     /// Own texts for the refusals, instead of Postfix's: `{client}` is the client's address,
     /// `{list}` the list that named it, `{helo}` the HELO name, `{sender}` the sender.
     pub texts: PolicyTexts,
@@ -213,6 +225,10 @@ impl Default for PolicyConfig {
             reject_unknown_client: UnknownClient::Off,
             helo: HeloAction::Off,
             lookup_timeout: Duration::from_secs(5),
+            greylist: false,
+            greylist_delay: Duration::from_secs(300),
+            greylist_window: Duration::from_secs(4 * 3600),
+            greylist_whitelist: Duration::from_secs(7 * 86_400),
             texts: PolicyTexts::default(),
         }
     }

@@ -53,6 +53,13 @@ pub struct Screening {
 }
 
 impl Screening {
+    /// True when a white list (a list with a negative weight) names the client.
+    pub fn white_listed(&self) -> bool {
+        self.lists
+            .iter()
+            .any(|l| l.weight < 0 && matches!(l.status, ListStatus::Listed(_)))
+    }
+
     /// One line for the log: `dnsbl score 4 (zen.test*3 listed 127.0.0.2, …), ptr confirmed`.
     pub fn summary(&self) -> String {
         let lists: Vec<String> = self

@@ -14,6 +14,7 @@
 pub mod client;
 pub mod content;
 pub mod filter;
+pub mod greylist;
 pub mod keygen;
 pub mod sign;
 pub mod spf;

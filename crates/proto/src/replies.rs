@@ -612,3 +612,23 @@ pub fn helo_rejected(helo: &str, why: HeloProblem, text: Option<&str>) -> Reply 
     );
     Reply::new(code, status, text)
 }
+
+/// `451 4.7.1`: greylisted; a retry after `wait` seconds is accepted.
+pub fn greylisted(rcpt: &Mailbox, wait: u64) -> Reply {
+    Reply::new(
+        451,
+        st(4, 7, 1),
+        format!(
+            "<{rcpt}>: Recipient address rejected: Greylisted, please try again in {wait} seconds"
+        ),
+    )
+}
+
+/// `451 4.3.0`: the shared state (greylisting, rate limits) cannot be reached now.
+pub fn state_unavailable(rcpt: &Mailbox) -> Reply {
+    Reply::new(
+        451,
+        st(4, 3, 0),
+        format!("<{rcpt}>: Recipient address rejected: temporary failure, try again later"),
+    )
+}

@@ -14,6 +14,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("relais-metrics", 0),
     ("relais-spool", 1),
     ("relais-dns", 1),
+    ("relais-state", 1),
     ("relais-config", 2),
     ("relais-queue", 2),
     ("relais-client", 2),

@@ -88,6 +88,8 @@ impl Conn {
 struct Transaction {
     /// Allocated when the sender is accepted, so every log line of the message carries it.
     id: QueueId,
+    /// The sender.
+    from: ReversePath,
     /// The message on its way into the spool; created at the start of the content. A write
     /// that fails is remembered there and refuses the message at its end.
     message: Option<Enqueue>,
@@ -405,7 +407,7 @@ async fn handle_event(
             session.handle_verdict(verdict);
         }
         Event::CheckRecipient { to, .. } => {
-            let verdict = recipient(ctx, client, tx, &to);
+            let verdict = recipient(ctx, client, tx, &to).await;
             session.handle_verdict(verdict);
         }
         Event::Authenticate {
@@ -578,6 +580,7 @@ async fn sender(
     }
     *tx = Some(Transaction {
         id,
+        from: from.clone(),
         message: None,
         spf,
         checks: None,
@@ -588,15 +591,20 @@ async fn sender(
     Verdict::Accept
 }
 
-/// RCPT TO: the routing policy decides.
-fn recipient(
+/// RCPT TO: the routing policy decides, then greylisting for strangers.
+async fn recipient(
     ctx: &Context,
     client: &Client,
     tx: &mut Option<Transaction>,
     to: &relais_proto::Mailbox,
 ) -> Verdict {
     let may_relay = client.user.is_some() || client.trusted_network;
-    let checked = ctx.policy.check_recipient(to, may_relay);
+    let mut checked = ctx.policy.check_recipient(to, may_relay);
+    if checked.is_ok()
+        && let Some(reply) = greylist(ctx, client, tx, to).await
+    {
+        checked = Err(Verdict::Reject(reply));
+    }
     METRICS.recipient_check(checked.is_ok());
     match checked {
         Ok(route) => {
@@ -672,6 +680,42 @@ fn refused(client: &Client, check: &str, why: &str, from: &ReversePath) {
         "NOQUEUE: {why}: from=<{from}> refused for {}",
         client.label
     );
+}
+
+/// Greylisting of a stranger's recipient (not for clients on a white list): the deferral.
+async fn greylist(
+    ctx: &Context,
+    client: &Client,
+    tx: &Option<Transaction>,
+    to: &relais_proto::Mailbox,
+) -> Option<Reply> {
+    let settings = ctx.auth.settings();
+    if !settings.greylist || !checked(client) {
+        return None;
+    }
+    if let Screen::Done(s) = &client.screen
+        && s.white_listed()
+    {
+        return None;
+    }
+    let from = tx.as_ref().map(|t| &t.from)?;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (grey, reply) =
+        policy::greylist::check(&ctx.state, settings, client.peer.ip(), from, to, now).await?;
+    let id = id_or_noqueue(tx);
+    info!(
+        event = "policy",
+        queue_id = %id,
+        client = %client.label,
+        check = "greylist",
+        to = %to,
+        status = "deferred",
+        "{id}: greylist: to=<{to}> deferred for {} ({grey:?})",
+        client.label
+    );
+    Some(reply)
 }
 
 /// True if the alias `name` sends copies to another domain.

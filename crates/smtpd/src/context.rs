@@ -9,6 +9,7 @@ use relais_proto::SessionConfig;
 use relais_queue::QueueHandle;
 use relais_route::Policy;
 use relais_spool::Spool;
+use relais_state::Store;
 
 use tracing::warn;
 
@@ -37,6 +38,8 @@ pub struct Context {
     pub auth: SenderAuth,
     /// DKIM keys for what authenticated users send.
     pub signers: Signers,
+    /// Greylisting entries (and, later, rate counters).
+    pub state: Store,
     /// The spool.
     pub spool: Spool,
     /// Where committed messages go to be delivered.
@@ -65,6 +68,7 @@ impl Context {
         policy: Policy,
         delivery: QueueHandle,
         anvil: Arc<Anvil>,
+        state: Store,
     ) -> Result<Context, SmtpdError> {
         let tls = if config.tls.enabled {
             Some(tls::acceptor(&config)?)
@@ -105,6 +109,7 @@ impl Context {
             policy,
             auth,
             signers,
+            state,
             spool,
             delivery,
             config,

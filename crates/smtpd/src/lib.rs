@@ -38,6 +38,8 @@ pub use error::SmtpdError;
 
 use crate::context::Context;
 use crate::limits::Anvil;
+use relais_state::Store;
+
 use crate::listeners::{Door, ListenerKey, WorkerCommand, bind_reuseport, worker};
 
 /// The listeners of a configuration, bound once per worker, not yet served.
@@ -60,6 +62,8 @@ pub struct Smtpd {
     door: Arc<Door>,
     /// The per-client counters, kept across reloads.
     anvil: Arc<Anvil>,
+    /// The shared state (greylisting), kept across reloads.
+    state: Store,
     /// The listeners open now, as configured, with the address each is bound to.
     listening: BTreeMap<ListenerKey, SocketAddr>,
 }
@@ -95,7 +99,17 @@ impl Smtpd {
         delivery: QueueHandle,
     ) -> Result<Smtpd, SmtpdError> {
         let anvil = Arc::new(Anvil::default());
-        let ctx = Context::build(config, spool, policy, delivery, anvil.clone())?;
+        // Greylisting entries and rate counters, kept across reloads and restarts.
+        let state = Store::open(&config.data_dir.join("state.redb"))
+            .map_err(|e| SmtpdError::Config(e.to_string()))?;
+        let ctx = Context::build(
+            config,
+            spool,
+            policy,
+            delivery,
+            anvil.clone(),
+            state.clone(),
+        )?;
         let Bound {
             per_worker,
             listening,
@@ -127,6 +141,7 @@ impl Smtpd {
             workers: channels,
             door,
             anvil,
+            state,
             listening,
         })
     }
@@ -170,7 +185,14 @@ impl Smtpd {
         let (spool, delivery) = (old.spool.clone(), old.delivery.clone());
         drop(old);
         let keys = listener_keys(&config);
-        let ctx = Context::build(config, spool, policy, delivery, self.anvil.clone())?;
+        let ctx = Context::build(
+            config,
+            spool,
+            policy,
+            delivery,
+            self.anvil.clone(),
+            self.state.clone(),
+        )?;
         // Bind what is new before changing anything, so that a failure changes nothing.
         let mut opened = Vec::new();
         for &key in keys.iter().filter(|k| !self.listening.contains_key(k)) {

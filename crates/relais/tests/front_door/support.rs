@@ -238,12 +238,14 @@ impl Setup {
 
 /// A running `relais serve` (a [`Daemon`]: its log drained, stopped by PID when dropped).
 pub struct Server {
-    process: Daemon,
+    /// The process (a test may stop and start it again).
+    pub process: Daemon,
     /// Its `data_dir`.
     pub data_dir: PathBuf,
     /// Its configuration file (a test may rewrite it, then reload).
     pub config: PathBuf,
-    dir: tempfile::TempDir,
+    /// Its directory (configuration, data).
+    pub dir: tempfile::TempDir,
 }
 
 impl Server {

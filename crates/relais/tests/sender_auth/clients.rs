@@ -9,7 +9,7 @@ use relais_dns::fixture::Fault;
 
 use crate::common::Zone;
 use crate::support::{Client, PASSWORD, Server, USER, received};
-use crate::zone::{setup, start_dns};
+use crate::zone::{restart, setup, start_dns};
 
 fn lo(n: u8) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::new(127, 0, 0, n))
@@ -199,4 +199,53 @@ fn own_refusal_texts() {
         r.is("554 5.7.1 127.0.0.2 is on bl.test; write to postmaster@local.test"),
         "{r}"
     );
+}
+
+/// RCPT TO after MAIL FROM, from 127.0.0.`from`: the reply.
+fn rcpt(port: u16, from: u8, sender: &str, to: &str) -> crate::support::Reply {
+    let mut c = Client::ready(port, lo(from));
+    c.expect(&format!("MAIL FROM:<{sender}>"), "250 ");
+    c.cmd(&format!("RCPT TO:<{to}>"))
+}
+
+#[test]
+fn greylisting_defers_a_first_try_and_takes_the_retry_even_after_a_restart() {
+    let dns = start_dns(zone());
+    let mut s = Server::start(
+        setup(
+            &dns,
+            &[
+                "greylist = true",
+                "greylist_delay = \"2s\"",
+                "dnsbl = [\"white.test*-5\"]",
+            ],
+        )
+        .auth("allow_plaintext = true"),
+    );
+    let port = s.port("mx");
+    let r = rcpt(port, 2, "alice@example.test", "bob@local.test");
+    assert!(
+        r.is("451 4.7.1 <bob@local.test>: Recipient address rejected: Greylisted, please try again in 2 seconds"),
+        "{r}"
+    );
+    s.assert_logged("greylist: to=<bob@local.test> deferred");
+    // too early: still deferred
+    assert!(rcpt(port, 2, "alice@example.test", "bob@local.test").is("451 4.7.1"));
+    // the entry is on disk: a restart keeps it
+    restart(&mut s);
+    let port = s.port("mx");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert!(rcpt(port, 2, "alice@example.test", "bob@local.test").is("250 2.1.5"));
+    // the network passed: another sender, another recipient, another address of it
+    assert!(rcpt(port, 4, "carol@example.test", "dave@local.test").is("250 2.1.5"));
+    // a white-listed client (DNSWL, negative weight) and an authenticated one skip it
+    assert!(rcpt(s.port("mx"), 3, "x@example.test", "bob@local.test").is("250 2.1.5"));
+    let mut c = Client::ready(port, Some(Ipv4Addr::new(127, 0, 1, 9)));
+    assert!(c.auth_plain(USER, PASSWORD).is("235 "));
+    c.expect("MAIL FROM:<alice@local.test>", "250 ");
+    assert!(c.cmd("RCPT TO:<bob@local.test>").is("250 2.1.5"));
+    // a stranger from another network is greylisted
+    let mut c = Client::ready(port, Some(Ipv4Addr::new(127, 0, 1, 10)));
+    c.expect("MAIL FROM:<eve@example.test>", "250 ");
+    assert!(c.cmd("RCPT TO:<bob@local.test>").is("451 4.7.1"));
 }

@@ -25,6 +25,15 @@ pub fn setup(dns: &Dns, policy: &[&str]) -> Setup {
         .top(&block)
 }
 
+/// Stops `server` (SIGTERM) and starts it again on the same configuration and data: what it
+/// kept on disk is there, its ports are new.
+pub fn restart(server: &mut Server) {
+    server.process.stop();
+    let cmd = crate::common::serve_command(&server.config, server.dir.path());
+    server.process =
+        crate::common::process::Daemon::start("relais", cmd, 1, std::time::Duration::from_secs(20));
+}
+
 /// SPF records of every case: the client is always 127.0.0.1.
 pub fn spf_zone() -> Zone {
     Zone::new()

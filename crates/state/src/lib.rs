@@ -1,0 +1,231 @@
+//! `relais-state`: what the server remembers beyond one message and one connection:
+//! greylisting entries and rate counters, each with its expiry.
+//!
+//! Floor 1 of the flow of a message, beside the spool: the policy room (floor 3) asks it at
+//! RCPT TO, the server (floor 5) opens it once at start and hands it to every reload. One small
+//! interface ([`Store`]): a number under a key, until a time. The embedded backend keeps it in
+//! `data_dir/state.redb` ([redb]), so it survives a restart; writes are not synced one by one
+//! (a greylisting entry lost in a crash costs one more retry), the file is made durable every
+//! [`SYNC_EVERY`] and when the store is dropped. Expired entries are dropped as the store goes.
+//!
+//! Time is an argument (Unix seconds), never read here.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+
+/// Key → (value, expires at, Unix seconds).
+const TABLE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("state");
+
+/// How often writes are made durable.
+pub const SYNC_EVERY: Duration = Duration::from_secs(5);
+
+/// Expired entries are swept after this many writes.
+const SWEEP_EVERY: u64 = 10_000;
+
+/// A store that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("state store: {0}")]
+pub struct StateError(pub String);
+
+fn err(e: impl std::fmt::Display) -> StateError {
+    StateError(e.to_string())
+}
+
+/// The shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Embedded>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store(embedded)")
+    }
+}
+
+struct Embedded {
+    db: Database,
+    /// When writes were last made durable, and writes since the last sweep.
+    book: Mutex<(Instant, u64)>,
+}
+
+impl Store {
+    /// Opens (creates) the embedded store at `path`.
+    pub fn open(path: &Path) -> Result<Store, StateError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let db =
+            Database::create(path).map_err(|e| StateError(format!("{}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(err)?;
+        txn.open_table(TABLE).map_err(err)?;
+        txn.commit().map_err(err)?;
+        Ok(Store {
+            inner: Arc::new(Embedded {
+                db,
+                book: Mutex::new((Instant::now(), 0)),
+            }),
+        })
+    }
+
+    /// The value under `key`, if it has not expired by `now`.
+    pub async fn get(&self, key: &str, now: u64) -> Result<Option<u64>, StateError> {
+        let txn = self.inner.db.begin_read().map_err(err)?;
+        let table = txn.open_table(TABLE).map_err(err)?;
+        Ok(table
+            .get(key)
+            .map_err(err)?
+            .map(|v| v.value())
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value))
+    }
+
+    /// Sets `key` to `value` until `expires`.
+    pub async fn set(&self, key: &str, value: u64, expires: u64) -> Result<(), StateError> {
+        self.write(key, expires, |_| (value, expires))
+            .await
+            .map(|_| ())
+    }
+
+    /// The value under `key`; when there is none (or it expired by `now`), `value` is set
+    /// until `expires` first. Returns what is stored now.
+    pub async fn get_or_set(
+        &self,
+        key: &str,
+        value: u64,
+        now: u64,
+        expires: u64,
+    ) -> Result<u64, StateError> {
+        self.write(key, now, |old| match old {
+            Some(kept) => kept,
+            None => (value, expires),
+        })
+        .await
+    }
+
+    /// Adds `by` to the counter under `key` (0 when absent or expired by `now`), which expires
+    /// at `expires` when it is new. Returns the new count.
+    pub async fn add(&self, key: &str, by: u64, now: u64, expires: u64) -> Result<u64, StateError> {
+        self.write(key, now, |old| match old {
+            Some((count, until)) => (count.saturating_add(by), until),
+            None => (by, expires),
+        })
+        .await
+    }
+
+    /// Removes `key`.
+    pub async fn remove(&self, key: &str) -> Result<(), StateError> {
+        let txn = self.begin_write()?;
+        txn.open_table(TABLE)
+            .map_err(err)?
+            .remove(key)
+            .map_err(err)?;
+        txn.commit().map_err(err)
+    }
+
+    /// The number of entries, expired ones included (for the figures in notes and tests).
+    pub fn len(&self) -> Result<u64, StateError> {
+        let txn = self.inner.db.begin_read().map_err(err)?;
+        txn.open_table(TABLE).map_err(err)?.len().map_err(err)
+    }
+
+    /// True when the store holds nothing.
+    pub fn is_empty(&self) -> Result<bool, StateError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// A write transaction, durable when [`SYNC_EVERY`] has passed since the last durable one.
+    fn begin_write(&self) -> Result<redb::WriteTransaction, StateError> {
+        let mut txn = self.inner.db.begin_write().map_err(err)?;
+        let mut book = self.inner.book.lock().unwrap_or_else(|e| e.into_inner());
+        let durable = book.0.elapsed() >= SYNC_EVERY;
+        if durable {
+            book.0 = Instant::now();
+        }
+        book.1 += 1;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(err)?;
+        Ok(txn)
+    }
+
+    /// Reads `key` (live at `now`), stores what `f` makes of it, returns the stored value.
+    async fn write(
+        &self,
+        key: &str,
+        now: u64,
+        f: impl FnOnce(Option<(u64, u64)>) -> (u64, u64),
+    ) -> Result<u64, StateError> {
+        let txn = self.begin_write()?;
+        let stored = {
+            let mut table = txn.open_table(TABLE).map_err(err)?;
+            let old = table
+                .get(key)
+                .map_err(err)?
+                .map(|v| v.value())
+                .filter(|(_, expires)| *expires > now);
+            let new = f(old);
+            table.insert(key, new).map_err(err)?;
+            if self.sweep_due() {
+                table.retain(|_, (_, expires)| expires > now).map_err(err)?;
+            }
+            new.0
+        };
+        txn.commit().map_err(err)?;
+        Ok(stored)
+    }
+
+    fn sweep_due(&self) -> bool {
+        let book = self.inner.book.lock().unwrap_or_else(|e| e.into_inner());
+        book.1.is_multiple_of(SWEEP_EVERY)
+    }
+}
+
+impl Drop for Embedded {
+    /// Makes everything written durable.
+    fn drop(&mut self) {
+        if let Ok(mut txn) = self.db.begin_write() {
+            let _ = txn.set_durability(Durability::Immediate);
+            let _ = txn.commit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn values_expire_counters_add_and_everything_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let s = Store::open(&path).unwrap();
+            assert_eq!(s.get("a", 100).await.unwrap(), None);
+            s.set("a", 7, 200).await.unwrap();
+            assert_eq!(s.get("a", 199).await.unwrap(), Some(7));
+            assert_eq!(s.get("a", 200).await.unwrap(), None, "expired");
+            // get_or_set keeps a live value, replaces an expired one
+            assert_eq!(s.get_or_set("g", 100, 100, 400).await.unwrap(), 100);
+            assert_eq!(s.get_or_set("g", 150, 150, 450).await.unwrap(), 100);
+            assert_eq!(s.get_or_set("g", 500, 500, 900).await.unwrap(), 500);
+            // counters
+            assert_eq!(s.add("c", 1, 10, 70).await.unwrap(), 1);
+            assert_eq!(s.add("c", 2, 20, 80).await.unwrap(), 3);
+            assert_eq!(s.add("c", 1, 71, 131).await.unwrap(), 1, "a new window");
+            s.remove("a").await.unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.get("g", 600).await.unwrap(), Some(500));
+        assert_eq!(s.get("c", 100).await.unwrap(), Some(1));
+        assert_eq!(s.get("a", 0).await.unwrap(), None);
+    }
+}
