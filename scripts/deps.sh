@@ -10,6 +10,8 @@
 #   dkimpy, pynacl, dnspython, authres, cryptography (pip; tests: DKIM and ARC interop with
 #                the reference Python implementation)
 #   prometheus   (tests: promtool checks the /metrics output; the service is not started)
+#   chromium, chromium-driver (tests: the status page in headless Chromium, driven by
+#                chromedriver over WebDriver; nothing is downloaded at test time)
 # Usage: scripts/deps.sh            # source it or run it; it is a no-op when all are there
 # Never prompts. Needs root (or password-less sudo) only when something must be installed.
 set -euo pipefail
@@ -27,6 +29,8 @@ relais_deps_missing() {
     [ -e /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
     python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
     echo "${missing[@]}"
 }
 

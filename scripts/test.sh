@@ -15,7 +15,7 @@ cd "$ROOT"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "tools (swaks, python3, postfix)"
+step "tools (swaks, python3, postfix, chromium)"
 relais_install_deps
 swaks --version 2>&1 | sed -n 1p
 python3 --version

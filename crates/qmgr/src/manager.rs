@@ -224,13 +224,7 @@ impl Manager {
                     Err("delivery in progress; try again in a moment".to_string())
                 } else {
                     self.schedule.forget(id);
-                    admin::delete(&self.spool, id).inspect(|()| {
-                        info!(
-                            event = "deleted",
-                            queue_id = %id,
-                            "{id}: removed (deleted by the administrator)"
-                        )
-                    })
+                    admin::delete(&self.spool, id)
                 };
                 let _ = reply.send(r);
             }
@@ -244,10 +238,8 @@ impl Manager {
         admin::set_held(&self.spool, id, held).await?;
         if held {
             self.schedule.hold(id);
-            info!(event = "held", queue_id = %id, "{id}: held by the administrator");
         } else {
             self.schedule.release(id);
-            info!(event = "released", queue_id = %id, "{id}: released by the administrator");
         }
         Ok(())
     }

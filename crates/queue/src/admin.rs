@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use relais_proto::date::unix_secs;
 use relais_spool::{QueueId, Spool};
 use serde::{Deserialize, Serialize};
+use tracing::info;
 
 use crate::envelope::SpooledEnvelope;
 use crate::outcome::Outcome;
@@ -131,7 +132,7 @@ pub fn parse_id(id: &str) -> Result<QueueId, String> {
     id.parse().map_err(|_| format!("{id:?} is not a queue id"))
 }
 
-/// Marks a message held (kept until released) or releases it, in its stored progress.
+/// Marks a message held (kept until released) or releases it, in its stored progress; logs it.
 pub async fn set_held(spool: &Spool, id: QueueId, held: bool) -> Result<(), String> {
     let msg = spool.read(id).map_err(|e| e.to_string())?;
     let mut env = SpooledEnvelope::decode(&msg.envelope).map_err(|e| e.to_string())?;
@@ -139,11 +140,22 @@ pub async fn set_held(spool: &Spool, id: QueueId, held: bool) -> Result<(), Stri
     spool
         .update_envelope(id, env.encode())
         .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    if held {
+        info!(event = "held", queue_id = %id, "{id}: held by the administrator");
+    } else {
+        info!(event = "released", queue_id = %id, "{id}: released by the administrator");
+    }
+    Ok(())
 }
 
-/// Removes a message without delivering or bouncing it.
+/// Removes a message without delivering or bouncing it; logs it.
 pub fn delete(spool: &Spool, id: QueueId) -> Result<(), String> {
-    spool.mark_done(id).map_err(|e| e.to_string())
+    spool.mark_done(id).map_err(|e| e.to_string())?;
+    info!(
+        event = "deleted",
+        queue_id = %id,
+        "{id}: removed (deleted by the administrator)"
+    );
+    Ok(())
 }

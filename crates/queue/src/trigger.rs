@@ -42,6 +42,11 @@ impl QueueHandle {
         QueueHandle { tx: None }
     }
 
+    /// True when delivery is paused: no queue manager runs, the spool is the server's alone.
+    pub fn is_paused(&self) -> bool {
+        self.tx.is_none()
+    }
+
     /// Sends a command; false if the manager is not running.
     pub fn send(&self, cmd: Command) -> bool {
         self.tx.as_ref().is_some_and(|t| t.send(cmd).is_ok())

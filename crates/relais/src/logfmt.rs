@@ -4,14 +4,15 @@
 //!
 //! The server's events carry their facts as tracing fields (`event`, `queue_id`, `client`,
 //! `from`, `to`, `relay`, `delay`, `status`, `dsn`, `reason`, `message_id`, …) beside the
-//! message: the text format shows the message, the JSON format both.
+//! message: the text format shows the message, the JSON format both. The JSON object of an
+//! event and the visitor that reads its fields are `relais_server::events`' (the status page
+//! shows the same objects).
 
 use std::fmt;
 use std::time::SystemTime;
 
-use relais_proto::date::DateTime;
-use serde_json::{Map, Value};
-use tracing::field::{Field, Visit};
+use relais_server::events::{EventFields, event_object, timestamp};
+use serde_json::Value;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -21,80 +22,6 @@ use tracing_subscriber::registry::LookupSpan;
 pub struct LogFormat {
     /// One JSON object per line.
     pub json: bool,
-}
-
-/// The message and the fields of one event.
-#[derive(Default)]
-struct Fields {
-    message: String,
-    fields: Map<String, Value>,
-    /// Keep only the message (a text line of a mail-flow event): the fields are not formatted.
-    message_only: bool,
-}
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.message_only && field.name() != "message" {
-            return;
-        }
-        let text = format!("{value:?}");
-        if field.name() == "message" {
-            self.message = text;
-        } else if !text.is_empty() {
-            // An empty value is a fact the event does not have (no AUTH user, no alias).
-            self.fields
-                .insert(field.name().to_string(), Value::String(text));
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if self.message_only && field.name() != "message" {
-            return;
-        }
-        if field.name() == "message" {
-            self.message = value.to_string();
-        } else if !value.is_empty() {
-            self.fields
-                .insert(field.name().to_string(), Value::String(value.to_string()));
-        }
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.message_only {
-            return;
-        }
-        self.fields.insert(field.name().to_string(), value.into());
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.message_only {
-            return;
-        }
-        self.fields.insert(field.name().to_string(), value.into());
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        if self.message_only {
-            return;
-        }
-        self.fields.insert(field.name().to_string(), value.into());
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.message_only {
-            return;
-        }
-        self.fields.insert(field.name().to_string(), value.into());
-    }
-}
-
-/// `2026-12-05T03:56:33.123456Z`.
-fn timestamp(now: SystemTime) -> String {
-    let d = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let t = DateTime::from_unix(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    format!("{}T{}.{:06}Z", t.iso_date(), t.clock(), d.subsec_micros())
 }
 
 impl<S, N> FormatEvent<S, N> for LogFormat
@@ -108,39 +35,28 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        // A mail-flow event says everything in its message: in text, its fields are not even
-        // formatted (the event's metadata names them before any value is looked at).
+        let now = SystemTime::now();
+        if self.json {
+            return writeln!(writer, "{}", Value::Object(event_object(event, now)));
+        }
+        // A mail-flow event says everything in its message: its fields are not even formatted
+        // (the event's metadata names them before any value is looked at). Any other shows its
+        // fields after the message, as `key=value`.
         let structured = event.metadata().fields().field("event").is_some();
-        let mut f = Fields {
-            message_only: !self.json && structured,
-            ..Fields::default()
+        let mut f = EventFields {
+            message_only: structured,
+            ..EventFields::default()
         };
         event.record(&mut f);
-        let ts = timestamp(SystemTime::now());
         let level = event.metadata().level().as_str();
-        if !self.json {
-            write!(writer, "{ts} {level:>5} {}", f.message)?;
-            // An event of the mail flow says everything in its message; any other shows its
-            // fields after it, as `key=value`.
-            if !structured {
-                for (k, v) in &f.fields {
-                    match v {
-                        Value::String(text) => write!(writer, " {k}={text}")?,
-                        other => write!(writer, " {k}={other}")?,
-                    }
-                }
+        write!(writer, "{} {level:>5} {}", timestamp(now), f.message)?;
+        for (k, v) in &f.fields {
+            match v {
+                Value::String(text) => write!(writer, " {k}={text}")?,
+                other => write!(writer, " {k}={other}")?,
             }
-            return writeln!(writer);
         }
-        let mut object = Map::with_capacity(f.fields.len() + 4);
-        object.insert("ts".into(), ts.into());
-        object.insert("level".into(), level.to_ascii_lowercase().into());
-        if !f.fields.contains_key("event") {
-            object.insert("event".into(), "log".into());
-        }
-        object.extend(f.fields);
-        object.insert("msg".into(), f.message.into());
-        writeln!(writer, "{}", Value::Object(object))
+        writeln!(writer)
     }
 }
 
@@ -148,13 +64,6 @@ where
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_873_552_000_042);
-        assert_eq!(timestamp(t), "2026-11-28T13:45:52.000042Z");
-    }
 
     /// The lines an event becomes, in each format.
     fn lines(json: bool) -> String {

@@ -4,11 +4,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, Parser};
 use relais_diag::Mechanism;
 use relais_diag::probe::{self, AuthTest, ProbeOptions, exit};
+use relais_server::{ProbeRequest, Prober};
+use serde_json::{Value, json};
 
 use crate::args::{DnsOptions, TlsOnConnect};
 
@@ -150,6 +153,47 @@ pub fn run(args: ProbeArgs) -> ExitCode {
             ExitCode::from(report.exit())
         }
         Err(message) => usage(&message),
+    }
+}
+
+/// The status page's probe form, as `relais probe TARGET --port PORT [--host] --json` with a
+/// 10 s wait per step: the same options, the same engine, its JSON report (or `{"error": …}`).
+/// It runs on a thread of its own, as the command does on the main one.
+pub fn prober() -> Prober {
+    Arc::new(|request: ProbeRequest| {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || probe_json(&request))
+                .await
+                .unwrap_or_else(|e| json!({ "error": format!("the probe failed: {e}") }))
+        })
+    })
+}
+
+/// `relais probe`'s arguments, parsed on their own.
+#[derive(Parser)]
+struct ProbeCommand {
+    #[command(flatten)]
+    args: ProbeArgs,
+}
+
+fn probe_json(request: &ProbeRequest) -> Value {
+    let port = request.port.to_string();
+    let mut argv = vec!["probe", "--port", &port, "--timeout", "10", "--json"];
+    if request.host {
+        argv.push("--host");
+    }
+    argv.extend(["--", request.target.as_str()]);
+    let args = match ProbeCommand::try_parse_from(argv) {
+        Ok(c) => c.args,
+        Err(e) => {
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            return json!({ "error": first });
+        }
+    };
+    match options(&args).and_then(probe::run) {
+        Ok(report) => serde_json::from_str(&report.to_json())
+            .unwrap_or_else(|e| json!({ "error": format!("the report: {e}") })),
+        Err(e) => json!({ "error": e }),
     }
 }
 

@@ -4,11 +4,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use relais_config::{Config, LogFormat};
+use relais_server::StatusPage;
+use relais_server::events::EventHub;
 use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::exit;
 
-/// Loads the configuration, sets up logging, runs the server until SIGTERM or SIGINT (SIGHUP
+/// Loads the configuration, sets up logging (and the status page's events), runs the server until SIGTERM or SIGINT (SIGHUP
 /// reads the configuration again).
 pub fn run(config_path: Option<&Path>) -> ExitCode {
     let config = match config_path {
@@ -29,6 +33,11 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
+    // Beside the log writer, the status page's recent events (they never wait for a page).
+    let status = StatusPage {
+        events: EventHub::new(),
+        probe: Some(crate::probe::prober()),
+    };
     tracing_subscriber::fmt()
         .event_format(crate::logfmt::LogFormat {
             json: config.log_format == LogFormat::Json,
@@ -38,6 +47,8 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("RELAIS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .finish()
+        .with(status.events.layer())
         .init();
     let runtime = match relais_client::current_thread_runtime() {
         Ok(r) => r,
@@ -58,7 +69,7 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
             });
         }
         let reopen = move || writer.reopen();
-        relais_server::run(config, path, stop_signal(), reopen).await
+        relais_server::run(config, path, stop_signal(), reopen, status).await
     });
     match result {
         Ok(()) => ExitCode::from(exit::OK),

@@ -14,10 +14,12 @@
 //! - [`reload`]: SIGHUP and `relais reload` under load, a refused configuration, a renewed
 //!   certificate;
 //! - [`submission`]: the submission rules, `sender_must_match`, SASL, passwords kept out of
-//!   the log.
+//!   the log;
+//! - [`status_page`]: the status page's API (queue, actions, CSRF, events, token cookie, bad
+//!   requests) and the page in headless Chromium ([`webdriver`]).
 //!
-//! External tools: `swaks` (with Net::SSLeay for TLS) and `python3`; scripts/test.sh installs
-//! them.
+//! External tools: `swaks` (with Net::SSLeay for TLS), `python3`, `chromium` and
+//! `chromedriver`; scripts/test.sh installs them.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -38,7 +40,11 @@ mod relay;
 mod reload;
 #[path = "front_door/starttls.rs"]
 mod starttls;
+#[path = "front_door/status_page.rs"]
+mod status_page;
 #[path = "front_door/submission.rs"]
 mod submission;
 #[path = "front_door/support.rs"]
 mod support;
+#[path = "front_door/webdriver.rs"]
+mod webdriver;

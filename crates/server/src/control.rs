@@ -12,7 +12,7 @@
 //! ```
 //! Without a running server `relais queue` and `relais sendmail` call the same functions of
 //! `relais-queue` ([`admin`], [`submission`]) on the spool directly; the spool's lock keeps
-//! the two from mixing.
+//! the two from mixing. The status page's actions go through `steer` too.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use relais_policy::{Signers, prepare_local};
 use relais_queue::admin::{self, parse_id};
 use relais_queue::submission::{self, Submission};
 use relais_queue::{Command, QueueHandle};
-use relais_spool::Spool;
+use relais_spool::{QueueId, Spool};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
@@ -147,6 +147,53 @@ fn user_name(uid: u32) -> String {
         .into_owned()
 }
 
+/// What an administrator does to the queue (the control socket, the status page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Steer {
+    /// Try one message now, or every message that is not held.
+    Flush(Option<QueueId>),
+    /// Keep a message until released.
+    Hold(QueueId),
+    /// Release a held message.
+    Release(QueueId),
+    /// Remove a message without delivering or bouncing it.
+    Delete(QueueId),
+}
+
+impl Steer {
+    /// The action a verb names (`hold`, `RELEASE`, any case) on one message.
+    pub(crate) fn of(verb: &str, id: QueueId) -> Option<Steer> {
+        match verb.to_ascii_lowercase().as_str() {
+            "flush" => Some(Steer::Flush(Some(id))),
+            "hold" => Some(Steer::Hold(id)),
+            "release" => Some(Steer::Release(id)),
+            "delete" => Some(Steer::Delete(id)),
+            _ => None,
+        }
+    }
+}
+
+/// Does it: through the queue manager, which must know; with delivery paused (no queue
+/// manager), on the spool itself, which is then the server's alone.
+pub(crate) async fn steer(spool: &Spool, queue: &QueueHandle, what: Steer) -> Result<(), String> {
+    const PAUSED: &str = "delivery is paused: the queue manager is not running";
+    if queue.is_paused() {
+        return match what {
+            Steer::Flush(_) => Err(PAUSED.into()),
+            Steer::Hold(i) => admin::set_held(spool, i, true).await,
+            Steer::Release(i) => admin::set_held(spool, i, false).await,
+            Steer::Delete(i) => admin::delete(spool, i),
+        };
+    }
+    match what {
+        Steer::Flush(target) if queue.send(Command::Flush(target)) => Ok(()),
+        Steer::Flush(_) => Err(PAUSED.into()),
+        Steer::Hold(i) => queue.ask(|tx| Command::Hold(i, tx)).await,
+        Steer::Release(i) => queue.ask(|tx| Command::Release(i, tx)).await,
+        Steer::Delete(i) => queue.ask(|tx| Command::Delete(i, tx)).await,
+    }
+}
+
 fn ok_or_error(r: Result<(), String>) -> String {
     match r {
         Ok(()) => "{\"ok\":true}".into(),
@@ -169,30 +216,12 @@ async fn handle(
             Ok(d) => serde_json::to_string(&d).unwrap_or_default(),
             Err(e) => serde_json::json!({ "error": e }).to_string(),
         },
-        "FLUSH" => {
-            let target = if arg.is_empty() {
-                Ok(None)
-            } else {
-                id(arg).map(Some)
-            };
-            ok_or_error(target.and_then(|t| {
-                if queue.send(Command::Flush(t)) {
-                    Ok(())
-                } else {
-                    Err("delivery is paused: the queue manager is not running".into())
-                }
-            }))
-        }
-        "HOLD" => ok_or_error(match id(arg) {
-            Ok(i) => queue.ask(|tx| Command::Hold(i, tx)).await,
-            Err(e) => Err(e),
-        }),
-        "RELEASE" => ok_or_error(match id(arg) {
-            Ok(i) => queue.ask(|tx| Command::Release(i, tx)).await,
-            Err(e) => Err(e),
-        }),
-        "DELETE" => ok_or_error(match id(arg) {
-            Ok(i) => queue.ask(|tx| Command::Delete(i, tx)).await,
+        "FLUSH" if arg.is_empty() => ok_or_error(steer(spool, queue, Steer::Flush(None)).await),
+        "FLUSH" | "HOLD" | "RELEASE" | "DELETE" => ok_or_error(match id(arg) {
+            Ok(i) => match Steer::of(verb, i) {
+                Some(what) => steer(spool, queue, what).await,
+                None => Err(format!("unknown request {verb:?}")),
+            },
             Err(e) => Err(e),
         }),
         "RELOAD" => {

@@ -1,12 +1,14 @@
 //! `relais-server`: the wiring of `relais serve`. It opens the spool, starts the queue manager
-//! and the SMTP door, serves the control socket, reloads the configuration on SIGHUP, on
-//! `relais reload` and when the TLS certificate changes, and stops them in order.
+//! and the SMTP door, serves the control socket and the HTTP listener (metrics, health, the
+//! status page and its live events), reloads the configuration on SIGHUP, on `relais reload`
+//! and when the TLS certificate changes, and stops them in order.
 //!
 //! Floor 5 of the flow of a message: it owns no decision of its own. The door (`relais-smtpd`)
 //! and the queue manager (`relais-qmgr`) never import each other; new queue ids reach the
 //! queue manager through the [`QueueHandle`] made here and given to both.
 
 pub mod control;
+pub mod events;
 mod http;
 mod privileges;
 mod reload;
@@ -29,6 +31,7 @@ use tracing::{info, warn};
 use crate::control::{Control, ReloadRequest};
 use crate::reload::Source;
 
+pub use http::{ProbeRequest, Prober, StatusPage};
 pub use relais_config::Config;
 
 /// Why the server could not run.
@@ -128,12 +131,14 @@ fn reload(
 /// Runs the server until `shutdown` completes, then stops gracefully: stop accepting, send
 /// `421` to idle sessions, let messages being stored finish, stop delivery, flush the spool.
 /// `config` was read from `path` (`None`: the embedded default), where a reload reads it again;
-/// `after_reload` runs after each reload that took (the binary reopens its log file).
+/// `after_reload` runs after each reload that took (the binary reopens its log file);
+/// `status` is what the status page shows beside the queue (recent events, the probe form).
 pub async fn run(
     config: Config,
     path: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
     after_reload: impl Fn(),
+    status: StatusPage,
 ) -> Result<(), ServerError> {
     let mut source = Source::new(path, &config);
     // SIGHUP's default action ends the process: take it over before anything else.
@@ -181,11 +186,8 @@ pub async fn run(
     };
     let control = control_listener.map(|l| tokio::spawn(control::serve(l, control)));
     let http = http_listener.map(|l| {
-        let state = std::sync::Arc::new(http::Http {
-            token: in_force.http.token.clone(),
-            spool_dir: in_force.spool_dir(),
-        });
-        tokio::spawn(http::serve(l, state))
+        let state = http::Http::new(&in_force, spool.clone(), queue.clone(), status);
+        tokio::spawn(http::serve(l, Arc::new(state)))
     });
 
     let mut file_watch = tokio::time::interval(FILE_WATCH);

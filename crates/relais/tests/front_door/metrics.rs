@@ -2,50 +2,17 @@
 //! `/healthz` and `/readyz` answer; unknown paths are 404, other methods 405, a missing or
 //! wrong token 401, an oversized request refused.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::support::{Client, LOCAL, Server, Setup};
+use super::support::{Client, LOCAL, Server, Setup, http};
 use crate::common::process::require;
-
-/// The port of the HTTP listener, from the log.
-fn http_port(server: &Server) -> u16 {
-    server.assert_logged("HTTP on ");
-    let log = server.log();
-    let line = log.lines().find(|l| l.contains("HTTP on ")).unwrap();
-    let addr = line
-        .split("HTTP on ")
-        .nth(1)
-        .unwrap()
-        .split(':')
-        .nth(1)
-        .unwrap();
-    addr.parse()
-        .unwrap_or_else(|_| panic!("no port in {line:?}"))
-}
 
 /// One request (`extra` header lines included); (status, body).
 fn get(port: u16, method: &str, path: &str, extra: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req =
-        format!("{method} {path} HTTP/1.1\r\nHost: relais\r\n{extra}Connection: close\r\n\r\n");
-    let _ = s.write_all(req.as_bytes());
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    let r = http(port, method, path, extra, "");
+    (r.status, r.body)
 }
 
 /// The value of one sample line (`name{labels}`) of a metrics page.
@@ -67,7 +34,7 @@ fn metrics_count_what_happened_and_pass_promtool() {
             .users(&["alice"])
             .top("http.address = \"127.0.0.1:0\""),
     );
-    let http = http_port(&server);
+    let port = server.http_port();
     let mut c = Client::ready(server.port("mx"), None);
     for n in 0..2 {
         let r = c.send_mail(
@@ -84,7 +51,7 @@ fn metrics_count_what_happened_and_pass_promtool() {
     server.assert_logged("removed");
     std::thread::sleep(Duration::from_millis(200));
 
-    let (status, page) = get(http, "GET", "/metrics", "");
+    let (status, page) = get(port, "GET", "/metrics", "");
     assert_eq!(status, 200, "{page}");
     assert_eq!(sample(&page, "relais_messages_accepted_total"), 2.0);
     assert_eq!(
@@ -161,17 +128,17 @@ fn metrics_count_what_happened_and_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    assert_eq!(get(http, "GET", "/healthz", "").0, 200);
-    assert_eq!(get(http, "GET", "/readyz", "").0, 200);
-    assert_eq!(get(http, "GET", "/nope", "").0, 404);
+    assert_eq!(get(port, "GET", "/healthz", "").0, 200);
+    assert_eq!(get(port, "GET", "/readyz", "").0, 200);
+    assert_eq!(get(port, "GET", "/nope", "").0, 404);
     assert_eq!(
-        get(http, "POST", "/metrics", "Content-Length: 0\r\n").0,
+        get(port, "POST", "/metrics", "Content-Length: 0\r\n").0,
         405
     );
     let huge = format!("X-Junk: {}\r\n", "a".repeat(64 * 1024));
-    assert_ne!(get(http, "GET", "/metrics", &huge).0, 200);
+    assert_ne!(get(port, "GET", "/metrics", &huge).0, 200);
     // Still serving after the bad requests.
-    assert_eq!(get(http, "GET", "/healthz", "").0, 200);
+    assert_eq!(get(port, "GET", "/healthz", "").0, 200);
 }
 
 #[test]
@@ -181,14 +148,14 @@ fn a_token_guards_every_path() {
             .top("http.address = \"127.0.0.1:0\"")
             .top("http.token = \"s3cret-token\""),
     );
-    let http = http_port(&server);
-    assert_eq!(get(http, "GET", "/metrics", "").0, 401);
+    let port = server.http_port();
+    assert_eq!(get(port, "GET", "/metrics", "").0, 401);
     assert_eq!(
-        get(http, "GET", "/metrics", "Authorization: Bearer wrong\r\n").0,
+        get(port, "GET", "/metrics", "Authorization: Bearer wrong\r\n").0,
         401
     );
     let (status, page) = get(
-        http,
+        port,
         "GET",
         "/metrics",
         "Authorization: Bearer s3cret-token\r\n",
@@ -197,7 +164,7 @@ fn a_token_guards_every_path() {
     assert!(page.contains("relais_connections_total"));
     assert_eq!(
         get(
-            http,
+            port,
             "GET",
             "/readyz",
             "Authorization: Bearer s3cret-token\r\n"

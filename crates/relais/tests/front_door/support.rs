@@ -333,6 +333,22 @@ impl Server {
         );
     }
 
+    /// The port of the HTTP listener (`[http] address`), from the log.
+    pub fn http_port(&self) -> u16 {
+        self.assert_logged("HTTP on ");
+        let log = self.log();
+        let line = log.lines().find(|l| l.contains("HTTP on ")).unwrap();
+        let addr = line
+            .split("HTTP on ")
+            .nth(1)
+            .unwrap()
+            .split(':')
+            .nth(1)
+            .unwrap();
+        addr.parse()
+            .unwrap_or_else(|_| panic!("no port in {line:?}"))
+    }
+
     /// Stops the server (SIGTERM) and returns its whole log.
     pub fn stop(&mut self) -> String {
         self.process.stop();
@@ -752,6 +768,91 @@ impl Client {
     pub fn quit(&mut self) {
         self.expect("QUIT", "221 ");
         self.expect_closed();
+    }
+}
+
+/// An HTTP answer, read to the end of the connection.
+#[derive(Debug)]
+pub struct HttpReply {
+    /// The status code (0 when none came).
+    pub status: u16,
+    /// The header lines, CRLF-separated.
+    pub headers: String,
+    /// The body as text (a chunked body keeps its chunk sizes).
+    pub body: String,
+}
+
+impl HttpReply {
+    /// The value of a header, by name (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// The body as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` on a connection of its own (`extra`: header lines,
+/// each ending in CRLF, a `Host` among them replacing `127.0.0.1:PORT`; `body` sent with its
+/// length when not empty).
+pub fn http(port: u16, method: &str, path: &str, extra: &str, body: &str) -> HttpReply {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP listener");
+    s.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
+    let host = if extra.to_ascii_lowercase().contains("host:") {
+        String::new()
+    } else {
+        format!("Host: 127.0.0.1:{port}\r\n")
+    };
+    let req =
+        format!("{method} {path} HTTP/1.1\r\n{host}{extra}{length}Connection: close\r\n\r\n{body}");
+    let _ = s.write_all(req.as_bytes());
+    let out = read_answer(&mut s);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let (first, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    HttpReply {
+        status: first
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0),
+        headers: headers.to_string(),
+        body: body.to_string(),
+    }
+}
+
+/// An HTTP answer's bytes: up to the end of its `Content-Length` body, or of the connection
+/// when it has none (some servers, chromedriver among them, keep it open after an answer).
+fn read_answer(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+            let length = head.lines().find_map(|l| {
+                l.strip_prefix("content-length:")
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+            });
+            if length.is_some_and(|n| out.len() >= end + 4 + n) {
+                return out;
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
     }
 }
 
