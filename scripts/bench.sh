@@ -5,12 +5,14 @@
 #
 # Usage: scripts/bench.sh
 # Environment (all optional):
-#   BENCH_TARGETS="sink relais postfix policy"  which targets to drive, in order (default: all
-#                                        four; relais before Postfix, so that neither pays for
+#   BENCH_TARGETS="sink relais postfix policy http"  which targets to drive, in order (default:
+#                                        all five; relais before Postfix, so that neither pays for
 #                                        the other's deleted files: ext4 skips recently freed
 #                                        inodes). `policy` is relais again with SPF, DKIM, DMARC
 #                                        and ARC on, every lookup answered by a fixture DNS
-#                                        server on 127.0.0.1 (crates/dns/examples/bench_dns.rs)
+#                                        server on 127.0.0.1 (crates/dns/examples/bench_dns.rs);
+#                                        `http` is relais with its HTTP listener on and
+#                                        /metrics scraped every 200 ms during the runs
 #   BENCH_MESSAGES=20000                 messages in the parallel run
 #   BENCH_SESSIONS=20                    sessions in the parallel run
 #   BENCH_SERIAL_MESSAGES=2000           messages in the one-session run
@@ -31,7 +33,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/deps.sh
 . "$ROOT/scripts/deps.sh"
 
-TARGETS=${BENCH_TARGETS:-sink relais postfix policy}
+TARGETS=${BENCH_TARGETS:-sink relais postfix policy http}
 MESSAGES=${BENCH_MESSAGES:-20000}
 SESSIONS=${BENCH_SESSIONS:-20}
 SERIAL_MESSAGES=${BENCH_SERIAL_MESSAGES:-2000}
@@ -455,6 +457,49 @@ bench_policy() {
     exec 7>&-
 }
 
+# ---------------------------------------------------------------- (e) relais, metrics scraped
+# The relais runs again with [http] on and /metrics fetched every 200 ms (five times what a
+# Prometheus scraping every second would cost): what the metrics and the listener cost.
+bench_http() {
+    if [ -z "${BENCH_NO_BUILD:-}" ]; then
+        (cd "$ROOT" && cargo build -q --release -p relais)
+    fi
+    local http_port
+    http_port=$(free_port)
+    if ! relais_start relais-http "relay_networks = [\"127.0.0.0/8\"]\n[http]\naddress = \"127.0.0.1:$http_port\"\n"; then
+        RATE[http_par]=FAIL
+        RATE[http_one]=FAIL
+        return 0
+    fi
+    log "http: relais pid $RELAIS_PID on 127.0.0.1:$RELAIS_PORT, /metrics on $http_port"
+    python3 - "$http_port" >"$WORK/scrape.log" 2>&1 <<'EOF' &
+import sys, time, urllib.request
+port, n, ok = sys.argv[1], 0, 0
+deadline = time.monotonic() + 600
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            r.read()
+            ok += 1
+    except OSError:
+        pass
+    n += 1
+    print(n, ok, flush=True)
+    time.sleep(0.2)
+EOF
+    local scraper=$!
+    PIDS+=("$scraper")
+    parallel_run http_par relais-http
+    HTTP_CPU_USER_US=$CPU_RUN_USER_US
+    HTTP_CPU_SYS_US=$CPU_RUN_SYS_US
+    source_run http_one "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
+    kill -TERM "$scraper" 2>/dev/null || true
+    wait "$scraper" 2>/dev/null || true
+    HTTP_SCRAPES=$(tail -1 "$WORK/scrape.log" | awk '{ print $2 " of " $1 }')
+    kill -TERM "$RELAIS_PID" 2>/dev/null || true
+    wait "$RELAIS_PID" 2>/dev/null || true
+}
+
 # ---------------------------------------------------------------- main
 relais_install_deps
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
@@ -470,6 +515,7 @@ for t in $TARGETS; do
     postfix) bench_postfix ;;
     relais) bench_relais ;;
     policy) bench_policy ;;
+    http) bench_http ;;
     *) log "unknown target $t" && exit 2 ;;
     esac
 done
@@ -524,6 +570,15 @@ if [ -n "${RATE[policy_par]:-}" ]; then
     printf '%-34s %14s %14s\n' "on / off" "$(ratio policy_par relais_par)" "$(ratio policy_one relais_one)"
     echo "relais CPU per message with checks on: user ${POLICY_CPU_USER_US:-?} us, system ${POLICY_CPU_SYS_US:-?} us;" \
         "SPF passes logged: ${POLICY_PASSED:-?}; a delivered copy says: ${POLICY_DMARC:-?}"
+fi
+if [ -n "${RATE[http_par]:-}" ]; then
+    echo
+    printf '%-34s %14s %14s\n' "metrics (HTTP on, scraped 5/s)" "-s $SESSIONS -m $MESSAGES" "-s 1 -m $SERIAL_MESSAGES"
+    printf '%-34s %14s %14s\n' "relais, HTTP off" "${RATE[relais_par]:--}" "${RATE[relais_one]:--}"
+    printf '%-34s %14s %14s\n' "relais, HTTP on" "${RATE[http_par]:--}" "${RATE[http_one]:--}"
+    printf '%-34s %14s %14s\n' "on / off" "$(ratio http_par relais_par)" "$(ratio http_one relais_one)"
+    echo "relais CPU per message with HTTP on: user ${HTTP_CPU_USER_US:-?} us, system ${HTTP_CPU_SYS_US:-?} us" \
+        "(off: user ${CPU_USER_US:-?} us, system ${CPU_SYS_US:-?} us); scrapes answered: ${HTTP_SCRAPES:-?}"
 fi
 if [ -n "${RSS_START:-}" ]; then
     echo "relais VmRSS: at start ${RSS_START} kB, after the runs ${RSS_LOADED:-?} kB," \
