@@ -473,6 +473,21 @@ pub struct Limits {
     pub max_messages_per_session: u32,
     /// Disconnect clients that pipeline where RFC 2920 forbids it (`554 5.5.0`).
     pub forbid_unauth_pipelining: bool,
+    /// Messages (MAIL FROM) a minute from one client address, counted in the shared state
+    /// (`450 4.7.1` beyond, Postfix's `smtpd_client_message_rate_limit`); 0 for no limit.
+    /// Relay networks are not counted.
+    pub message_rate_per_ip: u64,
+    /// Recipients an hour for one authenticated user (`450 4.7.1` beyond, and a log line
+    /// naming the user: a stolen password sending spam stops there); 0 for no limit.
+    pub recipient_rate_per_user: u64,
+    /// Errors in a session after which every error reply is delayed (the tarpit of Postfix's
+    /// `smtpd_soft_error_limit`, 10 there); 0 (the default) for never. `max_errors` still
+    /// ends the session.
+    pub soft_error_limit: u32,
+    /// The delay of each error reply beyond `soft_error_limit`, growing by as much with each
+    /// error (at most 10 times as much).
+    #[serde(with = "duration_ms")]
+    pub error_sleep: Duration,
     /// Waiting for more message content (RFC 5321 §4.5.3.2.5 gives the client 3 minutes a block
     /// and 10 minutes for the final dot; we wait as long as the longest).
     #[serde(with = "duration")]
@@ -610,6 +625,10 @@ impl Default for Limits {
             connection_rate_per_ip: 0,
             max_messages_per_session: 0,
             forbid_unauth_pipelining: true,
+            message_rate_per_ip: 0,
+            recipient_rate_per_user: 0,
+            soft_error_limit: 0,
+            error_sleep: Duration::from_secs(1),
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
         }

@@ -154,7 +154,7 @@ const SPF_RESULTS: [&str; 7] = [
     "temperror",
 ];
 const VERDICTS: [&str; 3] = ["accept", "quarantine", "reject"];
-const SCREENS: [&str; 3] = ["helo", "client", "rhsbl"];
+const SCREENS: [&str; 4] = ["helo", "client", "rhsbl", "rate"];
 
 /// Everything relais counts.
 #[derive(Debug)]
@@ -184,8 +184,8 @@ pub struct Metrics {
     /// Content checks (DKIM, ARC, DMARC) at the end of data, by verdict.
     content_checks: [Counter; 3],
     /// Senders refused at MAIL FROM by the HELO, client (DNS lists, reverse DNS) and RHSBL
-    /// checks.
-    screen_refusals: [Counter; 3],
+    /// checks, and senders or recipients refused by a rate limit.
+    screen_refusals: [Counter; 4],
     /// TLS handshakes completed, by version.
     tls_handshakes: [Counter; 2],
     /// Delivery attempts, by agent and outcome.
@@ -226,7 +226,7 @@ impl Metrics {
             recipient_checks: [const { Counter::new() }; 2],
             spf_checks: [const { Counter::new() }; 7],
             content_checks: [const { Counter::new() }; 3],
-            screen_refusals: [const { Counter::new() }; 3],
+            screen_refusals: [const { Counter::new() }; 4],
             tls_handshakes: [const { Counter::new() }; 2],
             deliveries: [const { [const { Counter::new() }; 3] }; 6],
             delivery_seconds: Histogram::new(),
@@ -283,7 +283,7 @@ impl Metrics {
         }
     }
 
-    /// A sender refused at MAIL FROM by this check: `helo`, `client` or `rhsbl`.
+    /// A sender or recipient refused by this check: `helo`, `client`, `rhsbl` or `rate`.
     pub fn screen_refused(&self, check: &str) {
         if let Some(i) = SCREENS.iter().position(|&w| w == check) {
             self.screen_refusals[i].inc();

@@ -16,6 +16,7 @@ pub mod content;
 pub mod filter;
 pub mod greylist;
 pub mod keygen;
+pub mod limits;
 pub mod sign;
 pub mod spf;
 

@@ -632,3 +632,28 @@ pub fn state_unavailable(rcpt: &Mailbox) -> Reply {
         format!("<{rcpt}>: Recipient address rejected: temporary failure, try again later"),
     )
 }
+
+/// `450 4.7.1`: too many messages a minute from this client (Postfix's words).
+pub fn too_much_mail(ip: std::net::IpAddr) -> Reply {
+    Reply::new(450, st(4, 7, 1), format!("Error: too much mail from {ip}"))
+}
+
+/// `450 4.7.1`: an authenticated user reached its recipients an hour.
+pub fn too_many_recipients_for_user(rcpt: &Mailbox, user: &str) -> Reply {
+    Reply::new(
+        450,
+        st(4, 7, 1),
+        format!(
+            "<{rcpt}>: Recipient address rejected: too many recipients from user {user} this hour, try again later"
+        ),
+    )
+}
+
+/// `451 4.3.0` at MAIL FROM: the shared state (rate limits) cannot be reached now.
+pub fn state_unavailable_at_mail() -> Reply {
+    Reply::new(
+        451,
+        st(4, 3, 0),
+        "Error: temporary failure, try again later",
+    )
+}

@@ -277,6 +277,7 @@ pub async fn serve(
     };
 
     let mut tx: Option<Transaction> = None;
+    let mut errors_seen = 0;
     loop {
         while let Some(event) = session.poll_event() {
             if let Event::StartTls { discarded } = event {
@@ -286,6 +287,15 @@ pub async fn serve(
             handle_event(event, &mut session, &mut tx, &ctx, &mut client).await;
         }
         if !session.output().is_empty() {
+            // The tarpit: errors beyond the soft limit are answered later and later.
+            if session.errors() > errors_seen {
+                errors_seen = session.errors();
+                let l = &ctx.config.limits;
+                let delay = policy::limits::tarpit(errors_seen, l.soft_error_limit, l.error_sleep);
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+            }
             count_replies(session.output());
             if let Err(e) = conn.write_all(session.output()).await {
                 info!(
@@ -530,6 +540,20 @@ async fn sender(
     if let Some(r) = check_sender(ctx, client, from) {
         return Verdict::Reject(r);
     }
+    if !client.trusted_network {
+        let limit = ctx.config.limits.message_rate_per_ip;
+        if let Some(r) =
+            policy::limits::message(&ctx.state, client.peer.ip(), limit, unix_now()).await
+        {
+            refused(
+                client,
+                "rate",
+                &format!("message rate over {limit} a minute"),
+                from,
+            );
+            return Verdict::Reject(r);
+        }
+    }
     identify(client).await;
     let helo = session.helo_name().unwrap_or("");
     if checked(client)
@@ -602,6 +626,11 @@ async fn recipient(
     let mut checked = ctx.policy.check_recipient(to, may_relay);
     if checked.is_ok()
         && let Some(reply) = greylist(ctx, client, tx, to).await
+    {
+        checked = Err(Verdict::Reject(reply));
+    }
+    if checked.is_ok()
+        && let Some(reply) = user_rate(ctx, client, tx, to).await
     {
         checked = Err(Verdict::Reject(reply));
     }
@@ -682,6 +711,39 @@ fn refused(client: &Client, check: &str, why: &str, from: &ReversePath) {
     );
 }
 
+/// Now, in Unix seconds (the clock of the shared state's windows and expiries).
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The recipients an hour of an authenticated user: the refusal beyond the limit, logged with
+/// the user's name (a stolen password sending spam shows there).
+async fn user_rate(
+    ctx: &Context,
+    client: &Client,
+    tx: &Option<Transaction>,
+    to: &relais_proto::Mailbox,
+) -> Option<Reply> {
+    let user = client.user.as_deref()?;
+    let limit = ctx.config.limits.recipient_rate_per_user;
+    let (count, reply) = policy::limits::recipient(&ctx.state, user, to, limit, unix_now()).await?;
+    let id = id_or_noqueue(tx);
+    warn!(
+        event = "policy",
+        queue_id = %id,
+        client = %client.label,
+        check = "rate",
+        sasl_username = user,
+        to = %to,
+        status = "deferred",
+        "{id}: rate limit: user {user} reached {count} recipients this hour (limit {limit}): to=<{to}> deferred"
+    );
+    METRICS.screen_refused("rate");
+    Some(reply)
+}
+
 /// Greylisting of a stranger's recipient (not for clients on a white list): the deferral.
 async fn greylist(
     ctx: &Context,
@@ -699,11 +761,9 @@ async fn greylist(
         return None;
     }
     let from = tx.as_ref().map(|t| &t.from)?;
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     let (grey, reply) =
-        policy::greylist::check(&ctx.state, settings, client.peer.ip(), from, to, now).await?;
+        policy::greylist::check(&ctx.state, settings, client.peer.ip(), from, to, unix_now())
+            .await?;
     let id = id_or_noqueue(tx);
     info!(
         event = "policy",

@@ -548,6 +548,11 @@ impl Session {
         })
     }
 
+    /// Errors so far in the session (the count `max_errors` is compared with).
+    pub fn errors(&self) -> u32 {
+        self.errors
+    }
+
     /// Command counts as Postfix logs them at disconnect: `ehlo=1 mail=1 rcpt=0/1 … commands=3/4`.
     pub fn stats(&self) -> String {
         let mut parts = Vec::new();

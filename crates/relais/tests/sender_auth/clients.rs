@@ -249,3 +249,67 @@ fn greylisting_defers_a_first_try_and_takes_the_retry_even_after_a_restart() {
     c.expect("MAIL FROM:<eve@example.test>", "250 ");
     assert!(c.cmd("RCPT TO:<bob@local.test>").is("451 4.7.1"));
 }
+
+#[test]
+fn rate_limits_per_address_and_per_user_and_the_tarpit() {
+    let dns = start_dns(zone());
+    let s = Server::start(
+        setup(&dns, &[])
+            .auth("allow_plaintext = true")
+            .relay_networks(&["127.0.0.9/32"])
+            .limit("message_rate_per_ip = 2")
+            .limit("recipient_rate_per_user = 3")
+            .limit("soft_error_limit = 2")
+            .limit("error_sleep = 300"),
+    );
+    let port = s.port("mx");
+    // two messages a minute from 127.0.0.2, then 450 4.7.1; other addresses are counted apart
+    let mut c = Client::ready(port, lo(2));
+    for _ in 0..2 {
+        c.expect("MAIL FROM:<a@example.test>", "250 ");
+        c.expect("RSET", "250 ");
+    }
+    let r = c.cmd("MAIL FROM:<a@example.test>");
+    assert!(r.is("450 4.7.1 Error: too much mail from 127.0.0.2"), "{r}");
+    s.assert_logged("NOQUEUE: message rate over 2 a minute: from=<a@example.test> refused");
+    assert!(mail_from(port, 3, "client.test", "a@example.test").is("250 "));
+    // a relay network is not counted
+    let mut c = Client::ready(port, lo(9));
+    for _ in 0..4 {
+        c.expect("MAIL FROM:<a@local.test>", "250 ");
+        c.expect("RSET", "250 ");
+    }
+    // three recipients an hour for alice, then 450 4.7.1 and a log line naming her
+    let mut c = Client::ready(port, lo(4));
+    assert!(c.auth_plain(USER, PASSWORD).is("235 "));
+    c.expect("MAIL FROM:<alice@local.test>", "250 ");
+    for n in 0..3 {
+        c.expect(&format!("RCPT TO:<r{n}@example.org>"), "250 ");
+    }
+    let r = c.cmd("RCPT TO:<r3@example.org>");
+    assert!(
+        r.is("450 4.7.1 <r3@example.org>: Recipient address rejected: too many recipients from user alice this hour"),
+        "{r}"
+    );
+    s.assert_logged("rate limit: user alice reached 4 recipients this hour (limit 3)");
+    // the tarpit: beyond two errors, each error reply waits 300 ms more
+    let mut c = Client::ready(port, lo(5));
+    let mut times = Vec::new();
+    for _ in 0..4 {
+        let started = std::time::Instant::now();
+        assert!(c.cmd("BOGUS").is("500 "));
+        times.push(started.elapsed());
+    }
+    assert!(
+        times[0] < std::time::Duration::from_millis(250),
+        "{times:?}"
+    );
+    assert!(
+        times[2] >= std::time::Duration::from_millis(300),
+        "{times:?}"
+    );
+    assert!(
+        times[3] >= std::time::Duration::from_millis(600),
+        "{times:?}"
+    );
+}
