@@ -5,14 +5,16 @@
 #
 # Usage: scripts/bench.sh
 # Environment (all optional):
-#   BENCH_TARGETS="sink relais postfix policy http"  which targets to drive, in order (default:
-#                                        all five; relais before Postfix, so that neither pays for
+#   BENCH_TARGETS="sink relais postfix policy http screen"  which targets to drive, in order
+#                                        (default: all six; relais before Postfix, so that neither pays for
 #                                        the other's deleted files: ext4 skips recently freed
 #                                        inodes). `policy` is relais again with SPF, DKIM, DMARC
 #                                        and ARC on, every lookup answered by a fixture DNS
 #                                        server on 127.0.0.1 (crates/dns/examples/bench_dns.rs);
 #                                        `http` is relais with its HTTP listener on and
-#                                        /metrics scraped every 200 ms during the runs
+#                                        /metrics scraped every 200 ms during the runs; `screen`
+#                                        is relais with reverse DNS, two DNS lists and
+#                                        greylisting (pre-passed) for strangers
 #   BENCH_MESSAGES=20000                 messages in the parallel run
 #   BENCH_SESSIONS=20                    sessions in the parallel run
 #   BENCH_SERIAL_MESSAGES=2000           messages in the one-session run
@@ -33,7 +35,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/deps.sh
 . "$ROOT/scripts/deps.sh"
 
-TARGETS=${BENCH_TARGETS:-sink relais postfix policy http}
+TARGETS=${BENCH_TARGETS:-sink relais postfix policy http screen}
 MESSAGES=${BENCH_MESSAGES:-20000}
 SESSIONS=${BENCH_SESSIONS:-20}
 SERIAL_MESSAGES=${BENCH_SERIAL_MESSAGES:-2000}
@@ -418,28 +420,39 @@ EOF
     wait "$RELAIS_PID" 2>/dev/null || true
 }
 
-# ---------------------------------------------------------------- (d) relais, sender checks on
-# The same accept runs with [policy] spf = "reject", dkim = "tag", dmarc = "enforce" and
-# arc = "tag" for clients that are strangers (no relay networks): SPF through an include, the
-# DMARC record and (smtp-source messages carry no signature) a DKIM and ARC parse per message.
-bench_policy() {
+# bench_dns_start: the fixture DNS of the checks runs (crates/dns/examples/bench_dns.rs), once;
+# its address in BENCH_DNS. Its standard input stays open (a fifo nobody writes) until exit.
+BENCH_DNS=""
+bench_dns_start() {
+    [ -n "$BENCH_DNS" ] && return 0
     local dns_out=$WORK/bench_dns.addr
-    log "policy: cargo build --release -p relais-dns --features fixture --example bench_dns"
+    log "cargo build --release -p relais-dns --features fixture --example bench_dns"
     (cd "$ROOT" && cargo build -q --release -p relais-dns --features fixture --example bench_dns)
-    if [ -z "${BENCH_NO_BUILD:-}" ]; then
-        (cd "$ROOT" && cargo build -q --release -p relais)
-    fi
-    # Its standard input stays open (a fifo nobody writes) until we end it.
     mkfifo "$WORK/bench_dns.stdin"
     "$ROOT/target/release/examples/bench_dns" <"$WORK/bench_dns.stdin" >"$dns_out" 2>&1 &
     PIDS+=("$!")
     exec 7<>"$WORK/bench_dns.stdin"
     local deadline=$((SECONDS + 10))
     while [ ! -s "$dns_out" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
-    local dns_addr
-    dns_addr=$(head -1 "$dns_out")
-    log "policy: fixture DNS on $dns_addr"
-    if ! relais_start relais-policy "relay_networks = []\nresolver = \"$dns_addr\"\n[policy]\nspf = \"reject\"\ndkim = \"tag\"\ndmarc = \"enforce\"\narc = \"tag\"\n"; then
+    BENCH_DNS=$(head -1 "$dns_out")
+    [ -n "$BENCH_DNS" ] || return 1
+    log "fixture DNS on $BENCH_DNS"
+}
+
+# ---------------------------------------------------------------- (d) relais, sender checks on
+# The same accept runs with [policy] spf = "reject", dkim = "tag", dmarc = "enforce" and
+# arc = "tag" for clients that are strangers (no relay networks): SPF through an include, the
+# DMARC record and (smtp-source messages carry no signature) a DKIM and ARC parse per message.
+bench_policy() {
+    if ! bench_dns_start; then
+        RATE[policy_par]=FAIL
+        RATE[policy_one]=FAIL
+        return 0
+    fi
+    if [ -z "${BENCH_NO_BUILD:-}" ]; then
+        (cd "$ROOT" && cargo build -q --release -p relais)
+    fi
+    if ! relais_start relais-policy "relay_networks = []\nresolver = \"$BENCH_DNS\"\n[policy]\nspf = \"reject\"\ndkim = \"tag\"\ndmarc = \"enforce\"\narc = \"tag\"\n"; then
         RATE[policy_par]=FAIL
         RATE[policy_one]=FAIL
         return 0
@@ -454,7 +467,6 @@ bench_policy() {
         xargs -0 grep -o 'dmarc=pass[^;]*' 2>/dev/null | head -1 || true)
     kill -TERM "$RELAIS_PID" 2>/dev/null || true
     wait "$RELAIS_PID" 2>/dev/null || true
-    exec 7>&-
 }
 
 # ---------------------------------------------------------------- (e) relais, metrics scraped
@@ -500,6 +512,34 @@ EOF
     wait "$RELAIS_PID" 2>/dev/null || true
 }
 
+# ---------------------------------------------------------------- (f) relais, client checks on
+# The same accept runs with reverse DNS, two DNS lists (the client is on neither) and
+# greylisting (pre-passed: no delay) for strangers: per connection a PTR and its forward
+# lookup, two list queries, a greylisting read in the state store.
+bench_screen() {
+    if ! bench_dns_start; then
+        RATE[screen_par]=FAIL
+        RATE[screen_one]=FAIL
+        return 0
+    fi
+    if [ -z "${BENCH_NO_BUILD:-}" ]; then
+        (cd "$ROOT" && cargo build -q --release -p relais)
+    fi
+    if ! relais_start relais-screen "relay_networks = []\nresolver = \"$BENCH_DNS\"\n[policy]\nreverse_dns = true\ndnsbl = [\"zen.example*3\", \"bl.example*2\"]\ndnsbl_threshold = 3\ngreylist = true\ngreylist_delay = \"0s\"\n"; then
+        RATE[screen_par]=FAIL
+        RATE[screen_one]=FAIL
+        return 0
+    fi
+    log "screen: relais pid $RELAIS_PID on 127.0.0.1:$RELAIS_PORT"
+    parallel_run screen_par relais-screen
+    SCREEN_CPU_USER_US=$CPU_RUN_USER_US
+    SCREEN_CPU_SYS_US=$CPU_RUN_SYS_US
+    source_run screen_one "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
+    SCREEN_NAMED=$(grep -c 'client=bench-client.example.org\[127.0.0.1\]' "$WORK/relais-screen/stderr.log" || true)
+    kill -TERM "$RELAIS_PID" 2>/dev/null || true
+    wait "$RELAIS_PID" 2>/dev/null || true
+}
+
 # ---------------------------------------------------------------- main
 relais_install_deps
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
@@ -516,6 +556,7 @@ for t in $TARGETS; do
     relais) bench_relais ;;
     policy) bench_policy ;;
     http) bench_http ;;
+    screen) bench_screen ;;
     *) log "unknown target $t" && exit 2 ;;
     esac
 done
@@ -579,6 +620,15 @@ if [ -n "${RATE[http_par]:-}" ]; then
     printf '%-34s %14s %14s\n' "on / off" "$(ratio http_par relais_par)" "$(ratio http_one relais_one)"
     echo "relais CPU per message with HTTP on: user ${HTTP_CPU_USER_US:-?} us, system ${HTTP_CPU_SYS_US:-?} us" \
         "(off: user ${CPU_USER_US:-?} us, system ${CPU_SYS_US:-?} us); scrapes answered: ${HTTP_SCRAPES:-?}"
+fi
+if [ -n "${RATE[screen_par]:-}" ]; then
+    echo
+    printf '%-34s %14s %14s\n' "client checks (PTR, 2 lists, grey)" "-s $SESSIONS -m $MESSAGES" "-s 1 -m $SERIAL_MESSAGES"
+    printf '%-34s %14s %14s\n' "relais, checks off (trusted)" "${RATE[relais_par]:--}" "${RATE[relais_one]:--}"
+    printf '%-34s %14s %14s\n' "relais, checks on" "${RATE[screen_par]:--}" "${RATE[screen_one]:--}"
+    printf '%-34s %14s %14s\n' "on / off" "$(ratio screen_par relais_par)" "$(ratio screen_one relais_one)"
+    echo "relais CPU per message with client checks on: user ${SCREEN_CPU_USER_US:-?} us, system ${SCREEN_CPU_SYS_US:-?} us;" \
+        "messages from a client named by its PTR: ${SCREEN_NAMED:-?}"
 fi
 if [ -n "${RSS_START:-}" ]; then
     echo "relais VmRSS: at start ${RSS_START} kB, after the runs ${RSS_LOADED:-?} kB," \

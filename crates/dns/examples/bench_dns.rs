@@ -1,6 +1,7 @@
-//! The DNS of `scripts/bench.sh`'s sender-authentication run: `example.org` (the sender of
-//! every smtp-source message) publishes SPF through an include that allows 127.0.0.0/8 and a
-//! DMARC `p=reject` record, so every message passes SPF, aligns, and passes DMARC. Prints its
+//! The DNS of `scripts/bench.sh`'s check runs: `example.org` (the sender of every smtp-source
+//! message) publishes SPF through an include that allows 127.0.0.0/8 and a DMARC `p=reject`
+//! record, so every message passes SPF, aligns, and passes DMARC; 127.0.0.1 has a PTR that
+//! resolves back; the lists `zen.example` and `bl.example` name nobody (NXDOMAIN). Prints its
 //! address, serves until standard input closes.
 //!
 //! ```text
