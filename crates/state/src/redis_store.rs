@@ -76,8 +76,8 @@ pub(crate) struct Redis {
 
 impl Redis {
     pub(crate) fn connect(url: &str) -> Result<Redis, StateError> {
-        let client =
-            redis::Client::open(url).map_err(|e| StateError(format!("redis {url}: {e}")))?;
+        // The URL may hold a password: never in an error or a log line.
+        let client = redis::Client::open(url).map_err(|e| StateError(format!("redis URL: {e}")))?;
         let name = client.get_connection_info().addr().to_string();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
