@@ -12,6 +12,8 @@
 #   prometheus   (tests: promtool checks the /metrics output; the service is not started)
 #   chromium, chromium-driver (tests: the status page in headless Chromium, driven by
 #                chromedriver over WebDriver; nothing is downloaded at test time)
+#   redis-server (tests: the Redis backend of the shared state; each test starts its own on a
+#                free port, the system service is not started)
 # Usage: scripts/deps.sh            # source it or run it; it is a no-op when all are there
 # Never prompts. Needs root (or password-less sudo) only when something must be installed.
 set -euo pipefail
@@ -31,6 +33,7 @@ relais_deps_missing() {
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     echo "${missing[@]}"
 }
 
@@ -67,7 +70,7 @@ relais_install_deps() {
     # never touches port 25 (the benchmark runs its own instance from a temporary directory).
     echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
     "${sudo[@]}" apt-get update -q
-    # Packages that ship a service (Postfix, Dovecot, Prometheus) must not start it: only the
+    # Packages that ship a service (Postfix, Dovecot, Prometheus, Redis) must not start it: only the
     # programs are wanted. policy-rc.d says so to invoke-rc.d while the packages install.
     local policy=/usr/sbin/policy-rc.d made_policy=""
     if [ ! -e "$policy" ]; then

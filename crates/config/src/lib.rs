@@ -78,6 +78,18 @@ pub struct Config {
     pub dkim: Vec<DkimKeyConfig>,
     /// The Sender Rewriting Scheme for mail aliases forward off the machine.
     pub srs: SrsConfig,
+    /// Where greylisting entries and rate counters live.
+    pub state: StateConfig,
+}
+
+/// `[state]`: where greylisting entries and rate counters live.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// A Redis server that several relais hosts share (`redis://host:port[/db]`, with
+    /// `user:password@` if it asks); empty (the default): the embedded store in
+    /// `data_dir/state.redb`.
+    pub redis: String,
 }
 
 /// `[srs]`: copies an alias forwards to another domain leave with an envelope sender at our
@@ -610,6 +622,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             dkim: Vec::new(),
             srs: SrsConfig::default(),
+            state: StateConfig::default(),
         }
     }
 }
@@ -777,6 +790,15 @@ impl Config {
                 format!("[srs] {:?} is not a domain", self.srs.domain),
             ));
         }
+        if !self.state.redis.is_empty() && !is_redis_url(&self.state.redis) {
+            return Err(err(
+                "redis",
+                format!(
+                    "[state] {:?} is not a Redis URL (redis://host:port[/db])",
+                    self.state.redis
+                ),
+            ));
+        }
         for k in &self.dkim {
             if !relais_proto::address::is_domain(&k.domain) {
                 return Err(err(
@@ -867,6 +889,34 @@ pub fn system_hostname() -> String {
     } else {
         "localhost".into()
     }
+}
+
+/// `redis://[user:password@]host[:port][/db]`: a host, a port that is a number, a database
+/// that is a number. (No `rediss://`: relais builds its Redis client without TLS.)
+fn is_redis_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("redis://") else {
+        return false;
+    };
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let (addr, db) = rest.split_once('/').unwrap_or((rest, ""));
+    if !db.is_empty() && db.parse::<u32>().is_err() {
+        return false;
+    }
+    let (host, port) = match addr.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, p)) if h.parse::<std::net::Ipv6Addr>().is_ok() => (h, p),
+            _ => return false,
+        },
+        None => addr.rsplit_once(':').map_or((addr, ""), |(h, p)| (h, p)),
+    };
+    let port = port.strip_prefix(':').unwrap_or(port);
+    if !port.is_empty() && port.parse::<u16>().map_or(true, |p| p == 0) {
+        return false;
+    }
+    !host.is_empty()
+        && (host.parse::<std::net::IpAddr>().is_ok()
+            || relais_proto::address::is_domain(host)
+            || host == "localhost")
 }
 
 /// `line N: ` for the first line that sets `key`, or nothing if it is not found.
@@ -1060,6 +1110,33 @@ command_timeout = "2m"
     }
 
     #[test]
+    fn state_is_embedded_by_default_or_in_redis() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.state.redis, "");
+        for url in [
+            "redis://127.0.0.1:6379",
+            "redis://redis.example.com",
+            "redis://:secret@[::1]:6380/2",
+            "redis://localhost/0",
+        ] {
+            let c = Config::parse(&format!("[state]\nredis = \"{url}\"\n")).expect(url);
+            assert_eq!(c.state.redis, url);
+        }
+        for url in [
+            "rediss://h:1",
+            "redis://",
+            "redis://h:0",
+            "redis://h/x",
+            "redis://a b",
+        ] {
+            assert!(
+                Config::parse(&format!("[state]\nredis = \"{url}\"\n")).is_err(),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
     fn errors_name_the_key_and_the_line() {
         let cases: &[(&str, &[&str])] = &[
             ("hostname = \"a\"\nbogus = 1\n", &["line 2", "bogus"]),
@@ -1108,6 +1185,15 @@ command_timeout = "2m"
                 "[[dkim]]\ndomain = \"a.example\"\nkey = \"k\"\n",
                 &["selector"],
             ),
+            (
+                "[state]\nredis = \"127.0.0.1:6379\"\n",
+                &["line 2", "redis", "not a Redis URL"],
+            ),
+            (
+                "[state]\nredis = \"redis://127.0.0.1:port\"\n",
+                &["line 2", "redis"],
+            ),
+            ("[state]\nredus = \"\"\n", &["line 2", "redus"]),
         ];
         for (text, needles) in cases {
             let e = Config::parse(text).expect_err(text).to_string();

@@ -100,8 +100,10 @@ impl Smtpd {
     ) -> Result<Smtpd, SmtpdError> {
         let anvil = Arc::new(Anvil::default());
         // Greylisting entries and rate counters, kept across reloads and restarts.
-        let state = Store::open(&config.data_dir.join("state.redb"))
-            .map_err(|e| SmtpdError::Config(e.to_string()))?;
+        // The embedded store in data_dir, or Redis when `[state] redis` is set.
+        let state =
+            Store::open_or_connect(&config.data_dir.join("state.redb"), &config.state.redis)
+                .map_err(|e| SmtpdError::Config(e.to_string()))?;
         let ctx = Context::build(
             config,
             spool,

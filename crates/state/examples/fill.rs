@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = std::fs::metadata(dir.join("state.redb"))?.len();
     println!(
         "{} entries in {:.1} s; VmRSS {} kB before, {} kB after; file {} kB",
-        store.len()?,
+        runtime.block_on(store.len())?,
         elapsed.as_secs_f64(),
         before,
         rss_kb(),

@@ -7,12 +7,19 @@
 //! `data_dir/state.redb` ([redb]), so it survives a restart; writes are not synced one by one
 //! (a greylisting entry lost in a crash costs one more retry), the file is made durable every
 //! [`SYNC_EVERY`] and when the store is dropped. Expired entries are dropped as the store goes.
+//! The Redis backend ([`Store::connect_redis`]) keeps them in a Redis server that several relais
+//! hosts share: keys under `relais:`, counters changed atomically by small Lua scripts, expiries
+//! Redis's own (`EXAT`), every call bounded by [`REDIS_TIMEOUT`].
 //!
 //! Time is an argument (Unix seconds), never read here.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod redis_store;
+
+pub use redis_store::REDIS_TIMEOUT;
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -39,12 +46,21 @@ fn err(e: impl std::fmt::Display) -> StateError {
 /// The shared state. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Embedded>,
+    inner: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Embedded(Arc<Embedded>),
+    Redis(Arc<redis_store::Redis>),
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Store(embedded)")
+        match &self.inner {
+            Backend::Embedded(_) => f.write_str("Store(embedded)"),
+            Backend::Redis(r) => write!(f, "Store(redis {})", r.name()),
+        }
     }
 }
 
@@ -57,39 +73,42 @@ struct Embedded {
 impl Store {
     /// Opens (creates) the embedded store at `path`.
     pub fn open(path: &Path) -> Result<Store, StateError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        let db =
-            Database::create(path).map_err(|e| StateError(format!("{}: {e}", path.display())))?;
-        let txn = db.begin_write().map_err(err)?;
-        txn.open_table(TABLE).map_err(err)?;
-        txn.commit().map_err(err)?;
         Ok(Store {
-            inner: Arc::new(Embedded {
-                db,
-                book: Mutex::new((Instant::now(), 0)),
-            }),
+            inner: Backend::Embedded(Arc::new(Embedded::open(path)?)),
         })
+    }
+
+    /// The Redis backend at `url` (`redis://host:port[/db]`). Connects on first use and
+    /// reconnects on its own after Redis went away; until then every call fails.
+    pub fn connect_redis(url: &str) -> Result<Store, StateError> {
+        Ok(Store {
+            inner: Backend::Redis(Arc::new(redis_store::Redis::connect(url)?)),
+        })
+    }
+
+    /// The embedded store at `path` when `redis_url` is empty, else the Redis backend.
+    pub fn open_or_connect(path: &Path, redis_url: &str) -> Result<Store, StateError> {
+        if redis_url.is_empty() {
+            Store::open(path)
+        } else {
+            Store::connect_redis(redis_url)
+        }
     }
 
     /// The value under `key`, if it has not expired by `now`.
     pub async fn get(&self, key: &str, now: u64) -> Result<Option<u64>, StateError> {
-        let txn = self.inner.db.begin_read().map_err(err)?;
-        let table = txn.open_table(TABLE).map_err(err)?;
-        Ok(table
-            .get(key)
-            .map_err(err)?
-            .map(|v| v.value())
-            .filter(|(_, expires)| *expires > now)
-            .map(|(value, _)| value))
+        match &self.inner {
+            Backend::Embedded(e) => e.get(key, now),
+            Backend::Redis(r) => r.get(key, now).await,
+        }
     }
 
     /// Sets `key` to `value` until `expires`.
     pub async fn set(&self, key: &str, value: u64, expires: u64) -> Result<(), StateError> {
-        self.write(key, expires, |_| (value, expires))
-            .await
-            .map(|_| ())
+        match &self.inner {
+            Backend::Embedded(e) => e.write(key, expires, |_| (value, expires)).map(|_| ()),
+            Backend::Redis(r) => r.set(key, value, expires).await,
+        }
     }
 
     /// The value under `key`; when there is none (or it expired by `now`), `value` is set
@@ -101,25 +120,78 @@ impl Store {
         now: u64,
         expires: u64,
     ) -> Result<u64, StateError> {
-        self.write(key, now, |old| match old {
-            Some(kept) => kept,
-            None => (value, expires),
-        })
-        .await
+        match &self.inner {
+            Backend::Embedded(e) => e.write(key, now, |old| match old {
+                Some(kept) => kept,
+                None => (value, expires),
+            }),
+            Backend::Redis(r) => r.get_or_set(key, value, now, expires).await,
+        }
     }
 
     /// Adds `by` to the counter under `key` (0 when absent or expired by `now`), which expires
     /// at `expires` when it is new. Returns the new count.
     pub async fn add(&self, key: &str, by: u64, now: u64, expires: u64) -> Result<u64, StateError> {
-        self.write(key, now, |old| match old {
-            Some((count, until)) => (count.saturating_add(by), until),
-            None => (by, expires),
-        })
-        .await
+        match &self.inner {
+            Backend::Embedded(e) => e.write(key, now, |old| match old {
+                Some((count, until)) => (count.saturating_add(by), until),
+                None => (by, expires),
+            }),
+            Backend::Redis(r) => r.add(key, by, now, expires).await,
+        }
     }
 
     /// Removes `key`.
     pub async fn remove(&self, key: &str) -> Result<(), StateError> {
+        match &self.inner {
+            Backend::Embedded(e) => e.remove(key),
+            Backend::Redis(r) => r.remove(key).await,
+        }
+    }
+
+    /// The number of entries (for the figures in notes and tests): in the embedded store,
+    /// expired ones included; in Redis, the keys under `relais:` (Redis drops expired ones).
+    pub async fn len(&self) -> Result<u64, StateError> {
+        match &self.inner {
+            Backend::Embedded(e) => e.len(),
+            Backend::Redis(r) => r.len().await,
+        }
+    }
+
+    /// True when the store holds nothing.
+    pub async fn is_empty(&self) -> Result<bool, StateError> {
+        Ok(self.len().await? == 0)
+    }
+}
+
+impl Embedded {
+    fn open(path: &Path) -> Result<Embedded, StateError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let db =
+            Database::create(path).map_err(|e| StateError(format!("{}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(err)?;
+        txn.open_table(TABLE).map_err(err)?;
+        txn.commit().map_err(err)?;
+        Ok(Embedded {
+            db,
+            book: Mutex::new((Instant::now(), 0)),
+        })
+    }
+
+    fn get(&self, key: &str, now: u64) -> Result<Option<u64>, StateError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(TABLE).map_err(err)?;
+        Ok(table
+            .get(key)
+            .map_err(err)?
+            .map(|v| v.value())
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value))
+    }
+
+    fn remove(&self, key: &str) -> Result<(), StateError> {
         let txn = self.begin_write()?;
         txn.open_table(TABLE)
             .map_err(err)?
@@ -128,21 +200,15 @@ impl Store {
         txn.commit().map_err(err)
     }
 
-    /// The number of entries, expired ones included (for the figures in notes and tests).
-    pub fn len(&self) -> Result<u64, StateError> {
-        let txn = self.inner.db.begin_read().map_err(err)?;
+    fn len(&self) -> Result<u64, StateError> {
+        let txn = self.db.begin_read().map_err(err)?;
         txn.open_table(TABLE).map_err(err)?.len().map_err(err)
-    }
-
-    /// True when the store holds nothing.
-    pub fn is_empty(&self) -> Result<bool, StateError> {
-        Ok(self.len()? == 0)
     }
 
     /// A write transaction, durable when [`SYNC_EVERY`] has passed since the last durable one.
     fn begin_write(&self) -> Result<redb::WriteTransaction, StateError> {
-        let mut txn = self.inner.db.begin_write().map_err(err)?;
-        let mut book = self.inner.book.lock().unwrap_or_else(|e| e.into_inner());
+        let mut txn = self.db.begin_write().map_err(err)?;
+        let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
         let durable = book.0.elapsed() >= SYNC_EVERY;
         if durable {
             book.0 = Instant::now();
@@ -158,7 +224,7 @@ impl Store {
     }
 
     /// Reads `key` (live at `now`), stores what `f` makes of it, returns the stored value.
-    async fn write(
+    fn write(
         &self,
         key: &str,
         now: u64,
@@ -184,7 +250,7 @@ impl Store {
     }
 
     fn sweep_due(&self) -> bool {
-        let book = self.inner.book.lock().unwrap_or_else(|e| e.into_inner());
+        let book = self.book.lock().unwrap_or_else(|e| e.into_inner());
         book.1.is_multiple_of(SWEEP_EVERY)
     }
 }

@@ -313,3 +313,125 @@ fn rate_limits_per_address_and_per_user_and_the_tarpit() {
         "{times:?}"
     );
 }
+
+/// A `redis-server` of the test's own (Debian's; scripts/deps.sh installs it) on a free port of
+/// 127.0.0.1, without persistence. Stopped by its PID, never by name.
+struct RedisServer {
+    child: Option<std::process::Child>,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = RedisServer { child: None, port };
+        r.again();
+        r
+    }
+
+    /// Starts it (again) on its port.
+    fn again(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/deps.sh installs it)");
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(started.elapsed().as_secs() < 10, "redis-server up");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Stops it (SIGKILL to its PID) and waits for it.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn two_servers_share_greylisting_and_limits_through_redis_and_survive_its_absence() {
+    let dns = start_dns(zone());
+    let mut redis = RedisServer::start();
+    let start = || {
+        Server::start(
+            setup(&dns, &["greylist = true", "greylist_delay = \"2s\""])
+                .top(&format!(
+                    "[state]\nredis = \"redis://127.0.0.1:{}\"",
+                    redis.port
+                ))
+                .auth("allow_plaintext = true")
+                .limit("recipient_rate_per_user = 3"),
+        )
+    };
+    let (a, b) = (start(), start());
+    let (pa, pb) = (a.port("mx"), b.port("mx"));
+    // greylisted through the first, the retry taken by the second
+    assert!(rcpt(pa, 2, "alice@example.test", "bob@local.test").is("451 4.7.1"));
+    assert!(
+        rcpt(pb, 2, "alice@example.test", "bob@local.test").is("451 4.7.1"),
+        "too early"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let r = rcpt(pb, 2, "alice@example.test", "bob@local.test");
+    assert!(r.is("250 2.1.5"), "{r}");
+    // alice's three recipients an hour, counted across both
+    let mut c = Client::ready(pa, lo(4));
+    assert!(c.auth_plain(USER, PASSWORD).is("235 "));
+    c.expect("MAIL FROM:<alice@local.test>", "250 ");
+    c.expect("RCPT TO:<r0@example.org>", "250 ");
+    c.expect("RCPT TO:<r1@example.org>", "250 ");
+    let mut c = Client::ready(pb, lo(4));
+    assert!(c.auth_plain(USER, PASSWORD).is("235 "));
+    c.expect("MAIL FROM:<alice@local.test>", "250 ");
+    c.expect("RCPT TO:<r2@example.org>", "250 ");
+    let r = c.cmd("RCPT TO:<r3@example.org>");
+    assert!(r.is("450 4.7.1"), "{r}");
+    b.assert_logged("rate limit: user alice reached 4 recipients this hour (limit 3)");
+    // Redis away: temporary failures, nothing let through
+    redis.stop();
+    let r = rcpt(pa, 3, "carol@example.test", "bob@local.test");
+    assert!(
+        r.is("451 4.3.0 <bob@local.test>: Recipient address rejected: temporary failure"),
+        "{r}"
+    );
+    let mut c = Client::ready(pb, lo(5));
+    assert!(c.auth_plain(USER, PASSWORD).is("235 "));
+    c.expect("MAIL FROM:<alice@local.test>", "250 ");
+    let r = c.cmd("RCPT TO:<r4@example.org>");
+    assert!(r.is("451 4.3.0"), "{r}");
+    // back (empty, on the same port): both recover as the connection manager reconnects
+    redis.again();
+    let started = std::time::Instant::now();
+    for port in [pa, pb] {
+        loop {
+            let r = rcpt(port, 3, "carol@example.test", "bob@local.test");
+            if r.is("451 4.7.1") {
+                break;
+            }
+            assert!(r.is("451 4.3.0"), "{r}");
+            assert!(started.elapsed().as_secs() < 20, "recovers: {r}");
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+    let mut c = Client::ready(pb, lo(5));
+    assert!(c.auth_plain(USER, PASSWORD).is("235 "));
+    c.expect("MAIL FROM:<alice@local.test>", "250 ");
+    let r = c.cmd("RCPT TO:<r5@example.org>");
+    assert!(r.is("250 2.1.5"), "{r}");
+}
