@@ -443,25 +443,33 @@ bench_dns_start() {
 # The same accept runs with [policy] spf = "reject", dkim = "tag", dmarc = "enforce" and
 # arc = "tag" for clients that are strangers (no relay networks): SPF through an include, the
 # DMARC record and (smtp-source messages carry no signature) a DKIM and ARC parse per message.
-bench_policy() {
+# checked_run KEY EXTRA: relais in $WORK/relais-KEY with the TOML EXTRA (and the fixture DNS
+# as its resolver), its parallel and one-session runs as KEY_par and KEY_one, its CPU per
+# message in CPU_RUN_USER_US and CPU_RUN_SYS_US. Leaves the server running (RELAIS_PID).
+checked_run() {
+    local key=$1 extra=$2
     if ! bench_dns_start; then
-        RATE[policy_par]=FAIL
-        RATE[policy_one]=FAIL
-        return 0
+        RATE[${key}_par]=FAIL
+        RATE[${key}_one]=FAIL
+        return 1
     fi
     if [ -z "${BENCH_NO_BUILD:-}" ]; then
         (cd "$ROOT" && cargo build -q --release -p relais)
     fi
-    if ! relais_start relais-policy "relay_networks = []\nresolver = \"$BENCH_DNS\"\n[policy]\nspf = \"reject\"\ndkim = \"tag\"\ndmarc = \"enforce\"\narc = \"tag\"\n"; then
-        RATE[policy_par]=FAIL
-        RATE[policy_one]=FAIL
-        return 0
+    if ! relais_start "relais-$key" "relay_networks = []\nresolver = \"$BENCH_DNS\"\n$extra"; then
+        RATE[${key}_par]=FAIL
+        RATE[${key}_one]=FAIL
+        return 1
     fi
-    log "policy: relais pid $RELAIS_PID on 127.0.0.1:$RELAIS_PORT"
-    parallel_run policy_par relais-policy
+    log "$key: relais pid $RELAIS_PID on 127.0.0.1:$RELAIS_PORT"
+    parallel_run "${key}_par" "relais-$key"
+    source_run "${key}_one" "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
+}
+
+bench_policy() {
+    checked_run policy '[policy]\nspf = "reject"\ndkim = "tag"\ndmarc = "enforce"\narc = "tag"\n' || return 0
     POLICY_CPU_USER_US=$CPU_RUN_USER_US
     POLICY_CPU_SYS_US=$CPU_RUN_SYS_US
-    source_run policy_one "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
     POLICY_PASSED=$(grep -c 'spf=pass (mailfrom example.org' "$WORK/relais-policy/stderr.log" || true)
     POLICY_DMARC=$(find "$WORK/relais-policy/data/mail/bench/new" -type f -print0 | head -z -n 1 |
         xargs -0 grep -o 'dmarc=pass[^;]*' 2>/dev/null | head -1 || true)
@@ -517,24 +525,9 @@ EOF
 # greylisting (pre-passed: no delay) for strangers: per connection a PTR and its forward
 # lookup, two list queries, a greylisting read in the state store.
 bench_screen() {
-    if ! bench_dns_start; then
-        RATE[screen_par]=FAIL
-        RATE[screen_one]=FAIL
-        return 0
-    fi
-    if [ -z "${BENCH_NO_BUILD:-}" ]; then
-        (cd "$ROOT" && cargo build -q --release -p relais)
-    fi
-    if ! relais_start relais-screen "relay_networks = []\nresolver = \"$BENCH_DNS\"\n[policy]\nreverse_dns = true\ndnsbl = [\"zen.example*3\", \"bl.example*2\"]\ndnsbl_threshold = 3\ngreylist = true\ngreylist_delay = \"0s\"\n"; then
-        RATE[screen_par]=FAIL
-        RATE[screen_one]=FAIL
-        return 0
-    fi
-    log "screen: relais pid $RELAIS_PID on 127.0.0.1:$RELAIS_PORT"
-    parallel_run screen_par relais-screen
+    checked_run screen '[policy]\nreverse_dns = true\ndnsbl = ["zen.example*3", "bl.example*2"]\ndnsbl_threshold = 3\ngreylist = true\ngreylist_delay = "0s"\n' || return 0
     SCREEN_CPU_USER_US=$CPU_RUN_USER_US
     SCREEN_CPU_SYS_US=$CPU_RUN_SYS_US
-    source_run screen_one "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
     SCREEN_NAMED=$(grep -c 'client=bench-client.example.org\[127.0.0.1\]' "$WORK/relais-screen/stderr.log" || true)
     kill -TERM "$RELAIS_PID" 2>/dev/null || true
     wait "$RELAIS_PID" 2>/dev/null || true
