@@ -729,19 +729,35 @@ async fn user_rate(
     let user = client.user.as_deref()?;
     let limit = ctx.config.limits.recipient_rate_per_user;
     let (count, reply) = policy::limits::recipient(&ctx.state, user, to, limit, unix_now()).await?;
+    let why =
+        format!("rate limit: user {user} reached {count} recipients this hour (limit {limit})");
+    deferred(client, tx, "rate", &why, to);
+    METRICS.screen_refused("rate");
+    Some(reply)
+}
+
+/// Logs a recipient deferred by a check (greylisting, a rate limit); a warning, as it may be
+/// a stolen password or a misconfigured sender.
+fn deferred(
+    client: &Client,
+    tx: &Option<Transaction>,
+    check: &str,
+    why: &str,
+    to: &relais_proto::Mailbox,
+) {
     let id = id_or_noqueue(tx);
     warn!(
         event = "policy",
         queue_id = %id,
         client = %client.label,
-        check = "rate",
-        sasl_username = user,
+        check,
+        sasl_username = client.user.as_deref().unwrap_or(""),
         to = %to,
         status = "deferred",
-        "{id}: rate limit: user {user} reached {count} recipients this hour (limit {limit}): to=<{to}> deferred"
+        reason = why,
+        "{id}: {why}: to=<{to}> deferred for {}",
+        client.label
     );
-    METRICS.screen_refused("rate");
-    Some(reply)
 }
 
 /// Greylisting of a stranger's recipient (not for clients on a white list): the deferral.
@@ -764,17 +780,12 @@ async fn greylist(
     let (grey, reply) =
         policy::greylist::check(&ctx.state, settings, client.peer.ip(), from, to, unix_now())
             .await?;
-    let id = id_or_noqueue(tx);
-    info!(
-        event = "policy",
-        queue_id = %id,
-        client = %client.label,
-        check = "greylist",
-        to = %to,
-        status = "deferred",
-        "{id}: greylist: to=<{to}> deferred for {} ({grey:?})",
-        client.label
-    );
+    let why = match grey {
+        policy::greylist::Grey::Defer(0) => "greylisting store unavailable".to_string(),
+        policy::greylist::Grey::Defer(wait) => format!("greylisted (a retry passes in {wait} s)"),
+        policy::greylist::Grey::Pass => "greylisting".to_string(),
+    };
+    deferred(client, tx, "greylist", &why, to);
     Some(reply)
 }
 

@@ -228,7 +228,7 @@ fn greylisting_defers_a_first_try_and_takes_the_retry_even_after_a_restart() {
         r.is("451 4.7.1 <bob@local.test>: Recipient address rejected: Greylisted, please try again in 2 seconds"),
         "{r}"
     );
-    s.assert_logged("greylist: to=<bob@local.test> deferred");
+    s.assert_logged("greylisted (a retry passes in 2 s): to=<bob@local.test> deferred");
     // too early: still deferred
     assert!(rcpt(port, 2, "alice@example.test", "bob@local.test").is("451 4.7.1"));
     // the entry is on disk: a restart keeps it
