@@ -161,9 +161,7 @@ impl<'a> Results<'a> {
         } else {
             &self.parts
         };
-        let value = format!("{}{parts}", self.id);
-        let value = value.replace("\r\n\t", " ").replace(['\r', '\n'], "");
-        format!("Authentication-Results: {value}")
+        crate::one_field(&format!("Authentication-Results: {}{parts}", self.id))
     }
 }
 

@@ -87,3 +87,25 @@ impl SenderAuth {
         Some(spf::check(self, ip, helo, from).await)
     }
 }
+
+/// Header fields as mail-auth writes them (folded, CRLF-ended) as one line each, without
+/// CRLF: the spool keeps the headers it adds so. Safe with relaxed canonicalization, which
+/// unfolds anyway.
+pub(crate) fn fields(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
+        match out.last_mut() {
+            Some(last) if line.starts_with([' ', '\t']) => {
+                last.push(' ');
+                last.push_str(line.trim_start());
+            }
+            _ => out.push(line.to_string()),
+        }
+    }
+    out
+}
+
+/// One header field on one line (see [`fields`]).
+pub(crate) fn one_field(text: &str) -> String {
+    fields(text).concat()
+}

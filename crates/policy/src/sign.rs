@@ -20,6 +20,8 @@ use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use mail_auth::{AuthenticatedMessage, dkim::Signature};
 use relais_config::{Config, DkimKeyConfig};
+
+use crate::{fields, one_field};
 use rustls_pki_types::{PrivateKeyDer, pem::PemObject};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -97,21 +99,6 @@ impl Sealing {
         .map_err(|e| format!("cannot seal: {e}"))?;
         Ok(fields(&set.to_header()))
     }
-}
-
-/// Header fields written by mail-auth (folded, CRLF-ended) as one line each.
-fn fields(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in text.split("\r\n").filter(|l| !l.is_empty()) {
-        match out.last_mut() {
-            Some(last) if line.starts_with([' ', '\t']) => {
-                last.push(' ');
-                last.push_str(line.trim_start());
-            }
-            _ => out.push(line.to_string()),
-        }
-    }
-    out
 }
 
 /// The signing keys of every domain we sign for.
@@ -483,19 +470,10 @@ async fn sign_stream(entry: Arc<Entry>, mut rx: mpsc::UnboundedReceiver<Vec<u8>>
     };
     let signature = signature.map_err(|e| format!("cannot sign: {e}"))?;
     Ok((
-        one_line(&signature.to_header()),
+        one_field(&signature.to_header()),
         entry.domain.clone(),
         entry.selector.clone(),
     ))
-}
-
-/// A header field on one line, without its CRLF (safe with relaxed header
-/// canonicalization, which unfolds anyway).
-fn one_line(header: &str) -> String {
-    header
-        .trim_end_matches(['\r', '\n'])
-        .replace("\r\n\t", " ")
-        .replace("\r\n ", " ")
 }
 
 impl Signers {
@@ -511,7 +489,7 @@ impl Signers {
         Some(
             entry
                 .sign(message)
-                .map(|s| one_line(&s.to_header()))
+                .map(|s| one_field(&s.to_header()))
                 .map_err(|e| e.to_string()),
         )
     }

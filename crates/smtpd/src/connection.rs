@@ -8,14 +8,11 @@ use std::time::{Instant, SystemTime};
 
 use relais_config::Role;
 use relais_metrics::METRICS;
-use relais_policy::{
-    self as policy, Action, HeaderFilter, Outgoing, Received, Screening, Sealing, SpfVerdict,
-};
+use relais_policy::{self as policy, Outgoing, Sealing, SpfVerdict};
 use relais_proto::session::{AuthOutcome, Event, Stored, Verdict};
-use relais_proto::{Envelope, Reply, ReversePath, Session, replies};
-use relais_queue::Target;
+use relais_proto::{Envelope, ReversePath, Session, replies};
+use relais_queue::Enqueue;
 use relais_queue::headers::{self, ReceivedInfo};
-use relais_queue::{Arrival, Enqueue};
 use relais_route::Route;
 use relais_spool::{QueueId, SpoolError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,6 +22,13 @@ use tokio_rustls::server::TlsStream;
 use tracing::{info, warn};
 
 use crate::context::Context;
+
+mod checks;
+
+use checks::{
+    ContentChecks, Screen, check_content, forwards_off, greylist, identify, prepare_outgoing,
+    refused, screen_sender, unix_now, user_rate,
+};
 
 /// Counts the replies in what is about to be written: a reply's last line has a space (or
 /// nothing) after its code.
@@ -104,85 +108,6 @@ struct Transaction {
     forwards: Option<String>,
     /// The key of that seal.
     sealing: Option<Sealing>,
-}
-
-/// What the content checks need while the content streams in.
-struct ContentChecks {
-    /// Drops forged `Authentication-Results` headers.
-    filter: HeaderFilter,
-    /// The filtered chunk being passed on.
-    scratch: Vec<u8>,
-    /// The message as received, for DKIM, ARC and DMARC; cut to its header section once it
-    /// grows over `verify_max_size`.
-    copy: Vec<u8>,
-    /// The copy was cut.
-    cut: bool,
-    /// `verify_max_size`.
-    limit: usize,
-}
-
-impl ContentChecks {
-    fn new(ctx: &Context) -> ContentChecks {
-        let settings = ctx.auth.settings();
-        ContentChecks {
-            filter: HeaderFilter::new(&settings.authserv_id),
-            scratch: Vec::new(),
-            copy: Vec::new(),
-            cut: false,
-            limit: usize::try_from(settings.verify_max_size).unwrap_or(usize::MAX),
-        }
-    }
-
-    /// Filters a chunk into `scratch` and keeps a copy.
-    fn feed(&mut self, chunk: &[u8]) {
-        self.scratch.clear();
-        self.filter.feed(chunk, &mut self.scratch);
-        self.keep();
-    }
-
-    /// The end of the content: what the filter still held goes into `scratch`.
-    fn finish(&mut self) {
-        self.scratch.clear();
-        self.filter.finish(&mut self.scratch);
-        self.keep();
-    }
-
-    fn keep(&mut self) {
-        if self.cut {
-            return;
-        }
-        self.copy.extend_from_slice(&self.scratch);
-        if self.copy.len() > self.limit {
-            // Keep the header section (with its blank line), or nothing when it has no end.
-            let end = relais_queue::headers::headers_of(&self.copy).len();
-            if end < self.copy.len() {
-                self.copy.truncate(end);
-                self.copy.extend_from_slice(b"\r\n");
-            } else {
-                self.copy.clear();
-            }
-            self.copy.shrink_to_fit();
-            self.cut = true;
-        }
-    }
-
-    fn received(&self) -> Received<'_> {
-        if self.cut {
-            Received::HeaderOnly(&self.copy)
-        } else {
-            Received::Whole(&self.copy)
-        }
-    }
-}
-
-/// The connect-time lookups of a client (reverse DNS, DNS lists), asked for at MAIL FROM.
-enum Screen {
-    /// None configured.
-    Off,
-    /// Running since the connect.
-    Pending(tokio::task::JoinHandle<Screening>),
-    /// Done.
-    Done(Screening),
 }
 
 /// Everything a connection knows about its client and itself.
@@ -656,152 +581,6 @@ async fn recipient(
     }
 }
 
-/// Waits for the connect-time lookups (bounded by `lookup_timeout`) and names the client by
-/// its confirmed PTR from now on.
-async fn identify(client: &mut Client) {
-    if let Screen::Pending(task) = &mut client.screen {
-        let screening = task.await.unwrap_or_default();
-        if let Some(name) = &screening.name {
-            client.label = format!("{name}[{}]:{}", client.peer.ip(), client.peer.port());
-            client.name = Some(name.clone());
-        }
-        let summary = screening.summary();
-        if !summary.is_empty() {
-            info!(event = "screen", client = %client.label, reason = %summary, "{}: {summary}", client.label);
-        }
-        client.screen = Screen::Done(screening);
-    }
-}
-
-/// The checks of a stranger at MAIL FROM before SPF: its HELO name, its DNS lists and reverse
-/// DNS, its sender domain on domain lists. The check, why, and the refusal.
-async fn screen_sender(
-    ctx: &Context,
-    client: &Client,
-    helo: &str,
-    from: &ReversePath,
-) -> Option<(&'static str, String, Reply)> {
-    let settings = ctx.auth.settings();
-    if let Some(r) = policy::decide_helo(settings, helo, &ctx.config.hostname) {
-        return Some(("helo", format!("helo={helo}"), r));
-    }
-    if let Screen::Done(s) = &client.screen
-        && let Some(r) = policy::decide_client(settings, s, client.peer.ip())
-    {
-        return Some(("client", s.summary(), r));
-    }
-    let sender = from.mailbox()?.to_string();
-    let (why, reply) = ctx.auth.check_rhsbl(&sender).await?;
-    Some(("rhsbl", why, reply))
-}
-
-/// Logs a refusal at MAIL FROM by a sender check.
-fn refused(client: &Client, check: &str, why: &str, from: &ReversePath) {
-    METRICS.screen_refused(check);
-    info!(
-        event = "policy",
-        queue_id = "NOQUEUE",
-        client = %client.label,
-        check,
-        from = %from,
-        status = "refused",
-        reason = %why,
-        "NOQUEUE: {why}: from=<{from}> refused for {}",
-        client.label
-    );
-}
-
-/// Now, in Unix seconds (the clock of the shared state's windows and expiries).
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// The recipients an hour of an authenticated user: the refusal beyond the limit, logged with
-/// the user's name (a stolen password sending spam shows there).
-async fn user_rate(
-    ctx: &Context,
-    client: &Client,
-    tx: &Option<Transaction>,
-    to: &relais_proto::Mailbox,
-) -> Option<Reply> {
-    let user = client.user.as_deref()?;
-    let limit = ctx.config.limits.recipient_rate_per_user;
-    let (count, reply) = policy::limits::recipient(&ctx.state, user, to, limit, unix_now()).await?;
-    let why =
-        format!("rate limit: user {user} reached {count} recipients this hour (limit {limit})");
-    deferred(client, tx, "rate", &why, to);
-    METRICS.screen_refused("rate");
-    Some(reply)
-}
-
-/// Logs a recipient deferred by a check (greylisting, a rate limit); a warning, as it may be
-/// a stolen password or a misconfigured sender.
-fn deferred(
-    client: &Client,
-    tx: &Option<Transaction>,
-    check: &str,
-    why: &str,
-    to: &relais_proto::Mailbox,
-) {
-    let id = id_or_noqueue(tx);
-    warn!(
-        event = "policy",
-        queue_id = %id,
-        client = %client.label,
-        check,
-        sasl_username = client.user.as_deref().unwrap_or(""),
-        to = %to,
-        status = "deferred",
-        reason = why,
-        "{id}: {why}: to=<{to}> deferred for {}",
-        client.label
-    );
-}
-
-/// Greylisting of a stranger's recipient (not for clients on a white list): the deferral.
-async fn greylist(
-    ctx: &Context,
-    client: &Client,
-    tx: &Option<Transaction>,
-    to: &relais_proto::Mailbox,
-) -> Option<Reply> {
-    let settings = ctx.auth.settings();
-    if !settings.greylist || !checked(client) {
-        return None;
-    }
-    if let Screen::Done(s) = &client.screen
-        && s.white_listed()
-    {
-        return None;
-    }
-    let from = tx.as_ref().map(|t| &t.from)?;
-    let (grey, reply) =
-        policy::greylist::check(&ctx.state, settings, client.peer.ip(), from, to, unix_now())
-            .await?;
-    let why = match grey {
-        policy::greylist::Grey::Defer(0) => "greylisting store unavailable".to_string(),
-        policy::greylist::Grey::Defer(wait) => format!("greylisted (a retry passes in {wait} s)"),
-        policy::greylist::Grey::Pass => "greylisting".to_string(),
-    };
-    deferred(client, tx, "greylist", &why, to);
-    Some(reply)
-}
-
-/// True if the alias `name` sends copies to another domain.
-fn forwards_off(ctx: &Context, name: &str) -> bool {
-    let Ok(Some(targets)) = ctx.policy.expand(name) else {
-        return false;
-    };
-    targets.iter().any(|t| match t {
-        Target::Forward(a) => a
-            .rsplit_once('@')
-            .is_some_and(|(_, d)| !ctx.policy.is_local_domain(d)),
-        _ => false,
-    })
-}
-
 /// Refuses a sender an authenticated user may not use, when the configuration asks for it.
 fn check_sender(ctx: &Context, client: &Client, from: &ReversePath) -> Option<relais_proto::Reply> {
     let user = client.user.as_ref()?;
@@ -856,76 +635,6 @@ async fn authenticate(
         tokio::time::sleep(ctx.config.auth.failure_delay).await;
         AuthOutcome::Failure(replies::auth_failed())
     }
-}
-
-/// Runs the content checks of a complete message: what to keep with its envelope, or `Err`
-/// with the reply that refuses it.
-async fn check_content(
-    ctx: &Context,
-    t: &mut Transaction,
-    message: &mut Enqueue,
-    client: &Client,
-) -> Result<Arrival, Reply> {
-    let Some(checks) = t.checks.as_mut() else {
-        return Ok(Arrival::default());
-    };
-    checks.finish();
-    message.write(&checks.scratch);
-    let cx = policy::Context {
-        ip: client.peer.ip(),
-        spf: t.spf.as_ref(),
-        seal: t.sealing.as_ref(),
-    };
-    let Some(verdict) = ctx.auth.check_content(checks.received(), cx).await else {
-        return Ok(Arrival::default());
-    };
-    let id = t.id;
-    let (status, junk) = match &verdict.action {
-        Action::Accept => ("accept", false),
-        Action::Quarantine => ("quarantine", true),
-        Action::Reject(_) => ("reject", false),
-    };
-    METRICS.content_check(status);
-    info!(
-        event = "policy",
-        queue_id = %id,
-        client = %client.label,
-        check = "content",
-        status,
-        reason = verdict.summary(),
-        "{id}: {}: {status}",
-        verdict.summary()
-    );
-    if let Action::Reject(reply) = verdict.action {
-        info!(
-            event = "reject",
-            queue_id = %id,
-            client = %client.label,
-            command = "END-OF-MESSAGE",
-            reply = %reply,
-            "{id}: reject: END-OF-MESSAGE from {}: {reply}",
-            client.label
-        );
-        return Err(reply);
-    }
-    match &verdict.sealed {
-        Some(Ok(d)) => info!(event = "arc_sealed", queue_id = %id, "{id}: ARC-sealed d={d}"),
-        Some(Err(e)) => {
-            warn!(event = "arc_unsealed", queue_id = %id, reason = %e, "{id}: not ARC-sealed: {e}")
-        }
-        None => {}
-    }
-    Ok(Arrival {
-        headers: verdict.headers,
-        junk,
-    })
-}
-
-/// A submission's DKIM signature and missing `Date` and `Message-ID`, logged.
-async fn prepare_outgoing(outgoing: Outgoing, id: QueueId) -> Vec<String> {
-    let prepared = outgoing.finish().await;
-    prepared.log(&id.to_string());
-    prepared.headers
 }
 
 /// Commits a complete message to the spool and hands it to delivery.
