@@ -23,8 +23,8 @@ mod policy;
 mod values;
 
 pub use policy::{
-    CheckAction, DkimKeyConfig, DmarcAction, HeloAction, PolicyConfig, PolicyTexts, SpfAction,
-    SrsConfig, StateConfig, UnknownClient,
+    CheckAction, DkimKeyConfig, DmarcAction, HeloAction, MilterAction, MilterConfig, PolicyConfig,
+    PolicyTexts, SpfAction, SrsConfig, StateConfig, UnknownClient,
 };
 pub use values::{BadValue, Cidr, LmtpTarget, NextHop, WeightedZone, is_safe_local_part};
 
@@ -85,6 +85,8 @@ pub struct Config {
     pub srs: SrsConfig,
     /// Where greylisting entries and rate counters live.
     pub state: StateConfig,
+    /// Content filters asked about every message received by SMTP (`[[milter]]`), in order.
+    pub milter: Vec<MilterConfig>,
 }
 
 /// TLS settings. Without `cert` and `key`, a self-signed certificate for the host name is made
@@ -404,6 +406,7 @@ impl Default for Config {
             dkim: Vec::new(),
             srs: SrsConfig::default(),
             state: StateConfig::default(),
+            milter: Vec::new(),
         }
     }
 }
@@ -812,6 +815,29 @@ mod tests {
         // the effective settings read back to the same thing
         let again = Config::parse(&c.to_toml()).unwrap();
         assert_eq!(again.to_toml(), c.to_toml());
+    }
+
+    #[test]
+    fn milters() {
+        let c = Config::parse(
+            "[[milter]]\naddress = \"inet:127.0.0.1:11332\"\n\
+             [[milter]]\naddress = \"unix:/run/clamav/milter.sock\"\n\
+             default_action = \"accept\"\ncommand_timeout = \"5s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.milter.len(), 2);
+        assert_eq!(c.milter[0].address.to_string(), "127.0.0.1:11332");
+        assert_eq!(c.milter[0].default_action, MilterAction::Tempfail);
+        assert_eq!(c.milter[0].content_timeout, Duration::from_secs(300));
+        assert_eq!(c.milter[1].default_action, MilterAction::Accept);
+        assert_eq!(c.milter[1].command_timeout, Duration::from_secs(5));
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.to_toml(), c.to_toml());
+        let e = Config::parse("[[milter]]\naddress = \"rspamd\"\n").unwrap_err();
+        assert!(e.message.contains("address"), "{}", e.message);
+        let e = Config::parse("[[milter]]\naddress = \"127.0.0.1:1\"\ndefault_action = \"drop\"\n")
+            .unwrap_err();
+        assert!(e.message.contains("default_action"), "{}", e.message);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::WeightedZone;
+use crate::{LmtpTarget, WeightedZone};
 
 /// `[state]`: where greylisting entries and rate counters live.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -231,4 +231,50 @@ pub struct DkimKeyConfig {
     /// The private key, PEM (RSA in PKCS#1 or PKCS#8, Ed25519 in PKCS#8), as written by
     /// `relais dkim keygen`.
     pub key: PathBuf,
+}
+
+/// `[[milter]]`: a content filter spoken to with the Sendmail milter protocol (rspamd,
+/// clamav-milter, OpenDKIM), as Postfix's `smtpd_milters`. Filters are asked in the order of
+/// the file; each SMTP connection has its own connection to each filter.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MilterConfig {
+    /// `inet:127.0.0.1:11332`, `127.0.0.1:11332` or `unix:/run/rspamd/milter.sock`.
+    pub address: LmtpTarget,
+    /// What a filter that is down, times out or breaks the protocol means for the message:
+    /// `tempfail` (`451 4.7.1`, the default, as Postfix's `milter_default_action`), `accept`
+    /// (go on without it), or `reject` (`550 5.7.1`).
+    #[serde(default)]
+    pub default_action: MilterAction,
+    /// Connecting and agreeing on the protocol (Postfix's `milter_connect_timeout`).
+    #[serde(default = "thirty_seconds", with = "crate::duration")]
+    pub connect_timeout: Duration,
+    /// Each answer about the connection, HELO, sender, recipients and headers
+    /// (`milter_command_timeout`).
+    #[serde(default = "thirty_seconds", with = "crate::duration")]
+    pub command_timeout: Duration,
+    /// The answers about the body and its end (`milter_content_timeout`).
+    #[serde(default = "five_minutes", with = "crate::duration")]
+    pub content_timeout: Duration,
+}
+
+fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// What a filter that cannot be asked means for a message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MilterAction {
+    /// `451 4.7.1 Service unavailable - try again later`: the client retries later.
+    #[default]
+    Tempfail,
+    /// Go on as if the filter had accepted.
+    Accept,
+    /// `550 5.7.1 Command rejected`.
+    Reject,
 }

@@ -17,6 +17,7 @@ pub mod filter;
 pub mod greylist;
 pub mod keygen;
 pub mod limits;
+pub mod milter;
 pub mod sign;
 pub mod spf;
 

@@ -657,3 +657,73 @@ pub fn state_unavailable_at_mail() -> Reply {
         "Error: temporary failure, try again later",
     )
 }
+
+/// `550 5.7.1` when a content filter (milter) refuses without a text of its own (Postfix's
+/// words).
+pub fn milter_reject() -> Reply {
+    Reply::new(550, st(5, 7, 1), "Command rejected")
+}
+
+/// `451 4.7.1` when a content filter asks to try later, or cannot be asked (Postfix's words).
+pub fn milter_tempfail() -> Reply {
+    Reply::new(451, st(4, 7, 1), "Service unavailable - try again later")
+}
+
+/// A content filter's own reply (`SMFIR_REPLYCODE`: `554 5.7.1 Gtube pattern`, possibly
+/// several lines): only a 4xx or 5xx reply is taken, with an enhanced status of its class
+/// (`x.7.1` when it gives none or one of another class); `None` when it is not a reply.
+pub fn milter_reply(text: &str) -> Option<Reply> {
+    let mut parser = crate::ReplyParser::new();
+    parser.push(text.trim_end().as_bytes());
+    parser.push(b"\r\n");
+    let mut reply = parser.next_reply().ok()??;
+    if !reply.is_transient() && !reply.is_permanent() {
+        return None;
+    }
+    let class = u8::try_from(reply.code / 100).unwrap_or(5);
+    if reply.status.is_none_or(|s| s.class != class) {
+        reply.status = st(class, 7, 1);
+    }
+    for line in &mut reply.lines {
+        // A status of the wrong class stays in the text: it goes.
+        let text = match line.split_once(' ') {
+            Some((first, rest)) if EnhancedStatus::parse(first).is_some() => rest,
+            _ => line.as_str(),
+        };
+        *line = printable_text(text);
+    }
+    Some(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milter_replies() {
+        let table: &[(&str, Option<&str>)] = &[
+            (
+                "554 5.7.1 Gtube pattern",
+                Some("554 5.7.1 Gtube pattern\r\n"),
+            ),
+            ("550 Spam detected", Some("550 5.7.1 Spam detected\r\n")),
+            (
+                "451 4.7.1 Try again later\0",
+                Some("451 4.7.1 Try again later\r\n"),
+            ),
+            ("450 5.7.1 wrong class", Some("450 4.7.1 wrong class\r\n")),
+            (
+                "550-5.7.1 first\r\n550 5.7.1 second",
+                Some("550-5.7.1 first\r\n550 5.7.1 second\r\n"),
+            ),
+            ("250 2.0.0 fine", None),
+            ("354 go on", None),
+            ("hello", None),
+            ("", None),
+        ];
+        for (text, want) in table {
+            let got = milter_reply(text).map(|r| String::from_utf8(r.to_bytes()).unwrap());
+            assert_eq!(got.as_deref(), *want, "{text:?}");
+        }
+    }
+}

@@ -336,6 +336,7 @@ impl Manager {
         }
         // The headers the door decided at the end of the content go in front of it.
         let mut content = env.arrival.header_bytes();
+        let start = content.len();
         content.reserve(msg.body_len() as usize);
         if let Err(e) = msg
             .body_reader()
@@ -345,6 +346,8 @@ impl Manager {
             self.schedule.at(id, now + READ_RETRY);
             return None;
         }
+        // A header section changed by content filters replaces the stored one.
+        env.arrival.apply(&mut content, start);
         Some(Flight::new(env, msg.arrival, content))
     }
 

@@ -113,11 +113,13 @@ pub fn show(spool: &Spool, id: &str) -> Result<QueueDetail, String> {
     let m = spool.read(id).map_err(|e| e.to_string())?;
     let env = SpooledEnvelope::decode(&m.envelope).map_err(|e| e.to_string())?;
     let mut body = env.arrival.header_bytes();
+    let start = body.len();
     m.body_reader()
         .map_err(|e| e.to_string())?
         .take(256 * 1024)
         .read_to_end(&mut body)
         .map_err(|e| e.to_string())?;
+    env.arrival.apply(&mut body, start);
     let headers = String::from_utf8_lossy(crate::headers::headers_of(&body)).into_owned();
     Ok(QueueDetail {
         entry: entry_of(id, m.body_len(), m.arrival, &env),

@@ -31,6 +31,8 @@ pub struct Enqueue {
     failed: Option<SpoolError>,
     /// What the door decided at the end of the content, kept with the envelope.
     arrival: Arrival,
+    /// Kept in the queue until released (a content filter's quarantine).
+    hold: bool,
 }
 
 impl Enqueue {
@@ -43,7 +45,13 @@ impl Enqueue {
             incoming: spool.begin(id),
             failed: None,
             arrival: Arrival::default(),
+            hold: false,
         }
+    }
+
+    /// Keeps the message in the queue, held, until `relais queue release`.
+    pub fn hold(&mut self) {
+        self.hold = true;
     }
 
     /// Sets what the door decided (headers to add in front at delivery, Junk), before
@@ -91,6 +99,7 @@ impl Enqueue {
             incoming,
             failed,
             arrival,
+            hold,
         } = self;
         let (from, size, nrcpt) = (
             envelope.from.to_string(),
@@ -104,6 +113,7 @@ impl Enqueue {
                     client: client.to_string(),
                     state: QueueState {
                         recipients: vec![None; nrcpt],
+                        held: hold,
                         ..Default::default()
                     },
                     arrival,

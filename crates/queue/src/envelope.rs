@@ -63,6 +63,10 @@ pub struct Arrival {
     pub headers: Vec<String>,
     /// File into the recipients' Junk folders.
     pub junk: bool,
+    /// The header section as content filters changed it (our trace fields first, each field
+    /// with its CRLF): at delivery it replaces the one stored with the content, which the
+    /// spool never rewrites.
+    pub section: Option<Vec<u8>>,
 }
 
 impl Arrival {
@@ -74,6 +78,15 @@ impl Arrival {
             out.extend_from_slice(b"\r\n");
         }
         out
+    }
+
+    /// `content` as it goes out: the header fields in front, the changed header section in
+    /// place of the stored one.
+    pub fn apply(&self, content: &mut Vec<u8>, start: usize) {
+        if let Some(section) = &self.section {
+            let stored = crate::headers::headers_of(&content[start..]).len();
+            content.splice(start..start + stored, section.iter().copied());
+        }
     }
 }
 
@@ -264,6 +277,9 @@ impl SpooledEnvelope {
         if self.arrival.junk {
             s.push_str("junk\n");
         }
+        if let Some(section) = &self.arrival.section {
+            s.push_str(&format!("section {}\n", escape(section)));
+        }
         let st = &self.state;
         if st.attempts > 0 {
             s.push_str(&format!("attempts {}\n", st.attempts));
@@ -337,6 +353,7 @@ impl SpooledEnvelope {
                 }
                 "header" if !rest.is_empty() => arrival.headers.push(rest.to_string()),
                 "junk" => arrival.junk = true,
+                "section" => arrival.section = Some(unescape(rest).ok_or_else(|| bad(line))?),
                 "attempts" => state.attempts = rest.parse().map_err(|_| bad(line))?,
                 "next" => state.next_attempt = rest.parse().map_err(|_| bad(line))?,
                 "held" => state.held = true,
@@ -412,6 +429,47 @@ impl SpooledEnvelope {
     }
 }
 
+/// Octets on one line of the record: printable ASCII as is, `\\` for a backslash, `\xHH` for
+/// the rest.
+fn escape(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b' '..=b'~' => s.push(char::from(b)),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s
+}
+
+/// The octets of [`escape`]d text; `None` when it is not.
+fn unescape(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1)? {
+            b'\\' => {
+                out.push(b'\\');
+                i += 2;
+            }
+            b'x' => {
+                let hex = std::str::from_utf8(b.get(i + 2..i + 4)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 4;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
 /// Text made safe for one line of the record.
 fn one_line(s: &str) -> String {
     s.chars()
@@ -425,6 +483,35 @@ mod tests {
     use relais_proto::{MailParams, Mailbox, RcptParams, ReversePath};
 
     #[test]
+    fn changed_header_sections() {
+        let arrival = |section: Option<&str>| Arrival {
+            headers: vec!["A-R: x".into()],
+            junk: false,
+            section: section.map(|s| s.as_bytes().to_vec()),
+        };
+        let table: &[(&str, Option<&str>, &str)] = &[
+            ("S: 1\r\n\r\nbody", None, "A-R: x\r\nS: 1\r\n\r\nbody"),
+            (
+                "S: 1\r\nT: 2\r\n\r\nbody\r\n\r\nmore",
+                Some("S: 1\r\nX: new\r\n"),
+                "A-R: x\r\nS: 1\r\nX: new\r\n\r\nbody\r\n\r\nmore",
+            ),
+            ("S: 1\r\n", Some("S: 2\r\n"), "A-R: x\r\nS: 2\r\n"),
+        ];
+        for (stored, section, want) in table {
+            let a = arrival(*section);
+            let mut content = a.header_bytes();
+            let start = content.len();
+            content.extend_from_slice(stored.as_bytes());
+            a.apply(&mut content, start);
+            assert_eq!(String::from_utf8_lossy(&content), *want);
+        }
+        for bad in ["\\q", "\\x4", "\\xzz", "end\\"] {
+            assert_eq!(unescape(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn round_trip() {
         let env = SpooledEnvelope {
             arrival: Arrival {
@@ -433,6 +520,7 @@ mod tests {
                     "X-Second: two".into(),
                 ],
                 junk: true,
+                section: Some(b"Received: x\r\nX-Spam: \\yes\xe9\r\n\tfolded\r\n".to_vec()),
             },
             client: "unknown[127.0.0.1]:4000".into(),
             envelope: Envelope {

@@ -77,7 +77,7 @@ pub async fn submit(
     let mut message_in = Enqueue::begin(spool, id);
     message_in.set_arrival(Arrival {
         headers,
-        junk: false,
+        ..Arrival::default()
     });
     message_in.write(received.as_bytes());
     message_in.write(&message);

@@ -24,6 +24,7 @@ use tracing::{info, warn};
 use crate::context::Context;
 
 mod checks;
+mod milters;
 
 use checks::{
     ContentChecks, Screen, check_content, forwards_off, greylist, identify, prepare_outgoing,
@@ -108,6 +109,10 @@ struct Transaction {
     forwards: Option<String>,
     /// The key of that seal.
     sealing: Option<Sealing>,
+    /// Our trace fields on top of the content (`Received-SPF`, `Received`).
+    trace: Vec<u8>,
+    /// A content filter asked to drop the message (named).
+    discard: Option<String>,
 }
 
 /// Everything a connection knows about its client and itself.
@@ -126,6 +131,8 @@ struct Client {
     user: Option<String>,
     /// True if the address is in `relay_networks`.
     trusted_network: bool,
+    /// The content filters, when `[[milter]]` configures some.
+    filters: Option<relais_policy::milter::Filters>,
 }
 
 /// Serves one connection until it closes.
@@ -153,6 +160,7 @@ pub async fn serve(
         tls: None,
         user: None,
         trusted_network,
+        filters: milters::filters_for(&ctx, peer),
     };
     let config = ctx.session_config(role);
     let mut buf = vec![0u8; READ_BUFFER];
@@ -258,6 +266,9 @@ pub async fn serve(
         }
     }
     conn.shutdown().await;
+    if let Some(f) = client.filters.as_mut() {
+        f.quit().await;
+    }
     let (accepted, total) = session.command_count();
     METRICS.commands(accepted, total);
     info!(
@@ -337,12 +348,12 @@ async fn handle_event(
                 client.label
             );
         }
-        Event::CheckSender { from, .. } => {
-            let verdict = sender(ctx, client, session, tx, &from).await;
+        Event::CheckSender { from, params } => {
+            let verdict = sender(ctx, client, session, tx, &from, &params).await;
             session.handle_verdict(verdict);
         }
-        Event::CheckRecipient { to, .. } => {
-            let verdict = recipient(ctx, client, tx, &to).await;
+        Event::CheckRecipient { to, params } => {
+            let verdict = recipient(ctx, client, tx, &to, &params).await;
             session.handle_verdict(verdict);
         }
         Event::Authenticate {
@@ -359,11 +370,14 @@ async fn handle_event(
                 let mut message = Enqueue::begin(&ctx.spool, t.id);
                 // RFC 7208 §9.1: Received-SPF goes above our Received.
                 if let Some(spf) = t.spf.as_ref().filter(|v| v.recorded) {
-                    message.write(spf.received_spf(&ctx.config.hostname).as_bytes());
+                    t.trace
+                        .extend_from_slice(spf.received_spf(&ctx.config.hostname).as_bytes());
                 }
                 let received = received_header(ctx, &envelope, client, &t.id.to_string());
-                message.write(received.as_bytes());
+                t.trace.extend_from_slice(received.as_bytes());
+                message.write(&t.trace);
                 t.message = Some(message);
+                milters::at_data(client).await;
                 if checked(client) {
                     t.sealing = t.forwards.as_deref().and_then(|d| {
                         ctx.signers
@@ -393,13 +407,15 @@ async fn handle_event(
                 ..
             }) = tx
             {
-                match checks {
+                let stored = match checks {
                     Some(c) => {
                         c.feed(&chunk);
-                        message.write(&c.scratch);
+                        &c.scratch
                     }
-                    None => message.write(&chunk),
-                }
+                    None => &chunk,
+                };
+                message.write(stored);
+                milters::feed(client, stored).await;
                 if let Some(o) = outgoing {
                     o.feed(&chunk);
                 }
@@ -416,6 +432,7 @@ async fn handle_event(
             if let Some(t) = tx.take() {
                 info!("{}: aborted, nothing queued", t.id);
             }
+            milters::abort(client).await;
         }
         Event::Rejected { command, reply } => {
             METRICS.rejects.inc();
@@ -461,6 +478,7 @@ async fn sender(
     session: &Session,
     tx: &mut Option<Transaction>,
     from: &ReversePath,
+    params: &relais_proto::MailParams,
 ) -> Verdict {
     if let Some(r) = check_sender(ctx, client, from) {
         return Verdict::Reject(r);
@@ -527,6 +545,15 @@ async fn sender(
             v.summary()
         );
     }
+    let mut discard = None;
+    if let Some(f) = client.filters.as_mut() {
+        f.set_client_name(client.name.clone());
+    }
+    if let Some(reply) =
+        milters::at_mail(client, &id.to_string(), helo, from, params, &mut discard).await
+    {
+        return Verdict::Reject(reply);
+    }
     *tx = Some(Transaction {
         id,
         from: from.clone(),
@@ -536,6 +563,8 @@ async fn sender(
         outgoing: None,
         forwards: None,
         sealing: None,
+        trace: Vec::new(),
+        discard,
     });
     Verdict::Accept
 }
@@ -543,9 +572,10 @@ async fn sender(
 /// RCPT TO: the routing policy decides, then greylisting for strangers.
 async fn recipient(
     ctx: &Context,
-    client: &Client,
+    client: &mut Client,
     tx: &mut Option<Transaction>,
     to: &relais_proto::Mailbox,
+    params: &relais_proto::RcptParams,
 ) -> Verdict {
     let may_relay = client.user.is_some() || client.trusted_network;
     let mut checked = ctx.policy.check_recipient(to, may_relay);
@@ -556,6 +586,11 @@ async fn recipient(
     }
     if checked.is_ok()
         && let Some(reply) = user_rate(ctx, client, tx, to).await
+    {
+        checked = Err(Verdict::Reject(reply));
+    }
+    if checked.is_ok()
+        && let Some(reply) = milters::at_rcpt(client, tx, to, params).await
     {
         checked = Err(Verdict::Reject(reply));
     }
@@ -638,15 +673,31 @@ async fn authenticate(
 }
 
 /// Commits a complete message to the spool and hands it to delivery.
-async fn store(ctx: &Context, mut t: Transaction, envelope: Envelope, client: &Client) -> Stored {
+async fn store(
+    ctx: &Context,
+    mut t: Transaction,
+    envelope: Envelope,
+    client: &mut Client,
+) -> Stored {
     let Some(mut message) = t.message.take() else {
         warn!("{}: not queued: no content started", t.id);
         return Stored::Failed(replies::queue_write_error());
     };
-    let mut arrival = match check_content(ctx, &mut t, &mut message, client).await {
+    if let Some(c) = t.checks.as_mut() {
+        // What the forged-results filter still held is the end of the content.
+        c.finish();
+        message.write(&c.scratch);
+        milters::feed(client, &c.scratch).await;
+    }
+    let mut arrival = match check_content(ctx, &mut t, client).await {
         Ok(a) => a,
         Err(reply) => return Stored::Failed(reply),
     };
+    match milters::at_end(ctx, client, &t, &mut message, &mut arrival).await {
+        Ok(true) => {}
+        Ok(false) => return Stored::Queued(t.id.to_string()),
+        Err(reply) => return Stored::Failed(reply),
+    }
     if let Some(o) = t.outgoing.take() {
         arrival.headers.extend(prepare_outgoing(o, t.id).await);
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use relais_config::{Cidr, Config, Role};
+use relais_config::{Cidr, Config, MilterConfig, Role};
 use relais_policy::{SenderAuth, Signers};
 use relais_proto::SessionConfig;
 use relais_queue::QueueHandle;
@@ -44,6 +44,8 @@ pub struct Context {
     pub spool: Spool,
     /// Where committed messages go to be delivered.
     pub delivery: QueueHandle,
+    /// The content filters (`[[milter]]`), shared by the connections.
+    pub milters: Arc<[MilterConfig]>,
 }
 
 impl Context {
@@ -112,6 +114,7 @@ impl Context {
             state,
             spool,
             delivery,
+            milters: config.milter.clone().into(),
             config,
         })
     }

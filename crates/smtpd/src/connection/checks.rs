@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use relais_metrics::METRICS;
 use relais_policy::{self as policy, Action, HeaderFilter, Outgoing, Received, Screening};
 use relais_proto::{Reply, ReversePath};
-use relais_queue::{Arrival, Enqueue, Target};
+use relais_queue::{Arrival, Target};
 use relais_spool::QueueId;
 use tracing::{info, warn};
 
@@ -49,7 +49,7 @@ impl ContentChecks {
     }
 
     /// The end of the content: what the filter still held goes into `scratch`.
-    fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         self.scratch.clear();
         self.filter.finish(&mut self.scratch);
         self.keep();
@@ -239,19 +239,17 @@ pub(super) fn forwards_off(ctx: &Context, name: &str) -> bool {
     })
 }
 
-/// Runs the content checks of a complete message: what to keep with its envelope, or `Err`
+/// Runs the content checks of a complete message (its content all written, the last of it
+/// by [`ContentChecks::finish`]): what to keep with its envelope, or `Err`
 /// with the reply that refuses it.
 pub(super) async fn check_content(
     ctx: &Context,
     t: &mut Transaction,
-    message: &mut Enqueue,
     client: &Client,
 ) -> Result<Arrival, Reply> {
     let Some(checks) = t.checks.as_mut() else {
         return Ok(Arrival::default());
     };
-    checks.finish();
-    message.write(&checks.scratch);
     let cx = policy::Context {
         ip: client.peer.ip(),
         spf: t.spf.as_ref(),
@@ -299,6 +297,7 @@ pub(super) async fn check_content(
     Ok(Arrival {
         headers: verdict.headers,
         junk,
+        section: None,
     })
 }
 
