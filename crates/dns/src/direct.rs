@@ -20,14 +20,19 @@ use crate::{Failure, Outcome};
 /// Largest UDP answer read.
 const MAX_UDP: usize = 4096;
 
-/// Asks `servers` for `name`/`record_type`, `attempts` times each, `wait` per attempt.
+/// How long an answer without a TTL of its own (a negative answer without SOA) is kept.
+const NEGATIVE_TTL: Duration = Duration::from_secs(60);
+
+/// Asks `servers` for `name`/`record_type`, `attempts` times each, `wait` per attempt: the
+/// answer, and how long it may be kept (the smallest TTL of the records; for "no such name"
+/// and "no such record", the SOA's negative TTL; zero for a failure).
 pub(crate) async fn query(
     servers: &[SocketAddr],
     name: Name,
     record_type: RecordType,
     wait: Duration,
     attempts: usize,
-) -> Outcome<RData> {
+) -> (Outcome<RData>, Duration) {
     let mut last = Failure::Network("no nameserver".to_string());
     for server in servers {
         for _ in 0..attempts.max(1) {
@@ -37,19 +42,24 @@ pub(crate) async fn query(
             match exchange(*server, &message, wait).await {
                 Ok(response) => match response.metadata.response_code {
                     ResponseCode::NoError => {
-                        let found: Vec<RData> = response
+                        let negative = negative_ttl(&response);
+                        let (found, ttl): (Vec<RData>, Option<u32>) = response
                             .answers
                             .into_iter()
                             .filter(|r| r.record_type() == record_type)
-                            .map(|r| r.data)
-                            .collect();
+                            .fold((Vec::new(), None), |(mut found, ttl), r| {
+                                let ttl = Some(ttl.map_or(r.ttl, |t: u32| t.min(r.ttl)));
+                                found.push(r.data);
+                                (found, ttl)
+                            });
                         return if found.is_empty() {
-                            Outcome::NoData
+                            (Outcome::NoData, negative)
                         } else {
-                            Outcome::Found(found)
+                            let ttl = Duration::from_secs(u64::from(ttl.unwrap_or(0)));
+                            (Outcome::Found(found), ttl)
                         };
                     }
-                    ResponseCode::NXDomain => return Outcome::NxDomain,
+                    ResponseCode::NXDomain => return (Outcome::NxDomain, negative_ttl(&response)),
                     ResponseCode::ServFail => {
                         last = Failure::ServFail;
                         break;
@@ -67,7 +77,19 @@ pub(crate) async fn query(
             }
         }
     }
-    Outcome::Failed(last)
+    (Outcome::Failed(last), Duration::ZERO)
+}
+
+/// The negative TTL of an answer (RFC 2308: the smaller of the SOA's TTL and its minimum).
+fn negative_ttl(response: &Message) -> Duration {
+    response
+        .authorities
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::SOA(soa) => Some(u64::from(r.ttl.min(soa.minimum))),
+            _ => None,
+        })
+        .map_or(NEGATIVE_TTL, Duration::from_secs)
 }
 
 /// One query and its answer: UDP, and TCP if the UDP answer is truncated.

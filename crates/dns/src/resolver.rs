@@ -5,10 +5,11 @@
 //! [`Failure`] of the DNS itself. Names are always queried fully qualified (no search domains)
 //! and the hosts file is never consulted: an answer always comes from the nameserver.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
@@ -132,7 +133,15 @@ struct Inner {
     timeout: Duration,
     /// Attempts per server, likewise.
     attempts: usize,
+    /// The answers of those queries, kept for their TTL (hickory keeps its own).
+    direct_cache: Mutex<DirectCache>,
 }
+
+/// Answers of queries sent without hickory: name → (answer, until).
+type DirectCache = HashMap<String, (Outcome<String>, Instant)>;
+
+/// At most this many answers are kept in the direct cache.
+const DIRECT_CACHE_MAX: usize = 10_000;
 
 impl fmt::Debug for Resolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -190,6 +199,7 @@ impl Resolver {
                 servers,
                 timeout: options.timeout,
                 attempts: options.attempts.max(1),
+                direct_cache: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -274,31 +284,39 @@ impl Resolver {
         }
         let name = reverse_name(ip);
         let started = Instant::now();
-        let outcome = match fqdn(&name) {
-            Err(failure) => Outcome::Failed(failure),
-            Ok(fqdn) => {
-                let inner = &self.inner;
-                match direct::query(
-                    &inner.servers,
-                    fqdn,
-                    RecordType::PTR,
-                    inner.timeout,
-                    inner.attempts,
-                )
-                .await
-                {
-                    Outcome::Found(data) => {
-                        let names: Vec<String> = data.iter().filter_map(pick).collect();
-                        if names.is_empty() {
-                            Outcome::NoData
-                        } else {
-                            Outcome::Found(names)
-                        }
+        let outcome = match self.cached(&name, started) {
+            Some(outcome) => outcome,
+            None => {
+                let (outcome, ttl) = match fqdn(&name) {
+                    Err(failure) => (Outcome::Failed(failure), Duration::ZERO),
+                    Ok(fqdn) => {
+                        let inner = &self.inner;
+                        let (answer, ttl) = direct::query(
+                            &inner.servers,
+                            fqdn,
+                            RecordType::PTR,
+                            inner.timeout,
+                            inner.attempts,
+                        )
+                        .await;
+                        let outcome = match answer {
+                            Outcome::Found(data) => {
+                                let names: Vec<String> = data.iter().filter_map(pick).collect();
+                                if names.is_empty() {
+                                    Outcome::NoData
+                                } else {
+                                    Outcome::Found(names)
+                                }
+                            }
+                            Outcome::NoData => Outcome::NoData,
+                            Outcome::NxDomain => Outcome::NxDomain,
+                            Outcome::Failed(failure) => Outcome::Failed(failure),
+                        };
+                        (outcome, ttl)
                     }
-                    Outcome::NoData => Outcome::NoData,
-                    Outcome::NxDomain => Outcome::NxDomain,
-                    Outcome::Failed(failure) => Outcome::Failed(failure),
-                }
+                };
+                self.keep(&name, &outcome, started + ttl);
+                outcome
             }
         };
         Lookup {
@@ -307,6 +325,39 @@ impl Resolver {
             outcome,
             elapsed: started.elapsed(),
         }
+    }
+
+    /// A direct answer still in the cache at `now`.
+    fn cached(&self, name: &str, now: Instant) -> Option<Outcome<String>> {
+        let cache = self
+            .inner
+            .direct_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(name)
+            .filter(|(_, until)| *until > now)
+            .map(|(outcome, _)| outcome.clone())
+    }
+
+    /// Keeps a direct answer until `until` (not a failure, nor an answer with a zero TTL).
+    fn keep(&self, name: &str, outcome: &Outcome<String>, until: Instant) {
+        let now = Instant::now();
+        if matches!(outcome, Outcome::Failed(_)) || until <= now {
+            return;
+        }
+        let mut cache = self
+            .inner
+            .direct_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= DIRECT_CACHE_MAX {
+            cache.retain(|_, (_, until)| *until > now);
+            if cache.len() >= DIRECT_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(name.to_string(), (outcome.clone(), until));
     }
 
     /// TXT records of `name`, each record's character-strings joined without separator (as

@@ -139,6 +139,27 @@ async fn ptr_and_forward_confirmed_reverse_dns() {
 }
 
 #[tokio::test]
+async fn loopback_ptr_answers_are_kept_for_their_ttl() {
+    // Loopback PTRs go to the nameserver without hickory (and its cache): they have a cache
+    // of their own, positive and negative answers alike.
+    let f = fixture();
+    let ip = |last| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
+    let asked = |server: &relais_dns::fixture::Server, name: &str| {
+        server
+            .queries()
+            .iter()
+            .filter(|(n, t)| n.trim_end_matches('.') == name && t == "PTR")
+            .count()
+    };
+    for _ in 0..3 {
+        assert_eq!(f.resolver.ptr(ip(11)).await.records(), ["mx1.example.test"]);
+        assert_eq!(f.resolver.ptr(ip(13)).await.outcome, Outcome::NxDomain);
+    }
+    assert_eq!(asked(&f.server, "11.0.0.127.in-addr.arpa"), 1);
+    assert_eq!(asked(&f.server, "13.0.0.127.in-addr.arpa"), 1);
+}
+
+#[tokio::test]
 async fn lookups_serialize_for_json() {
     let f = fixture();
     let json = serde_json::to_value(f.resolver.a("mx2.example.test").await).unwrap();
