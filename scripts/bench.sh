@@ -5,8 +5,8 @@
 #
 # Usage: scripts/bench.sh
 # Environment (all optional):
-#   BENCH_TARGETS="sink relais postfix policy http screen"  which targets to drive, in order
-#                                        (default: all six; relais before Postfix, so that neither pays for
+#   BENCH_TARGETS="sink relais postfix policy http screen state"  which targets to drive, in order
+#                                        (default: all seven; relais before Postfix, so that neither pays for
 #                                        the other's deleted files: ext4 skips recently freed
 #                                        inodes). `policy` is relais again with SPF, DKIM, DMARC
 #                                        and ARC on, every lookup answered by a fixture DNS
@@ -14,7 +14,9 @@
 #                                        `http` is relais with its HTTP listener on and
 #                                        /metrics scraped every 200 ms during the runs; `screen`
 #                                        is relais with reverse DNS, two DNS lists and
-#                                        greylisting (pre-passed) for strangers
+#                                        greylisting (pre-passed) for strangers; `state` is the
+#                                        embedded state store's memory and file with 10,000
+#                                        greylisting entries and 100,000 rate counters
 #   BENCH_MESSAGES=20000                 messages in the parallel run
 #   BENCH_SESSIONS=20                    sessions in the parallel run
 #   BENCH_SERIAL_MESSAGES=2000           messages in the one-session run
@@ -35,7 +37,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/deps.sh
 . "$ROOT/scripts/deps.sh"
 
-TARGETS=${BENCH_TARGETS:-sink relais postfix policy http screen}
+TARGETS=${BENCH_TARGETS:-sink relais postfix policy http screen state}
 MESSAGES=${BENCH_MESSAGES:-20000}
 SESSIONS=${BENCH_SESSIONS:-20}
 SERIAL_MESSAGES=${BENCH_SERIAL_MESSAGES:-2000}
@@ -524,6 +526,16 @@ EOF
 # The same accept runs with reverse DNS, two DNS lists (the client is on neither) and
 # greylisting (pre-passed: no delay) for strangers: per connection a PTR and its forward
 # lookup, two list queries, a greylisting read in the state store.
+# The embedded state store with 10,000 greylisting triplets and 100,000 rate counters: its
+# memory and file size (crates/state/examples/state_memory.rs).
+bench_state() {
+    if [ -z "${BENCH_NO_BUILD:-}" ]; then
+        (cd "$ROOT" && cargo build -q --release -p relais-state --example state_memory)
+    fi
+    STATE_LINE=$("$ROOT/target/release/examples/state_memory") || STATE_LINE="state store: FAIL"
+    log "$STATE_LINE"
+}
+
 bench_screen() {
     checked_run screen '[policy]\nreverse_dns = true\ndnsbl = ["zen.example*3", "bl.example*2"]\ndnsbl_threshold = 3\ngreylist = true\ngreylist_delay = "0s"\n' || return 0
     SCREEN_CPU_USER_US=$CPU_RUN_USER_US
@@ -550,6 +562,7 @@ for t in $TARGETS; do
     policy) bench_policy ;;
     http) bench_http ;;
     screen) bench_screen ;;
+    state) bench_state ;;
     *) log "unknown target $t" && exit 2 ;;
     esac
 done
@@ -622,6 +635,9 @@ if [ -n "${RATE[screen_par]:-}" ]; then
     printf '%-34s %14s %14s\n' "on / off" "$(ratio screen_par relais_par)" "$(ratio screen_one relais_one)"
     echo "relais CPU per message with client checks on: user ${SCREEN_CPU_USER_US:-?} us, system ${SCREEN_CPU_SYS_US:-?} us;" \
         "messages from a client named by its PTR: ${SCREEN_NAMED:-?}"
+fi
+if [ -n "${STATE_LINE:-}" ]; then
+    echo "$STATE_LINE"
 fi
 if [ -n "${RSS_START:-}" ]; then
     echo "relais VmRSS: at start ${RSS_START} kB, after the runs ${RSS_LOADED:-?} kB," \

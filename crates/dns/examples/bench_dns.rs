@@ -19,7 +19,9 @@ fn main() -> std::io::Result<()> {
         .txt(
             "_dmarc.example.org",
             "v=DMARC1; p=reject; rua=mailto:dmarc@example.org",
-        );
+        )
+        .ptr("127.0.0.1", "bench-client.example.org")
+        .a("bench-client.example.org", "127.0.0.1");
     let server = Server::start(zone)?;
     println!("{}", server.addr());
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
