@@ -41,9 +41,11 @@ enum Command {
         #[arg(long, short, env = "RELAIS_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Explain an SMTP reply code, an enhanced status code or an Outlook error number.
+    /// Explain an SMTP reply code, an enhanced status code, an Outlook error number, or the
+    /// words of a bounce or a mail client's error (exit 4: not recognised).
     Explain {
-        /// `550`, `5.1.1`, a whole reply line such as `550 5.1.1 User unknown`, or `0x800CCC0E`.
+        /// `550`, `5.1.1`, a reply line such as `550 5.1.1 User unknown`, `0x800CCC0E`, a bounce
+        /// line, or words such as "Relay access denied".
         #[arg(required = true, num_args = 1..)]
         code: Vec<String>,
     },
