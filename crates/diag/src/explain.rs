@@ -471,6 +471,12 @@ pub fn explain_str(input: &str) -> Result<Vec<Explanation>, ExplainError> {
     }
 }
 
+/// The Outlook error number a client shows for this SMTP reply code (`421` is `0x800CCC67`),
+/// when Outlook has one of its own.
+pub fn outlook_for_reply(code: u16) -> Option<u32> {
+    outlook::for_reply(code)
+}
+
 /// Width `render_text` wraps lines at.
 const WIDTH: usize = 78;
 

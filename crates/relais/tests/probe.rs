@@ -15,5 +15,7 @@ mod zoo;
 mod clean;
 #[path = "probe/faults.rs"]
 mod faults;
+#[path = "probe/ports.rs"]
+mod ports;
 #[path = "probe/sender_auth.rs"]
 mod sender_auth;
