@@ -14,6 +14,7 @@
 //! - [`send`]: one test message and the whole dialogue, as swaks does.
 //! - [`shell`]: an interactive (or scripted) SMTP session with helpers.
 //! - [`dns`]: the DNS and DNSBL reports.
+//! - [`whoami`]: this host's source address, its PTR and forward confirmation, the HELO name.
 
 pub mod dns;
 pub mod explain;
@@ -21,6 +22,7 @@ mod mechanism;
 pub mod probe;
 pub mod send;
 pub mod shell;
+pub mod whoami;
 
 pub use mechanism::Mechanism;
 

@@ -18,6 +18,7 @@ mod sendmail;
 mod serve;
 mod shell;
 mod user;
+mod whoami;
 
 /// relais: a mail transfer agent and SMTP diagnostics toolkit.
 #[derive(Parser, Debug)]
@@ -73,6 +74,9 @@ enum Command {
     Dns(dns::DnsArgs),
     /// Check an address on DNS block lists (exit codes: see --help).
     Dnsbl(dns::DnsblArgs),
+    /// This host's source address toward the internet, its PTR, whether the PTR resolves
+    /// back, whether the HELO name matches (exit codes: see --help).
+    Whoami(whoami::WhoamiArgs),
     /// DKIM keys: make one for a domain (`relais dkim keygen --domain D --selector S`).
     Dkim {
         #[command(subcommand)]
@@ -206,6 +210,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args),
         Command::Dns(args) => dns::run(args),
         Command::Dnsbl(args) => dns::run_dnsbl(args),
+        Command::Whoami(args) => whoami::run(args),
         Command::Dkim { action } => match action {
             DkimAction::Keygen(args) => dkim::keygen(args),
         },

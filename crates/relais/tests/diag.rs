@@ -7,3 +7,5 @@ mod common;
 
 #[path = "diag/explain.rs"]
 mod explain;
+#[path = "diag/whoami.rs"]
+mod whoami;

@@ -41,13 +41,13 @@ mod auth;
 mod connect;
 mod ehlo;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 mod mail;
 pub mod ports;
 mod rcpt;
-mod render;
-mod report;
-mod reverse;
+pub(crate) mod render;
+pub(crate) mod report;
+pub(crate) mod reverse;
 mod sender_auth;
 mod session;
 mod starttls;

@@ -76,7 +76,8 @@ fn render_host(out: &mut String, host: &HostReport, transcript: bool) {
     }
 }
 
-fn render_verdict(out: &mut String, v: &Verdict) {
+/// One verdict as a line (and its advice on the next), as every diagnostic report shows it.
+pub(crate) fn render_verdict(out: &mut String, v: &Verdict) {
     let tag = match v.level {
         Level::Ok => "  ok ",
         Level::Warn => " WARN",
