@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod check;
 mod dkim;
 mod dns;
 mod explain;
@@ -70,6 +71,9 @@ enum Command {
     Shell(shell::ShellArgs),
     /// Probe a domain's MX hosts or one SMTP server, stage by stage (exit codes: see --help).
     Probe(probe::ProbeArgs),
+    /// A domain's whole mail set-up in one report: MX hosts probed, SPF, DMARC, DKIM, MTA-STS,
+    /// TLS-RPT, BIMI, block lists (text, --json, --html FILE; exit by worst verdict).
+    Check(check::CheckArgs),
     /// DNS lookups for mail: MX, A/AAAA, PTR, TXT, SPF, DMARC (exit codes: see --help).
     Dns(dns::DnsArgs),
     /// Check an address on DNS block lists (exit codes: see --help).
@@ -208,6 +212,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send::run(*args),
         Command::Shell(args) => shell::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Check(args) => check::run(args),
         Command::Dns(args) => dns::run(args),
         Command::Dnsbl(args) => dns::run_dnsbl(args),
         Command::Whoami(args) => whoami::run(args),

@@ -11,6 +11,8 @@ mod common;
 #[path = "probe/zoo.rs"]
 mod zoo;
 
+#[path = "probe/check.rs"]
+mod check;
 #[path = "probe/clean.rs"]
 mod clean;
 #[path = "probe/faults.rs"]
