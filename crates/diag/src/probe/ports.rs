@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use relais_client::{ClientConfig, ClientError, SmtpClient, Stage, TlsPolicy};
+use relais_client::{ClientError, SmtpClient, Stage};
 use relais_proto::Reply;
 use serde::Serialize;
 use serde_json::json;
@@ -345,13 +345,7 @@ async fn attempt(
     address: SocketAddr,
     tls: bool,
 ) -> (Seen, Duration) {
-    let mut config = ClientConfig::with_timeout(context.timeout);
-    config.tls = TlsPolicy {
-        verify: false,
-        server_name: None,
-        ca_file: context.ca_file.clone(),
-        ca_file_only: false,
-    };
+    let config = super::session::client_config(context);
     let mut client = SmtpClient::new(config);
     let started = Instant::now();
     let result = if tls {
