@@ -111,7 +111,7 @@ impl fmt::Display for ExplainError {
                 "{s:?} is not a valid error number: expected up to 8 hexadecimal digits, \
                  such as 0x800CCC0E"
             ),
-            Self::Unrecognized(s) => write!(f, "cannot make sense of {s:?}: {FORMS}"),
+            Self::Unrecognized(s) => write!(f, "not recognised: {s:?}; {FORMS}"),
         }
     }
 }
@@ -436,11 +436,16 @@ fn explain_reply(basic: u16, enhanced: Option<(u8, u16, u16)>, text: &str) -> Ve
 }
 
 /// Parses and explains in one step, for callers that do not need the [`Query`]. Text with no
-/// code in it (`Relay access denied`, an error box's words) is matched against known phrases
-/// and explained as the reply it usually comes with; unknown text stays an error.
+/// code at its start is looked at further: a reply quoted inside it (a bounce's `... said: 550
+/// 5.1.1 ...`) is explained as that reply; words alone (`Relay access denied`, an error box's
+/// words) are matched against known phrases and explained as the reply they usually come
+/// with; unknown text stays an error.
 pub fn explain_str(input: &str) -> Result<Vec<Explanation>, ExplainError> {
     match parse_query(input) {
         Err(ExplainError::Unrecognized(text)) => {
+            if let Some(q) = phrases::embedded_reply(input) {
+                return Ok(explain(&q));
+            }
             let Some(q) = phrases::lookup(&text) else {
                 return Err(ExplainError::Unrecognized(text));
             };
@@ -464,6 +469,12 @@ pub fn explain_str(input: &str) -> Result<Vec<Explanation>, ExplainError> {
         }
         other => other.map(|q| explain(&q)),
     }
+}
+
+/// The Outlook error number a client shows for this SMTP reply code (`421` is `0x800CCC67`),
+/// when Outlook has one of its own.
+pub fn outlook_for_reply(code: u16) -> Option<u32> {
+    outlook::for_reply(code)
 }
 
 /// Width `render_text` wraps lines at.

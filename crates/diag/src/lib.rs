@@ -13,14 +13,19 @@
 //! - [`probe`]: a domain's MX hosts (or one server) probed stage by stage, with verdicts.
 //! - [`send`]: one test message and the whole dialogue, as swaks does.
 //! - [`shell`]: an interactive (or scripted) SMTP session with helpers.
+//! - [`check`]: a domain's whole mail set-up in one report (the probe, and MTA-STS, TLS-RPT,
+//!   BIMI, DNS block lists), as text, JSON or an HTML page.
 //! - [`dns`]: the DNS and DNSBL reports.
+//! - [`whoami`]: this host's source address, its PTR and forward confirmation, the HELO name.
 
+pub mod check;
 pub mod dns;
 pub mod explain;
 mod mechanism;
 pub mod probe;
 pub mod send;
 pub mod shell;
+pub mod whoami;
 
 pub use mechanism::Mechanism;
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod check;
 mod dkim;
 mod dns;
 mod explain;
@@ -18,6 +19,7 @@ mod sendmail;
 mod serve;
 mod shell;
 mod user;
+mod whoami;
 
 /// relais: a mail transfer agent and SMTP diagnostics toolkit.
 #[derive(Parser, Debug)]
@@ -41,9 +43,11 @@ enum Command {
         #[arg(long, short, env = "RELAIS_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Explain an SMTP reply code, an enhanced status code or an Outlook error number.
+    /// Explain an SMTP reply code, an enhanced status code, an Outlook error number, or the
+    /// words of a bounce or a mail client's error (exit 4: not recognised).
     Explain {
-        /// `550`, `5.1.1`, a whole reply line such as `550 5.1.1 User unknown`, or `0x800CCC0E`.
+        /// `550`, `5.1.1`, a reply line such as `550 5.1.1 User unknown`, `0x800CCC0E`, a bounce
+        /// line, or words such as "Relay access denied".
         #[arg(required = true, num_args = 1..)]
         code: Vec<String>,
     },
@@ -67,10 +71,16 @@ enum Command {
     Shell(shell::ShellArgs),
     /// Probe a domain's MX hosts or one SMTP server, stage by stage (exit codes: see --help).
     Probe(probe::ProbeArgs),
+    /// A domain's whole mail set-up in one report: MX hosts probed, SPF, DMARC, DKIM, MTA-STS,
+    /// TLS-RPT, BIMI, block lists (text, --json, --html FILE; exit by worst verdict).
+    Check(check::CheckArgs),
     /// DNS lookups for mail: MX, A/AAAA, PTR, TXT, SPF, DMARC (exit codes: see --help).
     Dns(dns::DnsArgs),
     /// Check an address on DNS block lists (exit codes: see --help).
     Dnsbl(dns::DnsblArgs),
+    /// This host's source address toward the internet, its PTR, whether the PTR resolves
+    /// back, whether the HELO name matches (exit codes: see --help).
+    Whoami(whoami::WhoamiArgs),
     /// DKIM keys: make one for a domain (`relais dkim keygen --domain D --selector S`).
     Dkim {
         #[command(subcommand)]
@@ -202,8 +212,10 @@ fn main() -> ExitCode {
         Command::Send(args) => send::run(*args),
         Command::Shell(args) => shell::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Check(args) => check::run(args),
         Command::Dns(args) => dns::run(args),
         Command::Dnsbl(args) => dns::run_dnsbl(args),
+        Command::Whoami(args) => whoami::run(args),
         Command::Dkim { action } => match action {
             DkimAction::Keygen(args) => dkim::keygen(args),
         },

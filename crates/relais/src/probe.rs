@@ -35,6 +35,12 @@ Exit codes (the first failing stage, hosts in MX order; swaks' numbers where the
 
 Verdicts: ok, warn (works, but worth fixing), fail (mail is lost or refused).
 
+With --ports, each port of each address is checked at once (clear text first, then TLS on
+connect if it stays silent; 465 the other way round) and named open, tls-only, refused,
+filtered, unreachable, silent, closed, not-smtp, refusing (a greeting other than 220) or
+tls-failed, with the Outlook error number a mail client shows for it. Exit 0 when every
+address has a port that greets with 220; else the first failing port's code above.
+
 For a domain the probe also checks its sender authentication records (DNS only): SPF (ok
 when it ends in -all or ~all; warn for ?all, +all, no all, more than 10 DNS-querying terms;
 it also says whether each MX address may send for the domain), DMARC (ok for p=reject or
@@ -119,6 +125,10 @@ pub struct ProbeArgs {
     /// targets only.
     #[arg(long = "dkim-selector", value_name = "SEL")]
     dkim_selectors: Vec<String>,
+    /// Check these ports of each address at once (e.g. 25,26,465,587,2525; 465 with TLS on
+    /// connect) and report each as open, tls-only, refused, filtered, ... instead of probing.
+    #[arg(long, value_delimiter = ',', value_name = "PORT,...")]
+    ports: Vec<u16>,
     /// Show the SMTP dialogue of each address.
     #[arg(long, short = 'v')]
     transcript: bool,
@@ -141,6 +151,20 @@ pub fn run(args: ProbeArgs) -> ExitCode {
         Ok(options) => options,
         Err(message) => return usage(&message),
     };
+    if !args.ports.is_empty() {
+        return match probe::ports::run(options) {
+            Ok(report) => {
+                let output = if args.dns.json {
+                    report.to_json()
+                } else {
+                    report.to_text()
+                };
+                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), output.as_bytes());
+                ExitCode::from(report.exit())
+            }
+            Err(message) => usage(&message),
+        };
+    }
     match probe::run(options) {
         Ok(report) => {
             let output = if args.dns.json {
@@ -251,6 +275,7 @@ fn options(args: &ProbeArgs) -> Result<ProbeOptions, String> {
         data: args.data,
         dkim_selectors: args.dkim_selectors.clone(),
         resolver,
+        ports: args.ports.clone(),
     })
 }
 

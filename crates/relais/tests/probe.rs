@@ -11,9 +11,13 @@ mod common;
 #[path = "probe/zoo.rs"]
 mod zoo;
 
+#[path = "probe/check.rs"]
+mod check;
 #[path = "probe/clean.rs"]
 mod clean;
 #[path = "probe/faults.rs"]
 mod faults;
+#[path = "probe/ports.rs"]
+mod ports;
 #[path = "probe/sender_auth.rs"]
 mod sender_auth;

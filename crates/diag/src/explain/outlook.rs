@@ -36,6 +36,14 @@ pub(super) fn explain(code: u32) -> Vec<Explanation> {
     out
 }
 
+/// The Outlook error number that stands for an SMTP reply code, when there is one.
+pub(super) fn for_reply(reply: u16) -> Option<u32> {
+    CODES
+        .iter()
+        .find(|c| c.smtp_reply == Some(reply))
+        .map(|c| c.code)
+}
+
 /// Whether `code` is in the table (used by the tests).
 #[cfg(test)]
 pub(super) fn is_listed(code: u32) -> bool {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use relais_dns::{Addresses, Lookup, Outcome};
 
 /// An answer that took no time.
-pub(super) fn lookup<T>(name: &str, record_type: &'static str, outcome: Outcome<T>) -> Lookup<T> {
+pub(crate) fn lookup<T>(name: &str, record_type: &'static str, outcome: Outcome<T>) -> Lookup<T> {
     Lookup {
         name: name.into(),
         record_type,
@@ -16,7 +16,7 @@ pub(super) fn lookup<T>(name: &str, record_type: &'static str, outcome: Outcome<
 }
 
 /// A host's addresses: the A answer `a`, no AAAA record.
-pub(super) fn addresses(name: &str, a: Outcome<Ipv4Addr>) -> Addresses {
+pub(crate) fn addresses(name: &str, a: Outcome<Ipv4Addr>) -> Addresses {
     Addresses {
         name: name.into(),
         a: lookup(name, "A", a),

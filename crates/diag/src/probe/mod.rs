@@ -41,12 +41,13 @@ mod auth;
 mod connect;
 mod ehlo;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 mod mail;
+pub mod ports;
 mod rcpt;
-mod render;
-mod report;
-mod reverse;
+pub(crate) mod render;
+pub(crate) mod report;
+pub(crate) mod reverse;
 mod sender_auth;
 mod session;
 mod starttls;
@@ -115,6 +116,8 @@ pub struct ProbeOptions {
     pub dkim_selectors: Vec<String>,
     /// The resolver for the MX, address and reverse lookups.
     pub resolver: ResolverOptions,
+    /// With [`ports::run`]: the ports to check on each address, all at once.
+    pub ports: Vec<u16>,
 }
 
 /// What the AUTH test uses (the password is not shown by `Debug`).
@@ -166,30 +169,37 @@ pub fn run(options: ProbeOptions) -> Result<ProbeReport, String> {
     let runtime = relais_client::current_thread_runtime()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
-        let resolver = Resolver::new(&options.resolver).map_err(|e| e.to_string())?;
-        let target = target::Target::parse(&options.target, options.port, options.host);
-        let helo = options.helo.clone().unwrap_or_else(crate::host_name);
-        let from = options
-            .from
-            .clone()
-            .unwrap_or_else(|| format!("probe@{helo}"));
-        let domain = target.domain(options.rcpt.as_deref());
-        let context = Arc::new(Context {
-            resolver,
-            helo,
-            from,
-            rcpt: options.rcpt,
-            domain,
-            timeout: options.timeout,
-            slow_banner: options.slow_banner,
-            greylist_retry: options.greylist_retry,
-            ca_file: options.ca_file,
-            starttls: options.starttls,
-            tls_on_connect: options.tls_on_connect,
-            auth: options.auth,
-            data: options.data,
-            dkim_selectors: options.dkim_selectors,
-        });
-        Ok(target::probe(context, target, options.concurrency.max(1)).await)
+        let concurrency = options.concurrency.max(1);
+        let (context, target) = context(options)?;
+        Ok(target::probe(Arc::new(context), target, concurrency).await)
     })
+}
+
+/// The context every address shares, and the target, from the options.
+fn context(options: ProbeOptions) -> Result<(Context, target::Target), String> {
+    let resolver = Resolver::new(&options.resolver).map_err(|e| e.to_string())?;
+    let target = target::Target::parse(&options.target, options.port, options.host);
+    let helo = options.helo.clone().unwrap_or_else(crate::host_name);
+    let from = options
+        .from
+        .clone()
+        .unwrap_or_else(|| format!("probe@{helo}"));
+    let domain = target.domain(options.rcpt.as_deref());
+    let context = Context {
+        resolver,
+        helo,
+        from,
+        rcpt: options.rcpt,
+        domain,
+        timeout: options.timeout,
+        slow_banner: options.slow_banner,
+        greylist_retry: options.greylist_retry,
+        ca_file: options.ca_file,
+        starttls: options.starttls,
+        tls_on_connect: options.tls_on_connect,
+        auth: options.auth,
+        data: options.data,
+        dkim_selectors: options.dkim_selectors,
+    };
+    Ok((context, target))
 }

@@ -9,11 +9,27 @@ use super::report::{HostReport, Level, ProbeReport, Verdict};
 pub(super) fn render(report: &ProbeReport, transcript: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "relais probe {}", report.target);
+    render_body(&mut out, report, transcript);
+    let (ok, warn, fail) = report.counts();
+    let worst = report.worst();
+    let _ = writeln!(
+        out,
+        "\nsummary: {} address(es) probed; {ok} ok, {warn} warn, {fail} fail; overall {}; exit {}",
+        report.hosts.len(),
+        worst.as_str().to_uppercase(),
+        report.exit
+    );
+    out
+}
+
+/// The route, the sender authentication records and every address, without a title or a
+/// summary: what `relais check` shows of the probe too.
+pub(crate) fn render_body(out: &mut String, report: &ProbeReport, transcript: bool) {
     for line in &report.route {
         let _ = writeln!(out, "{line}");
     }
     for v in &report.route_verdicts {
-        render_verdict(&mut out, v);
+        render_verdict(out, v);
     }
     if let Some(auth) = &report.sender_auth {
         let _ = writeln!(
@@ -26,22 +42,12 @@ pub(super) fn render(report: &ProbeReport, transcript: bool) -> String {
             let _ = writeln!(out, "{line}");
         }
         for v in &auth.verdicts {
-            render_verdict(&mut out, v);
+            render_verdict(out, v);
         }
     }
     for host in &report.hosts {
-        render_host(&mut out, host, transcript);
+        render_host(out, host, transcript);
     }
-    let (ok, warn, fail) = report.counts();
-    let worst = report.worst();
-    let _ = writeln!(
-        out,
-        "\nsummary: {} address(es) probed; {ok} ok, {warn} warn, {fail} fail; overall {}; exit {}",
-        report.hosts.len(),
-        worst.as_str().to_uppercase(),
-        report.exit
-    );
-    out
 }
 
 fn render_host(out: &mut String, host: &HostReport, transcript: bool) {
@@ -76,7 +82,8 @@ fn render_host(out: &mut String, host: &HostReport, transcript: bool) {
     }
 }
 
-fn render_verdict(out: &mut String, v: &Verdict) {
+/// One verdict as a line (and its advice on the next), as every diagnostic report shows it.
+pub(crate) fn render_verdict(out: &mut String, v: &Verdict) {
     let tag = match v.level {
         Level::Ok => "  ok ",
         Level::Warn => " WARN",

@@ -9,7 +9,7 @@ use super::session::Session;
 impl Session<'_> {
     /// Records the reverse DNS verdict and stage.
     pub(super) fn reverse_dns(&mut self, reverse: &ReverseDns, banner_name: &str) {
-        self.add(reverse_verdict(reverse, banner_name));
+        self.add(reverse_verdict(reverse, banner_name, "banner"));
         self.report.stage(
             "reverse-dns",
             Some(reverse.elapsed),
@@ -22,8 +22,9 @@ impl Session<'_> {
     }
 }
 
-/// The verdict on an address's reverse DNS, given the name its banner announces.
-pub(super) fn reverse_verdict(reverse: &ReverseDns, banner_name: &str) -> Verdict {
+/// The verdict on an address's reverse DNS, given the name it announces in its `what`
+/// (`banner` for a server, `HELO` for this host's own address).
+pub(crate) fn reverse_verdict(reverse: &ReverseDns, banner_name: &str, what: &str) -> Verdict {
     let ip = reverse.ip;
     match reverse.verdict() {
         Fcrdns::Confirmed => {
@@ -32,14 +33,14 @@ pub(super) fn reverse_verdict(reverse: &ReverseDns, banner_name: &str) -> Verdic
                 Verdict::ok(
                     "reverse-dns",
                     format!(
-                        "{ip} has PTR {name}, which resolves back to it, and the banner says {banner_name}"
+                        "{ip} has PTR {name}, which resolves back to it, and the {what} says {banner_name}"
                     ),
                 )
             } else {
                 Verdict::warn(
                     "reverse-dns",
                     format!(
-                        "the banner name {banner_name:?} differs from the PTR of {ip} ({name})"
+                        "the {what} name {banner_name:?} differs from the PTR of {ip} ({name})"
                     ),
                     "make the server announce its PTR name (Postfix: myhostname) so receivers that compare them are satisfied",
                 )
@@ -178,7 +179,7 @@ mod tests {
             ),
         ];
         for (ptr, back, banner, level, words) in table {
-            let v = reverse_verdict(&reverse(ptr.clone(), back.clone()), banner);
+            let v = reverse_verdict(&reverse(ptr.clone(), back.clone()), banner, "banner");
             assert_eq!(
                 (v.level, v.check),
                 (*level, "reverse-dns"),

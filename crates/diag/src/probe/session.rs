@@ -27,8 +27,9 @@ pub(super) struct Session<'a> {
     pub(super) report: HostReport,
 }
 
-/// Probes one address, stage by stage.
-pub(super) async fn probe_address(context: &Context, job: Job) -> HostReport {
+/// The client settings of every probe connection: the context's wait for each step, and TLS
+/// that never refuses a certificate (the certificate stage judges it instead).
+pub(super) fn client_config(context: &Context) -> ClientConfig {
     let mut config = ClientConfig::with_timeout(context.timeout);
     config.tls = TlsPolicy {
         verify: false,
@@ -36,6 +37,12 @@ pub(super) async fn probe_address(context: &Context, job: Job) -> HostReport {
         ca_file: context.ca_file.clone(),
         ca_file_only: false,
     };
+    config
+}
+
+/// Probes one address, stage by stage.
+pub(super) async fn probe_address(context: &Context, job: Job) -> HostReport {
+    let config = client_config(context);
     // The reverse DNS runs while the connection opens and the banner comes.
     let reverse = {
         let resolver = context.resolver.clone();

@@ -31,10 +31,15 @@ pub(super) struct Job {
 
 /// The route to the addresses: text lines, verdicts, and the addresses themselves.
 #[derive(Debug, Default)]
-struct Route {
-    lines: Vec<String>,
-    verdicts: Vec<Verdict>,
-    jobs: Vec<Job>,
+pub(super) struct Route {
+    /// The MX hosts (or the host's addresses) as text lines.
+    pub(super) lines: Vec<String>,
+    /// What is wrong with the route (no MX, a host without address, ...).
+    pub(super) verdicts: Vec<Verdict>,
+    /// The addresses to probe, MX hosts in preference order.
+    pub(super) jobs: Vec<Job>,
+    /// The MX lookup as JSON (null in host mode).
+    pub(super) json: serde_json::Value,
 }
 
 impl Target {
@@ -87,11 +92,40 @@ impl Target {
         }
     }
 
-    fn text(&self) -> String {
+    /// The domain or host name, without a port.
+    pub(super) fn name(&self) -> &str {
+        match self {
+            Target::Domain { domain, .. } => domain,
+            Target::Host { host, .. } => host,
+        }
+    }
+
+    pub(super) fn text(&self) -> String {
         match self {
             Target::Domain { domain, .. } => domain.clone(),
             Target::Host { host, port } => format!("{host}:{port}"),
         }
+    }
+}
+
+/// The addresses a target stands for: a domain's MX hosts' (with the MX lookup as JSON), a
+/// host name's, or the address itself.
+pub(super) async fn expand(context: &Context, target: &Target) -> Route {
+    match target {
+        Target::Domain { domain, port } => {
+            let mail_route = context.resolver.mail_route(domain).await;
+            Route {
+                json: serde_json::to_value(&mail_route).unwrap_or_default(),
+                ..expand_route(domain, *port, &mail_route)
+            }
+        }
+        Target::Host { host, port } => match host.parse::<IpAddr>() {
+            Ok(ip) => Route {
+                jobs: vec![job(host, None, ip, *port)],
+                ..Route::default()
+            },
+            Err(_) => expand_host(host, *port, &context.resolver.addresses(host).await),
+        },
     }
 }
 
@@ -101,21 +135,7 @@ pub(super) async fn probe(
     target: Target,
     concurrency: usize,
 ) -> ProbeReport {
-    let mut route_json = serde_json::Value::Null;
-    let route = match &target {
-        Target::Domain { domain, port } => {
-            let mail_route = context.resolver.mail_route(domain).await;
-            route_json = serde_json::to_value(&mail_route).unwrap_or_default();
-            expand_route(domain, *port, &mail_route)
-        }
-        Target::Host { host, port } => match host.parse::<IpAddr>() {
-            Ok(ip) => Route {
-                jobs: vec![job(host, None, ip, *port)],
-                ..Route::default()
-            },
-            Err(_) => expand_host(host, *port, &context.resolver.addresses(host).await),
-        },
-    };
+    let route = expand(&context, &target).await;
     // The sender authentication records are looked up while the addresses are probed.
     let mx: Vec<(String, IpAddr)> = route
         .jobs
@@ -141,7 +161,7 @@ pub(super) async fn probe(
     ProbeReport {
         exit,
         target: target.text(),
-        route_json,
+        route_json: route.json,
         route: route.lines,
         route_verdicts: route.verdicts,
         hosts,

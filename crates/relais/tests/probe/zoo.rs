@@ -159,6 +159,8 @@ pub struct Behaviour {
     pub greylist: bool,
     pub close_at_rcpt: bool,
     pub vrfy_exposed: bool,
+    /// TLS from the first byte (port 465's way), before the banner.
+    pub implicit_tls: bool,
 }
 
 impl Behaviour {
@@ -174,6 +176,7 @@ impl Behaviour {
             greylist: false,
             close_at_rcpt: false,
             vrfy_exposed: false,
+            implicit_tls: false,
         }
     }
 }
@@ -262,6 +265,13 @@ impl Write for Conn {
     }
 }
 
+fn conn_tcp(conn: Conn) -> io::Result<TcpStream> {
+    match conn {
+        Conn::Plain(tcp) => Ok(tcp),
+        Conn::Tls(_) => Err(io::ErrorKind::InvalidInput.into()),
+    }
+}
+
 fn read_line(conn: &mut Conn) -> io::Result<String> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
@@ -290,6 +300,10 @@ fn session(
     seen: &Mutex<HashMap<String, Instant>>,
 ) -> io::Result<()> {
     let mut conn = Conn::Plain(stream);
+    if b.implicit_tls {
+        let server = ServerConnection::new(b.tls.clone().unwrap()).map_err(io::Error::other)?;
+        conn = Conn::Tls(Box::new(StreamOwned::new(server, conn_tcp(conn)?)));
+    }
     if b.silent {
         let mut sink = [0u8; 256];
         while conn.read(&mut sink)? > 0 {}

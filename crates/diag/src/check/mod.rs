@@ -1,0 +1,312 @@
+//! `relais check DOMAIN`: MXToolbox's domain health report in one run. The probe of every MX
+//! address (banner, PTR and FCrDNS, STARTTLS and certificate, open relay, postmaster@) with
+//! the domain's SPF (evaluated for each MX address), DMARC and DKIM keys, as `relais probe`
+//! does them; beside them the records the probe does not look at ([`records`]): MTA-STS,
+//! TLS-RPT, BIMI, and every MX address on the DNS block lists. Text with a timing waterfall
+//! per address, JSON, or a self-contained HTML page ([`html`]).
+//!
+//! Exit codes, by the worst verdict, as monitoring plugins (Nagios) have them: 0 all ok, 1 a
+//! warning, 2 a failure, 3 nothing could be checked (the options).
+
+mod html;
+pub(crate) mod records;
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use relais_dns::{Resolver, ResolverOptions};
+use serde_json::{Value, json};
+
+use crate::probe::render::{render_body, render_verdict};
+use crate::probe::report::{HostReport, Level, Verdict};
+use crate::probe::{self, ProbeOptions, ProbeReport};
+
+/// Exit codes of `relais check`.
+pub mod exit {
+    /// Every verdict is ok.
+    pub const OK: u8 = 0;
+    /// The worst verdict is a warning.
+    pub const WARN: u8 = 1;
+    /// The worst verdict is a failure.
+    pub const FAIL: u8 = 2;
+    /// Nothing could be checked: the options do not make sense.
+    pub const UNKNOWN: u8 = 3;
+}
+
+/// What to check: the probe's options (a domain target), and the block lists.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// The probe of the MX hosts; its target is the domain.
+    pub probe: ProbeOptions,
+    /// The DNS block lists every MX address is looked up on.
+    pub dnsbl_zones: Vec<String>,
+}
+
+/// The records beyond the probe's, with their lines and verdicts.
+#[derive(Debug, Clone, Default)]
+struct Records {
+    elapsed: Duration,
+    lines: Vec<String>,
+    verdicts: Vec<Verdict>,
+    json: Value,
+}
+
+/// The whole check.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    domain: String,
+    probe: ProbeReport,
+    records: Records,
+    exit: u8,
+}
+
+/// Runs the check. An error means nothing was checked (exit [`exit::UNKNOWN`]).
+pub fn run(options: CheckOptions) -> Result<CheckReport, String> {
+    let domain = options
+        .probe
+        .target
+        .trim()
+        .trim_end_matches('.')
+        .to_string();
+    if domain.is_empty()
+        || domain.contains([':', '/', '@', ' '])
+        || domain.parse::<IpAddr>().is_ok()
+    {
+        return Err(format!("{domain:?} is not a domain name"));
+    }
+    let resolver_options = options.probe.resolver.clone();
+    let mut probe_options = options.probe;
+    probe_options.host = false;
+    let probe = probe::run(probe_options)?;
+    let addresses = mx_addresses(&probe.hosts);
+    let records = lookup_records(&resolver_options, &domain, &addresses, &options.dnsbl_zones)?;
+    let worst = probe
+        .verdicts()
+        .chain(records.verdicts.iter())
+        .map(|v| v.level)
+        .max()
+        .unwrap_or(Level::Ok);
+    Ok(CheckReport {
+        domain,
+        probe,
+        records,
+        exit: match worst {
+            Level::Ok => exit::OK,
+            Level::Warn => exit::WARN,
+            Level::Fail => exit::FAIL,
+        },
+    })
+}
+
+/// The MX addresses the probe reached for, each once.
+fn mx_addresses(hosts: &[HostReport]) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    for h in hosts {
+        if let Ok(a) = h.address.parse::<SocketAddr>()
+            && !out.contains(&a.ip())
+        {
+            out.push(a.ip());
+        }
+    }
+    out
+}
+
+/// MTA-STS, TLS-RPT, BIMI and the block lists, all at once.
+fn lookup_records(
+    options: &ResolverOptions,
+    domain: &str,
+    addresses: &[IpAddr],
+    zones: &[String],
+) -> Result<Records, String> {
+    let runtime = relais_client::current_thread_runtime()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let resolver = Resolver::new(options).map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let mta_sts_name = format!("_mta-sts.{domain}");
+        let tls_rpt_name = format!("_smtp._tls.{domain}");
+        let bimi_name = format!("default._bimi.{domain}");
+        let lists = async {
+            let mut all = Vec::new();
+            for ip in addresses {
+                all.push(resolver.dnsbl(*ip, zones).await);
+            }
+            all
+        };
+        let (mta_sts, tls_rpt, bimi, lists) = tokio::join!(
+            resolver.txt(&mta_sts_name),
+            resolver.txt(&tls_rpt_name),
+            resolver.txt(&bimi_name),
+            lists
+        );
+        let mut r = Records {
+            elapsed: started.elapsed(),
+            ..Records::default()
+        };
+        for (label, lookup, verdict) in [
+            ("MTA-STS", &mta_sts, records::mta_sts(&mta_sts)),
+            ("TLS-RPT", &tls_rpt, records::tls_rpt(&tls_rpt)),
+            ("BIMI", &bimi, records::bimi(&bimi)),
+        ] {
+            let shown = match lookup.records() {
+                [] => "none".to_string(),
+                some => some.join(" | "),
+            };
+            r.lines
+                .push(format!("  {label:<8} {}: {shown}", lookup.name));
+            r.verdicts.push(verdict);
+        }
+        for checks in &lists {
+            r.verdicts.extend(records::dnsbl(checks));
+        }
+        if !zones.is_empty() {
+            r.lines.push(format!(
+                "  DNSBL    {} address(es) on {}",
+                addresses.len(),
+                zones.join(", ")
+            ));
+        }
+        r.json = json!({
+            "mta_sts": mta_sts.records(),
+            "tls_rpt": tls_rpt.records(),
+            "bimi": bimi.records(),
+            "dnsbl": lists.iter().flatten().map(|c| json!({
+                "ip": c.ip, "zone": c.zone, "status": c.status.as_str(),
+            })).collect::<Vec<_>>(),
+        });
+        Ok(r)
+    })
+}
+
+impl CheckReport {
+    /// The exit code, by the worst verdict (see [`exit`]).
+    pub fn exit(&self) -> u8 {
+        self.exit
+    }
+
+    /// Every verdict: the probe's, then the records'.
+    fn verdicts(&self) -> impl Iterator<Item = &Verdict> {
+        self.probe.verdicts().chain(self.records.verdicts.iter())
+    }
+
+    fn counts(&self) -> (usize, usize, usize) {
+        let count = |l| self.verdicts().filter(|v| v.level == l).count();
+        (count(Level::Ok), count(Level::Warn), count(Level::Fail))
+    }
+
+    fn worst(&self) -> Level {
+        self.verdicts().map(|v| v.level).max().unwrap_or(Level::Ok)
+    }
+
+    /// The report as pretty-printed JSON: the probe's report under `probe`, the other records
+    /// with their verdicts under `records`, and a summary.
+    pub fn to_json(&self) -> String {
+        let probe: Value = serde_json::from_str(&self.probe.to_json()).unwrap_or_default();
+        let (ok, warn, fail) = self.counts();
+        let value = json!({
+            "domain": self.domain,
+            "exit": self.exit,
+            "probe": probe,
+            "records": {
+                "records": self.records.json,
+                "verdicts": self.records.verdicts,
+                "ms": relais_proto::date::millis(self.records.elapsed),
+            },
+            "summary": {"ok": ok, "warn": warn, "fail": fail, "worst": self.worst()},
+        });
+        serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+    }
+
+    /// The report as text: the probe's sections, a timing waterfall per address, the other
+    /// records, then a summary line.
+    pub fn to_text(&self, transcript: bool) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "relais check {}", self.domain);
+        render_body(&mut out, &self.probe, transcript);
+        for host in &self.probe.hosts {
+            let _ = writeln!(out, "\nWaterfall of {} [{}]:", host.host, host.address);
+            for (stage, start, ms, bar) in waterfall(host, 40) {
+                let _ = writeln!(out, "  {stage:<12} {start:>8.1} ms |{bar:<40}| {ms:.1} ms");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nOther records of {} ({}):",
+            self.domain,
+            crate::ms(self.records.elapsed)
+        );
+        for line in &self.records.lines {
+            let _ = writeln!(out, "{line}");
+        }
+        for v in &self.records.verdicts {
+            render_verdict(&mut out, v);
+        }
+        let (ok, warn, fail) = self.counts();
+        let _ = writeln!(
+            out,
+            "\nsummary: {} address(es) probed; {ok} ok, {warn} warn, {fail} fail; overall {}; exit {}",
+            self.probe.hosts.len(),
+            self.worst().as_str().to_uppercase(),
+            self.exit
+        );
+        out
+    }
+
+    /// The report as one self-contained HTML page (no script, no outside file).
+    pub fn to_html(&self) -> String {
+        html::page(self)
+    }
+}
+
+/// The stages of one address laid end to end: (stage, start in ms, length in ms, bar of at
+/// most `width` characters, `#` where the stage ran).
+pub(crate) fn waterfall(host: &HostReport, width: usize) -> Vec<(&'static str, f64, f64, String)> {
+    let total: f64 = host.stages.iter().filter_map(|s| s.ms).sum();
+    let scale = if total > 0.0 {
+        width as f64 / total
+    } else {
+        0.0
+    };
+    let mut at = 0.0;
+    let mut out = Vec::new();
+    for s in &host.stages {
+        let Some(ms) = s.ms else { continue };
+        let width = width.max(1);
+        let from = ((at * scale).round() as usize).min(width - 1);
+        let to = (((at + ms) * scale).round() as usize)
+            .max(from + 1)
+            .min(width);
+        let bar = format!("{}{}", " ".repeat(from), "#".repeat(to - from));
+        out.push((s.stage, at, ms, bar));
+        at += ms;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_waterfall_lays_the_stages_end_to_end() {
+        let mut host = HostReport::default();
+        host.stage("connect", Some(Duration::from_millis(10)), "connected");
+        host.stage("banner", Some(Duration::from_millis(30)), "220");
+        host.stage("starttls", None, "not offered");
+        host.stage("ehlo", Some(Duration::from_millis(0)), "250");
+        let rows = waterfall(&host, 20);
+        let got: Vec<(&str, f64, &str)> = rows
+            .iter()
+            .map(|(s, at, _, bar)| (*s, *at, bar.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("connect", 0.0, "#####"),
+                ("banner", 10.0, "     ###############"),
+                ("ehlo", 40.0, "                   #"),
+            ]
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! `relais check DOMAIN`: its arguments and what they mean for [`relais_diag::check`], the
+//! outputs (text, `--json`, `--html FILE`) and the exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use relais_diag::check::{self, CheckOptions, exit};
+use relais_diag::probe::ProbeOptions;
+use relais_dns::dnsbl::DEFAULT_ZONES;
+
+use crate::args::DnsOptions;
+
+const EXIT_TABLE: &str = "\
+What is checked: the MX hosts (and a null MX); each MX address probed as `relais probe` does
+(banner, PTR and forward confirmation, EHLO, STARTTLS and the certificate, postmaster@, a
+random recipient, open relay); SPF (evaluated for each MX address), DMARC and, with
+--dkim-selector, DKIM keys; MTA-STS (the _mta-sts record), TLS-RPT, BIMI; every MX address on
+the DNS block lists (--dnsbl, default: zen.spamhaus.org, bl.spamcop.net, psbl.surriel.com).
+
+Exit codes, by the worst verdict (as monitoring plugins have them):
+   0  every verdict is ok
+   1  the worst verdict is a warning
+   2  the worst verdict is a failure
+   3  nothing could be checked: the options do not make sense";
+
+/// `relais check`.
+#[derive(Args, Debug)]
+#[command(after_long_help = EXIT_TABLE)]
+pub struct CheckArgs {
+    /// The mail domain.
+    domain: String,
+    /// The SMTP port of the MX hosts.
+    #[arg(long, default_value_t = 25)]
+    port: u16,
+    /// The name to give in EHLO/HELO (default: this machine's host name).
+    #[arg(long)]
+    helo: Option<String>,
+    /// Seconds to wait for each step of the probe.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+    /// Extra CA certificates (PEM) to trust when verifying certificates.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Check the DKIM key of this selector; may be repeated.
+    #[arg(long = "dkim-selector", value_name = "SEL")]
+    dkim_selectors: Vec<String>,
+    /// A DNS block list to look every MX address up on; may be repeated (replaces the
+    /// default lists).
+    #[arg(long = "dnsbl", value_name = "ZONE")]
+    dnsbl: Vec<String>,
+    /// Write the report as a self-contained HTML page to FILE too.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Show the SMTP dialogue of each address.
+    #[arg(long, short = 'v')]
+    transcript: bool,
+    #[command(flatten)]
+    dns: DnsOptions,
+}
+
+/// Runs `relais check`.
+pub fn run(args: CheckArgs) -> ExitCode {
+    let options = match options(&args) {
+        Ok(o) => o,
+        Err(e) => return unknown(&e),
+    };
+    let report = match check::run(options) {
+        Ok(r) => r,
+        Err(e) => return unknown(&e),
+    };
+    if let Some(file) = &args.html
+        && let Err(e) = std::fs::write(file, report.to_html())
+    {
+        return unknown(&format!("cannot write {}: {e}", file.display()));
+    }
+    let output = if args.dns.json {
+        report.to_json()
+    } else {
+        report.to_text(args.transcript)
+    };
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), output.as_bytes());
+    ExitCode::from(report.exit())
+}
+
+fn options(args: &CheckArgs) -> Result<CheckOptions, String> {
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err("--timeout: a positive number of seconds".into());
+    }
+    let dnsbl_zones = if args.dnsbl.is_empty() {
+        DEFAULT_ZONES.iter().map(|z| z.to_string()).collect()
+    } else {
+        args.dnsbl.clone()
+    };
+    Ok(CheckOptions {
+        probe: ProbeOptions {
+            target: args.domain.clone(),
+            port: args.port,
+            host: false,
+            rcpt: None,
+            from: None,
+            helo: args.helo.clone(),
+            timeout: Duration::from_secs_f64(args.timeout),
+            slow_banner: Duration::from_secs(10),
+            greylist_retry: Duration::ZERO,
+            concurrency: 4,
+            ca_file: args.ca_file.clone(),
+            starttls: true,
+            tls_on_connect: false,
+            auth: None,
+            data: false,
+            dkim_selectors: args.dkim_selectors.clone(),
+            resolver: args.dns.resolver_options()?,
+            ports: Vec::new(),
+        },
+        dnsbl_zones,
+    })
+}
+
+fn unknown(message: &str) -> ExitCode {
+    eprintln!("relais check: {message}");
+    ExitCode::from(exit::UNKNOWN)
+}

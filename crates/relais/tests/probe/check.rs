@@ -1,0 +1,180 @@
+//! `relais check DOMAIN` against a clean zoo server, with two fixture domains: zoo.test, whose
+//! records are all right (no false alarm), and bad.test, with one known fault per record type
+//! (each must be named).
+
+use std::process::Command;
+
+use relais_dns::fixture::{Server as DnsServer, Zone};
+use serde_json::Value;
+
+use crate::sender_auth::KEY;
+use crate::zoo::{Behaviour, CertKind, HOST, Pki, Zoo, zone};
+
+fn zones() -> Zone {
+    zone()
+        .txt("_mta-sts.zoo.test", "v=STSv1; id=20260101")
+        .txt("_smtp._tls.zoo.test", "v=TLSRPTv1; rua=mailto:tls@zoo.test")
+        .txt(
+            "default._bimi.zoo.test",
+            "v=BIMI1; l=https://zoo.test/logo.svg",
+        )
+        .txt(
+            "s1._domainkey.zoo.test",
+            &format!("v=DKIM1; k=rsa; p={KEY}"),
+        )
+        .mx("bad.test", 10, HOST)
+        .txt("bad.test", "v=spf1 mx ?all")
+        .txt("_dmarc.bad.test", "v=DMARC1; p=none; rua=mailto:d@bad.test")
+        .txt("_mta-sts.bad.test", "v=STSv1;")
+        .txt("_smtp._tls.bad.test", "v=TLSRPTv1; rua=tls-at-bad.test")
+        .txt(
+            "default._bimi.bad.test",
+            "v=BIMI1; l=http://bad.test/logo.png",
+        )
+        // The block list: 127.0.0.1 is listed on bad-bl.test, not on bl.test.
+        .a("1.0.0.127.bad-bl.test", "127.0.0.2")
+        .txt("1.0.0.127.bad-bl.test", "listed for testing")
+}
+
+struct Check {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn check(dns: &DnsServer, pki: &Pki, zoo: &Zoo, domain: &str, args: &[&str]) -> Check {
+    let out = Command::new(env!("CARGO_BIN_EXE_relais"))
+        .args(["check", domain, "--port", &zoo.addr.port().to_string()])
+        .args(["--resolver", &dns.addr().to_string(), "--dns-timeout", "1"])
+        .args(["--ca-file", pki.ca_file.to_str().unwrap()])
+        .args(["--helo", "probe.test", "--timeout", "5"])
+        .args(args)
+        .env_remove("RELAIS_RESOLVER")
+        .output()
+        .expect("run relais check");
+    Check {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every (check, level) that is not ok, from the whole JSON report.
+fn problems(json: &Value) -> Vec<(String, String)> {
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let p = &json["probe"];
+    list(&p["route_verdicts"])
+        .into_iter()
+        .chain(list(&p["sender_auth"]["verdicts"]))
+        .chain(list(&p["hosts"]).iter().flat_map(|h| list(&h["verdicts"])))
+        .chain(list(&json["records"]["verdicts"]))
+        .filter(|v| v["level"] != "ok")
+        .map(|v| {
+            (
+                v["check"].as_str().unwrap().to_string(),
+                v["level"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_clean_domain_raises_no_alarm() {
+    let pki = Pki::new();
+    let dns = DnsServer::start(zones()).unwrap();
+    let zoo = Zoo::start(Behaviour::clean(&pki, CertKind::Good));
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let c = check(
+        &dns,
+        &pki,
+        &zoo,
+        "zoo.test",
+        &[
+            "--dnsbl",
+            "bl.test",
+            "--dkim-selector",
+            "s1",
+            "--json",
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
+    let json: Value = serde_json::from_str(&c.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", c.stdout, c.stderr));
+    assert_eq!(problems(&json), vec![], "{}", c.stdout);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let checks: Vec<&str> = json["records"]["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["mta-sts", "tls-rpt", "bimi", "dnsbl"]);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("Overall <b>OK</b>"));
+    assert!(page.contains("class=\"bar\"") && !page.contains("<script"));
+
+    // The text has the waterfall and the same verdict.
+    let t = check(
+        &dns,
+        &pki,
+        &zoo,
+        "zoo.test",
+        &["--dnsbl", "bl.test", "--dkim-selector", "s1"],
+    );
+    assert_eq!(t.code, 0, "{}", t.stdout);
+    assert!(
+        t.stdout.contains(&format!("Waterfall of {HOST}")),
+        "{}",
+        t.stdout
+    );
+    assert!(t.stdout.contains("overall OK; exit 0"), "{}", t.stdout);
+}
+
+#[test]
+fn one_fault_per_record_type_is_named() {
+    let pki = Pki::new();
+    let dns = DnsServer::start(zones()).unwrap();
+    let zoo = Zoo::start(Behaviour::clean(&pki, CertKind::Good));
+    let c = check(
+        &dns,
+        &pki,
+        &zoo,
+        "bad.test",
+        &[
+            "--dnsbl",
+            "bl.test",
+            "--dnsbl",
+            "bad-bl.test",
+            "--dkim-selector",
+            "s1",
+            "--json",
+        ],
+    );
+    let json: Value = serde_json::from_str(&c.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", c.stdout, c.stderr));
+    let mut got = problems(&json);
+    got.sort();
+    let mut want: Vec<(String, String)> = [
+        ("spf", "warn"),
+        ("dmarc", "warn"),
+        ("dkim", "fail"),
+        ("mta-sts", "fail"),
+        ("tls-rpt", "fail"),
+        ("bimi", "fail"),
+        ("dnsbl", "fail"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    want.sort();
+    assert_eq!(got, want, "{}", c.stdout);
+    assert_eq!(c.code, 2, "{}", c.stderr);
+    assert!(
+        c.stdout
+            .contains("listed on bad-bl.test: listed for testing"),
+        "{}",
+        c.stdout
+    );
+}
