@@ -19,9 +19,11 @@ use std::time::Duration;
 use relais_dns::Nameserver;
 use serde::{Deserialize, Serialize};
 
+mod domains;
 mod policy;
 mod values;
 
+pub use domains::DomainConfig;
 pub use policy::{
     CheckAction, DkimKeyConfig, DmarcAction, HeloAction, PolicyConfig, PolicyTexts, SpfAction,
     SrsConfig, StateConfig, UnknownClient,
@@ -85,6 +87,8 @@ pub struct Config {
     pub srs: SrsConfig,
     /// Where greylisting entries and rate counters live.
     pub state: StateConfig,
+    /// Virtual domains (`[[domain]]`), each with its own users, aliases and catch-all.
+    pub domain: Vec<DomainConfig>,
 }
 
 /// TLS settings. Without `cert` and `key`, a self-signed certificate for the host name is made
@@ -404,6 +408,7 @@ impl Default for Config {
             dkim: Vec::new(),
             srs: SrsConfig::default(),
             state: StateConfig::default(),
+            domain: Vec::new(),
         }
     }
 }
@@ -502,6 +507,17 @@ impl Config {
             if !relais_proto::address::is_domain(d) {
                 return Err(err("local_domains", format!("{d:?} is not a domain")));
             }
+        }
+        for d in &self.domain {
+            if let Some((key, msg)) = d.problem(&self.local_domains) {
+                return Err(ConfigError {
+                    path: None,
+                    message: format!("{}key `{key}`: {msg}", line_of_domain(text, key, d)),
+                });
+            }
+        }
+        if let Some(name) = domains::repeated(&self.domain) {
+            return Err(err("name", format!("[[domain]] {name:?} is defined twice")));
         }
         for u in &self.local.users {
             if !is_safe_local_part(&u.to_ascii_lowercase()) {
@@ -614,6 +630,9 @@ impl Config {
         for u in &mut self.local.users {
             *u = u.to_ascii_lowercase();
         }
+        for d in &mut self.domain {
+            d.complete();
+        }
         for m in &mut self.auth.mechanisms {
             *m = m.to_ascii_uppercase();
         }
@@ -672,6 +691,12 @@ pub fn system_hostname() -> String {
     }
 }
 
+/// A duration as the configuration writes it (`300`, `"300s"`, `"5m"`, `"1h"`, `"2d"`), for
+/// command-line options that take one too.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    duration::parse(text)
+}
+
 /// `redis://[user:password@]host[:port][/db]`: a host, a port that is a number, a database
 /// that is a number. (No `rediss://`: relais builds its Redis client without TLS.)
 fn is_redis_url(url: &str) -> bool {
@@ -709,6 +734,26 @@ fn line_of(text: &str, key: &str) -> String {
         }
     }
     String::new()
+}
+
+/// `line N: ` for `key` in the `[[domain]]` table of `d` (the first line setting `key` after
+/// the line `name = "<d.name>"`), or [`line_of`] when that is not found.
+fn line_of_domain(text: &str, key: &str, d: &DomainConfig) -> String {
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim_start();
+        if l.starts_with('[') {
+            inside = false;
+        }
+        let sets = |k: &str| l.starts_with(k) && l[k.len()..].trim_start().starts_with('=');
+        if sets("name") && l.contains(&format!("{:?}", d.name)) {
+            inside = true;
+        }
+        if inside && sets(key) {
+            return format!("line {}: ", i + 1);
+        }
+    }
+    line_of(text, key)
 }
 
 /// Turns a TOML error into one line naming the line, the key and what is wrong.
