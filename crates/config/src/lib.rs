@@ -361,6 +361,10 @@ pub struct DeliveryConfig {
     /// Connect timeout for remote delivery.
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
+    /// The local addresses remote delivery connects from, at most one IPv4 and one IPv6
+    /// (Postfix's `smtp_bind_address` and `smtp_bind_address6`); a peer of the other family
+    /// is reached from whatever address the system picks. Empty (default): the system picks.
+    pub source_address: Vec<std::net::IpAddr>,
 }
 
 impl Default for DeliveryConfig {
@@ -376,6 +380,7 @@ impl Default for DeliveryConfig {
             resolver: None,
             remote_concurrency: 20,
             connect_timeout: Duration::from_secs(30),
+            source_address: Vec::new(),
         }
     }
 }
@@ -507,6 +512,21 @@ impl Config {
             if !relais_proto::address::is_domain(d) {
                 return Err(err("local_domains", format!("{d:?} is not a domain")));
             }
+        }
+        let v4 = self.delivery.source_address.iter().filter(|a| a.is_ipv4());
+        if v4.count() > 1
+            || self
+                .delivery
+                .source_address
+                .iter()
+                .filter(|a| a.is_ipv6())
+                .count()
+                > 1
+        {
+            return Err(err(
+                "source_address",
+                "at most one IPv4 and one IPv6 address".into(),
+            ));
         }
         for d in &self.domain {
             if let Some((key, msg)) = d.problem(&self.local_domains) {
@@ -933,6 +953,15 @@ command_timeout = "2m"
         assert_eq!(c.local.users, vec!["alice", "bob"]);
         assert_eq!(c.limits.command_timeout, Duration::from_secs(300));
         assert_eq!(c.limits.data_timeout, Duration::from_secs(30));
+        let c = Config::parse("[delivery]\nsource_address = [\"127.0.0.2\", \"::1\"]\n").unwrap();
+        assert_eq!(c.delivery.source_address.len(), 2);
+        assert!(
+            Config::parse("")
+                .unwrap()
+                .delivery
+                .source_address
+                .is_empty()
+        );
     }
 
     #[test]
@@ -1020,6 +1049,14 @@ command_timeout = "2m"
                 &["line 2", "redis"],
             ),
             ("[state]\nredus = \"\"\n", &["line 2", "redus"]),
+            (
+                "[delivery]\nsource_address = [\"127.0.0.2\", \"127.0.0.3\"]\n",
+                &["line 2", "source_address", "at most one IPv4"],
+            ),
+            (
+                "[delivery]\nsource_address = [\"nowhere\"]\n",
+                &["line 2", "source_address"],
+            ),
         ];
         for (text, needles) in cases {
             let e = Config::parse(text).expect_err(text).to_string();

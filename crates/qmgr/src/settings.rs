@@ -61,6 +61,7 @@ impl QueueSettings {
                 relayhost: d.relayhost.clone(),
                 resolver,
                 client,
+                source: d.source_address.clone(),
                 cache: remote::ConnectionCache::default(),
             },
             local: LocalSettings::from_config(&config.local)?,

@@ -3,7 +3,8 @@
 //!
 //! Where the mail goes: a per-domain route (`[host]:port`, like Postfix's transport map), else
 //! the relay host, else the domain's MX hosts in preference order (an implicit MX when there is
-//! none; RFC 7505 null MX fails at once). Every address is tried in turn until one takes the
+//! none; RFC 7505 null MX fails at once); an address literal (`user@[192.0.2.1]`) is that
+//! host, port 25, with no lookup. Every address is tried in turn until one takes the
 //! transaction. STARTTLS is used when offered (opportunistic: certificates are not verified,
 //! as RFC 7435 allows for MX delivery). 4xx replies and network errors defer, 5xx fail.
 //!
@@ -36,6 +37,8 @@ pub struct RemoteSettings {
     pub resolver: Resolver,
     /// Client timeouts and TLS policy.
     pub client: ClientConfig,
+    /// Local addresses to connect from, one per family at most (`[delivery] source_address`).
+    pub source: Vec<IpAddr>,
     /// Connections kept open between transactions to the same host.
     pub cache: ConnectionCache,
 }
@@ -196,6 +199,10 @@ async fn targets(
             .map(|ip| (hop.host.clone(), SocketAddr::new(ip, hop.port)))
             .collect());
     }
+    // `user@[192.0.2.1]`: that host, no MX lookup (RFC 5321 §4.1.3, §5.1).
+    if let Some(ip) = relais_proto::address::address_literal(domain) {
+        return Ok(vec![(ip.to_string(), SocketAddr::new(ip, 25))]);
+    }
     let route = settings.resolver.mail_route(domain).await;
     match &route.kind {
         RouteKind::NullMx => Err(Outcome::failed(
@@ -281,7 +288,13 @@ async fn open(
     addr: SocketAddr,
     host: &str,
 ) -> Result<(SmtpClient, EhloResponse, u32), Attempt> {
-    let mut c = SmtpClient::new(settings.client.clone());
+    let mut cfg = settings.client.clone();
+    cfg.local_address = settings
+        .source
+        .iter()
+        .copied()
+        .find(|a| a.is_ipv4() == addr.is_ipv4());
+    let mut c = SmtpClient::new(cfg);
     let banner = match c.connect(addr).await {
         Ok(b) => b,
         Err(e) => {
