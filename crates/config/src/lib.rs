@@ -20,10 +20,12 @@ use relais_dns::Nameserver;
 use serde::{Deserialize, Serialize};
 
 mod domains;
+mod outbound;
 mod policy;
 mod values;
 
 pub use domains::DomainConfig;
+pub use outbound::{HopConfig, TlsMode, hop_key};
 pub use policy::{
     CheckAction, DkimKeyConfig, DmarcAction, HeloAction, PolicyConfig, PolicyTexts, SpfAction,
     SrsConfig, StateConfig, UnknownClient,
@@ -365,6 +367,15 @@ pub struct DeliveryConfig {
     /// (Postfix's `smtp_bind_address` and `smtp_bind_address6`); a peer of the other family
     /// is reached from whatever address the system picks. Empty (default): the system picks.
     pub source_address: Vec<std::net::IpAddr>,
+    /// TLS for remote delivery where `tls_policy` says nothing: `none`, `may` (the default:
+    /// STARTTLS when offered, clear text if the handshake fails), `encrypt`, `verify`.
+    pub tls: TlsMode,
+    /// TLS per destination domain or next hop (`"[host]:port"`), over `tls`.
+    pub tls_policy: std::collections::BTreeMap<String, TlsMode>,
+    /// More trusted CA certificates (PEM) for `verify`, besides the system's.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Settings per next hop (`[delivery.hop."[host]:port"]`): credentials, TLS on connect.
+    pub hop: std::collections::BTreeMap<String, HopConfig>,
 }
 
 impl Default for DeliveryConfig {
@@ -381,6 +392,10 @@ impl Default for DeliveryConfig {
             remote_concurrency: 20,
             connect_timeout: Duration::from_secs(30),
             source_address: Vec::new(),
+            tls: TlsMode::May,
+            tls_policy: Default::default(),
+            tls_ca_file: None,
+            hop: Default::default(),
         }
     }
 }
@@ -528,6 +543,9 @@ impl Config {
                 "at most one IPv4 and one IPv6 address".into(),
             ));
         }
+        if let Some((key, msg)) = outbound::problem(&self.delivery.hop, &self.delivery.tls_policy) {
+            return Err(err(key, msg));
+        }
         for d in &self.domain {
             if let Some((key, msg)) = d.problem(&self.local_domains) {
                 return Err(ConfigError {
@@ -653,6 +671,18 @@ impl Config {
         for d in &mut self.domain {
             d.complete();
         }
+        let canonical = |k: &String| match k.starts_with('[') {
+            true => hop_key(k).unwrap_or_else(|| k.clone()),
+            false => k.to_ascii_lowercase(),
+        };
+        self.delivery.tls_policy = std::mem::take(&mut self.delivery.tls_policy)
+            .into_iter()
+            .map(|(k, v)| (canonical(&k), v))
+            .collect();
+        self.delivery.hop = std::mem::take(&mut self.delivery.hop)
+            .into_iter()
+            .map(|(k, v)| (hop_key(&k).unwrap_or(k), v))
+            .collect();
         for m in &mut self.auth.mechanisms {
             *m = m.to_ascii_uppercase();
         }

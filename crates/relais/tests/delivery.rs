@@ -25,3 +25,7 @@ mod remote;
 mod retry;
 #[path = "delivery/select.rs"]
 mod select;
+#[path = "delivery/smarthost.rs"]
+mod smarthost;
+#[path = "delivery/tls_policy.rs"]
+mod tls_policy;

@@ -723,6 +723,11 @@ fn serve_fault(stream: TcpStream, _conn: usize, st: &PeerState) -> io::Result<()
                 rcpts.clear();
                 reply
             }
+        } else if upper == "STARTTLS" {
+            // A peer whose TLS is broken: it agrees, then answers the handshake with text.
+            w.write_all(b"220 2.0.0 Ready to start TLS\r\n")?;
+            w.write_all(b"this is not TLS\r\n")?;
+            return Ok(());
         } else if upper == "RSET" {
             rcpts.clear();
             "250 2.0.0 Ok".into()
