@@ -8,8 +8,7 @@ use relais_proto::Mailbox;
 use relais_queue::{Outcome, Target};
 
 use crate::aliases::MAX_DEPTH;
-use crate::lookup::{AliasRef, Found, Scope};
-use crate::policy::Policy;
+use crate::lookup::{AliasRef, Found, Policy, Scope};
 
 /// One expansion at delivery time.
 pub(crate) struct Expansion<'a> {

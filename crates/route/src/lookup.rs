@@ -11,13 +11,83 @@
 //! `mail/alice`); those of a virtual domain by domain and local part (`a.example/alice`, Maildir
 //! `mail/a.example/alice`), so the same local part in two domains is two mailboxes.
 
-use std::sync::Arc;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use relais_config::{DomainConfig, is_safe_local_part};
 use relais_queue::Target;
 
 use crate::aliases::{AliasError, Aliases};
-use crate::policy::{AliasFile, Policy};
+use crate::srs::Srs;
+
+/// Recipient policy built from the configuration.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Domains delivered here that share one namespace of users, lower case.
+    pub(crate) local_domains: Vec<String>,
+    /// Existing local parts of `local_domains`, lower case; empty for catch-all.
+    pub(crate) users: Vec<String>,
+    /// The aliases file (`[local] aliases`), when one is configured.
+    pub(crate) aliases: Option<Arc<AliasFile>>,
+    /// Virtual domains, each its own namespace.
+    pub(crate) domains: Vec<VirtualDomain>,
+    /// The Sender Rewriting Scheme, when on: its bounce addresses are ours.
+    pub(crate) srs: Option<Srs>,
+}
+
+/// The aliases file, parsed again when it changes on disk (size, time or inode).
+#[derive(Debug)]
+pub struct AliasFile {
+    /// The file.
+    path: PathBuf,
+    /// The last parse, with the stamp of the file it came from.
+    cache: Mutex<Option<(FileStamp, Arc<Aliases>)>>,
+}
+
+/// What tells one version of a file from the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl AliasFile {
+    /// The aliases at `path`, read on first use.
+    pub fn new(path: &Path) -> AliasFile {
+        AliasFile {
+            path: path.to_path_buf(),
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The current aliases: the cached parse while the file is unchanged, else a new one.
+    pub fn get(&self) -> Result<Arc<Aliases>, AliasError> {
+        let meta = std::fs::metadata(&self.path).map_err(|source| AliasError::Read {
+            path: self.path.clone(),
+            source,
+        })?;
+        let stamp = FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, a)) = cache.as_ref()
+            && *s == stamp
+        {
+            return Ok(a.clone());
+        }
+        let aliases = Arc::new(Aliases::load(&self.path)?);
+        *cache = Some((stamp, aliases.clone()));
+        Ok(aliases)
+    }
+}
 
 /// A virtual domain, as routing sees it.
 #[derive(Debug, Clone)]

@@ -6,9 +6,7 @@
 //! is expanded as its file says ([`Aliases::expand`]); at delivery ([`Policy::destination`])
 //! forwards to addresses in our own domains are followed too ([`crate::expand`]).
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use relais_proto::session::Verdict;
 use relais_proto::{Mailbox, replies};
@@ -16,25 +14,11 @@ use relais_proto::{Mailbox, replies};
 use relais_config::Config;
 use relais_queue::{Outcome, Target};
 
-use crate::aliases::{AliasError, Aliases};
+use crate::aliases::AliasError;
 use crate::expand::Expansion;
+pub use crate::lookup::{AliasFile, Policy};
 use crate::lookup::{Found, Scope, VirtualDomain};
 use crate::srs::{self, Srs, SrsError};
-
-/// Recipient policy built from the configuration.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    /// Domains delivered here that share one namespace of users, lower case.
-    pub(crate) local_domains: Vec<String>,
-    /// Existing local parts of `local_domains`, lower case; empty for catch-all.
-    pub(crate) users: Vec<String>,
-    /// The aliases file (`[local] aliases`), when one is configured.
-    pub(crate) aliases: Option<Arc<AliasFile>>,
-    /// Virtual domains, each its own namespace.
-    pub(crate) domains: Vec<VirtualDomain>,
-    /// The Sender Rewriting Scheme, when on: its bounce addresses are ours.
-    srs: Option<Srs>,
-}
 
 /// Where an accepted recipient goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,59 +59,6 @@ pub enum Destination {
     Relay(String),
     /// Nowhere: an unknown user, an alias loop (failed), unreadable aliases (deferred).
     Nowhere(Outcome),
-}
-
-/// The aliases file, parsed again when it changes on disk (size, time or inode).
-#[derive(Debug)]
-pub struct AliasFile {
-    /// The file.
-    path: PathBuf,
-    /// The last parse, with the stamp of the file it came from.
-    cache: Mutex<Option<(FileStamp, Arc<Aliases>)>>,
-}
-
-/// What tells one version of a file from the next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl AliasFile {
-    /// The aliases at `path`, read on first use.
-    pub fn new(path: &Path) -> AliasFile {
-        AliasFile {
-            path: path.to_path_buf(),
-            cache: Mutex::new(None),
-        }
-    }
-
-    /// The current aliases: the cached parse while the file is unchanged, else a new one.
-    pub fn get(&self) -> Result<Arc<Aliases>, AliasError> {
-        let meta = std::fs::metadata(&self.path).map_err(|source| AliasError::Read {
-            path: self.path.clone(),
-            source,
-        })?;
-        let stamp = FileStamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        };
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((s, a)) = cache.as_ref()
-            && *s == stamp
-        {
-            return Ok(a.clone());
-        }
-        let aliases = Arc::new(Aliases::load(&self.path)?);
-        *cache = Some((stamp, aliases.clone()));
-        Ok(aliases)
-    }
 }
 
 impl Policy {
