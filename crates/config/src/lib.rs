@@ -19,9 +19,13 @@ use std::time::Duration;
 use relais_dns::Nameserver;
 use serde::{Deserialize, Serialize};
 
+mod domains;
+mod outbound;
 mod policy;
 mod values;
 
+pub use domains::DomainConfig;
+pub use outbound::{HopConfig, TlsMode, hop_key};
 pub use policy::{
     CheckAction, DkimKeyConfig, DmarcAction, HeloAction, MilterAction, MilterConfig, PolicyConfig,
     PolicyTexts, SpfAction, SrsConfig, StateConfig, UnknownClient,
@@ -87,6 +91,8 @@ pub struct Config {
     pub state: StateConfig,
     /// Content filters asked about every message received by SMTP (`[[milter]]`), in order.
     pub milter: Vec<MilterConfig>,
+    /// Virtual domains (`[[domain]]`), each with its own users, aliases and catch-all.
+    pub domain: Vec<DomainConfig>,
 }
 
 /// TLS settings. Without `cert` and `key`, a self-signed certificate for the host name is made
@@ -359,6 +365,19 @@ pub struct DeliveryConfig {
     /// Connect timeout for remote delivery.
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
+    /// The local addresses remote delivery connects from, at most one IPv4 and one IPv6
+    /// (Postfix's `smtp_bind_address` and `smtp_bind_address6`); a peer of the other family
+    /// is reached from whatever address the system picks. Empty (default): the system picks.
+    pub source_address: Vec<std::net::IpAddr>,
+    /// TLS for remote delivery where `tls_policy` says nothing: `none`, `may` (the default:
+    /// STARTTLS when offered, clear text if the handshake fails), `encrypt`, `verify`.
+    pub tls: TlsMode,
+    /// TLS per destination domain or next hop (`"[host]:port"`), over `tls`.
+    pub tls_policy: std::collections::BTreeMap<String, TlsMode>,
+    /// More trusted CA certificates (PEM) for `verify`, besides the system's.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Settings per next hop (`[delivery.hop."[host]:port"]`): credentials, TLS on connect.
+    pub hop: std::collections::BTreeMap<String, HopConfig>,
 }
 
 impl Default for DeliveryConfig {
@@ -374,6 +393,11 @@ impl Default for DeliveryConfig {
             resolver: None,
             remote_concurrency: 20,
             connect_timeout: Duration::from_secs(30),
+            source_address: Vec::new(),
+            tls: TlsMode::May,
+            tls_policy: Default::default(),
+            tls_ca_file: None,
+            hop: Default::default(),
         }
     }
 }
@@ -407,6 +431,7 @@ impl Default for Config {
             srs: SrsConfig::default(),
             state: StateConfig::default(),
             milter: Vec::new(),
+            domain: Vec::new(),
         }
     }
 }
@@ -505,6 +530,35 @@ impl Config {
             if !relais_proto::address::is_domain(d) {
                 return Err(err("local_domains", format!("{d:?} is not a domain")));
             }
+        }
+        let v4 = self.delivery.source_address.iter().filter(|a| a.is_ipv4());
+        if v4.count() > 1
+            || self
+                .delivery
+                .source_address
+                .iter()
+                .filter(|a| a.is_ipv6())
+                .count()
+                > 1
+        {
+            return Err(err(
+                "source_address",
+                "at most one IPv4 and one IPv6 address".into(),
+            ));
+        }
+        if let Some((key, msg)) = outbound::problem(&self.delivery.hop, &self.delivery.tls_policy) {
+            return Err(err(key, msg));
+        }
+        for d in &self.domain {
+            if let Some((key, msg)) = d.problem(&self.local_domains) {
+                return Err(ConfigError {
+                    path: None,
+                    message: format!("{}key `{key}`: {msg}", line_of_domain(text, key, d)),
+                });
+            }
+        }
+        if let Some(name) = domains::repeated(&self.domain) {
+            return Err(err("name", format!("[[domain]] {name:?} is defined twice")));
         }
         for u in &self.local.users {
             if !is_safe_local_part(&u.to_ascii_lowercase()) {
@@ -617,6 +671,21 @@ impl Config {
         for u in &mut self.local.users {
             *u = u.to_ascii_lowercase();
         }
+        for d in &mut self.domain {
+            d.complete();
+        }
+        let canonical = |k: &String| match k.starts_with('[') {
+            true => hop_key(k).unwrap_or_else(|| k.clone()),
+            false => k.to_ascii_lowercase(),
+        };
+        self.delivery.tls_policy = std::mem::take(&mut self.delivery.tls_policy)
+            .into_iter()
+            .map(|(k, v)| (canonical(&k), v))
+            .collect();
+        self.delivery.hop = std::mem::take(&mut self.delivery.hop)
+            .into_iter()
+            .map(|(k, v)| (hop_key(&k).unwrap_or(k), v))
+            .collect();
         for m in &mut self.auth.mechanisms {
             *m = m.to_ascii_uppercase();
         }
@@ -675,6 +744,12 @@ pub fn system_hostname() -> String {
     }
 }
 
+/// A duration as the configuration writes it (`300`, `"300s"`, `"5m"`, `"1h"`, `"2d"`), for
+/// command-line options that take one too.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    duration::parse(text)
+}
+
 /// `redis://[user:password@]host[:port][/db]`: a host, a port that is a number, a database
 /// that is a number. (No `rediss://`: relais builds its Redis client without TLS.)
 fn is_redis_url(url: &str) -> bool {
@@ -712,6 +787,26 @@ fn line_of(text: &str, key: &str) -> String {
         }
     }
     String::new()
+}
+
+/// `line N: ` for `key` in the `[[domain]]` table of `d` (the first line setting `key` after
+/// the line `name = "<d.name>"`), or [`line_of`] when that is not found.
+fn line_of_domain(text: &str, key: &str, d: &DomainConfig) -> String {
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim_start();
+        if l.starts_with('[') {
+            inside = false;
+        }
+        let sets = |k: &str| l.starts_with(k) && l[k.len()..].trim_start().starts_with('=');
+        if sets("name") && l.contains(&format!("{:?}", d.name)) {
+            inside = true;
+        }
+        if inside && sets(key) {
+            return format!("line {}: ", i + 1);
+        }
+    }
+    line_of(text, key)
 }
 
 /// Turns a TOML error into one line naming the line, the key and what is wrong.
@@ -802,211 +897,4 @@ mod duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_file_is_the_embedded_default() {
-        let c = Config::parse("").unwrap();
-        assert_eq!(c.listener[0].address.to_string(), "127.0.0.1:2525");
-        assert!(c.local_domains.contains(&"localhost".to_string()));
-        assert!(!c.hostname.is_empty());
-        assert_eq!(c.limits.command_timeout, Duration::from_secs(300));
-        // the effective settings read back to the same thing
-        let again = Config::parse(&c.to_toml()).unwrap();
-        assert_eq!(again.to_toml(), c.to_toml());
-    }
-
-    #[test]
-    fn milters() {
-        let c = Config::parse(
-            "[[milter]]\naddress = \"inet:127.0.0.1:11332\"\n\
-             [[milter]]\naddress = \"unix:/run/clamav/milter.sock\"\n\
-             default_action = \"accept\"\ncommand_timeout = \"5s\"\n",
-        )
-        .unwrap();
-        assert_eq!(c.milter.len(), 2);
-        assert_eq!(c.milter[0].address.to_string(), "127.0.0.1:11332");
-        assert_eq!(c.milter[0].default_action, MilterAction::Tempfail);
-        assert_eq!(c.milter[0].content_timeout, Duration::from_secs(300));
-        assert_eq!(c.milter[1].default_action, MilterAction::Accept);
-        assert_eq!(c.milter[1].command_timeout, Duration::from_secs(5));
-        let again = Config::parse(&c.to_toml()).unwrap();
-        assert_eq!(again.to_toml(), c.to_toml());
-        let e = Config::parse("[[milter]]\naddress = \"rspamd\"\n").unwrap_err();
-        assert!(e.message.contains("address"), "{}", e.message);
-        let e = Config::parse("[[milter]]\naddress = \"127.0.0.1:1\"\ndefault_action = \"drop\"\n")
-            .unwrap_err();
-        assert!(e.message.contains("default_action"), "{}", e.message);
-    }
-
-    #[test]
-    fn sender_authentication() {
-        let c = Config::parse("").unwrap();
-        assert_eq!(c.policy.spf, SpfAction::Off);
-        assert!(
-            !c.policy.checks_content(),
-            "the embedded default asks no DNS"
-        );
-        let c = Config::parse(
-            "hostname = \"mx.example.com\"\nresolver = \"127.0.0.1:5353\"\n\
-             [delivery]\nresolver = \"127.0.0.2\"\n\
-             [policy]\nspf = \"reject\"\nsoftfail_reject = true\ndkim = \"tag\"\n\
-             dmarc = \"enforce\"\narc = \"tag\"\n\
-             [[dkim]]\ndomain = \"Example.COM\"\nselector = \"s1\"\nkey = \"/k.pem\"\n",
-        )
-        .unwrap();
-        assert_eq!(c.nameserver().to_string(), "127.0.0.1:5353");
-        assert_eq!(c.policy.spf, SpfAction::Reject);
-        assert!(c.policy.softfail_reject);
-        assert_eq!(c.policy.dmarc, DmarcAction::Enforce);
-        assert_eq!(c.policy.authserv_id, "mx.example.com");
-        assert!(c.policy.checks_content());
-        assert_eq!(c.dkim[0].domain, "example.com");
-        // the [delivery] key alone serves every lookup
-        let c = Config::parse("[delivery]\nresolver = \"127.0.0.2\"\n").unwrap();
-        assert_eq!(c.nameserver().to_string(), "127.0.0.2:53");
-        let again = Config::parse(&c.to_toml()).unwrap();
-        assert_eq!(again.to_toml(), c.to_toml());
-    }
-
-    #[test]
-    fn full_file() {
-        let c = Config::parse(
-            r#"
-hostname = "mx.example.com"
-local_domains = ["Example.com"]
-[[listener]]
-address = "127.0.0.1:0"
-[[listener]]
-address = "[::1]:2526"
-[limits]
-max_message_size = 1000
-command_timeout = "5m"
-data_timeout = 30
-[local]
-users = ["Alice", "bob"]
-aliases = "/etc/relais/aliases"
-lmtp = "unix:/run/dovecot/lmtp"
-run_as = "mail"
-command_timeout = "2m"
-"#,
-        )
-        .unwrap();
-        assert_eq!(
-            c.local.aliases.as_deref(),
-            Some(Path::new("/etc/relais/aliases"))
-        );
-        assert_eq!(
-            c.local.lmtp.as_ref().map(ToString::to_string).as_deref(),
-            Some("unix:/run/dovecot/lmtp")
-        );
-        assert_eq!(c.local.run_as, "mail");
-        assert_eq!(c.local.command_timeout, Duration::from_secs(120));
-        let again = Config::parse(&c.to_toml()).unwrap();
-        assert_eq!(again.local.aliases, c.local.aliases);
-        assert_eq!(again.local.command_timeout, c.local.command_timeout);
-        let d = Config::parse("").unwrap();
-        assert_eq!(d.local.run_as, "nobody");
-        assert_eq!(d.local.aliases, None);
-        assert_eq!(c.listener.len(), 2);
-        assert_eq!(c.local_domains, vec!["example.com"]);
-        assert_eq!(c.local.users, vec!["alice", "bob"]);
-        assert_eq!(c.limits.command_timeout, Duration::from_secs(300));
-        assert_eq!(c.limits.data_timeout, Duration::from_secs(30));
-    }
-
-    #[test]
-    fn state_is_embedded_by_default_or_in_redis() {
-        let c = Config::parse("").unwrap();
-        assert_eq!(c.state.redis, "");
-        for url in [
-            "redis://127.0.0.1:6379",
-            "redis://redis.example.com",
-            "redis://:secret@[::1]:6380/2",
-            "redis://localhost/0",
-        ] {
-            let c = Config::parse(&format!("[state]\nredis = \"{url}\"\n")).expect(url);
-            assert_eq!(c.state.redis, url);
-        }
-        for url in [
-            "rediss://h:1",
-            "redis://",
-            "redis://h:0",
-            "redis://h/x",
-            "redis://a b",
-        ] {
-            assert!(
-                Config::parse(&format!("[state]\nredis = \"{url}\"\n")).is_err(),
-                "{url}"
-            );
-        }
-    }
-
-    #[test]
-    fn errors_name_the_key_and_the_line() {
-        let cases: &[(&str, &[&str])] = &[
-            ("hostname = \"a\"\nbogus = 1\n", &["line 2", "bogus"]),
-            (
-                "[limits]\nmax_message_size = \"big\"\n",
-                &["line 2", "max_message_size"],
-            ),
-            (
-                "[limits]\ncommand_timeout = \"soon\"\n",
-                &["line 2", "command_timeout"],
-            ),
-            (
-                "[[listener]]\naddress = \"nowhere\"\n",
-                &["line 2", "address"],
-            ),
-            ("hostname = \"not a host\"\n", &["line 1", "hostname"]),
-            (
-                "local_domains = [\"ok.com\", \"bad domain\"]\n",
-                &["line 1", "local_domains"],
-            ),
-            ("listener = []\n", &["line 1", "listener"]),
-            ("[local]\nusers = [\"../etc\"]\n", &["line 2", "users"]),
-            ("[local]\nlmtp = \"dovecot:24\"\n", &["line 2", "lmtp"]),
-            ("[local]\nrun_as = \"\"\n", &["line 2", "run_as"]),
-            (
-                "[local]\ncommand_timeout = \"0s\"\n",
-                &["line 2", "command_timeout"],
-            ),
-            ("hostname = \n", &["line 1"]),
-            (
-                "[http]\naddress = \"0.0.0.0:9025\"\n",
-                &["line 2", "address", "needs a token"],
-            ),
-            (
-                "[policy]\nspf = \"yes\"\n",
-                &["line 2", "off", "tag", "reject"],
-            ),
-            ("[policy]\ndmarc = \"reject\"\n", &["line 2", "enforce"]),
-            ("[policy]\ndkm = \"tag\"\n", &["line 2", "dkm"]),
-            ("resolver = \"dns.example\"\n", &["line 1", "IP:PORT"]),
-            (
-                "[[dkim]]\ndomain = \"a b\"\nselector = \"s\"\nkey = \"k\"\n",
-                &["line 2", "domain", "not a domain"],
-            ),
-            (
-                "[[dkim]]\ndomain = \"a.example\"\nkey = \"k\"\n",
-                &["selector"],
-            ),
-            (
-                "[state]\nredis = \"127.0.0.1:6379\"\n",
-                &["line 2", "redis", "not a Redis URL"],
-            ),
-            (
-                "[state]\nredis = \"redis://127.0.0.1:port\"\n",
-                &["line 2", "redis"],
-            ),
-            ("[state]\nredus = \"\"\n", &["line 2", "redus"]),
-        ];
-        for (text, needles) in cases {
-            let e = Config::parse(text).expect_err(text).to_string();
-            for n in *needles {
-                assert!(e.contains(n), "{text:?}: {e}");
-            }
-        }
-    }
-}
+mod tests;

@@ -280,19 +280,26 @@ pub fn is_dot_string(s: &str) -> bool {
 /// A domain name (letters, digits, hyphens, non-ASCII labels; no empty label, so no trailing
 /// dot) or an address literal `[IPv4]` / `[IPv6:…]`.
 pub fn is_domain_or_literal(d: &str) -> bool {
-    if let Some(lit) = d.strip_prefix('[') {
-        let Some(lit) = lit.strip_suffix(']') else {
-            return false;
-        };
-        if let Some(v6) = lit
-            .strip_prefix("IPv6:")
-            .or_else(|| lit.strip_prefix("ipv6:"))
-        {
-            return v6.parse::<std::net::Ipv6Addr>().is_ok();
-        }
-        return lit.parse::<std::net::Ipv4Addr>().is_ok();
+    if d.starts_with('[') {
+        return address_literal(d).is_some();
     }
     is_domain(d)
+}
+
+/// The address an address literal names (RFC 5321 §4.1.3): `[192.0.2.1]`, `[IPv6:2001:db8::1]`
+/// (the tag in any case); `None` for anything else.
+pub fn address_literal(d: &str) -> Option<std::net::IpAddr> {
+    let lit = d.strip_prefix('[')?.strip_suffix(']')?;
+    match lit.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => lit[5..]
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(std::net::IpAddr::V6),
+        _ => lit
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .map(std::net::IpAddr::V4),
+    }
 }
 
 /// A domain name: labels of letters, digits and inner hyphens (non-ASCII allowed for SMTPUTF8).
@@ -318,6 +325,30 @@ mod tests {
         Mailbox {
             local: local.into(),
             domain: domain.into(),
+        }
+    }
+
+    #[test]
+    fn address_literals() {
+        let table = [
+            ("[192.0.2.1]", Some("192.0.2.1")),
+            ("[IPv6:2001:db8::1]", Some("2001:db8::1")),
+            ("[ipv6:::1]", Some("::1")),
+            ("[2001:db8::1]", None),
+            ("[IPv6:192.0.2.1]", None),
+            ("[192.0.2.256]", None),
+            ("192.0.2.1", None),
+            ("[192.0.2.1", None),
+            ("example.com", None),
+        ];
+        for (d, want) in table {
+            let got = address_literal(d).map(|ip| ip.to_string());
+            assert_eq!(got.as_deref(), want, "{d}");
+            assert_eq!(
+                is_domain_or_literal(d),
+                want.is_some() || is_domain(d),
+                "{d}"
+            );
         }
     }
 

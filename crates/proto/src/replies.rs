@@ -259,6 +259,15 @@ pub fn user_unknown(rcpt: &Mailbox) -> Reply {
     )
 }
 
+/// `550 5.1.1`: no such user in a virtual domain (Postfix's `virtual_mailbox_maps` wording).
+pub fn virtual_user_unknown(rcpt: &Mailbox) -> Reply {
+    Reply::new(
+        550,
+        st(5, 1, 1),
+        format!("<{rcpt}>: Recipient address rejected: User unknown in virtual mailbox table"),
+    )
+}
+
 /// `550 5.1.1`: the recipient is an alias that says `:fail: text`; the text is the operator's.
 pub fn alias_refused(rcpt: &Mailbox, text: &str) -> Reply {
     Reply::new(550, st(5, 1, 1), format!("<{rcpt}>: {text}"))

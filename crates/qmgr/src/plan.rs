@@ -190,8 +190,11 @@ pub fn plan(
 }
 
 /// The address of a local mailbox reached through `to` (its domain, or our host name for
-/// the bare `postmaster`).
+/// the bare `postmaster`); a virtual domain's mailbox (`a.example/alice`) has its own.
 pub fn mailbox_address(mailbox: &str, to: &Mailbox, hostname: &str) -> String {
+    if let Some((domain, local)) = mailbox.split_once('/') {
+        return format!("{local}@{domain}");
+    }
     let domain = if to.domain.is_empty() {
         hostname
     } else {
@@ -315,6 +318,8 @@ mod tests {
         match to.local.as_str() {
             "alice" | "al" | "postmaster" => Destination::Mailbox("alice".into()),
             "bob" => Destination::Mailbox("bob".into()),
+            // A virtual domain's mailbox, reached through an alias of ours.
+            "sales" => Destination::Alias(vec![Target::Mailbox("a.example/alice".into())]),
             "staff" => Destination::Alias(vec![
                 Target::Mailbox("alice".into()),
                 Target::Forward("x@remote.test".into()),
@@ -405,6 +410,15 @@ mod tests {
                 &[
                     "lmtp Rcpt(0) alice@example.com",
                     "lmtp Rcpt(1) bob@example.com",
+                ],
+            ),
+            (
+                // A virtual domain's mailbox is addressed at its own domain.
+                &["sales@example.com"],
+                false,
+                "",
+                &[
+                    "maildir Exp(0) a.example/alice alice@a.example 1800000000.Q1K0VQDTT29700B7200X0",
                 ],
             ),
             (

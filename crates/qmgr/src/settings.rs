@@ -1,6 +1,8 @@
 //! What the queue manager needs from the configuration, resolved once at start: retry rules,
 //! the remote delivery settings (resolver, routes, relay host, client), local delivery settings.
 
+use std::collections::HashMap;
+
 use relais_config::Config;
 use relais_local::rules::LocalSettings;
 use relais_remote::{self as remote, RemoteSettings};
@@ -61,10 +63,45 @@ impl QueueSettings {
                 relayhost: d.relayhost.clone(),
                 resolver,
                 client,
+                source: d.source_address.clone(),
+                tls: remote::TlsSettings {
+                    default: d.tls,
+                    policy: d.tls_policy.clone().into_iter().collect(),
+                },
+                tls_ca_file: d.tls_ca_file.clone(),
+                hops: hops(d)?,
                 cache: remote::ConnectionCache::default(),
             },
             local: LocalSettings::from_config(&config.local)?,
             srs: relais_route::Srs::from_config(config).map_err(|e| format!("[srs]: {e}"))?,
         })
     }
+}
+
+/// The next hops' settings, passwords read from their files (the first line).
+fn hops(d: &relais_config::DeliveryConfig) -> Result<HashMap<String, remote::Hop>, String> {
+    let mut out = HashMap::new();
+    for (key, h) in &d.hop {
+        let auth = match &h.password_file {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "[delivery.hop.{key:?}] password_file {}: {e}",
+                        path.display()
+                    )
+                })?;
+                Some(remote::Credentials {
+                    user: h.user.clone(),
+                    password: text.lines().next().unwrap_or("").to_string(),
+                })
+            }
+        };
+        let hop = remote::Hop {
+            auth,
+            tls_on_connect: h.tls_on_connect,
+        };
+        out.insert(key.clone(), hop);
+    }
+    Ok(out)
 }

@@ -151,6 +151,20 @@ pub async fn set_held(spool: &Spool, id: QueueId, held: bool) -> Result<(), Stri
     Ok(())
 }
 
+/// Makes a message due at once (its next attempt now), for the server to try when it starts:
+/// `relais queue requeue` without a running server; logs it.
+pub async fn requeue(spool: &Spool, id: QueueId) -> Result<(), String> {
+    let msg = spool.read(id).map_err(|e| e.to_string())?;
+    let mut env = SpooledEnvelope::decode(&msg.envelope).map_err(|e| e.to_string())?;
+    env.state.next_attempt = 0;
+    spool
+        .update_envelope(id, env.encode())
+        .await
+        .map_err(|e| e.to_string())?;
+    info!(event = "requeued", queue_id = %id, "{id}: requeued by the administrator");
+    Ok(())
+}
+
 /// Removes a message without delivering or bouncing it; logs it.
 pub fn delete(spool: &Spool, id: QueueId) -> Result<(), String> {
     spool.mark_done(id).map_err(|e| e.to_string())?;

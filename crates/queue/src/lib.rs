@@ -8,7 +8,8 @@
 //!   delivery reports; it logs `queued:` once;
 //! - [`headers`]: the trace headers relais writes (`Received`, `Return-Path`, `Delivered-To`);
 //! - [`admin`]: list, show, hold, release, delete, shared by the queue manager and the offline
-//!   `relais queue`; [`submission`]: what `relais sendmail` hands over;
+//!   `relais queue`, and [`select`]: which messages `--from`, `--to`, `--older-than` and
+//!   `--state` pick; [`submission`]: what `relais sendmail` hands over;
 //! - [`QueueHandle`]: how the SMTP door and the control socket tell the queue manager about
 //!   new mail and requests, without depending on it.
 
@@ -17,6 +18,7 @@ mod enqueue;
 mod envelope;
 pub mod headers;
 mod outcome;
+pub mod select;
 pub mod submission;
 mod target;
 mod trigger;

@@ -179,7 +179,9 @@ fn main() -> ExitCode {
             return queue::run(queue::QueueArgs {
                 config: std::env::var_os("RELAIS_CONFIG").map(Into::into),
                 json: false,
-                action: queue::QueueAction::List,
+                action: queue::QueueAction::List {
+                    select: Default::default(),
+                },
             });
         }
         _ => {}

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use relais_config::Config;
 use relais_proto::date::DateTime;
 use relais_queue::admin::{self, QueueDetail, QueueEntry};
+use relais_queue::select::{MessageState, Selection};
 use relais_server::control;
 use relais_spool::{Spool, SpoolOptions};
 
@@ -30,7 +31,10 @@ pub struct QueueArgs {
 #[derive(Subcommand, Debug)]
 pub enum QueueAction {
     /// List queued messages, like mailq: id, size, arrival, sender, recipients, status.
-    List,
+    List {
+        #[command(flatten)]
+        select: SelectArgs,
+    },
     /// Show one message: envelope, headers, per-recipient history.
     Show {
         /// Queue id.
@@ -45,20 +49,66 @@ pub enum QueueAction {
     Delete {
         /// Queue ids.
         ids: Vec<String>,
-        /// Every message.
+        /// Every message (with the selection options: every message they pick).
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        select: SelectArgs,
     },
-    /// Keep a message in the queue until released.
+    /// Keep messages in the queue until released.
     Hold {
-        /// Queue id.
-        id: String,
+        /// Queue ids.
+        ids: Vec<String>,
+        #[command(flatten)]
+        select: SelectArgs,
     },
-    /// Release a held message.
+    /// Release held messages.
     Release {
-        /// Queue id.
-        id: String,
+        /// Queue ids.
+        ids: Vec<String>,
+        #[command(flatten)]
+        select: SelectArgs,
     },
+    /// Make messages due now: tried at once by the running server, or when it starts.
+    Requeue {
+        /// Queue ids.
+        ids: Vec<String>,
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+}
+
+/// Which messages: every option given must hold (see `relais_queue::select`).
+#[derive(Args, Debug, Default)]
+pub struct SelectArgs {
+    /// The sender matches this pattern (`*` and `?` wildcards, no case; '' is `<>`).
+    #[arg(long, value_name = "PATTERN")]
+    pub from: Option<String>,
+    /// A recipient still waiting matches this pattern.
+    #[arg(long, value_name = "PATTERN")]
+    pub to: Option<String>,
+    /// Arrived at least this long ago (`90m`, `12h`, `2d`).
+    #[arg(long, value_name = "AGE", value_parser = age)]
+    pub older_than: Option<std::time::Duration>,
+    /// `held`, `deferred` (tried, waiting for a retry) or `new` (not tried yet).
+    #[arg(long)]
+    pub state: Option<MessageState>,
+}
+
+fn age(s: &str) -> Result<std::time::Duration, String> {
+    relais_config::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not an age (like 90m, 12h, 2d)"))
+}
+
+impl SelectArgs {
+    fn selection(&self) -> Selection {
+        Selection {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            older_than: self.older_than,
+            state: self.state,
+        }
+    }
 }
 
 /// Loads the configuration named on the command line, or the embedded one.
@@ -85,7 +135,8 @@ pub fn run(args: QueueArgs) -> ExitCode {
     };
     let dir = config.data_dir.clone();
     let result = match &args.action {
-        QueueAction::List => list(&config).map(|entries| {
+        QueueAction::List { select } => list(&config).map(|entries| {
+            let entries = pick(entries, &select.selection());
             if args.json {
                 println!(
                     "{}",
@@ -112,34 +163,73 @@ pub fn run(args: QueueArgs) -> ExitCode {
                 None => Err("no server is running: queued mail is delivered when it starts".into()),
             }
         }
-        QueueAction::Hold { id } => act(&config, "HOLD", id),
-        QueueAction::Release { id } => act(&config, "RELEASE", id),
-        QueueAction::Delete { ids, all } => {
-            let ids: Vec<String> = if *all {
-                match list(&config) {
-                    Ok(e) => e.into_iter().map(|e| e.id).collect(),
-                    Err(e) => return fail(&e),
-                }
-            } else {
-                ids.clone()
-            };
-            if ids.is_empty() {
-                return fail("name the messages to delete, or --all");
-            }
-            let mut failed = None;
-            for id in &ids {
-                match act(&config, "DELETE", id) {
-                    Ok(()) => eprintln!("{id}: deleted"),
-                    Err(e) => failed = Some(format!("{id}: {e}")),
-                }
-            }
-            failed.map_or(Ok(()), Err)
+        QueueAction::Delete { ids, all, select } => {
+            act_on(&config, "DELETE", "deleted", ids, *all, select)
+        }
+        QueueAction::Hold { ids, select } => act_on(&config, "HOLD", "held", ids, false, select),
+        QueueAction::Release { ids, select } => {
+            act_on(&config, "RELEASE", "released", ids, false, select)
+        }
+        QueueAction::Requeue { ids, select } => {
+            act_on(&config, "FLUSH", "requeued", ids, false, select)
         }
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => fail(&e),
     }
+}
+
+/// The entries a selection picks.
+fn pick(entries: Vec<QueueEntry>, selection: &Selection) -> Vec<QueueEntry> {
+    let now = relais_proto::date::unix_secs(std::time::SystemTime::now()).max(0) as u64;
+    entries
+        .into_iter()
+        .filter(|e| selection.matches(e, now))
+        .collect()
+}
+
+/// One verb on the messages named, or on those the selection picks (`--all` alone: every
+/// message); says which, one line each.
+fn act_on(
+    config: &Config,
+    verb: &str,
+    done: &str,
+    ids: &[String],
+    all: bool,
+    select: &SelectArgs,
+) -> Result<(), String> {
+    let selection = select.selection();
+    let ids: Vec<String> = if all || !selection.is_empty() {
+        if !ids.is_empty() {
+            return Err("name messages, or select them with options: not both".into());
+        }
+        pick(list(config)?, &selection)
+            .into_iter()
+            .map(|e| e.id)
+            .collect()
+    } else {
+        ids.to_vec()
+    };
+    if ids.is_empty() {
+        return if all || !selection.is_empty() {
+            eprintln!("no message selected");
+            Ok(())
+        } else {
+            Err(
+                "name the messages, or select them (--from, --to, --older-than, --state, --all)"
+                    .into(),
+            )
+        };
+    }
+    let mut failed = None;
+    for id in &ids {
+        match act(config, verb, id) {
+            Ok(()) => eprintln!("{id}: {done}"),
+            Err(e) => failed = Some(format!("{id}: {e}")),
+        }
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 fn fail(e: &str) -> ExitCode {
@@ -179,19 +269,20 @@ fn show(config: &Config, id: &str) -> Result<QueueDetail, String> {
     }
 }
 
-/// HOLD, RELEASE or DELETE: through the server, or on the spool.
+/// HOLD, RELEASE, DELETE or FLUSH (requeue): through the server, or on the spool.
 fn act(config: &Config, verb: &str, id: &str) -> Result<(), String> {
     if let Some(r) = control::request(&config.data_dir, &format!("{verb} {id}"), b"") {
         return r.and_then(check_ok);
     }
     let spool = open_spool(config)?;
     let qid = admin::parse_id(id)?;
+    if verb == "DELETE" {
+        return admin::delete(&spool, qid);
+    }
+    let rt = relais_client::current_thread_runtime().map_err(|e| e.to_string())?;
     match verb {
-        "DELETE" => admin::delete(&spool, qid),
-        _ => {
-            let rt = relais_client::current_thread_runtime().map_err(|e| e.to_string())?;
-            rt.block_on(admin::set_held(&spool, qid, verb == "HOLD"))
-        }
+        "FLUSH" => rt.block_on(admin::requeue(&spool, qid)),
+        _ => rt.block_on(admin::set_held(&spool, qid, verb == "HOLD")),
     }
 }
 

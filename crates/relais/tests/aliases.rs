@@ -1,7 +1,7 @@
 //! Aliases wired into a real `relais serve` (issue 4): lists and `:include:` into Maildirs,
 //! `|command` and `/path/file` run as `nobody`, `:fail:` in the RCPT reply, forwards to another
 //! domain (a second relais), loops cut with a bounce, retries that repeat no delivered target,
-//! and mailboxes delivered to a private Dovecot over LMTP. Run with
+//! mailboxes delivered to a private Dovecot over LMTP, and virtual domains (issue 16). Run with
 //! `cargo test -p relais --test aliases`. Needs Dovecot's LMTP server (Debian:
 //! `dovecot-core dovecot-lmtpd`). The modules live in `tests/aliases/`.
 
@@ -13,6 +13,8 @@ use common::dovecot;
 #[path = "aliases/support.rs"]
 mod support;
 
+#[path = "aliases/domains.rs"]
+mod domains;
 #[path = "aliases/expansion.rs"]
 mod expansion;
 #[path = "aliases/forward.rs"]

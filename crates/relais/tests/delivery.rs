@@ -1,7 +1,8 @@
 //! Delivery tests (issue 4): a real `relais serve` delivering to peers on loopback — a second
 //! relais, a private Postfix, aiosmtpd and scripted SMTP servers — found through the fixture
 //! DNS server's MX records or through routes; retries driven with `relais queue flush`;
-//! bounces and receipts parsed with mail-parser; `relais sendmail` and `relais queue`; a
+//! bounces and receipts parsed with mail-parser; `relais sendmail` and `relais queue` (with
+//! selections); a
 //! server killed while delivering. Run with `cargo test -p relais --test delivery`; needs
 //! root (peers on port 25 of 127.0.0.x), Postfix (scripts/deps.sh) and python3 with aiosmtpd.
 //! The modules live in `tests/delivery/`.
@@ -22,3 +23,9 @@ mod dsn;
 mod remote;
 #[path = "delivery/retry.rs"]
 mod retry;
+#[path = "delivery/select.rs"]
+mod select;
+#[path = "delivery/smarthost.rs"]
+mod smarthost;
+#[path = "delivery/tls_policy.rs"]
+mod tls_policy;

@@ -3,9 +3,13 @@
 //!
 //! Where the mail goes: a per-domain route (`[host]:port`, like Postfix's transport map), else
 //! the relay host, else the domain's MX hosts in preference order (an implicit MX when there is
-//! none; RFC 7505 null MX fails at once). Every address is tried in turn until one takes the
-//! transaction. STARTTLS is used when offered (opportunistic: certificates are not verified,
-//! as RFC 7435 allows for MX delivery). 4xx replies and network errors defer, 5xx fail.
+//! none; RFC 7505 null MX fails at once); an address literal (`user@[192.0.2.1]`) is that
+//! host, port 25, with no lookup. Every address is tried in turn until one takes the
+//! transaction. TLS follows the policy of the destination ([`tls`]: `none`, `may` by default
+//! (STARTTLS when offered, certificates not verified, as RFC 7435 allows for MX delivery,
+//! clear text again after a failed handshake), `encrypt`, `verify`); a next hop may take TLS
+//! from the first byte and credentials (`connect.rs`). 4xx replies and network errors defer,
+//! 5xx fail.
 //!
 //! Floor 3 of the flow of a message, beside local delivery: the queue manager (floor 4) hands
 //! it a [`Job`] and gets a [`JobResult`] back; the SMTP dialogue is `relais-client`'s.
@@ -24,6 +28,12 @@ use relais_proto::{MailParams, RcptParams, Recipient, Reply, ReversePath};
 use relais_config::NextHop;
 use relais_queue::Outcome;
 
+mod connect;
+pub mod tls;
+
+pub use connect::{Credentials, Hop};
+pub use tls::TlsSettings;
+
 /// Settings of remote delivery.
 pub struct RemoteSettings {
     /// Our name in EHLO.
@@ -36,6 +46,14 @@ pub struct RemoteSettings {
     pub resolver: Resolver,
     /// Client timeouts and TLS policy.
     pub client: ClientConfig,
+    /// Local addresses to connect from, one per family at most (`[delivery] source_address`).
+    pub source: Vec<IpAddr>,
+    /// The TLS policy.
+    pub tls: TlsSettings,
+    /// More trusted CA certificates for `verify`.
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Settings per next hop (`[host]:port`, host lower case).
+    pub hops: HashMap<String, Hop>,
     /// Connections kept open between transactions to the same host.
     pub cache: ConnectionCache,
 }
@@ -174,8 +192,8 @@ pub async fn deliver(settings: &RemoteSettings, job: &Job) -> JobResult {
         Err(o) => return all(o),
     };
     let mut last = Outcome::deferred("4.4.1", format!("no address to try for {}", job.domain));
-    for (name, addr) in addresses {
-        match attempt(settings, job, &name, addr).await {
+    for next in addresses {
+        match attempt(settings, job, &next).await {
             Attempt::Done(r) => return r,
             Attempt::TryNext(o) => last = o,
         }
@@ -183,18 +201,38 @@ pub async fn deliver(settings: &RemoteSettings, job: &Job) -> JobResult {
     all(last)
 }
 
-/// The addresses to try, in order, each with the host name it belongs to.
-async fn targets(
-    settings: &RemoteSettings,
-    domain: &str,
-) -> Result<Vec<(String, SocketAddr)>, Outcome> {
+/// One address to try.
+struct NextAddress {
+    /// The host name it belongs to (MX host, next hop, or the literal's address).
+    name: String,
+    /// The address and port.
+    addr: SocketAddr,
+    /// The next hop it was reached through (`[host]:port`, host lower case), if not by MX.
+    hop: Option<String>,
+}
+
+/// The addresses to try, in order.
+async fn targets(settings: &RemoteSettings, domain: &str) -> Result<Vec<NextAddress>, Outcome> {
     let hop = settings.routes.get(domain).or(settings.relayhost.as_ref());
     if let Some(hop) = hop {
+        let key = relais_config::hop_key(&hop.to_string());
         let addrs = host_addresses(settings, &hop.host).await?;
         return Ok(addrs
             .into_iter()
-            .map(|ip| (hop.host.clone(), SocketAddr::new(ip, hop.port)))
+            .map(|ip| NextAddress {
+                name: hop.host.clone(),
+                addr: SocketAddr::new(ip, hop.port),
+                hop: key.clone(),
+            })
             .collect());
+    }
+    // `user@[192.0.2.1]`: that host, no MX lookup (RFC 5321 §4.1.3, §5.1).
+    if let Some(ip) = relais_proto::address::address_literal(domain) {
+        return Ok(vec![NextAddress {
+            name: ip.to_string(),
+            addr: SocketAddr::new(ip, 25),
+            hop: None,
+        }]);
     }
     let route = settings.resolver.mail_route(domain).await;
     match &route.kind {
@@ -225,10 +263,11 @@ async fn targets(
                     .map(|a| IpAddr::V4(*a))
                     .chain(h.addresses.aaaa.records().iter().map(|a| IpAddr::V6(*a)))
                     .collect();
-                out.extend(
-                    ips.into_iter()
-                        .map(|ip| (h.name.clone(), SocketAddr::new(ip, 25))),
-                );
+                out.extend(ips.into_iter().map(|ip| NextAddress {
+                    name: h.name.clone(),
+                    addr: SocketAddr::new(ip, 25),
+                    hop: None,
+                }));
             }
             if out.is_empty() {
                 return Err(Outcome::deferred(
@@ -274,58 +313,8 @@ fn from_reply(reply: &Reply, host: &str) -> Outcome {
     Outcome::from_reply(reply, host, None)
 }
 
-/// A connection ready for MAIL: fresh (banner, EHLO, STARTTLS when offered) or from the cache.
-async fn open(
-    settings: &RemoteSettings,
-    name: &str,
-    addr: SocketAddr,
-    host: &str,
-) -> Result<(SmtpClient, EhloResponse, u32), Attempt> {
-    let mut c = SmtpClient::new(settings.client.clone());
-    let banner = match c.connect(addr).await {
-        Ok(b) => b,
-        Err(e) => {
-            return Err(Attempt::TryNext(Outcome::deferred(
-                "4.4.1",
-                format!("connect to {host}: {e}"),
-            )));
-        }
-    };
-    if !banner.is_positive() {
-        c.close().await;
-        return Err(Attempt::TryNext(from_reply(&banner, host).into_deferred()));
-    }
-    let mut ehlo = match c.ehlo_or_helo(&settings.hostname).await {
-        Ok(e) => e,
-        Err(e) => {
-            return Err(Attempt::TryNext(Outcome::deferred(
-                "4.4.2",
-                format!("{host}: {e}"),
-            )));
-        }
-    };
-    if ehlo.has("STARTTLS") {
-        if let Err(e) = c.starttls(name).await {
-            c.close().await;
-            return Err(Attempt::TryNext(Outcome::deferred(
-                "4.7.5",
-                format!("{host}: STARTTLS failed: {e}"),
-            )));
-        }
-        ehlo = match c.ehlo_or_helo(&settings.hostname).await {
-            Ok(e) => e,
-            Err(e) => {
-                return Err(Attempt::TryNext(Outcome::deferred(
-                    "4.4.2",
-                    format!("{host}: {e}"),
-                )));
-            }
-        };
-    }
-    Ok((c, ehlo, 0))
-}
-
-async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketAddr) -> Attempt {
+async fn attempt(settings: &RemoteSettings, job: &Job, next: &NextAddress) -> Attempt {
+    let (name, addr) = (next.name.as_str(), next.addr);
     let host = format!("{name}[{}]:{}", addr.ip(), addr.port());
     // A cached connection first; if the server dropped it meanwhile, once more on a new one.
     if let Some(idle) = settings.cache.take(addr) {
@@ -339,10 +328,23 @@ async fn attempt(settings: &RemoteSettings, job: &Job, name: &str, addr: SocketA
             }
         }
     }
-    let (c, ehlo, uses) = match open(settings, name, addr, &host).await {
+    let hop = next.hop.as_deref().and_then(|k| settings.hops.get(k));
+    let dest = connect::Dest {
+        name,
+        addr,
+        host: &host,
+        mode: settings.tls.mode(
+            &job.domain,
+            next.hop.as_deref(),
+            hop.is_some_and(|h| h.auth.is_some()),
+        ),
+        hop,
+    };
+    let (c, ehlo) = match connect::open(settings, &dest).await {
         Ok(x) => x,
         Err(a) => return a,
     };
+    let uses = 0;
     match transaction(job, &host, c, ehlo, uses).await {
         Transaction::Stale => Attempt::TryNext(Outcome::deferred(
             "4.4.2",

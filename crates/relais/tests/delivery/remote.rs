@@ -252,3 +252,56 @@ fn routes_and_the_relay_host_take_precedence_over_mx() {
         relais.log()
     );
 }
+
+#[test]
+fn address_literals_go_to_their_address_from_the_source_address_over_ipv4_and_ipv6() {
+    let ip = loopback_25();
+    let v4 = FaultPeer::start(SocketAddr::from((ip, 25)), Script::default());
+    let v6 = FaultPeer::start("[::1]:25".parse().unwrap(), Script::default());
+    // No record at all: a lookup for the literals would find nothing.
+    let dns = dns(Zone::new());
+    let dir = tempdir("relais-literal-");
+    let mut setup = Setup::sender(&dns);
+    // An IPv6 listener; delivery from 127.0.0.77 and ::1.
+    setup.listen = "[::1]:0".parse().unwrap();
+    setup
+        .delivery
+        .push("source_address = [\"127.0.0.77\", \"::1\"]".into());
+    let relais = Relais::start("relais", dir.path(), &setup);
+    assert!(relais.addr.is_ipv6(), "{}", relais.addr);
+
+    let mut c = relais.smtp();
+    let id = c.send(
+        "<sender@relais.test>",
+        &[&format!("<a@[{ip}]>"), "<b@[IPv6:::1]>"],
+        &message("to literals", "literal"),
+    );
+    c.quit();
+    relais.wait_log(&[&id, &format!("to=<a@[{ip}]>"), "status=sent"], 1);
+    relais.wait_log(&[&id, "to=<b@[IPv6:::1]>", "status=sent"], 1);
+    let got4 = v4.wait_taken(1);
+    assert_eq!(got4[0].rcpts, [format!("RCPT TO:<a@[{ip}]>")]);
+    let got6 = v6.wait_taken(1);
+    assert_eq!(got6[0].rcpts, ["RCPT TO:<b@[IPv6:::1]>"]);
+    assert!(
+        v4.clients()
+            .iter()
+            .all(|a| a.ip().to_string() == "127.0.0.77"),
+        "{:?}",
+        v4.clients()
+    );
+    assert!(
+        v6.clients().iter().all(|a| a.ip().to_string() == "::1"),
+        "{:?}",
+        v6.clients()
+    );
+    assert!(
+        relais
+            .lines(&[&id, &format!("relay={ip}[{ip}]:25")])
+            .iter()
+            .any(|l| l.contains("status=sent")),
+        "{}",
+        relais.log()
+    );
+    assert!(dns.queries().is_empty(), "{:?}", dns.queries());
+}

@@ -108,7 +108,7 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// The relais under test: `relais.test`, relaying for 127.0.0.0/8, MX lookups at `dns`.
+    /// The relais under test: `relais.test`, relaying for 127.0.0.0/8 and ::1, MX lookups at `dns`.
     pub fn sender(dns: &Dns) -> Setup {
         Setup {
             hostname: "relais.test".into(),
@@ -151,7 +151,7 @@ impl Setup {
         };
         let mut t = format!(
             "hostname = {:?}\ndata_dir = {:?}\nlocal_domains = [{}]\n\
-             relay_networks = [\"127.0.0.0/8\"]\nworkers = 1\n\n\
+             relay_networks = [\"127.0.0.0/8\", \"::1/128\"]\nworkers = 1\n\n\
              [[listener]]\naddress = \"{}\"\n\n\
              [limits]\nmax_connections_per_ip = 0\nconnection_rate_per_ip = 0\n\n\
              [delivery]\nfirst_retry = \"1h\"\nmax_retry = \"1h\"\nconnect_timeout = \"5s\"\n",
@@ -522,6 +522,8 @@ struct PeerState {
     rcpts: Mutex<Vec<(usize, String, String)>>,
     /// Every message that got a 2xx after its content.
     taken: Mutex<Vec<Taken>>,
+    /// The address of every client that connected.
+    clients: Mutex<Vec<SocketAddr>>,
 }
 
 /// An SMTP server in this process that answers as its [`Script`] says: the peer that defers,
@@ -547,13 +549,15 @@ impl FaultPeer {
             transactions: AtomicUsize::new(0),
             rcpts: Mutex::new(Vec::new()),
             taken: Mutex::new(Vec::new()),
+            clients: Mutex::new(Vec::new()),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let (st, stop2) = (state.clone(), stop.clone());
         let thread = thread::spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((s, _)) => {
+                    Ok((s, client)) => {
+                        st.clients.lock().unwrap().push(client);
                         let conn = st.connections.fetch_add(1, Ordering::SeqCst) + 1;
                         let st = st.clone();
                         thread::spawn(move || {
@@ -582,6 +586,11 @@ impl FaultPeer {
     /// 127.0.0.1).
     pub fn hop(&self, host: &str) -> String {
         format!("[{host}]:{}", self.addr.port())
+    }
+
+    /// The addresses clients connected from.
+    pub fn clients(&self) -> Vec<SocketAddr> {
+        self.state.clients.lock().unwrap().clone()
     }
 
     /// Connections so far.
@@ -714,6 +723,11 @@ fn serve_fault(stream: TcpStream, _conn: usize, st: &PeerState) -> io::Result<()
                 rcpts.clear();
                 reply
             }
+        } else if upper == "STARTTLS" {
+            // A peer whose TLS is broken: it agrees, then answers the handshake with text.
+            w.write_all(b"220 2.0.0 Ready to start TLS\r\n")?;
+            w.write_all(b"this is not TLS\r\n")?;
+            return Ok(());
         } else if upper == "RSET" {
             rcpts.clear();
             "250 2.0.0 Ok".into()
