@@ -278,6 +278,10 @@ pub struct Limits {
     /// (`450 4.7.1` beyond, Postfix's `smtpd_client_message_rate_limit`); 0 for no limit.
     /// Relay networks are not counted.
     pub message_rate_per_ip: u64,
+    /// The window of `message_rate_per_ip` (Postfix's `anvil_rate_time_unit`): a minute by
+    /// default; the count starts again with each window.
+    #[serde(with = "duration")]
+    pub rate_time_unit: Duration,
     /// Recipients an hour for one authenticated user (`450 4.7.1` beyond, and a log line
     /// naming the user: a stolen password sending spam stops there); 0 for no limit.
     pub recipient_rate_per_user: u64,
@@ -448,6 +452,7 @@ impl Default for Limits {
             max_messages_per_session: 0,
             forbid_unauth_pipelining: true,
             message_rate_per_ip: 0,
+            rate_time_unit: Duration::from_secs(60),
             recipient_rate_per_user: 0,
             soft_error_limit: 0,
             error_sleep: Duration::from_secs(1),
@@ -519,6 +524,9 @@ impl Config {
                 "listener",
                 "at least one [[listener]] is needed".into(),
             ));
+        }
+        if self.limits.rate_time_unit.as_secs() == 0 {
+            return Err(err("rate_time_unit", "must be at least one second".into()));
         }
         if !self.hostname.is_empty() && !relais_proto::address::is_domain(&self.hostname) {
             return Err(err(

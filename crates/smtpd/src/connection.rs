@@ -484,14 +484,21 @@ async fn sender(
         return Verdict::Reject(r);
     }
     if !client.trusted_network {
-        let limit = ctx.config.limits.message_rate_per_ip;
+        let (limit, unit) = (
+            ctx.config.limits.message_rate_per_ip,
+            ctx.config.limits.rate_time_unit,
+        );
         if let Some(r) =
-            policy::limits::message(&ctx.state, client.peer.ip(), limit, unix_now()).await
+            policy::limits::message(&ctx.state, client.peer.ip(), limit, unit, unix_now()).await
         {
+            let per = match unit.as_secs() {
+                60 => "a minute".to_string(),
+                n => format!("in {n} s"),
+            };
             refused(
                 client,
                 "rate",
-                &format!("message rate over {limit} a minute"),
+                &format!("message rate over {limit} {per}"),
                 from,
             );
             return Verdict::Reject(r);

@@ -314,6 +314,42 @@ fn rate_limits_per_address_and_per_user_and_the_tarpit() {
     );
 }
 
+#[test]
+fn a_message_rate_limit_is_released_in_the_next_window() {
+    let dns = start_dns(zone());
+    let s = Server::start(
+        setup(&dns, &[])
+            .limit("message_rate_per_ip = 2")
+            .limit("rate_time_unit = 2"),
+    );
+    let port = s.port("mx");
+    let mut c = Client::ready(port, lo(6));
+    for _ in 0..2 {
+        c.expect("MAIL FROM:<a@example.test>", "250 ");
+        c.expect("RSET", "250 ");
+    }
+    let r = c.cmd("MAIL FROM:<a@example.test>");
+    assert!(r.is("450 4.7.1 Error: too much mail from 127.0.0.6"), "{r}");
+    s.assert_logged("NOQUEUE: message rate over 2 in 2 s: from=<a@example.test> refused");
+    // the next window (at most 2 s away) lets the same client send again, in the same session
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = c.cmd("MAIL FROM:<a@example.test>");
+        if r.is("250 ") {
+            break;
+        }
+        assert!(r.is("450 4.7.1"), "{r}");
+        assert!(std::time::Instant::now() < deadline, "never released: {r}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    c.expect("RCPT TO:<bob@local.test>", "250 ");
+    c.expect("DATA", "354 ");
+    assert!(
+        c.cmd("Subject: released\r\n\r\nhi\r\n.")
+            .is("250 2.0.0 Ok: queued as")
+    );
+}
+
 /// A `redis-server` of the test's own (Debian's; scripts/deps.sh installs it) on a free port of
 /// 127.0.0.1, without persistence. Stopped by its PID, never by name.
 struct RedisServer {
