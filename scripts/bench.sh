@@ -18,6 +18,8 @@
 #                                        embedded state store's memory and file with 10,000
 #                                        greylisting entries and 100,000 rate counters
 #   BENCH_MESSAGES=20000                 messages in the parallel run
+#   BENCH_BACKLOG=100000                 messages in each half of the `backlog` run (not in the
+#                                        default targets: it takes minutes)
 #   BENCH_SESSIONS=20                    sessions in the parallel run
 #   BENCH_SERIAL_MESSAGES=2000           messages in the one-session run
 #   BENCH_SIZE=1024                      payload octets per message
@@ -39,6 +41,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 TARGETS=${BENCH_TARGETS:-sink relais postfix policy http screen state}
 MESSAGES=${BENCH_MESSAGES:-20000}
+BACKLOG=${BENCH_BACKLOG:-100000}
 SESSIONS=${BENCH_SESSIONS:-20}
 SERIAL_MESSAGES=${BENCH_SERIAL_MESSAGES:-2000}
 SIZE=${BENCH_SIZE:-1024}
@@ -292,6 +295,29 @@ RELAIS_PORT=""
 
 # relais_start NAME [EXTRA]: a relais in $WORK/NAME; EXTRA is TOML put before the tables (the
 # default trusts 127.0.0.0/8 as relay networks; EXTRA may set its own).
+# relais_serve NAME: starts `relais serve` on the configuration already in $WORK/NAME; sets
+# RELAIS_PID and RELAIS_PORT.
+relais_serve() {
+    local dir=$WORK/$1
+    NO_COLOR=1 "$RELAIS_BIN" serve --config "$dir/relais.toml" >"$dir/stdout.log" 2>>"$dir/stderr.log" &
+    RELAIS_PID=$!
+    PIDS+=("$RELAIS_PID")
+    local deadline=$((SECONDS + 60)) before
+    before=$(grep -c 'listening on' "$dir/stderr.log" || true)
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if [ "$(grep -c 'listening on' "$dir/stderr.log" || true)" -gt "$before" ]; then
+            RELAIS_PORT=$(sed 's/\x1b\[[0-9;]*m//g' "$dir/stderr.log" |
+                grep -o 'listening on 127\.0\.0\.1:[0-9]*' | tail -1 | sed 's/.*://')
+            return 0
+        fi
+        kill -0 "$RELAIS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "relais did not start again; its log:"
+    tail -20 "$dir/stderr.log" >&2
+    return 1
+}
+
 relais_start() {
     local name=${1:-relais} extra=${2:-relay_networks = [\"127.0.0.0/8\"]}
     local dir=$WORK/$name
@@ -526,6 +552,41 @@ EOF
 # The same accept runs with reverse DNS, two DNS lists (the client is on neither) and
 # greylisting (pre-passed: no delay) for strangers: per connection a PTR and its forward
 # lookup, two list queries, a greylisting read in the state store.
+# A backlog after a crash: BACKLOG messages delivered to a mailbox (the normal end-to-end rate),
+# then BACKLOG more accepted with delivery paused, the server killed with SIGKILL, restarted
+# with delivery on: the rate at which the recovered backlog drains into the mailbox that
+# already holds BACKLOG messages (each recovered copy is checked against the Maildir, so that
+# one made before the crash is not made twice).
+bench_backlog() {
+    local name=relais-backlog dir=$WORK/relais-backlog start end
+    if ! relais_start "$name"; then
+        RATE[backlog_fill]=FAIL
+        return 0
+    fi
+    log "backlog: filling the mailbox with $BACKLOG messages"
+    source_run backlog_fill "$RELAIS_PORT" bench@localhost "$SESSIONS" "$BACKLOG"
+    e2e_wait backlog_fill "count_files $dir/data/mail/bench/new" "$BACKLOG" 600
+    kill -TERM "$RELAIS_PID" 2>/dev/null || true
+    wait "$RELAIS_PID" 2>/dev/null || true
+    printf 'paused = true\n' >>"$dir/relais.toml"
+    relais_serve "$name" || return 0
+    log "backlog: $BACKLOG more into the spool, delivery paused"
+    source_run backlog_spool "$RELAIS_PORT" bench@localhost "$SESSIONS" "$BACKLOG"
+    kill -KILL "$RELAIS_PID" 2>/dev/null || true
+    wait "$RELAIS_PID" 2>/dev/null || true
+    sed -i '/^paused = true$/d' "$dir/relais.toml"
+    start=$(date +%s.%N)
+    START[backlog_drain]=$start
+    relais_serve "$name" || return 0
+    log "backlog: restarted after SIGKILL, draining"
+    e2e_wait backlog_drain "count_files $dir/data/mail/bench/new" $((2 * BACKLOG)) 900
+    BACKLOG_DELIVERED=$(count_files "$dir/data/mail/bench/new")
+    E2E[backlog_drain]=$(awk -v n="$BACKLOG" -v a="$start" -v b="$(date +%s.%N)" -v e="${E2E[backlog_drain]}" \
+        'BEGIN { if (e ~ /^FAIL/) print e; else printf "%.0f", n / (b - a) }')
+    kill -TERM "$RELAIS_PID" 2>/dev/null || true
+    wait "$RELAIS_PID" 2>/dev/null || true
+}
+
 # The embedded state store with 10,000 greylisting triplets and 100,000 rate counters: its
 # memory and file size (crates/state/examples/state_memory.rs).
 bench_state() {
@@ -563,6 +624,7 @@ for t in $TARGETS; do
     http) bench_http ;;
     screen) bench_screen ;;
     state) bench_state ;;
+    backlog) bench_backlog ;;
     *) log "unknown target $t" && exit 2 ;;
     esac
 done
@@ -635,6 +697,14 @@ if [ -n "${RATE[screen_par]:-}" ]; then
     printf '%-34s %14s %14s\n' "on / off" "$(ratio screen_par relais_par)" "$(ratio screen_one relais_one)"
     echo "relais CPU per message with client checks on: user ${SCREEN_CPU_USER_US:-?} us, system ${SCREEN_CPU_SYS_US:-?} us;" \
         "messages from a client named by its PTR: ${SCREEN_NAMED:-?}"
+fi
+if [ -n "${E2E[backlog_fill]:-}" ]; then
+    echo
+    echo "backlog after a crash ($BACKLOG messages, one mailbox):"
+    printf '%-50s %10s\n' "end to end into an empty mailbox (msg/s)" "${E2E[backlog_fill]:--}"
+    printf '%-50s %10s\n' "recovered after SIGKILL, into $BACKLOG (msg/s)" "${E2E[backlog_drain]:--}"
+    printf '%-50s %10s\n' "recovered / normal" "$(e2e_ratio backlog_drain backlog_fill)"
+    echo "messages in the mailbox at the end: ${BACKLOG_DELIVERED:-?} of $((2 * BACKLOG))"
 fi
 if [ -n "${STATE_LINE:-}" ]; then
     echo "$STATE_LINE"

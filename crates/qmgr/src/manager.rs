@@ -373,7 +373,11 @@ impl Manager {
         let Some(mut f) = self.flight.remove(&id) else {
             return;
         };
-        self.recovered.remove(&id);
+        if self.recovered.remove(&id) && self.recovered.is_empty() {
+            // Every message found at start was tried once: the Maildirs read to recognise
+            // copies made before a crash are not needed any more.
+            self.store.forget_delivered();
+        }
         let now = SystemTime::now();
         let s = settle(&mut f, now, &self.settings.retry, &self.settings.hostname);
         for line in &s.log {
