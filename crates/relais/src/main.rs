@@ -13,6 +13,7 @@ mod explain;
 mod logbuf;
 mod logfmt;
 mod probe;
+mod progress;
 mod queue;
 mod send;
 mod sendmail;
