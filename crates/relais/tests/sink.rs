@@ -365,3 +365,46 @@ fn a_rate_limit_and_a_rules_file() {
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("rcpt=tls-fail"), "{bad}");
 }
+
+#[test]
+fn dsn_and_smtputf8_parameters_as_the_server_receives_them() {
+    tools();
+    let sink = Sink::start(&[], &[]);
+    // --orcpt alone: each recipient's own address; with a value: that address.
+    sink.send(&["--to", "a@x.test", "--to", "b@x.test", "--orcpt"])
+        .expect(0)
+        .expect_out("RCPT TO:<a@x.test> ORCPT=rfc822;a@x.test");
+    sink.send(&[
+        "--to",
+        "c@x.test",
+        "--orcpt",
+        "list@lists.test",
+        "--dsn-notify",
+        "FAILURE",
+    ])
+    .expect(0);
+    // A non-ASCII recipient declares SMTPUTF8 by itself; --smtputf8 declares it anyway.
+    sink.send(&["--to", "jöran@x.test"]).expect(0);
+    sink.send(&["--to", "d@x.test", "--smtputf8"]).expect(0);
+    sink.send(&["--to", "e@x.test"]).expect(0);
+    let list = sink.messages();
+    let m = &list["messages"];
+    assert_eq!(
+        m[0]["rcpt_params"],
+        serde_json::json!(["ORCPT=rfc822;a@x.test", "ORCPT=rfc822;b@x.test"]),
+        "{list}"
+    );
+    assert_eq!(
+        m[1]["rcpt_params"],
+        serde_json::json!(["NOTIFY=FAILURE ORCPT=rfc822;list@lists.test"]),
+        "{list}"
+    );
+    assert_eq!(m[2]["to"], serde_json::json!(["jöran@x.test"]));
+    for (i, utf8) in [(2, true), (3, true), (4, false)] {
+        let params = m[i]["mail_params"].as_str().unwrap();
+        assert_eq!(params.contains("SMTPUTF8"), utf8, "{i}: {params}");
+    }
+    // An ORCPT that is no address is refused before anything is sent.
+    let bad = sink.send(&["--to", "a@x.test", "--orcpt", "not an address"]);
+    assert_eq!(bad.code, 1, "{bad}");
+}

@@ -352,10 +352,16 @@ impl Conn {
             client: self.peer.ip().to_string(),
             helo: envelope.helo.clone(),
             from: envelope.from.to_string(),
+            mail_params: envelope.mail_params.to_string().trim().to_string(),
             to: envelope
                 .recipients
                 .iter()
                 .map(|r| r.to.to_string())
+                .collect(),
+            rcpt_params: envelope
+                .recipients
+                .iter()
+                .map(|r| r.params.to_string().trim().to_string())
                 .collect(),
             subject: None,
             size: raw.len(),

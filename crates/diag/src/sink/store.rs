@@ -20,8 +20,12 @@ pub struct Captured {
     pub helo: String,
     /// MAIL FROM (empty for `<>`).
     pub from: String,
+    /// MAIL FROM's ESMTP parameters as sent (`SIZE=… SMTPUTF8 RET=…`).
+    pub mail_params: String,
     /// The accepted recipients.
     pub to: Vec<String>,
+    /// Each recipient's ESMTP parameters as sent (`NOTIFY=… ORCPT=…`).
+    pub rcpt_params: Vec<String>,
     /// The `Subject:` header, if any.
     pub subject: Option<String>,
     /// Octets of content.
@@ -115,7 +119,9 @@ mod tests {
             client: "127.0.0.1".into(),
             helo: "h".into(),
             from: "a@b".into(),
+            mail_params: String::new(),
             to: vec!["c@d".into()],
+            rcpt_params: vec![String::new()],
             subject: None,
             size: raw.len(),
             raw: raw.into(),
