@@ -42,7 +42,7 @@ mod stream;
 mod tls;
 mod transcript;
 
-pub use client::{SmtpClient, Timing, resolve, sasl_plain};
+pub use client::{SmtpClient, Timing, cram_md5, resolve, sasl_plain};
 pub use config::{ClientConfig, TlsPolicy};
 pub use error::{ClientError, Stage};
 pub use runtime::current_thread_runtime;

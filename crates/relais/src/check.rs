@@ -62,11 +62,17 @@ pub struct CheckArgs {
 
 /// Runs `relais check`.
 pub fn run(args: CheckArgs) -> ExitCode {
-    let options = match options(&args) {
+    let mut options = match options(&args) {
         Ok(o) => o,
         Err(e) => return unknown(&e),
     };
-    let report = match check::run(options) {
+    let live = crate::progress::live(args.dns.json, args.transcript);
+    options.probe.progress = live.as_ref().map(|l| l.progress.clone());
+    let report = check::run(options);
+    if let Some(live) = &live {
+        live.finish();
+    }
+    let report = match report {
         Ok(r) => r,
         Err(e) => return unknown(&e),
     };
@@ -77,6 +83,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
     }
     let output = if args.dns.json {
         report.to_json()
+    } else if live.is_some() {
+        report.to_text_after_progress()
     } else {
         report.to_text(args.transcript)
     };
@@ -113,6 +121,7 @@ fn options(args: &CheckArgs) -> Result<CheckOptions, String> {
             dkim_selectors: args.dkim_selectors.clone(),
             resolver: args.dns.resolver_options()?,
             ports: Vec::new(),
+            progress: None,
         },
         dnsbl_zones,
     })

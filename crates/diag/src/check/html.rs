@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::{CheckReport, waterfall};
+use super::CheckReport;
+use crate::probe::render::waterfall;
 use crate::probe::report::Verdict;
 
 /// Escapes text for HTML.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use relais_dns::{Resolver, ResolverOptions};
 use serde_json::{Value, json};
 
-use crate::probe::render::{render_body, render_verdict};
+use crate::probe::render::{render_body, render_sender_auth, render_verdict, render_waterfall};
 use crate::probe::report::{HostReport, Level, Verdict};
 use crate::probe::{self, ProbeOptions, ProbeReport};
 
@@ -78,7 +78,18 @@ pub fn run(options: CheckOptions) -> Result<CheckReport, String> {
     let resolver_options = options.probe.resolver.clone();
     let mut probe_options = options.probe;
     probe_options.host = false;
+    let progress = probe_options.progress.take().map(|mut p| {
+        p.waterfall = true;
+        p.command = "check";
+        p
+    });
+    probe_options.progress = progress.clone();
     let probe = probe::run(probe_options)?;
+    if let Some(p) = &progress {
+        p.emit(probe::progress::Event::Step {
+            what: "MTA-STS, TLS-RPT, BIMI and the DNS block lists",
+        });
+    }
     let addresses = mx_addresses(&probe.hosts);
     let records = lookup_records(&resolver_options, &domain, &addresses, &options.dnsbl_zones)?;
     let worst = probe
@@ -225,11 +236,23 @@ impl CheckReport {
         let _ = writeln!(out, "relais check {}", self.domain);
         render_body(&mut out, &self.probe, transcript);
         for host in &self.probe.hosts {
-            let _ = writeln!(out, "\nWaterfall of {} [{}]:", host.host, host.address);
-            for (stage, start, ms, bar) in waterfall(host, 40) {
-                let _ = writeln!(out, "  {stage:<12} {start:>8.1} ms |{bar:<40}| {ms:.1} ms");
-            }
+            render_waterfall(&mut out, host);
         }
+        self.render_rest(&mut out);
+        out
+    }
+
+    /// What is left to print after the live progress showed the route and each address's
+    /// section (with its waterfall) as they came: the sender authentication records, the
+    /// other records and the summary.
+    pub fn to_text_after_progress(&self) -> String {
+        let mut out = String::new();
+        render_sender_auth(&mut out, &self.probe);
+        self.render_rest(&mut out);
+        out
+    }
+
+    fn render_rest(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "\nOther records of {} ({}):",
@@ -240,7 +263,7 @@ impl CheckReport {
             let _ = writeln!(out, "{line}");
         }
         for v in &self.records.verdicts {
-            render_verdict(&mut out, v);
+            render_verdict(out, v);
         }
         let (ok, warn, fail) = self.counts();
         let _ = writeln!(
@@ -250,63 +273,10 @@ impl CheckReport {
             self.worst().as_str().to_uppercase(),
             self.exit
         );
-        out
     }
 
     /// The report as one self-contained HTML page (no script, no outside file).
     pub fn to_html(&self) -> String {
         html::page(self)
-    }
-}
-
-/// The stages of one address laid end to end: (stage, start in ms, length in ms, bar of at
-/// most `width` characters, `#` where the stage ran).
-pub(crate) fn waterfall(host: &HostReport, width: usize) -> Vec<(&'static str, f64, f64, String)> {
-    let total: f64 = host.stages.iter().filter_map(|s| s.ms).sum();
-    let scale = if total > 0.0 {
-        width as f64 / total
-    } else {
-        0.0
-    };
-    let mut at = 0.0;
-    let mut out = Vec::new();
-    for s in &host.stages {
-        let Some(ms) = s.ms else { continue };
-        let width = width.max(1);
-        let from = ((at * scale).round() as usize).min(width - 1);
-        let to = (((at + ms) * scale).round() as usize)
-            .max(from + 1)
-            .min(width);
-        let bar = format!("{}{}", " ".repeat(from), "#".repeat(to - from));
-        out.push((s.stage, at, ms, bar));
-        at += ms;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_waterfall_lays_the_stages_end_to_end() {
-        let mut host = HostReport::default();
-        host.stage("connect", Some(Duration::from_millis(10)), "connected");
-        host.stage("banner", Some(Duration::from_millis(30)), "220");
-        host.stage("starttls", None, "not offered");
-        host.stage("ehlo", Some(Duration::from_millis(0)), "250");
-        let rows = waterfall(&host, 20);
-        let got: Vec<(&str, f64, &str)> = rows
-            .iter()
-            .map(|(s, at, _, bar)| (*s, *at, bar.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("connect", 0.0, "#####"),
-                ("banner", 10.0, "     ###############"),
-                ("ehlo", 40.0, "                   #"),
-            ]
-        );
     }
 }
