@@ -22,6 +22,7 @@
 pub mod check;
 pub mod dns;
 pub mod explain;
+mod html;
 mod mechanism;
 pub mod probe;
 pub mod send;

@@ -166,6 +166,20 @@ with smtplib.SMTP("127.0.0.1", {port}, timeout=10) as s:
         "{raw}"
     );
     assert_eq!(sink.http("GET", "/api/messages/9").0, 404);
+    // the same for a browser: a page listing them (newest first), one page each
+    let (status, html) = sink.http("GET", "/");
+    assert_eq!(status, 200, "{html}");
+    let order: Vec<usize> = ["from smtplib", "from swaks", "from relais"]
+        .iter()
+        .map(|s| html.find(s).unwrap_or_else(|| panic!("{s} not in\n{html}")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{html}");
+    assert!(html.contains("<a href=\"/messages/3\">3</a>"), "{html}");
+    let (status, page) = sink.http("GET", "/messages/3");
+    assert_eq!(status, 200);
+    assert!(page.contains("hello from python"), "{page}");
+    assert!(page.contains("&lt;py@sender.test&gt;"), "{page}");
+    assert_eq!(sink.http("GET", "/messages/9").0, 404);
     assert_eq!(sink.http("DELETE", "/api/messages").0, 204);
     assert_eq!(sink.messages()["total"], 0);
     assert!(

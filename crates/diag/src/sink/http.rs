@@ -1,7 +1,9 @@
-//! The sink's small JSON API over HTTP/1.1 (one request per connection):
+//! The sink's small JSON API and its pages over HTTP/1.1 (one request per connection):
 //!
 //! | request | answer |
 //! |---|---|
+//! | `GET /` | the captured messages as an HTML page |
+//! | `GET /messages/ID` | one message as an HTML page |
 //! | `GET /api/messages` | `{"total": N, "messages": [...]}` without contents |
 //! | `GET /api/messages/ID` | one message, its content under `raw` |
 //! | `GET /api/messages/ID/raw` | the content as `message/rfc822` |
@@ -14,6 +16,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::page;
 use super::store::Store;
 
 /// Serves the API on `listener` for as long as the sink runs.
@@ -55,7 +58,13 @@ fn route(store: &Store, method: &str, path: &str) -> (&'static str, &'static str
     let not_found = ("404 Not Found", JSON, br#"{"error":"not found"}"#.to_vec());
     let path = path.split('?').next().unwrap_or_default();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    const HTML: &str = "text/html; charset=utf-8";
     match (method, parts.as_slice()) {
+        ("GET", [""]) => ("200 OK", HTML, page::list(&store.all())),
+        ("GET", ["messages", id]) => match id.parse().ok().and_then(|id| store.get(id)) {
+            Some(m) => ("200 OK", HTML, page::one(&m)),
+            None => not_found,
+        },
         ("GET", ["api", "messages"]) => ("200 OK", JSON, store.list().to_string().into_bytes()),
         ("DELETE", ["api", "messages"]) => {
             store.clear();

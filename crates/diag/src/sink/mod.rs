@@ -11,6 +11,7 @@
 //! `starttls` rule is given: the sink has no certificate.
 
 pub mod http;
+mod page;
 pub mod rules;
 mod session;
 pub mod store;

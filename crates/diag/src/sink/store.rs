@@ -71,6 +71,12 @@ impl Store {
         json!({ "total": inner.1.len(), "messages": inner.1.iter().collect::<Vec<_>>() })
     }
 
+    /// Every message with its content, oldest first.
+    pub fn all(&self) -> Vec<Captured> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.1.iter().cloned().collect()
+    }
+
     /// One message with its content.
     pub fn get(&self, id: u64) -> Option<Captured> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
