@@ -17,6 +17,7 @@
 #   rspamd       (tests: a real content filter in milter mode, started by the test on a free
 #                port with its DNS at a dead loopback port; the system service is not started)
 #   python3-milter (tests: a filter on Sendmail's own libmilter, for /usr/bin/python3)
+#   passwd       (tests: useradd and userdel make and remove the system users of home mailboxes)
 # Usage: scripts/deps.sh            # source it or run it; it is a no-op when all are there
 # Never prompts. Needs root (or password-less sudo) only when something must be installed.
 set -euo pipefail
@@ -38,6 +39,7 @@ relais_deps_missing() {
     command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     command -v rspamd >/dev/null 2>&1 || missing+=(rspamd)
+    { command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ]; } || missing+=(passwd)
     /usr/bin/python3 -c "import Milter" >/dev/null 2>&1 || missing+=(python3-milter)
     echo "${missing[@]}"
 }

@@ -20,11 +20,13 @@ use relais_dns::Nameserver;
 use serde::{Deserialize, Serialize};
 
 mod domains;
+mod mailbox;
 mod outbound;
 mod policy;
 mod values;
 
 pub use domains::DomainConfig;
+pub use mailbox::{MailboxKind, QuotaTable, SystemUser, system_user};
 pub use outbound::{HopConfig, TlsMode, hop_key};
 pub use policy::{
     CheckAction, DkimKeyConfig, DmarcAction, HeloAction, MilterAction, MilterConfig, PolicyConfig,
@@ -319,6 +321,24 @@ pub struct LocalConfig {
     /// How long an alias command may run before it is killed and delivery is retried.
     #[serde(with = "duration")]
     pub command_timeout: Duration,
+    /// Where the mailboxes are: `"maildir"` (`data_dir/mail/<user>`) or `"home"`
+    /// (`~user/Maildir` of system users, with `~/.forward`; see [`MailboxKind`]).
+    pub mailbox: MailboxKind,
+    /// Bytes each mailbox of `local_domains` may hold (Maildir++ `maildirsize`); 0: no limit.
+    /// Over it: `552 5.2.2 Mailbox full` at RCPT, or a bounce when a copy does not fit.
+    pub quota: u64,
+    /// Limits of single users (local part: bytes, 0 for none), over `quota`.
+    pub quotas: std::collections::BTreeMap<String, u64>,
+}
+
+impl LocalConfig {
+    /// The quota table of `local_domains`.
+    pub fn quota_table(&self) -> QuotaTable {
+        QuotaTable {
+            default: self.quota,
+            users: self.quotas.clone(),
+        }
+    }
 }
 
 impl Default for LocalConfig {
@@ -329,6 +349,9 @@ impl Default for LocalConfig {
             lmtp: None,
             run_as: "nobody".into(),
             command_timeout: Duration::from_secs(600),
+            mailbox: MailboxKind::Maildir,
+            quota: 0,
+            quotas: Default::default(),
         }
     }
 }
@@ -577,6 +600,17 @@ impl Config {
         if self.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
             return Err(err("user", "needs a user name".into()));
         }
+        if self.local.mailbox == MailboxKind::Home
+            && let Some(u) = &self.user
+        {
+            return Err(err(
+                "mailbox",
+                format!(
+                    "mailbox = \"home\" writes each user's Maildir as that user: relais must \
+                     stay root, so it cannot also become user = {u:?}"
+                ),
+            ));
+        }
         if self.local.run_as.trim().is_empty() {
             return Err(err("run_as", "needs a user name".into()));
         }
@@ -671,6 +705,10 @@ impl Config {
         for u in &mut self.local.users {
             *u = u.to_ascii_lowercase();
         }
+        self.local.quotas = std::mem::take(&mut self.local.quotas)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
         for d in &mut self.domain {
             d.complete();
         }

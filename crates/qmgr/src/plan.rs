@@ -192,6 +192,8 @@ pub fn plan(
 /// The address of a local mailbox reached through `to` (its domain, or our host name for
 /// the bare `postmaster`); a virtual domain's mailbox (`a.example/alice`) has its own.
 pub fn mailbox_address(mailbox: &str, to: &Mailbox, hostname: &str) -> String {
+    // A system user's home mailbox (`~alice`) is named by the user.
+    let mailbox = mailbox.strip_prefix('~').unwrap_or(mailbox);
     if let Some((domain, local)) = mailbox.split_once('/') {
         return format!("{local}@{domain}");
     }

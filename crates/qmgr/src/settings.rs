@@ -72,7 +72,10 @@ impl QueueSettings {
                 hops: hops(d)?,
                 cache: remote::ConnectionCache::default(),
             },
-            local: LocalSettings::from_config(&config.local)?,
+            local: LocalSettings {
+                quotas: relais_local::quota::Quotas::from_config(config),
+                ..LocalSettings::from_config(&config.local)?
+            },
             srs: relais_route::Srs::from_config(config).map_err(|e| format!("[srs]: {e}"))?,
         })
     }

@@ -27,8 +27,8 @@ mod checks;
 mod milters;
 
 use checks::{
-    ContentChecks, Screen, check_content, forwards_off, greylist, identify, prepare_outgoing,
-    refused, screen_sender, unix_now, user_rate,
+    ContentChecks, Screen, check_content, forwards_off, greylist, identify, mailbox_full,
+    prepare_outgoing, refused, screen_sender, unix_now, user_rate,
 };
 
 /// Counts the replies in what is about to be written: a reply's last line has a space (or
@@ -579,6 +579,11 @@ async fn recipient(
 ) -> Verdict {
     let may_relay = client.user.is_some() || client.trusted_network;
     let mut checked = ctx.policy.check_recipient(to, may_relay);
+    if let Ok(route) = &checked
+        && let Some(reply) = mailbox_full(ctx, route, to)
+    {
+        checked = Err(Verdict::Reject(reply));
+    }
     if checked.is_ok()
         && let Some(reply) = greylist(ctx, client, tx, to).await
     {
