@@ -27,7 +27,7 @@ mod values;
 
 pub use domains::DomainConfig;
 pub use mailbox::{MailboxKind, QuotaTable, SystemUser, system_user};
-pub use outbound::{HopConfig, TlsMode, hop_key};
+pub use outbound::{HopConfig, MtaStsConfig, TlsMode, hop_key};
 pub use policy::{
     CheckAction, DkimKeyConfig, DmarcAction, HeloAction, MilterAction, MilterConfig, PolicyConfig,
     PolicyTexts, SpfAction, SrsConfig, StateConfig, UnknownClient,
@@ -401,6 +401,14 @@ pub struct DeliveryConfig {
     pub tls_ca_file: Option<PathBuf>,
     /// Settings per next hop (`[delivery.hop."[host]:port"]`): credentials, TLS on connect.
     pub hop: std::collections::BTreeMap<String, HopConfig>,
+    /// Under `verify`, per destination domain or next hop: names the certificate may be valid
+    /// for instead of the host's own (Postfix's `match=` of a policy entry).
+    pub tls_match: std::collections::BTreeMap<String, Vec<String>>,
+    /// MTA-STS (RFC 8461) for delivery by MX: `[delivery.mta_sts]`.
+    pub mta_sts: MtaStsConfig,
+    /// Where the daily TLS-RPT (RFC 8460) reports are written, one JSON file per policy
+    /// domain and day; unset: none.
+    pub tls_rpt_dir: Option<PathBuf>,
 }
 
 impl Default for DeliveryConfig {
@@ -421,6 +429,9 @@ impl Default for DeliveryConfig {
             tls_policy: Default::default(),
             tls_ca_file: None,
             hop: Default::default(),
+            tls_match: Default::default(),
+            mta_sts: MtaStsConfig::default(),
+            tls_rpt_dir: None,
         }
     }
 }
@@ -716,6 +727,10 @@ impl Config {
             true => hop_key(k).unwrap_or_else(|| k.clone()),
             false => k.to_ascii_lowercase(),
         };
+        self.delivery.tls_match = std::mem::take(&mut self.delivery.tls_match)
+            .into_iter()
+            .map(|(k, v)| (canonical(&k), v))
+            .collect();
         self.delivery.tls_policy = std::mem::take(&mut self.delivery.tls_policy)
             .into_iter()
             .map(|(k, v)| (canonical(&k), v))

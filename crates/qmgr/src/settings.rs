@@ -71,6 +71,14 @@ impl QueueSettings {
                 tls_ca_file: d.tls_ca_file.clone(),
                 hops: hops(d)?,
                 cache: remote::ConnectionCache::default(),
+                tls_match: d.tls_match.clone().into_iter().collect(),
+                sts: d.mta_sts.enabled.then(|| {
+                    remote::sts::StsCache::new(d.mta_sts.https_port, d.tls_ca_file.clone())
+                }),
+                reports: d
+                    .tls_rpt_dir
+                    .clone()
+                    .map(|dir| remote::tlsrpt::TlsReports::new(dir, &config.hostname)),
             },
             local: LocalSettings {
                 quotas: relais_local::quota::Quotas::from_config(config),
