@@ -76,6 +76,31 @@ pub fn lookup_user(name: &str) -> Result<(u32, u32), String> {
     }
 }
 
+/// The ids a command or file of the system user `name`'s `~/.forward` runs with: that user's
+/// when relais is root (never root's own: that fails), relais' own otherwise (`None`). A user
+/// that is gone fails the target.
+pub fn forward_owner(name: &str) -> Result<Option<(u32, u32)>, Outcome> {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    match relais_config::system_user(name) {
+        Ok(Some(u)) if u.uid != 0 => Ok(Some((u.uid, u.gid))),
+        Ok(Some(_)) => Err(Outcome::failed(
+            "5.7.1",
+            format!("~{name}/.forward: commands and files never run as root"),
+        )),
+        Ok(None) => Err(Outcome::failed(
+            "5.1.1",
+            format!("~{name}/.forward: no such system user any more"),
+        )),
+        Err(e) => Err(Outcome::deferred(
+            "4.3.0",
+            format!("cannot look up the system user {name}: {e}"),
+        )),
+    }
+}
+
 /// The loop signs in a message's header.
 #[derive(Debug, Clone, Default)]
 pub struct LoopCheck {

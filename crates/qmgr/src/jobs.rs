@@ -150,6 +150,14 @@ impl Jobs {
         }
     }
 
+    /// The ids a command or file runs with: its `.forward`'s user, else `[local] run_as`.
+    fn identity(&self, user: &Option<String>) -> Result<Option<(u32, u32)>, Outcome> {
+        match user {
+            Some(name) => local::forward_owner(name),
+            None => Ok(self.settings.local.run_as),
+        }
+    }
+
     /// The one way a task starts: counted in its message, its report sent when it ends.
     fn spawn(&self, f: &mut Flight, job: impl Future<Output = Done> + Send + 'static) {
         f.outstanding += 1;
@@ -242,6 +250,10 @@ impl Jobs {
 
     /// An alias command, the message on its standard input.
     fn pipe(&self, id: QueueId, f: &mut Flight, job: PipeJob) {
+        let user = match self.identity(&job.user) {
+            Ok(user) => user,
+            Err(o) => return f.set(job.slot, o),
+        };
         let sender = f.env.envelope.from.to_string();
         let message = with_delivery_headers(&sender, &job.recipient, &f.content);
         let settings = self.settings.clone();
@@ -252,7 +264,7 @@ impl Jobs {
                     sender: &sender,
                     recipient: &job.recipient,
                     original_recipient: &job.original,
-                    user: settings.local.run_as,
+                    user,
                     timeout: settings.local.command_timeout,
                 },
                 &message,
@@ -264,9 +276,13 @@ impl Jobs {
 
     /// An alias file, appended to as its user on a blocking thread.
     fn file(&self, id: QueueId, f: &mut Flight, job: FileJob) {
+        let user = match self.identity(&job.user) {
+            Ok(user) => user,
+            Err(o) => return f.set(job.slot, o),
+        };
         let sender = f.env.envelope.from.to_string();
         let message = with_delivery_headers(&sender, &job.recipient, &f.content);
-        let (user, arrival) = (self.settings.local.run_as, f.arrival);
+        let arrival = f.arrival;
         self.spawn(f, async move {
             let FileJob { slot, path, .. } = job;
             let outcome = tokio::task::spawn_blocking(move || {

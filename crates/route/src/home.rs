@@ -2,8 +2,8 @@
 //! the Maildir in its home (mailbox `~user`, written as that user by relais-local), and
 //! `~user/.forward` read as that user's alias with the rules of an aliases file (targets
 //! separated by commas or lines, `\user` or the user's own name for a copy in the mailbox,
-//! `:include:`, `:fail:`; commands and files are refused, as they would have to run as the
-//! user). Root has no mailbox: mail for it must be aliased.
+//! `:include:`, `:fail:`; its commands run and its files are written as the user, never as
+//! `run_as`). Root has no mailbox: mail for it must be aliased.
 //!
 //! A `.forward` is honoured only when it is a regular file (not a link) owned by its user or
 //! root and writable by no one else, as a file that others can change would let them read the

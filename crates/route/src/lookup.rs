@@ -139,8 +139,8 @@ enum Source {
     File(Arc<Aliases>, String),
     /// A domain's `catch_all`: one address.
     CatchAll(String),
-    /// A user's `~/.forward`, read as the entry of that user: commands and files are refused
-    /// (they would have to run as the user, which relais does not do yet).
+    /// A user's `~/.forward`, read as the entry of that user: its commands and files run as
+    /// that user.
     Forward(Arc<Aliases>, String),
 }
 
@@ -176,13 +176,8 @@ impl AliasRef {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|t| match t {
-                    Target::Pipe(c) => Target::Fail(format!(
-                        "~{user}/.forward: commands are not run from .forward files (\"|{c}\")"
-                    )),
-                    Target::File(p) => Target::Fail(format!(
-                        "~{user}/.forward: files are not written from .forward files ({})",
-                        p.display()
-                    )),
+                    Target::Pipe(c) => Target::UserPipe(user.clone(), c),
+                    Target::File(p) => Target::UserFile(user.clone(), p),
                     other => other,
                 })
                 .collect()),

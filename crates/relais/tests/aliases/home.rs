@@ -1,6 +1,6 @@
 //! System mailboxes (issue 16, item 2): `mailbox = "home"` delivers to a system user's
-//! `~/Maildir` with that user's ids, honours `~/.forward` as an alias (forwards off the
-//! machine leave with an SRS sender), and quotas (Maildir++ `maildirsize`) refuse a full
+//! `~/Maildir` with that user's ids, honours `~/.forward` as an alias (its commands and files
+//! run as the user; forwards off the machine leave with an SRS sender), and quotas (Maildir++ `maildirsize`) refuse a full
 //! mailbox at RCPT and bounce a copy that does not fit. Test users are made with `useradd`
 //! under unique names and removed with `userdel` when the test ends.
 
@@ -124,12 +124,17 @@ fn a_home_users_forward_file_is_an_alias_and_leaves_with_an_srs_sender() {
         std::os::unix::fs::chown(&p, Some(u.uid()), None).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
     };
-    // alice keeps a copy and forwards off the machine and to bob.
+    // alice keeps a copy, forwards off the machine and to bob, and has a command and a file
+    // of her own: they run and are written as her.
+    let (uid_file, mbox) = (alice.home.join("piped-uid"), alice.home.join("saved.mbox"));
     forward(
         &alice,
         &format!(
-            "# away\n\\{}\nfriend@remote.test, {}@local.test\n",
-            alice.name, bob.name
+            "# away\n\\{}\nfriend@remote.test, {}@local.test\n\"|id -u > {}\"\n{}\n",
+            alice.name,
+            bob.name,
+            uid_file.display(),
+            mbox.display()
         ),
         0o644,
     );
@@ -153,6 +158,24 @@ fn a_home_users_forward_file_is_an_alias_and_leaves_with_an_srs_sender() {
     s.wait_log(&format!("accepted (alias ~{})", alice.name));
     let own = wait_home(&s, &alice, 1);
     assert!(own[0].contains("Subject: forwarded"), "{}", own[0]);
+    wait(
+        "the command and the file",
+        || mbox.exists() && uid_file.exists(),
+        &s,
+    );
+    s.wait_log(&format!("to=<|id -u > {}>", uid_file.display()));
+    assert_eq!(
+        fs::read_to_string(&uid_file).unwrap().trim(),
+        alice.uid().to_string()
+    );
+    assert_eq!(fs::metadata(&mbox).unwrap().uid(), alice.uid());
+    assert!(
+        fs::read_to_string(&mbox)
+            .unwrap()
+            .contains("Subject: forwarded"),
+        "{}",
+        s.log()
+    );
     let b = wait_home(&s, &bob, 1);
     assert!(b[0].contains("Subject: forwarded"), "{}", b[0]);
     let away = remote.wait_mailbox("friend", 1);
