@@ -73,7 +73,11 @@ impl QueueSettings {
                 cache: remote::ConnectionCache::default(),
                 tls_match: d.tls_match.clone().into_iter().collect(),
                 sts: d.mta_sts.enabled.then(|| {
-                    remote::sts::StsCache::new(d.mta_sts.https_port, d.tls_ca_file.clone())
+                    remote::sts::StsCache::new(
+                        d.mta_sts.https_port,
+                        d.tls_ca_file.clone(),
+                        Some(config.data_dir.join("mta-sts")),
+                    )
                 }),
                 reports: d
                     .tls_rpt_dir

@@ -213,5 +213,33 @@ fn policies_are_fetched_enforced_and_reported() {
         r["policies"][0]["failure-details"][0]["result-type"], "certificate-host-mismatch",
         "{r}"
     );
+
+    // The policies outlive a restart: with the policy server gone, enforce still holds.
+    assert!(dir.path().join("data/mta-sts/enforce.test").is_file());
+    drop(server);
+    drop(relais);
+    let relais = Relais::start("relais again", dir.path(), &setup);
+    let mut c = relais.smtp();
+    let id = c.send(
+        "<sender@relais.test>",
+        &["<e@enforce.test>"],
+        &message("mta-sts again", "mta-sts-again"),
+    );
+    c.quit();
+    relais.wait_log(
+        &[
+            &id,
+            "to=<e@enforce.test>",
+            "status=sent",
+            &format!("relay=mx.good.test[{good}]:25"),
+        ],
+        1,
+    );
+    assert!(
+        relais.log().contains("does not list this MX host"),
+        "{}",
+        relais.log()
+    );
+    assert_eq!(plain.connections(), 0, "the unlisted MX host was tried");
     drop(peer);
 }

@@ -3,7 +3,9 @@
 //! `https://mta-sts.DOMAIN/.well-known/mta-sts.txt` (the certificate verified with the system's
 //! roots or `tls_ca_file`, no redirects, `text/plain`, 64 KB at most) and is kept for its
 //! `max_age`. A cached policy stays in force while it is fresh, even when the record is gone or
-//! a new fetch fails: an attacker who hides the record or the file cannot turn it off.
+//! a new fetch fails: an attacker who hides the record or the file cannot turn it off. Each
+//! policy fetched is also kept in a file of its own (`data_dir/mta-sts/DOMAIN`: its record's
+//! id, when it expires, the policy text), so that a restart does not forget it either.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,6 +33,8 @@ pub struct StsCache {
     pub https_port: u16,
     /// More trusted CA certificates, beside the system's.
     pub ca_file: Option<PathBuf>,
+    /// Where policies are kept across restarts, one file per domain.
+    pub dir: Option<PathBuf>,
 }
 
 /// A policy kept.
@@ -54,12 +58,60 @@ pub struct StsLookup {
 }
 
 impl StsCache {
-    /// A cache whose policy hosts listen on `https_port`, trusting `ca_file` too.
-    pub fn new(https_port: u16, ca_file: Option<PathBuf>) -> StsCache {
+    /// A cache whose policy hosts listen on `https_port`, trusting `ca_file` too, keeping
+    /// policies in `dir` across restarts.
+    pub fn new(https_port: u16, ca_file: Option<PathBuf>, dir: Option<PathBuf>) -> StsCache {
         StsCache {
             entries: Mutex::default(),
             https_port,
             ca_file,
+            dir,
+        }
+    }
+
+    /// The file of `domain`'s policy, when policies are kept and the name can be a file's.
+    fn file_of(&self, domain: &str) -> Option<PathBuf> {
+        let safe = !domain.is_empty()
+            && !domain.starts_with('.')
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        Some(self.dir.as_ref()?.join(domain)).filter(|_| safe)
+    }
+
+    /// The policy of `domain` kept in its file, if there is one.
+    fn load(&self, domain: &str) -> Option<Cached> {
+        let text = std::fs::read_to_string(self.file_of(domain)?).ok()?;
+        let mut lines = text.splitn(3, '\n');
+        let id = lines.next()?.strip_prefix("id ")?.to_string();
+        let expires = lines.next()?.strip_prefix("expires ")?.parse().ok()?;
+        let policy = Policy::parse(lines.next()?).ok()?;
+        Some(Cached {
+            id,
+            policy,
+            expires,
+        })
+    }
+
+    /// Keeps `c` in the file of `domain` (a new file renamed over the old).
+    fn save(&self, domain: &str, c: &Cached) {
+        let Some(path) = self.file_of(domain) else {
+            return;
+        };
+        let text = format!(
+            "id {}\nexpires {}\n{}\n",
+            c.id,
+            c.expires,
+            c.policy.lines().join("\n")
+        );
+        let tmp = path.with_extension("tmp");
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&tmp, text))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::warn!("cannot keep the MTA-STS policy of {domain}: {e}");
         }
     }
 
@@ -69,7 +121,12 @@ impl StsCache {
         let txt = resolver.txt(&format!("_mta-sts.{domain}")).await;
         let id = record_id(txt.records());
         let cached = {
-            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if !entries.contains_key(domain)
+                && let Some(c) = self.load(domain)
+            {
+                entries.insert(domain.to_string(), c);
+            }
             entries.get(domain).filter(|c| c.expires > now).cloned()
         };
         let id = match (id, &cached) {
@@ -94,6 +151,7 @@ impl StsCache {
                     policy: policy.clone(),
                     expires: now.saturating_add(policy.max_age),
                 };
+                self.save(domain, &entry);
                 let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
                 entries.insert(domain.to_string(), entry);
                 StsLookup {
@@ -144,5 +202,42 @@ impl StsCache {
             }
         }
         Err(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sts::Mode;
+
+    #[test]
+    fn policies_are_kept_in_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = StsCache::new(443, None, Some(dir.path().join("mta-sts")));
+        let c = Cached {
+            id: "20261205".into(),
+            policy: Policy {
+                mode: Mode::Enforce,
+                mx: vec!["*.example.net".into(), "mx.example.org".into()],
+                max_age: 600,
+            },
+            expires: 1_800_000_000,
+        };
+        cache.save("example.net", &c);
+        let back = cache.load("example.net").unwrap();
+        assert_eq!(
+            (back.id, back.policy, back.expires),
+            (c.id, c.policy, c.expires)
+        );
+        assert!(cache.load("other.example").is_none());
+        // Names that cannot be files are neither kept nor read.
+        for bad in ["../x", ".hidden", "a/b", ""] {
+            assert!(cache.file_of(bad).is_none(), "{bad}");
+        }
+        assert!(
+            StsCache::new(443, None, None)
+                .file_of("example.net")
+                .is_none()
+        );
     }
 }
