@@ -113,6 +113,8 @@ struct Transaction {
     trace: Vec<u8>,
     /// A content filter asked to drop the message (named).
     discard: Option<String>,
+    /// The size MAIL FROM declared (`SIZE=`), for the mailboxes' quotas at RCPT.
+    size: Option<u64>,
 }
 
 /// Everything a connection knows about its client and itself.
@@ -565,6 +567,7 @@ async fn sender(
         sealing: None,
         trace: Vec::new(),
         discard,
+        size: params.size,
     });
     Verdict::Accept
 }
@@ -580,7 +583,7 @@ async fn recipient(
     let may_relay = client.user.is_some() || client.trusted_network;
     let mut checked = ctx.policy.check_recipient(to, may_relay);
     if let Ok(route) = &checked
-        && let Some(reply) = mailbox_full(ctx, route, to)
+        && let Some(reply) = mailbox_full(ctx, route, to, tx.as_ref().and_then(|t| t.size))
     {
         checked = Err(Verdict::Reject(reply));
     }

@@ -1,7 +1,7 @@
 //! System mailboxes (issue 16, item 2): `mailbox = "home"` delivers to a system user's
 //! `~/Maildir` with that user's ids, honours `~/.forward` as an alias (its commands and files
 //! run as the user; forwards off the machine leave with an SRS sender), and quotas (Maildir++ `maildirsize`) refuse a full
-//! mailbox at RCPT and bounce a copy that does not fit. Test users are made with `useradd`
+//! mailbox (or one without room for a declared SIZE) at RCPT and bounce a copy that does not fit. Test users are made with `useradd`
 //! under unique names and removed with `userdel` when the test ends.
 
 use std::fs;
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::support::{Server, read_dir_sorted, send, send_ok, tempdir, uid_of, wait};
+use crate::support::{Server, Smtp, read_dir_sorted, send, send_ok, tempdir, uid_of, wait};
 
 /// A system user made for one test, removed when dropped.
 struct SystemUser {
@@ -231,6 +231,18 @@ fn a_full_mailbox_is_refused_at_rcpt_and_a_copy_that_does_not_fit_bounces() {
         fs::read_to_string(full.join("maildirsize")).unwrap(),
         "3000S\n3500 1\n"
     );
+    // A client that declares the size is told at RCPT when it does not fit.
+    let mut c = Smtp::connect(s.port);
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    assert!(
+        c.cmd("MAIL FROM:<sender@local.test> SIZE=5000")
+            .starts_with("250")
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<small@a.example>"),
+        "552 5.2.2 <small@a.example>: Recipient address rejected: Mailbox full"
+    );
+    let _ = c.cmd("QUIT");
     // `small` has room at RCPT, but not for 4000 bytes: a bounce to the sender.
     send_ok(s.port, &["small@a.example"], "fits");
     let first = s.wait_mailbox("a.example/small", 1);

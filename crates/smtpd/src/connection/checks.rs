@@ -228,16 +228,21 @@ pub(super) async fn greylist(
     Some(reply)
 }
 
-/// `552 5.2.2` when `route` is a mailbox already at or over its quota (the size of the
-/// message is not known yet; one that does not fit later bounces at delivery).
-pub(super) fn mailbox_full(ctx: &Context, route: &Route, to: &Mailbox) -> Option<Reply> {
+/// `552 5.2.2` when `route` is a mailbox already at or over its quota, or without room for
+/// the `size` MAIL FROM declared (a message that does not fit later bounces at delivery).
+pub(super) fn mailbox_full(
+    ctx: &Context,
+    route: &Route,
+    to: &Mailbox,
+    size: Option<u64>,
+) -> Option<Reply> {
     let (Route::Local(mailbox), Some(q)) = (route, &ctx.quotas) else {
         return None;
     };
     let (store, quotas) = &**q;
     let limit = quotas.limit_of(mailbox)?;
     match store.usage(mailbox, limit) {
-        Ok(usage) if !quota::fits(usage, limit, 0) => {
+        Ok(usage) if !quota::fits(usage, limit, size.unwrap_or(0)) => {
             info!(
                 "{to}: mailbox {mailbox} is full: {} of {limit} bytes",
                 usage.bytes
