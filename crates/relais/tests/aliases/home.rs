@@ -1,8 +1,9 @@
 //! System mailboxes (issue 16, item 2): `mailbox = "home"` delivers to a system user's
 //! `~/Maildir` with that user's ids, honours `~/.forward` as an alias (its commands and files
-//! run as the user; forwards off the machine leave with an SRS sender), and quotas (Maildir++ `maildirsize`) refuse a full
-//! mailbox (or one without room for a declared SIZE) at RCPT and bounce a copy that does not fit. Test users are made with `useradd`
-//! under unique names and removed with `userdel` when the test ends.
+//! run as the user; forwards off the machine leave with an SRS sender), and quotas (Maildir++
+//! `maildirsize`) refuse a full mailbox (or one without room for a declared SIZE) at RCPT and
+//! bounce a copy that does not fit. Test users are made with `useradd` under unique names and
+//! removed with `userdel` when the test ends.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -71,6 +71,7 @@ fn policies_are_fetched_enforced_and_reported() {
             "mta-sts.enforce.test",
             "mta-sts.enforce2.test",
             "mta-sts.testing.test",
+            "mta-sts.broken.test",
         ],
     );
     let root = tempdir("relais-sts-www-");
@@ -97,6 +98,7 @@ fn policies_are_fetched_enforced_and_reported() {
         "enforce2.test",
         "testing.test",
         "match.test",
+        "broken.test",
     ];
     let peer = tls_peer(work.path(), &format!("{good}:25"), &domains, &certs);
     let plain = FaultPeer::start((bad, 25).into(), Script::default());
@@ -107,6 +109,9 @@ fn policies_are_fetched_enforced_and_reported() {
         .mx("enforce2.test", 10, "mx1.wrongname.test")
         .mx("testing.test", 10, "mx1.wrongname.test")
         .mx("match.test", 10, "mx1.wrongname.test")
+        .mx("broken.test", 10, "mx.good.test")
+        .txt("_mta-sts.broken.test", "v=STSv1; id=1")
+        .a("mta-sts.broken.test", "127.0.0.1")
         .a("mx.bad.test", &bad)
         .a("mx.good.test", &good)
         .a("mx1.wrongname.test", &good)
@@ -137,6 +142,7 @@ fn policies_are_fetched_enforced_and_reported() {
             "<b@enforce2.test>",
             "<c@testing.test>",
             "<d@match.test>",
+            "<f@broken.test>",
         ],
         &message("mta-sts", "mta-sts"),
     );
@@ -176,6 +182,8 @@ fn policies_are_fetched_enforced_and_reported() {
     );
     // verify with a match list: the certificate of mx.good.test does for match.test.
     relais.wait_log(&[&id, "to=<d@match.test>", "status=sent"], 1);
+    // broken.test has a record but no policy file: no policy, delivered as usual.
+    relais.wait_log(&[&id, "to=<f@broken.test>", "status=sent"], 1);
     // The policies were fetched from their hosts.
     for d in ["enforce.test", "enforce2.test", "testing.test"] {
         assert!(
@@ -208,6 +216,15 @@ fn policies_are_fetched_enforced_and_reported() {
         p["failure-details"][0]["receiving-mx-hostname"], "mx.bad.test",
         "{r}"
     );
+    // The fetch that failed is reported, and the session that followed.
+    let r = report(&reports, "broken.test");
+    let p = &r["policies"][0];
+    assert_eq!(p["policy"]["policy-type"], "no-policy-found", "{r}");
+    assert_eq!(
+        p["failure-details"][0]["result-type"], "sts-policy-fetch-error",
+        "{r}"
+    );
+    assert_eq!(p["summary"]["total-successful-session-count"], 1, "{r}");
     let r = report(&reports, "enforce2.test");
     assert_eq!(
         r["policies"][0]["failure-details"][0]["result-type"], "certificate-host-mismatch",
