@@ -19,6 +19,7 @@
 #   python3-milter (tests: a filter on Sendmail's own libmilter, for /usr/bin/python3)
 #   clamav-daemon, clamav-milter (tests: ClamAV as a milter, with a one-signature database of
 #                the test's own; nothing is downloaded, the services are not started)
+#   passwd       (tests: useradd and userdel make and remove the system users of home mailboxes)
 # Usage: scripts/deps.sh            # source it or run it; it is a no-op when all are there
 # Never prompts. Needs root (or password-less sudo) only when something must be installed.
 set -euo pipefail
@@ -40,6 +41,7 @@ relais_deps_missing() {
     command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     command -v rspamd >/dev/null 2>&1 || missing+=(rspamd)
+    { command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ]; } || missing+=(passwd)
     /usr/bin/python3 -c "import Milter" >/dev/null 2>&1 || missing+=(python3-milter)
     [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
     [ -x /usr/sbin/clamav-milter ] || missing+=(clamav-milter)

@@ -161,7 +161,26 @@ impl SmtpClient {
         self.ehlo.as_ref()
     }
 
-    /// What the TLS handshake gave, if there was one.
+    /// Whether the certificate the server sent verifies for `name` (another name than the one
+    /// of the handshake: a `verify` match list, an MTA-STS policy's MX pattern) against the
+    /// trust store; a failure when there was no TLS.
+    pub fn verify_peer_for(&self, name: &str) -> tls::CertVerification {
+        let (Some(setup), Some(info)) = (self.tls_setup.as_ref(), self.tls_info()) else {
+            return tls::CertVerification::Failed("no TLS session".into());
+        };
+        let name = match tls::server_name(name) {
+            Ok(n) => n,
+            Err(e) => return tls::CertVerification::Failed(e),
+        };
+        let chain: Vec<_> = info
+            .peer_certificates
+            .iter()
+            .map(|c| rustls::pki_types::CertificateDer::from(c.clone()))
+            .collect();
+        setup.verify(&chain, &name)
+    }
+
+    /// What the TLS handshake negotiated, once there was one.
     pub fn tls_info(&self) -> Option<&TlsInfo> {
         self.tls.as_ref()
     }

@@ -12,11 +12,12 @@
 //! The `local_domains` keep their one shared namespace (`[local] users`, mailboxes
 //! `mail/<user>`), so a configuration without `[[domain]]` works as before.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::is_safe_local_part;
+use crate::{QuotaTable, is_safe_local_part};
 
 /// One virtual domain.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -38,6 +39,12 @@ pub struct DomainConfig {
     /// are refused (`550 5.1.1 … User unknown in virtual mailbox table`).
     #[serde(default)]
     pub catch_all: Option<String>,
+    /// Bytes each mailbox of this domain may hold (Maildir++ `maildirsize`); 0: no limit.
+    #[serde(default)]
+    pub quota: u64,
+    /// Limits of single users of this domain (local part: bytes, 0 for none), over `quota`.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, u64>,
 }
 
 impl DomainConfig {
@@ -107,6 +114,18 @@ impl DomainConfig {
         self.name = self.name.to_ascii_lowercase();
         for u in &mut self.users {
             *u = u.to_ascii_lowercase();
+        }
+        self.quotas = std::mem::take(&mut self.quotas)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+    }
+
+    /// The quota table of this domain.
+    pub fn quota_table(&self) -> QuotaTable {
+        QuotaTable {
+            default: self.quota,
+            users: self.quotas.clone(),
         }
     }
 }

@@ -20,12 +20,14 @@ use relais_dns::Nameserver;
 use serde::{Deserialize, Serialize};
 
 mod domains;
+mod mailbox;
 mod outbound;
 mod policy;
 mod values;
 
 pub use domains::DomainConfig;
-pub use outbound::{HopConfig, TlsMode, hop_key};
+pub use mailbox::{MailboxKind, QuotaTable, SystemUser, system_user};
+pub use outbound::{HopConfig, MtaStsConfig, TlsMode, hop_key};
 pub use policy::{
     CheckAction, DkimKeyConfig, DmarcAction, HeloAction, MilterAction, MilterConfig, PolicyConfig,
     PolicyTexts, SpfAction, SrsConfig, StateConfig, UnknownClient,
@@ -323,6 +325,24 @@ pub struct LocalConfig {
     /// How long an alias command may run before it is killed and delivery is retried.
     #[serde(with = "duration")]
     pub command_timeout: Duration,
+    /// Where the mailboxes are: `"maildir"` (`data_dir/mail/<user>`) or `"home"`
+    /// (`~user/Maildir` of system users, with `~/.forward`; see [`MailboxKind`]).
+    pub mailbox: MailboxKind,
+    /// Bytes each mailbox of `local_domains` may hold (Maildir++ `maildirsize`); 0: no limit.
+    /// Over it: `552 5.2.2 Mailbox full` at RCPT, or a bounce when a copy does not fit.
+    pub quota: u64,
+    /// Limits of single users (local part: bytes, 0 for none), over `quota`.
+    pub quotas: std::collections::BTreeMap<String, u64>,
+}
+
+impl LocalConfig {
+    /// The quota table of `local_domains`.
+    pub fn quota_table(&self) -> QuotaTable {
+        QuotaTable {
+            default: self.quota,
+            users: self.quotas.clone(),
+        }
+    }
 }
 
 impl Default for LocalConfig {
@@ -333,6 +353,9 @@ impl Default for LocalConfig {
             lmtp: None,
             run_as: "nobody".into(),
             command_timeout: Duration::from_secs(600),
+            mailbox: MailboxKind::Maildir,
+            quota: 0,
+            quotas: Default::default(),
         }
     }
 }
@@ -382,6 +405,14 @@ pub struct DeliveryConfig {
     pub tls_ca_file: Option<PathBuf>,
     /// Settings per next hop (`[delivery.hop."[host]:port"]`): credentials, TLS on connect.
     pub hop: std::collections::BTreeMap<String, HopConfig>,
+    /// Under `verify`, per destination domain or next hop: names the certificate may be valid
+    /// for instead of the host's own (Postfix's `match=` of a policy entry).
+    pub tls_match: std::collections::BTreeMap<String, Vec<String>>,
+    /// MTA-STS (RFC 8461) for delivery by MX: `[delivery.mta_sts]`.
+    pub mta_sts: MtaStsConfig,
+    /// Where the daily TLS-RPT (RFC 8460) reports are written, one JSON file per policy
+    /// domain and day; unset: none.
+    pub tls_rpt_dir: Option<PathBuf>,
 }
 
 impl Default for DeliveryConfig {
@@ -402,6 +433,9 @@ impl Default for DeliveryConfig {
             tls_policy: Default::default(),
             tls_ca_file: None,
             hop: Default::default(),
+            tls_match: Default::default(),
+            mta_sts: MtaStsConfig::default(),
+            tls_rpt_dir: None,
         }
     }
 }
@@ -585,6 +619,17 @@ impl Config {
         if self.user.as_deref().is_some_and(|u| u.trim().is_empty()) {
             return Err(err("user", "needs a user name".into()));
         }
+        if self.local.mailbox == MailboxKind::Home
+            && let Some(u) = &self.user
+        {
+            return Err(err(
+                "mailbox",
+                format!(
+                    "mailbox = \"home\" writes each user's Maildir as that user: relais must \
+                     stay root, so it cannot also become user = {u:?}"
+                ),
+            ));
+        }
         if self.local.run_as.trim().is_empty() {
             return Err(err("run_as", "needs a user name".into()));
         }
@@ -679,6 +724,10 @@ impl Config {
         for u in &mut self.local.users {
             *u = u.to_ascii_lowercase();
         }
+        self.local.quotas = std::mem::take(&mut self.local.quotas)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
         for d in &mut self.domain {
             d.complete();
         }
@@ -686,6 +735,10 @@ impl Config {
             true => hop_key(k).unwrap_or_else(|| k.clone()),
             false => k.to_ascii_lowercase(),
         };
+        self.delivery.tls_match = std::mem::take(&mut self.delivery.tls_match)
+            .into_iter()
+            .map(|(k, v)| (canonical(&k), v))
+            .collect();
         self.delivery.tls_policy = std::mem::take(&mut self.delivery.tls_policy)
             .into_iter()
             .map(|(k, v)| (canonical(&k), v))

@@ -48,6 +48,35 @@ impl std::fmt::Display for TlsMode {
     }
 }
 
+/// `[delivery.mta_sts]`: MTA-STS (RFC 8461) for mail delivered by MX to a domain that has no
+/// `tls_policy` entry of its own.
+///
+/// ```toml
+/// [delivery]
+/// tls_match = { "bank.example" = ["mx.provider.example"] }  # names `verify` accepts
+/// tls_rpt_dir = "/var/lib/relais/tls-rpt"                  # daily TLS-RPT reports
+/// [delivery.mta_sts]
+/// enabled = true
+/// ```
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MtaStsConfig {
+    /// Fetch, cache and apply the policies (`enforce`: `verify` to listed MX hosts only;
+    /// `testing`: logged and reported). Off by default.
+    pub enabled: bool,
+    /// The HTTPS port of the `mta-sts.DOMAIN` policy hosts: 443 (tests serve elsewhere).
+    pub https_port: u16,
+}
+
+impl Default for MtaStsConfig {
+    fn default() -> Self {
+        MtaStsConfig {
+            enabled: false,
+            https_port: 443,
+        }
+    }
+}
+
 /// Settings of one next hop, `[delivery.hop."[host]:port"]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

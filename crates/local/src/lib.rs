@@ -6,6 +6,7 @@
 //! - [`pipe`]: `|command`, the message on standard input, the exit status read as sendmail's
 //!   `sysexits.h`;
 //! - [`mbox`]: `/path/file`, appended in mbox format under a lock;
+//! - [`quota`]: Maildir++ quotas (`maildirsize`), the verdict pure;
 //! - [`lmtp`]: LMTP (RFC 2033) to a host:port or a unix socket, one result per recipient.
 //!
 //! - [`rules`]: the `[local]` settings, loop signs, the identity commands and files run as.
@@ -17,6 +18,7 @@ pub mod lmtp;
 pub mod maildir;
 pub mod mbox;
 pub mod pipe;
+pub mod quota;
 pub mod rules;
 
 /// At most this many bytes of what a program or server said go into an outcome's text.

@@ -7,13 +7,18 @@
 //! one flush for many files is several times faster than an fsync per file.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs::{self, File};
+use std::fs::{self, DirBuilder, File};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// The tree of Maildirs: `root/<mailbox>/{tmp,new,cur}`.
+use crate::quota::{self, Usage, create_private};
+use crate::rules::as_user;
+
+/// The tree of Maildirs: `root/<mailbox>/{tmp,new,cur}`, and the home Maildirs of system
+/// users (`~user`: `~user/Maildir`, written with that user's file-system ids).
 #[derive(Debug)]
 pub struct MaildirStore {
     /// `data_dir/mail`.
@@ -28,6 +33,29 @@ pub struct MaildirStore {
     seen: Mutex<HashMap<PathBuf, BTreeSet<String>>>,
 }
 
+/// Where a mailbox is, and whose ids write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// The Maildir.
+    pub dir: PathBuf,
+    /// The (uid, gid) that writes it: a system user's home Maildir; `None`: relais itself.
+    pub owner: Option<(u32, u32)>,
+}
+
+impl Place {
+    /// Runs `f` with the file-system ids of the owner (when relais is root), so that nothing
+    /// in a user's home is ever written, renamed or followed as root.
+    pub fn run<T>(&self, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+        match self.owner {
+            // SAFETY: geteuid has no arguments and cannot fail.
+            Some(ids) if unsafe { libc::geteuid() } == 0 => {
+                as_user(ids, f).map_err(io::Error::other)?
+            }
+            _ => f(),
+        }
+    }
+}
+
 /// A message written to `tmp/`, not yet durable nor visible.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -35,6 +63,12 @@ pub struct Pending {
     pub tmp: PathBuf,
     /// Where it goes in `new/`.
     pub new: PathBuf,
+    /// The Maildir it is in, and who writes it.
+    pub place: Place,
+    /// Its size, for the quota's count.
+    pub size: u64,
+    /// The Maildir whose quota it counts against (a folder's parent), when it has one.
+    pub quota: Option<PathBuf>,
 }
 
 impl MaildirStore {
@@ -49,9 +83,28 @@ impl MaildirStore {
         })
     }
 
-    /// The Maildir of a mailbox.
-    pub fn path_of(&self, mailbox: &str) -> PathBuf {
-        self.root.join(mailbox)
+    /// Where a mailbox is: `root/<mailbox>`, or for `~user[/.folder]` the system user's
+    /// `~/Maildir[/.folder]`, written as that user (an unknown user, or root, is an error).
+    pub fn place_of(&self, mailbox: &str) -> io::Result<Place> {
+        let Some(home) = mailbox.strip_prefix('~') else {
+            return Ok(Place {
+                dir: self.root.join(mailbox),
+                owner: None,
+            });
+        };
+        let (name, folder) = home.split_once('/').unwrap_or((home, ""));
+        let user = relais_config::system_user(name)
+            .map_err(io::Error::other)?
+            .filter(|u| u.uid != 0)
+            .ok_or_else(|| io::Error::other(format!("no system user {name} (or it is root)")))?;
+        let mut dir = user.home.join("Maildir");
+        if !folder.is_empty() {
+            dir.push(folder);
+        }
+        Ok(Place {
+            dir,
+            owner: Some((user.uid, user.gid)),
+        })
     }
 
     /// The mailbox name of a Maildir++ folder of `mailbox` (`alice/.Junk`), its parent
@@ -61,16 +114,22 @@ impl MaildirStore {
         format!("{mailbox}/.{folder}")
     }
 
-    fn ensure(&self, mailbox: &str) -> io::Result<PathBuf> {
-        let dir = self.path_of(mailbox);
+    fn ensure(&self, mailbox: &str) -> io::Result<Place> {
+        let place = self.place_of(mailbox)?;
         let mut created = self.created.lock().unwrap_or_else(|e| e.into_inner());
         if !created.contains(mailbox) {
-            for sub in ["tmp", "new", "cur"] {
-                fs::create_dir_all(dir.join(sub))?;
-            }
+            place.run(|| {
+                for sub in ["tmp", "new", "cur"] {
+                    DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(place.dir.join(sub))?;
+                }
+                Ok(())
+            })?;
             created.insert(mailbox.to_string());
         }
-        Ok(dir)
+        Ok(place)
     }
 
     /// Writes `head` then `body` to `tmp/<base>.<host>` in the mailbox: a name made from the
@@ -83,24 +142,33 @@ impl MaildirStore {
         head: &[u8],
         body: &[u8],
     ) -> io::Result<Pending> {
-        let dir = self.ensure(mailbox)?;
+        let place = self.ensure(mailbox)?;
         let name = format!("{base}.{}", self.host);
-        let tmp = dir.join("tmp").join(&name);
-        let mut f = File::options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        let written = f.write_all(head).and_then(|()| f.write_all(body));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
+        let tmp = place.dir.join("tmp").join(&name);
+        place.run(|| {
+            let mut f = create_private(&tmp)?;
+            let written = f.write_all(head).and_then(|()| f.write_all(body));
+            if let Err(e) = written {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+            Ok(())
+        })?;
         let size = head.len() + body.len();
         Ok(Pending {
-            new: dir.join("new").join(format!("{name},S={size}")),
+            new: place.dir.join("new").join(format!("{name},S={size}")),
             tmp,
+            place,
+            size: size as u64,
+            quota: None,
         })
+    }
+
+    /// How much the mailbox holds, by its Maildir++ `maildirsize` (made again from the
+    /// files when it is missing, too long, or written for another limit).
+    pub fn usage(&self, mailbox: &str, limit: u64) -> io::Result<Usage> {
+        let place = self.ensure(mailbox)?;
+        place.run(|| quota::usage(&place.dir, limit))
     }
 
     /// True if a file whose name starts with `base` is in the mailbox's `new/` or `cur/`
@@ -108,19 +176,21 @@ impl MaildirStore {
     /// directories are read once per Maildir, not once per message: after a crash with a
     /// large mailbox, every recovered message asks.
     pub fn already_delivered(&self, mailbox: &str, base: &str) -> bool {
-        let dir = self.path_of(mailbox);
+        let Ok(place) = self.place_of(mailbox) else {
+            return false;
+        };
         let prefix = format!("{base}.");
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let names = seen.entry(dir).or_insert_with_key(|dir| {
+        let names = seen.entry(place.dir.clone()).or_insert_with_key(|dir| {
             let mut names = BTreeSet::new();
             for sub in ["new", "cur"] {
-                if let Ok(entries) = fs::read_dir(dir.join(sub)) {
-                    names.extend(
-                        entries
-                            .flatten()
-                            .map(|e| e.file_name().to_string_lossy().into_owned()),
-                    );
-                }
+                let read = place.run(|| {
+                    Ok(fs::read_dir(dir.join(sub))?
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>())
+                });
+                names.extend(read.unwrap_or_default());
             }
             names
         });
@@ -136,15 +206,17 @@ impl MaildirStore {
         *seen = HashMap::new();
     }
 
-    /// Makes a batch durable and visible: flush, rename into `new/`, flush the renames.
+    /// Makes a batch durable and visible: flush, rename into `new/`, flush the renames; then
+    /// counts each copy in its mailbox's `maildirsize`.
     pub fn commit(&self, batch: &[Pending]) -> io::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.sync()?;
+        let roots = self.file_systems(batch);
+        sync_all(&roots)?;
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         for p in batch {
-            fs::rename(&p.tmp, &p.new)?;
+            p.place.run(|| fs::rename(&p.tmp, &p.new))?;
             // A Maildir read for recovery stays true to what it holds.
             if let (Some(dir), Some(name)) =
                 (p.new.parent().and_then(Path::parent), p.new.file_name())
@@ -154,27 +226,56 @@ impl MaildirStore {
             }
         }
         drop(seen);
-        self.sync()
+        sync_all(&roots)?;
+        for p in batch {
+            if let Some(dir) = &p.quota
+                && let Err(e) = p.place.run(|| quota::add(dir, p.size, 1))
+            {
+                tracing::warn!(
+                    "cannot count a message in {}/maildirsize: {e}",
+                    dir.display()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Throws away files of a batch that could not be committed.
     pub fn discard(&self, batch: &[Pending]) {
         for p in batch {
-            let _ = fs::remove_file(&p.tmp);
+            let _ = p.place.run(|| fs::remove_file(&p.tmp));
         }
     }
 
-    /// `syncfs` on the file system that holds the Maildirs.
-    fn sync(&self) -> io::Result<()> {
-        let dir = File::open(&self.root)?;
+    /// One directory on each file system a batch was written to: the tree's root, and the
+    /// home Maildirs on other file systems.
+    fn file_systems(&self, batch: &[Pending]) -> Vec<PathBuf> {
+        let mut devices = Vec::new();
+        let mut dirs = Vec::new();
+        let candidates =
+            std::iter::once(self.root.clone()).chain(batch.iter().map(|p| p.place.dir.clone()));
+        for dir in candidates {
+            let dev = fs::metadata(&dir).map(|m| m.dev()).ok();
+            if !devices.contains(&dev) {
+                devices.push(dev);
+                dirs.push(dir);
+            }
+        }
+        dirs
+    }
+}
+
+/// `syncfs` on the file systems that hold these directories.
+fn sync_all(dirs: &[PathBuf]) -> io::Result<()> {
+    for d in dirs {
+        let dir = File::open(d)?;
         // SAFETY: syncfs takes a valid open file descriptor and has no memory effects.
         let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 //!   When relais does not run as root, both run as relais' own user.
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -36,6 +35,8 @@ pub struct LocalSettings {
     pub run_as: Option<(u32, u32)>,
     /// How long an alias command may run.
     pub command_timeout: Duration,
+    /// The mailboxes' limits (`[local] quota`, `[[domain]] quota`).
+    pub quotas: crate::quota::Quotas,
 }
 
 impl LocalSettings {
@@ -62,40 +63,41 @@ impl LocalSettings {
             lmtp,
             run_as,
             command_timeout: local.command_timeout,
+            quotas: Default::default(),
         })
     }
 }
 
 /// The uid and primary gid of a user, from the password database.
 pub fn lookup_user(name: &str) -> Result<(u32, u32), String> {
-    let cname = CString::new(name).map_err(|_| "a NUL in the user name".to_string())?;
-    let mut size = 1024;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: passwd is plain data; zeroed is a valid value to be overwritten.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call, and `buf` is as long as we say.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && size < 1 << 20 {
-            size *= 4;
-            continue;
-        }
-        if rc != 0 {
-            return Err(std::io::Error::from_raw_os_error(rc).to_string());
-        }
-        if result.is_null() {
-            return Err("no such user".into());
-        }
-        return Ok((pwd.pw_uid, pwd.pw_gid));
+    match relais_config::system_user(name)? {
+        Some(u) => Ok((u.uid, u.gid)),
+        None => Err("no such user".into()),
+    }
+}
+
+/// The ids a command or file of the system user `name`'s `~/.forward` runs with: that user's
+/// when relais is root (never root's own: that fails), relais' own otherwise (`None`). A user
+/// that is gone fails the target.
+pub fn forward_owner(name: &str) -> Result<Option<(u32, u32)>, Outcome> {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    match relais_config::system_user(name) {
+        Ok(Some(u)) if u.uid != 0 => Ok(Some((u.uid, u.gid))),
+        Ok(Some(_)) => Err(Outcome::failed(
+            "5.7.1",
+            format!("~{name}/.forward: commands and files never run as root"),
+        )),
+        Ok(None) => Err(Outcome::failed(
+            "5.1.1",
+            format!("~{name}/.forward: no such system user any more"),
+        )),
+        Err(e) => Err(Outcome::deferred(
+            "4.3.0",
+            format!("cannot look up the system user {name}: {e}"),
+        )),
     }
 }
 
@@ -192,7 +194,7 @@ pub fn append_file(
 /// call (not the C library's, which changes every thread) change this thread only, so the rest
 /// of the server keeps running as root meanwhile. A file-system uid other than 0 also drops the
 /// file capabilities (`CAP_DAC_OVERRIDE`, …); they come back with uid 0.
-fn as_user<T>((uid, gid): (u32, u32), f: impl FnOnce() -> T) -> Result<T, String> {
+pub(crate) fn as_user<T>((uid, gid): (u32, u32), f: impl FnOnce() -> T) -> Result<T, String> {
     // SAFETY: getgroups with a zero size only counts.
     let count = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
     let mut groups: Vec<libc::gid_t> = vec![0; count.max(0) as usize];

@@ -259,6 +259,16 @@ pub fn user_unknown(rcpt: &Mailbox) -> Reply {
     )
 }
 
+/// `552 5.2.2`: the recipient's mailbox is at or over its quota (Postfix's wording for a
+/// policy service's answer, as Dovecot's quota-status gives it).
+pub fn mailbox_full(rcpt: &Mailbox) -> Reply {
+    Reply::new(
+        552,
+        st(5, 2, 2),
+        format!("<{rcpt}>: Recipient address rejected: Mailbox full"),
+    )
+}
+
 /// `550 5.1.1`: no such user in a virtual domain (Postfix's `virtual_mailbox_maps` wording).
 pub fn virtual_user_unknown(rcpt: &Mailbox) -> Reply {
     Reply::new(

@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use std::path::PathBuf;
+
 use relais_local::maildir::{MaildirStore, Pending};
+use relais_local::quota::{self, Quotas};
 use relais_local::rules as local;
 use relais_local::{lmtp, pipe};
 use relais_queue::{Outcome, headers};
@@ -29,9 +32,12 @@ pub struct Written {
 }
 
 /// Writes the Maildir copies of a plan to `tmp/`. A message found in the spool at start
-/// (`recovered`) may have copies from before a crash: those are not written again.
+/// (`recovered`) may have copies from before a crash: those are not written again. A copy
+/// that does not fit in its mailbox's quota fails (`5.2.2 Mailbox full`): the sender gets a
+/// bounce.
 pub fn write_maildir(
     store: &MaildirStore,
+    quotas: &Quotas,
     recovered: bool,
     id: QueueId,
     f: &mut Flight,
@@ -40,29 +46,74 @@ pub fn write_maildir(
 ) {
     let sender = f.env.envelope.from.to_string();
     let junk = f.env.arrival.junk;
-    for mut c in copies {
-        if junk {
-            // DMARC quarantine: the Maildir++ folder `.Junk` of the mailbox.
-            c.mailbox = store.folder_of(&c.mailbox, "Junk");
-        }
-        if recovered && store.already_delivered(&c.mailbox, &c.base) {
-            let how = format!("already in maildir of {} (before a restart)", c.mailbox);
+    for c in copies {
+        // DMARC quarantine: the Maildir++ folder `.Junk` of the mailbox.
+        let mailbox = match junk {
+            true => store.folder_of(&c.mailbox, "Junk"),
+            false => c.mailbox.clone(),
+        };
+        if recovered && store.already_delivered(&mailbox, &c.base) {
+            let how = format!("already in maildir of {mailbox} (before a restart)");
             f.set(c.slot, Outcome::Delivered(how));
             continue;
         }
         let head = headers::delivery_headers(&sender, &c.address);
-        match store.write_named(&c.mailbox, &c.base, head.as_bytes(), &f.content) {
-            Ok(file) => out.push(Written {
-                id,
-                slot: c.slot,
-                file,
-            }),
+        let size = (head.len() + f.content.len()) as u64;
+        let quota = match quotas.limit_of(&c.mailbox) {
+            None => None,
+            Some(limit) => match room(store, &c.mailbox, limit, size, out) {
+                Ok(dir) => Some(dir),
+                Err(o) => {
+                    f.set(c.slot, o);
+                    continue;
+                }
+            },
+        };
+        match store.write_named(&mailbox, &c.base, head.as_bytes(), &f.content) {
+            Ok(mut file) => {
+                file.quota = quota;
+                out.push(Written {
+                    id,
+                    slot: c.slot,
+                    file,
+                })
+            }
             Err(e) => {
-                let why = format!("cannot write to mailbox {}: {e}", c.mailbox);
+                let why = format!("cannot write to mailbox {mailbox}: {e}");
                 f.set(c.slot, Outcome::deferred("4.3.0", why));
             }
         }
     }
+}
+
+/// Whether a copy of `size` bytes fits in `mailbox` under `limit`, counting the copies of this
+/// batch not yet in its `maildirsize`: its Maildir when it does, else the outcome.
+fn room(
+    store: &MaildirStore,
+    mailbox: &str,
+    limit: u64,
+    size: u64,
+    batch: &[Written],
+) -> Result<PathBuf, Outcome> {
+    let unreadable = |e: std::io::Error| {
+        Outcome::deferred("4.3.0", format!("cannot read the quota of {mailbox}: {e}"))
+    };
+    let dir = store.place_of(mailbox).map_err(unreadable)?.dir;
+    let mut usage = store.usage(mailbox, limit).map_err(unreadable)?;
+    for w in batch.iter().filter(|w| w.file.quota.as_ref() == Some(&dir)) {
+        usage.bytes += w.file.size;
+        usage.messages += 1;
+    }
+    if quota::fits(usage, limit, size) {
+        return Ok(dir);
+    }
+    Err(Outcome::failed(
+        "5.2.2",
+        format!(
+            "Mailbox full: {mailbox} holds {} of its {limit} bytes, the message has {size}",
+            usage.bytes
+        ),
+    ))
 }
 
 /// Starts the tasks of attempts.
@@ -96,6 +147,14 @@ impl Jobs {
         }
         for job in std::mem::take(&mut plan.files) {
             self.file(id, f, job);
+        }
+    }
+
+    /// The ids a command or file runs with: its `.forward`'s user, else `[local] run_as`.
+    fn identity(&self, user: &Option<String>) -> Result<Option<(u32, u32)>, Outcome> {
+        match user {
+            Some(name) => local::forward_owner(name),
+            None => Ok(self.settings.local.run_as),
         }
     }
 
@@ -191,6 +250,10 @@ impl Jobs {
 
     /// An alias command, the message on its standard input.
     fn pipe(&self, id: QueueId, f: &mut Flight, job: PipeJob) {
+        let user = match self.identity(&job.user) {
+            Ok(user) => user,
+            Err(o) => return f.set(job.slot, o),
+        };
         let sender = f.env.envelope.from.to_string();
         let message = with_delivery_headers(&sender, &job.recipient, &f.content);
         let settings = self.settings.clone();
@@ -201,7 +264,7 @@ impl Jobs {
                     sender: &sender,
                     recipient: &job.recipient,
                     original_recipient: &job.original,
-                    user: settings.local.run_as,
+                    user,
                     timeout: settings.local.command_timeout,
                 },
                 &message,
@@ -213,9 +276,13 @@ impl Jobs {
 
     /// An alias file, appended to as its user on a blocking thread.
     fn file(&self, id: QueueId, f: &mut Flight, job: FileJob) {
+        let user = match self.identity(&job.user) {
+            Ok(user) => user,
+            Err(o) => return f.set(job.slot, o),
+        };
         let sender = f.env.envelope.from.to_string();
         let message = with_delivery_headers(&sender, &job.recipient, &f.content);
-        let (user, arrival) = (self.settings.local.run_as, f.arrival);
+        let arrival = f.arrival;
         self.spawn(f, async move {
             let FileJob { slot, path, .. } = job;
             let outcome = tokio::task::spawn_blocking(move || {

@@ -306,7 +306,15 @@ impl Manager {
         let mut plan = plan(&mut f, &cx, &loops, |to| policy.destination(to));
         let maildir = std::mem::take(&mut plan.maildir);
         let recovered = self.recovered.contains(&id);
-        write_maildir(&self.store, recovered, id, &mut f, maildir, written);
+        write_maildir(
+            &self.store,
+            &self.settings.local.quotas,
+            recovered,
+            id,
+            &mut f,
+            maildir,
+            written,
+        );
         self.jobs.start(id, &mut f, plan);
         self.flight.insert(id, f);
     }

@@ -75,6 +75,8 @@ pub struct PipeJob {
     pub recipient: String,
     /// The alias's original address (`ORIGINAL_RECIPIENT`).
     pub original: String,
+    /// The system user it runs as (a `~/.forward`'s); `None`: `[local] run_as`.
+    pub user: Option<String>,
 }
 
 /// An alias file to append to.
@@ -86,6 +88,8 @@ pub struct FileJob {
     pub path: PathBuf,
     /// The alias's address, for `Delivered-To`.
     pub recipient: String,
+    /// The system user it is written as (a `~/.forward`'s); `None`: `[local] run_as`.
+    pub user: Option<String>,
 }
 
 /// One remote transaction per destination domain, and per alias for forwarded copies:
@@ -192,6 +196,8 @@ pub fn plan(
 /// The address of a local mailbox reached through `to` (its domain, or our host name for
 /// the bare `postmaster`); a virtual domain's mailbox (`a.example/alice`) has its own.
 pub fn mailbox_address(mailbox: &str, to: &Mailbox, hostname: &str) -> String {
+    // A system user's home mailbox (`~alice`) is named by the user.
+    let mailbox = mailbox.strip_prefix('~').unwrap_or(mailbox);
     if let Some((domain, local)) = mailbox.split_once('/') {
         return format!("{local}@{domain}");
     }
@@ -247,31 +253,54 @@ fn target(f: &mut Flight, cx: &PlanContext<'_>, plan: &mut Plan, n: usize, loops
                 .or_default()
                 .push((slot, Recipient { to, params }));
         }
-        Target::Pipe(command) => {
-            let original = parent
-                .params
-                .orcpt
-                .as_ref()
-                .map(|(_, v)| xtext_decode(v))
-                .unwrap_or_else(|| parent_address.clone());
-            f.via.insert(slot, "local".into());
-            plan.pipes.push(PipeJob {
-                slot,
-                command,
-                recipient: parent_address,
-                original,
-            });
-        }
+        Target::Pipe(command) => pipe_job(f, plan, slot, &parent, None, command),
+        Target::UserPipe(user, command) => pipe_job(f, plan, slot, &parent, Some(user), command),
         Target::File(path) => {
             f.via.insert(slot, "local".into());
             plan.files.push(FileJob {
                 slot,
                 path,
                 recipient: parent_address,
+                user: None,
+            });
+        }
+        Target::UserFile(user, path) => {
+            f.via.insert(slot, "local".into());
+            plan.files.push(FileJob {
+                slot,
+                path,
+                recipient: parent_address,
+                user: Some(user),
             });
         }
         Target::Fail(text) => f.set(slot, Outcome::failed("5.1.1", text)),
     }
+}
+
+/// An alias command for `slot`, run as `user` (a `.forward`'s) or `run_as`.
+fn pipe_job(
+    f: &mut Flight,
+    plan: &mut Plan,
+    slot: Slot,
+    parent: &Recipient,
+    user: Option<String>,
+    command: String,
+) {
+    let parent_address = parent.to.to_string();
+    let original = parent
+        .params
+        .orcpt
+        .as_ref()
+        .map(|(_, v)| xtext_decode(v))
+        .unwrap_or_else(|| parent_address.clone());
+    f.via.insert(slot, "local".into());
+    plan.pipes.push(PipeJob {
+        slot,
+        command,
+        recipient: parent_address,
+        original,
+        user,
+    });
 }
 
 /// Gives `mailbox` its copy for `slot`: a Maildir file, or a place in the LMTP transaction;

@@ -71,8 +71,23 @@ impl QueueSettings {
                 tls_ca_file: d.tls_ca_file.clone(),
                 hops: hops(d)?,
                 cache: remote::ConnectionCache::default(),
+                tls_match: d.tls_match.clone().into_iter().collect(),
+                sts: d.mta_sts.enabled.then(|| {
+                    remote::sts::StsCache::new(
+                        d.mta_sts.https_port,
+                        d.tls_ca_file.clone(),
+                        Some(config.data_dir.join("mta-sts")),
+                    )
+                }),
+                reports: d
+                    .tls_rpt_dir
+                    .clone()
+                    .map(|dir| remote::tlsrpt::TlsReports::new(dir, &config.hostname)),
             },
-            local: LocalSettings::from_config(&config.local)?,
+            local: LocalSettings {
+                quotas: relais_local::quota::Quotas::from_config(config),
+                ..LocalSettings::from_config(&config.local)?
+            },
             srs: relais_route::Srs::from_config(config).map_err(|e| format!("[srs]: {e}"))?,
         })
     }

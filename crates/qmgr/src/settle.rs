@@ -299,8 +299,8 @@ pub fn target_addresses(t: &Target, alias: &Mailbox, hostname: &str) -> (String,
             (a.clone(), a)
         }
         Target::Forward(a) => (a.clone(), a.clone()),
-        Target::Pipe(c) => (format!("|{c}"), alias_address),
-        Target::File(p) => (p.display().to_string(), alias_address),
+        Target::Pipe(c) | Target::UserPipe(_, c) => (format!("|{c}"), alias_address),
+        Target::File(p) | Target::UserFile(_, p) => (p.display().to_string(), alias_address),
         Target::Fail(_) => (alias_address.clone(), alias_address),
     }
 }

@@ -188,6 +188,9 @@ fn target_text(t: &Target) -> (&'static str, String) {
         Target::Pipe(c) => ("pipe", c.clone()),
         Target::File(p) => ("file", p.to_string_lossy().into_owned()),
         Target::Fail(t) => ("fail", t.clone()),
+        // A system user's name has no space: the first one ends it.
+        Target::UserPipe(u, c) => ("userpipe", format!("{u} {c}")),
+        Target::UserFile(u, p) => ("userfile", format!("{u} {}", p.to_string_lossy())),
     }
 }
 
@@ -203,6 +206,14 @@ fn parse_target(kind: &str, value: &str) -> Option<Target> {
         "pipe" => Target::Pipe(v),
         "file" => Target::File(PathBuf::from(v)),
         "fail" => Target::Fail(v),
+        "userpipe" => {
+            let (u, c) = value.split_once(' ')?;
+            Target::UserPipe(u.to_string(), c.to_string())
+        }
+        "userfile" => {
+            let (u, p) = value.split_once(' ')?;
+            Target::UserFile(u.to_string(), PathBuf::from(p))
+        }
         _ => return None,
     })
 }
@@ -582,6 +593,16 @@ mod tests {
                     Expansion {
                         parent: 1,
                         target: Target::Fail("No such person at this address".into()),
+                        outcome: None,
+                    },
+                    Expansion {
+                        parent: 1,
+                        target: Target::UserPipe("alice".into(), "/usr/bin/vacation a b".into()),
+                        outcome: None,
+                    },
+                    Expansion {
+                        parent: 1,
+                        target: Target::UserFile("alice".into(), "/home/alice/my mbox".into()),
                         outcome: None,
                     },
                 ],

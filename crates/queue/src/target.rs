@@ -16,4 +16,8 @@ pub enum Target {
     File(PathBuf),
     /// `:fail: text`: refuse the recipient with this text.
     Fail(String),
+    /// `|command` of a user's `~/.forward`: run as that user (user name, command line).
+    UserPipe(String, String),
+    /// `/path/file` of a user's `~/.forward`: appended to as that user (user name, file).
+    UserFile(String, PathBuf),
 }

@@ -1,7 +1,8 @@
 //! Aliases wired into a real `relais serve` (issue 4): lists and `:include:` into Maildirs,
 //! `|command` and `/path/file` run as `nobody`, `:fail:` in the RCPT reply, forwards to another
 //! domain (a second relais), loops cut with a bounce, retries that repeat no delivered target,
-//! mailboxes delivered to a private Dovecot over LMTP, and virtual domains (issue 16). Run with
+//! mailboxes delivered to a private Dovecot over LMTP, virtual domains, and home mailboxes,
+//! `.forward` and quotas (issue 16; the home tests make system users with `useradd`, as root). Run with
 //! `cargo test -p relais --test aliases`. Needs Dovecot's LMTP server (Debian:
 //! `dovecot-core dovecot-lmtpd`). The modules live in `tests/aliases/`.
 
@@ -19,5 +20,7 @@ mod domains;
 mod expansion;
 #[path = "aliases/forward.rs"]
 mod forward;
+#[path = "aliases/home.rs"]
+mod home;
 #[path = "aliases/lmtp.rs"]
 mod lmtp;

@@ -19,6 +19,8 @@ mod cli;
 mod crash;
 #[path = "delivery/dsn.rs"]
 mod dsn;
+#[path = "delivery/mta_sts.rs"]
+mod mta_sts;
 #[path = "delivery/remote.rs"]
 mod remote;
 #[path = "delivery/retry.rs"]

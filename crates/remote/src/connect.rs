@@ -48,6 +48,8 @@ pub(crate) struct Dest<'a> {
     pub mode: TlsMode,
     /// The next hop's settings, if it has any.
     pub hop: Option<&'a Hop>,
+    /// Under `verify`, names the certificate may have instead of `name` (empty: `name`).
+    pub matches: &'a [String],
 }
 
 /// Why a connection could not be made ready.
@@ -94,7 +96,9 @@ async fn open_in(
         .iter()
         .copied()
         .find(|a| a.is_ipv4() == d.addr.is_ipv4());
-    cfg.tls.verify = mode == TlsMode::Verify;
+    // With a match list the handshake takes any certificate, and the chain is checked for
+    // the listed names once it is done.
+    cfg.tls.verify = mode == TlsMode::Verify && d.matches.is_empty();
     cfg.tls.ca_file = settings.tls_ca_file.clone();
     let mut c = SmtpClient::new(cfg);
     let on_connect = d.hop.is_some_and(|h| h.tls_on_connect);
@@ -132,6 +136,16 @@ async fn open_in(
                     .await
                     .map_err(|e| deferred("4.4.2", format!("{host}: {e}")))?;
             }
+        }
+    }
+    if mode == TlsMode::Verify && !d.matches.is_empty() && c.is_tls() {
+        let valid = d.matches.iter().any(|m| c.verify_peer_for(m).is_verified());
+        if !valid {
+            c.close().await;
+            return Err(Failure::Tls(format!(
+                "{host}: the certificate is valid for none of {} (tls_match)",
+                d.matches.join(", ")
+            )));
         }
     }
     if let Some(cred) = d.hop.and_then(|h| h.auth.as_ref()) {

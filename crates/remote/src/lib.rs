@@ -25,11 +25,14 @@ use relais_dns::mx::RouteKind;
 use relais_proto::EhloResponse;
 use relais_proto::{MailParams, RcptParams, Recipient, Reply, ReversePath};
 
-use relais_config::NextHop;
+use relais_config::{NextHop, TlsMode};
 use relais_queue::Outcome;
 
 mod connect;
+mod secure;
+pub mod sts;
 pub mod tls;
+pub mod tlsrpt;
 
 pub use connect::{Credentials, Hop};
 pub use tls::TlsSettings;
@@ -56,6 +59,13 @@ pub struct RemoteSettings {
     pub hops: HashMap<String, Hop>,
     /// Connections kept open between transactions to the same host.
     pub cache: ConnectionCache,
+    /// Under `verify`, per domain or next hop: names the certificate may have instead of the
+    /// host's.
+    pub tls_match: HashMap<String, Vec<String>>,
+    /// MTA-STS policies, when MTA-STS is on.
+    pub sts: Option<sts::StsCache>,
+    /// The TLS-RPT collector, when reports are written.
+    pub reports: Option<tlsrpt::TlsReports>,
 }
 
 /// Idle connections kept for the next transaction to the same address (Postfix's connection
@@ -191,9 +201,11 @@ pub async fn deliver(settings: &RemoteSettings, job: &Job) -> JobResult {
         Ok(a) => a,
         Err(o) => return all(o),
     };
+    let by_mx = addresses.iter().all(|a| a.by_mx);
+    let guard = secure::Guard::new(settings, job, by_mx).await;
     let mut last = Outcome::deferred("4.4.1", format!("no address to try for {}", job.domain));
     for next in addresses {
-        match attempt(settings, job, &next).await {
+        match attempt(settings, job, &next, &guard).await {
             Attempt::Done(r) => return r,
             Attempt::TryNext(o) => last = o,
         }
@@ -209,6 +221,8 @@ struct NextAddress {
     addr: SocketAddr,
     /// The next hop it was reached through (`[host]:port`, host lower case), if not by MX.
     hop: Option<String>,
+    /// It is an MX host (or the implicit MX) of the domain.
+    by_mx: bool,
 }
 
 /// The addresses to try, in order.
@@ -223,6 +237,7 @@ async fn targets(settings: &RemoteSettings, domain: &str) -> Result<Vec<NextAddr
                 name: hop.host.clone(),
                 addr: SocketAddr::new(ip, hop.port),
                 hop: key.clone(),
+                by_mx: false,
             })
             .collect());
     }
@@ -232,6 +247,7 @@ async fn targets(settings: &RemoteSettings, domain: &str) -> Result<Vec<NextAddr
             name: ip.to_string(),
             addr: SocketAddr::new(ip, 25),
             hop: None,
+            by_mx: false,
         }]);
     }
     let route = settings.resolver.mail_route(domain).await;
@@ -267,6 +283,7 @@ async fn targets(settings: &RemoteSettings, domain: &str) -> Result<Vec<NextAddr
                     name: h.name.clone(),
                     addr: SocketAddr::new(ip, 25),
                     hop: None,
+                    by_mx: true,
                 }));
             }
             if out.is_empty() {
@@ -285,13 +302,7 @@ async fn host_addresses(settings: &RemoteSettings, host: &str) -> Result<Vec<IpA
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![ip]);
     }
-    let a = settings.resolver.addresses(host).await;
-    let ips: Vec<IpAddr> =
-        a.a.records()
-            .iter()
-            .map(|x| IpAddr::V4(*x))
-            .chain(a.aaaa.records().iter().map(|x| IpAddr::V6(*x)))
-            .collect();
+    let ips = settings.resolver.addresses(host).await.ips();
     if ips.is_empty() {
         return Err(Outcome::deferred(
             "4.4.3",
@@ -313,37 +324,84 @@ fn from_reply(reply: &Reply, host: &str) -> Outcome {
     Outcome::from_reply(reply, host, None)
 }
 
-async fn attempt(settings: &RemoteSettings, job: &Job, next: &NextAddress) -> Attempt {
+async fn attempt(
+    settings: &RemoteSettings,
+    job: &Job,
+    next: &NextAddress,
+    guard: &secure::Guard,
+) -> Attempt {
     let (name, addr) = (next.name.as_str(), next.addr);
     let host = format!("{name}[{}]:{}", addr.ip(), addr.port());
-    // A cached connection first; if the server dropped it meanwhile, once more on a new one.
+    let judgement = guard.judge(name);
+    if judgement == sts::Judgement::Skip {
+        let why = format!(
+            "{host}: the MTA-STS policy of {} (mode enforce) does not list this MX host",
+            job.domain
+        );
+        tracing::info!("{why}: not tried");
+        guard.report(
+            settings,
+            tlsrpt::Session::Failure {
+                result_type: "validation-failure",
+                mx: name.to_string(),
+                ip: Some(addr.ip()),
+            },
+        );
+        return Attempt::TryNext(Outcome::deferred("4.7.5", why));
+    }
+    let hop = next.hop.as_deref().and_then(|k| settings.hops.get(k));
+    let mut mode = settings.tls.mode(
+        &job.domain,
+        next.hop.as_deref(),
+        hop.is_some_and(|h| h.auth.is_some()),
+    );
+    let mut matches: &[String] = next
+        .hop
+        .as_deref()
+        .and_then(|h| settings.tls_match.get(h))
+        .or_else(|| settings.tls_match.get(&job.domain))
+        .map_or(&[], Vec::as_slice);
+    if judgement == sts::Judgement::Verify {
+        // MTA-STS: the certificate must be valid for the MX host's own name.
+        (mode, matches) = (TlsMode::Verify, &[]);
+    }
+    // A cached connection first, if it is as secure as this delivery needs; if the server
+    // dropped it meanwhile, once more on a new one.
     if let Some(idle) = settings.cache.take(addr) {
-        match transaction(job, &host, idle.client, idle.ehlo, idle.uses).await {
-            Transaction::Stale => {}
-            Transaction::Done(a, keep) => {
-                if let Some(idle) = keep {
-                    settings.cache_or_close(addr, idle).await;
+        if !secure::secure_enough(&idle.client, mode, name, matches) {
+            let mut idle = idle;
+            let _ = idle.client.quit().await;
+        } else {
+            guard.report_open(settings, &idle.client, name, &judgement);
+            match transaction(job, &host, idle.client, idle.ehlo, idle.uses).await {
+                Transaction::Stale => {}
+                Transaction::Done(a, keep) => {
+                    if let Some(idle) = keep {
+                        settings.cache_or_close(addr, idle).await;
+                    }
+                    return a;
                 }
-                return a;
             }
         }
     }
-    let hop = next.hop.as_deref().and_then(|k| settings.hops.get(k));
     let dest = connect::Dest {
         name,
         addr,
         host: &host,
-        mode: settings.tls.mode(
-            &job.domain,
-            next.hop.as_deref(),
-            hop.is_some_and(|h| h.auth.is_some()),
-        ),
+        mode,
         hop,
+        matches,
     };
     let (c, ehlo) = match connect::open(settings, &dest).await {
         Ok(x) => x,
-        Err(a) => return a,
+        Err(a) => {
+            if let Attempt::TryNext(o) = &a {
+                guard.report_failure(settings, name, addr.ip(), o);
+            }
+            return a;
+        }
     };
+    guard.report_open(settings, &c, name, &judgement);
     let uses = 0;
     match transaction(job, &host, c, ehlo, uses).await {
         Transaction::Stale => Attempt::TryNext(Outcome::deferred(

@@ -8,6 +8,7 @@ use relais_proto::Mailbox;
 use relais_queue::{Outcome, Target};
 
 use crate::aliases::MAX_DEPTH;
+use crate::home::forward_label;
 use crate::lookup::{AliasRef, Found, Policy, Scope};
 
 /// One expansion at delivery time.
@@ -49,7 +50,7 @@ impl<'a> Expansion<'a> {
         for t in alias.targets().map_err(|e| e.outcome())? {
             match t {
                 Target::Forward(address) => self.forward(&alias, address)?,
-                Target::Mailbox(m) => self.mailbox(&m, alias.scope),
+                Target::Mailbox(m) => self.mailbox(&m, alias.scope, &alias.label)?,
                 other => self.emit(other),
             }
         }
@@ -74,7 +75,7 @@ impl<'a> Expansion<'a> {
             .map_err(|e| e.outcome())?
         {
             // `bob: bob@here`: bob keeps his own copy.
-            Found::Alias(a) if a.label == alias.label => self.mailbox(&local, scope),
+            Found::Alias(a) if a.label == alias.label => self.mailbox(&local, scope, &a.label)?,
             Found::Alias(a) if self.chain.contains(&a.label) => {
                 let mut chain = self.chain.clone();
                 chain.push(a.label);
@@ -92,15 +93,32 @@ impl<'a> Expansion<'a> {
         Ok(())
     }
 
-    /// A mailbox target written in a file of namespace `scope`: kept if the mailbox exists,
-    /// else a failure with the reason.
-    fn mailbox(&mut self, local: &str, scope: Scope) {
-        match self.policy.mailbox_of(local, scope) {
-            Some(m) => self.emit(Target::Mailbox(m)),
-            None => self.emit(Target::Fail(format!(
+    /// A mailbox target written in a file of namespace `scope` (by the alias `owner`): kept
+    /// if the mailbox exists, else a failure with the reason. A home mailbox with a
+    /// `.forward` goes where that says, unless the `.forward` itself names its mailbox.
+    fn mailbox(&mut self, local: &str, scope: Scope, owner: &str) -> Result<(), Outcome> {
+        let Some(m) = self.policy.mailbox_of(local, scope) else {
+            self.emit(Target::Fail(format!(
                 "alias target {local}: no such local mailbox"
-            ))),
+            )));
+            return Ok(());
+        };
+        if m.starts_with('~')
+            && forward_label(local) != owner
+            && let Some(forward) = self.policy.dot_forward(local).map_err(|e| e.outcome())?
+        {
+            if self.chain.contains(&forward.label) {
+                let mut chain = self.chain.clone();
+                chain.push(forward.label);
+                return Err(Outcome::failed(
+                    "5.4.6",
+                    format!("mail forwarding loop: {}", chain.join(" -> ")),
+                ));
+            }
+            return self.alias(forward);
         }
+        self.emit(Target::Mailbox(m));
+        Ok(())
     }
 
     fn emit(&mut self, t: Target) {

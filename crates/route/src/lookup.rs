@@ -8,7 +8,8 @@
 //! | a `[[domain]]` `d`        | `user@d` in `[local] aliases`; `user` in d's aliases file; d's users; `postmaster` as in `local_domains`; `@d` in `[local] aliases`; d's `catch_all` |
 //!
 //! Mailboxes of `local_domains` are named by their local part (`alice`, Maildir
-//! `mail/alice`); those of a virtual domain by domain and local part (`a.example/alice`, Maildir
+//! `mail/alice`), or with `mailbox = "home"` by `~` and the system user (`~alice`,
+//! `~alice/Maildir`, its `.forward` an alias labelled `~alice` found before the mailbox); those of a virtual domain by domain and local part (`a.example/alice`, Maildir
 //! `mail/a.example/alice`), so the same local part in two domains is two mailboxes.
 
 use std::os::unix::fs::MetadataExt;
@@ -34,6 +35,8 @@ pub struct Policy {
     pub(crate) domains: Vec<VirtualDomain>,
     /// The Sender Rewriting Scheme, when on: its bounce addresses are ours.
     pub(crate) srs: Option<Srs>,
+    /// `mailbox = "home"`: the local parts of `local_domains` are system users (`~user`).
+    pub(crate) home: bool,
 }
 
 /// The aliases file, parsed again when it changes on disk (size, time or inode).
@@ -136,6 +139,9 @@ enum Source {
     File(Arc<Aliases>, String),
     /// A domain's `catch_all`: one address.
     CatchAll(String),
+    /// A user's `~/.forward`, read as the entry of that user: its commands and files run as
+    /// that user.
+    Forward(Arc<Aliases>, String),
 }
 
 /// An alias that was found.
@@ -151,11 +157,30 @@ pub(crate) struct AliasRef {
 }
 
 impl AliasRef {
+    /// The `.forward` of `user` (read as the entry `user` of `aliases`), found under `label`.
+    pub(crate) fn forward(label: String, aliases: Arc<Aliases>, user: String) -> Self {
+        AliasRef {
+            label,
+            source: Source::Forward(aliases, user),
+            scope: Scope::Classic,
+        }
+    }
+
     /// Its targets as its file says (forwards not followed).
     pub fn targets(&self) -> Result<Vec<Target>, AliasError> {
         match &self.source {
             Source::File(aliases, key) => Ok(aliases.expand(key)?.unwrap_or_default()),
             Source::CatchAll(address) => Ok(vec![Target::Forward(address.clone())]),
+            Source::Forward(aliases, user) => Ok(aliases
+                .expand(user)?
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| match t {
+                    Target::Pipe(c) => Target::UserPipe(user.clone(), c),
+                    Target::File(p) => Target::UserFile(user.clone(), p),
+                    other => other,
+                })
+                .collect()),
         }
     }
 }
@@ -218,6 +243,11 @@ impl Policy {
                     return Ok(Found::Alias(a));
                 }
                 if let Some(m) = self.mailbox_of(local, scope) {
+                    if m.starts_with('~')
+                        && let Some(forward) = self.dot_forward(local)?
+                    {
+                        return Ok(Found::Alias(forward));
+                    }
                     return Ok(Found::Mailbox(m));
                 }
             }
@@ -268,6 +298,9 @@ impl Policy {
 
     /// The alias a label names (see [`AliasRef::label`]), if it is still one.
     pub(crate) fn alias_by_label(&self, label: &str) -> Result<Option<AliasRef>, AliasError> {
+        if let Some(user) = label.strip_prefix('~') {
+            return self.dot_forward(user);
+        }
         let Some((local, domain)) = label.rsplit_once('@') else {
             return self.global_alias(label, label);
         };
@@ -284,10 +317,13 @@ impl Policy {
     }
 
     /// The mailbox `local` (lower case) names in `scope`: in `local_domains` `postmaster`, a
-    /// listed user, or with no user list any local part that can name a directory; in a
-    /// virtual domain one of its users.
+    /// listed user, or with no user list any local part that can name a directory (with
+    /// `mailbox = "home"`, a system user: `~user`); in a virtual domain one of its users.
     pub(crate) fn mailbox_of(&self, local: &str, scope: Scope) -> Option<String> {
         match scope {
+            Scope::Classic if self.home => self
+                .home_mailbox(local)
+                .or_else(|| (local == "postmaster").then(|| local.to_string())),
             Scope::Classic => {
                 let known = if local == "postmaster" {
                     true

@@ -83,6 +83,7 @@ impl Policy {
             aliases,
             domains: config.domain.iter().map(VirtualDomain::new).collect(),
             srs,
+            home: config.local.mailbox == relais_config::MailboxKind::Home,
         }
     }
 

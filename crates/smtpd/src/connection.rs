@@ -27,8 +27,8 @@ mod checks;
 mod milters;
 
 use checks::{
-    ContentChecks, Screen, check_content, forwards_off, greylist, identify, prepare_outgoing,
-    refused, screen_sender, unix_now, user_rate,
+    ContentChecks, Screen, check_content, forwards_off, greylist, identify, mailbox_full,
+    prepare_outgoing, refused, screen_sender, unix_now, user_rate,
 };
 
 /// Counts the replies in what is about to be written: a reply's last line has a space (or
@@ -113,6 +113,8 @@ struct Transaction {
     trace: Vec<u8>,
     /// A content filter asked to drop the message (named).
     discard: Option<String>,
+    /// The size MAIL FROM declared (`SIZE=`), for the mailboxes' quotas at RCPT.
+    size: Option<u64>,
 }
 
 /// Everything a connection knows about its client and itself.
@@ -572,6 +574,7 @@ async fn sender(
         sealing: None,
         trace: Vec::new(),
         discard,
+        size: params.size,
     });
     Verdict::Accept
 }
@@ -586,6 +589,11 @@ async fn recipient(
 ) -> Verdict {
     let may_relay = client.user.is_some() || client.trusted_network;
     let mut checked = ctx.policy.check_recipient(to, may_relay);
+    if let Ok(route) = &checked
+        && let Some(reply) = mailbox_full(ctx, route, to, tx.as_ref().and_then(|t| t.size))
+    {
+        checked = Err(Verdict::Reject(reply));
+    }
     if checked.is_ok()
         && let Some(reply) = greylist(ctx, client, tx, to).await
     {

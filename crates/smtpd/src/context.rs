@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use relais_config::{Cidr, Config, MilterConfig, Role};
+use relais_local::maildir::MaildirStore;
+use relais_local::quota::Quotas;
 use relais_policy::{SenderAuth, Signers};
 use relais_proto::SessionConfig;
 use relais_queue::QueueHandle;
@@ -46,6 +48,9 @@ pub struct Context {
     pub delivery: QueueHandle,
     /// The content filters (`[[milter]]`), shared by the connections.
     pub milters: Arc<[MilterConfig]>,
+    /// The Maildirs and their limits, when some have one and relais writes them (no LMTP):
+    /// a mailbox already full is refused at RCPT.
+    pub quotas: Option<Arc<(MaildirStore, Quotas)>>,
 }
 
 impl Context {
@@ -102,7 +107,17 @@ impl Context {
             config.auth.max_failures,
             config.auth.failure_window,
         );
+        let quotas = Quotas::from_config(&config);
+        let quotas = match config.local.lmtp.is_none() && quotas.any() {
+            true => Some(Arc::new((
+                MaildirStore::open(&config.mail_dir(), &config.hostname)
+                    .map_err(|e| SmtpdError::Config(format!("mailboxes: {e}")))?,
+                quotas,
+            ))),
+            false => None,
+        };
         Ok(Context {
+            quotas,
             sessions,
             tls,
             users: Arc::new(users),

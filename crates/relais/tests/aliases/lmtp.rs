@@ -1,5 +1,6 @@
 //! `[local] lmtp`: mailboxes, direct or reached through an alias, delivered to a private Dovecot
-//! over LMTP (TCP and unix socket) instead of to Maildirs.
+//! over LMTP (TCP and unix socket) instead of to Maildirs; the mailboxes of virtual domains
+//! under their whole addresses.
 
 use std::fs;
 
@@ -65,4 +66,47 @@ fn mailboxes_go_to_dovecot_over_lmtp() {
         );
         assert!(b.contains("Status: 5.1.1"), "{b}");
     }
+}
+
+#[test]
+fn virtual_domain_mailboxes_go_to_dovecot_under_their_addresses() {
+    // Dovecot knows whole addresses here: the same local part in two domains is two users.
+    let dovecot = Dovecot::start(&["alice@a.example", "alice@b.example", "bob@a.example"]);
+    let dir = tempdir();
+    let s = Server::start(
+        dir.path(),
+        "local.test",
+        &format!(
+            "[local]\nlmtp = {:?}\n\
+             [[domain]]\nname = \"a.example\"\nusers = [\"alice\", \"bob\"]\ncatch_all = \"bob\"\n\
+             [[domain]]\nname = \"b.example\"\nusers = [\"alice\"]\n",
+            dovecot.addr.to_string()
+        ),
+    );
+    send_ok(s.port, &["alice@a.example"], "for-a");
+    send_ok(s.port, &["ALICE@B.example"], "for-b");
+    send_ok(s.port, &["someone@a.example"], "caught");
+    let has = |user: &str, subject: &str| {
+        dovecot
+            .new_messages(user)
+            .iter()
+            .any(|m| m.contains(&format!("Subject: {subject}")))
+    };
+    wait(
+        "the copies in Dovecot",
+        || {
+            has("alice@a.example", "for-a")
+                && has("alice@b.example", "for-b")
+                && has("bob@a.example", "caught")
+        },
+        &s,
+    );
+    assert!(!has("alice@a.example", "for-b"), "{}", dovecot.logs());
+    assert!(!has("alice@b.example", "for-a"), "{}", dovecot.logs());
+    assert_eq!(dovecot.new_messages("bob@a.example").len(), 1);
+    assert!(s.log().contains("relay=lmtp["), "{}", s.log());
+    assert!(
+        s.mailbox("a.example/alice").is_empty(),
+        "also written to a Maildir"
+    );
 }

@@ -22,6 +22,15 @@ impl Certs {
     /// A certificate for `name` (and the addresses `ips`) signed by a fresh CA whose common
     /// name is `ca_name`.
     pub fn signed_by(ca_name: &str, name: &str, ips: &[IpAddr]) -> Certs {
+        Certs::issue(ca_name, &[name], ips)
+    }
+
+    /// One certificate for every name of `names`, signed by a fresh CA named `ca_name`.
+    pub fn signed_for(ca_name: &str, names: &[&str]) -> Certs {
+        Certs::issue(ca_name, names, &[])
+    }
+
+    fn issue(ca_name: &str, names: &[&str], ips: &[IpAddr]) -> Certs {
         use rcgen::{
             BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
         };
@@ -31,11 +40,13 @@ impl Certs {
             .distinguished_name
             .push(DnType::CommonName, ca_name);
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let mut leaf = CertificateParams::new(vec![name.to_string()]).unwrap();
+        let mut leaf =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
         for ip in ips {
             leaf.subject_alt_names.push(SanType::IpAddress(*ip));
         }
-        leaf.distinguished_name.push(DnType::CommonName, name);
+        leaf.distinguished_name.push(DnType::CommonName, names[0]);
         let key = KeyPair::generate().unwrap();
         let cert = leaf.signed_by(&key, &ca).unwrap();
         Certs::write(

@@ -102,7 +102,9 @@ pub struct Dovecot {
 const MAIL_ID: u32 = 60_123;
 
 impl Dovecot {
-    /// Starts Dovecot with these users (local parts) and waits until it greets on LMTP.
+    /// Starts Dovecot with these users and waits until it greets on LMTP. Users are local
+    /// parts (any domain reaches them), or, when one has a domain, whole addresses (mail in
+    /// `mail/<address>/Maildir`), as for virtual domains.
     pub fn start(users: &[&str]) -> Dovecot {
         let bin = dovecot_bin();
         let dir = tempdir();
@@ -131,6 +133,11 @@ impl Dovecot {
         };
         let port = free_port();
         let root = d.display();
+        // %n: the local part; %u: the whole address.
+        let (n, ln) = match users.iter().any(|u| u.contains('@')) {
+            true => ("%u", "%Lu"),
+            false => ("%n", "%Ln"),
+        };
         let conf = format!(
             "# relais test: a private Dovecot, LMTP only.\n\
              base_dir = {root}/run\n\
@@ -141,12 +148,12 @@ impl Dovecot {
              listen = 127.0.0.1\n\
              first_valid_uid = 1\n\
              first_valid_gid = 1\n\
-             mail_location = maildir:{root}/mail/%n/Maildir\n\
-             auth_username_format = %Ln\n\
+             mail_location = maildir:{root}/mail/{n}/Maildir\n\
+             auth_username_format = {ln}\n\
              {extra}\
              passdb {{\n  driver = static\n  args = nopassword=y\n}}\n\
-             userdb {{\n  driver = passwd-file\n  args = username_format=%n {root}/users\n  \
-               default_fields = uid={uid} gid={gid} home={root}/mail/%n\n}}\n\
+             userdb {{\n  driver = passwd-file\n  args = username_format={n} {root}/users\n  \
+               default_fields = uid={uid} gid={gid} home={root}/mail/{n}\n}}\n\
              service lmtp {{\n  inet_listener lmtp {{\n    address = 127.0.0.1\n    \
                port = {port}\n  }}\n  unix_listener lmtp {{\n    path = lmtp\n    \
                mode = 0666\n  }}\n}}\n"

@@ -2,7 +2,7 @@
 //! of their own 127.0.0.x — a second `relais serve`, a private Postfix, aiosmtpd — and routes
 //! and the relay host send mail where DNS does not.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::support::{
     FaultPeer, PyPeer, Refusing, Relais, Script, Setup, WAIT, Zone, dns, header_value, loopback_25,
@@ -258,8 +258,11 @@ fn address_literals_go_to_their_address_from_the_source_address_over_ipv4_and_ip
     let ip = loopback_25();
     let v4 = FaultPeer::start(SocketAddr::from((ip, 25)), Script::default());
     let v6 = FaultPeer::start("[::1]:25".parse().unwrap(), Script::default());
-    // No record at all: a lookup for the literals would find nothing.
-    let dns = dns(Zone::new());
+    // No record for the literals (a lookup would find nothing); six.test's only MX host has
+    // only an IPv6 address.
+    let dns = dns(Zone::new()
+        .mx("six.test", 10, "mx.six.test")
+        .aaaa("mx.six.test", "::1"));
     let dir = tempdir("relais-literal-");
     let mut setup = Setup::sender(&dns);
     // An IPv6 listener; delivery from 127.0.0.77 and ::1.
@@ -273,7 +276,7 @@ fn address_literals_go_to_their_address_from_the_source_address_over_ipv4_and_ip
     let mut c = relais.smtp();
     let id = c.send(
         "<sender@relais.test>",
-        &[&format!("<a@[{ip}]>"), "<b@[IPv6:::1]>"],
+        &[&format!("<a@[{ip}]>"), "<b@[IPv6:::1]>", "<c@six.test>"],
         &message("to literals", "literal"),
     );
     c.quit();
@@ -281,8 +284,19 @@ fn address_literals_go_to_their_address_from_the_source_address_over_ipv4_and_ip
     relais.wait_log(&[&id, "to=<b@[IPv6:::1]>", "status=sent"], 1);
     let got4 = v4.wait_taken(1);
     assert_eq!(got4[0].rcpts, [format!("RCPT TO:<a@[{ip}]>")]);
-    let got6 = v6.wait_taken(1);
-    assert_eq!(got6[0].rcpts, ["RCPT TO:<b@[IPv6:::1]>"]);
+    relais.wait_log(
+        &[
+            &id,
+            "to=<c@six.test>",
+            "status=sent",
+            "relay=mx.six.test[::1]:25",
+        ],
+        1,
+    );
+    let got6 = v6.wait_taken(2);
+    let mut rcpts: Vec<String> = got6.iter().flat_map(|t| t.rcpts.clone()).collect();
+    rcpts.sort();
+    assert_eq!(rcpts, ["RCPT TO:<b@[IPv6:::1]>", "RCPT TO:<c@six.test>"]);
     assert!(
         v4.clients()
             .iter()
@@ -303,5 +317,55 @@ fn address_literals_go_to_their_address_from_the_source_address_over_ipv4_and_ip
         "{}",
         relais.log()
     );
-    assert!(dns.queries().is_empty(), "{:?}", dns.queries());
+    let queries = dns.queries();
+    assert!(
+        queries.iter().all(|(name, _)| name.contains("six.test")),
+        "{queries:?}"
+    );
+}
+
+#[test]
+fn relais_to_relais_over_ipv6_listeners_and_routes() {
+    // The receiving relais listens on [::1] only; the sender too, and routes six.test there.
+    let dns = dns(Zone::new());
+    let pdir = tempdir("relais-six-peer-");
+    let mut peer_setup = Setup::peer(Ipv4Addr::LOCALHOST, "six.test");
+    peer_setup.listen = "[::1]:0".parse().unwrap();
+    let peer = Relais::start("peer", pdir.path(), &peer_setup);
+    assert!(peer.addr.is_ipv6(), "{}", peer.addr);
+    let dir = tempdir("relais-six-");
+    let mut setup = Setup::sender(&dns).route("six.test", &format!("[::1]:{}", peer.addr.port()));
+    setup.listen = "[::1]:0".parse().unwrap();
+    let relais = Relais::start("relais", dir.path(), &setup);
+    let mut c = relais.smtp();
+    let id = c.send(
+        "<sender@relais.test>",
+        &["<friend@six.test>"],
+        &message("over ipv6", "six"),
+    );
+    c.quit();
+    relais.wait_log(
+        &[
+            &id,
+            "to=<friend@six.test>",
+            "status=sent",
+            &format!("relay=::1[::1]:{}", peer.addr.port()),
+        ],
+        1,
+    );
+    let got = peer.wait_mail("friend", 1);
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.contains("Subject: over ipv6"), "{text}");
+    // Both hops name the IPv6 client in their Received headers.
+    assert_eq!(text.matches("(unknown [IPv6:::1])").count(), 2, "{text}");
+    assert!(
+        relais.log().contains("connect from unknown[::1]"),
+        "{}",
+        relais.log()
+    );
+    assert!(
+        peer.log().contains("connect from unknown[::1]"),
+        "{}",
+        peer.log()
+    );
 }

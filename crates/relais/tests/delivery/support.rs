@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use crate::common::certs::Certs;
 pub use crate::common::{Dns, Zone, dns};
 
 /// How long a process may take to say where it listens.
@@ -187,6 +188,28 @@ impl Setup {
         fs::write(&path, self.toml(&dir.join("data"))).expect("write the configuration");
         path
     }
+}
+
+/// A relais named `mx.good.test` listening on `listen`, taking mail for `domains` over
+/// STARTTLS with `certs` (configuration and data in `dir`).
+pub fn tls_peer(dir: &Path, listen: &str, domains: &[&str], certs: &Certs) -> Daemon {
+    let config = dir.join("peer.toml");
+    let list: Vec<String> = domains.iter().map(|d| format!("{d:?}")).collect();
+    fs::write(
+        &config,
+        format!(
+            "hostname = \"mx.good.test\"\ndata_dir = {:?}\n\
+             local_domains = [{}]\nworkers = 1\n\
+             [[listener]]\naddress = \"{listen}\"\n\
+             [tls]\ncert = {:?}\nkey = {:?}\n",
+            dir.join("data").display().to_string(),
+            list.join(", "),
+            certs.chain.display().to_string(),
+            certs.key.display().to_string(),
+        ),
+    )
+    .unwrap();
+    Daemon::start("tls peer", serve_command(&config, dir), 1, START_TIMEOUT)
 }
 
 /// A running `relais serve` whose configuration and data live in a directory the test keeps

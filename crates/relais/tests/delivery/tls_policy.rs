@@ -3,38 +3,11 @@
 //! and takes the right one (a real `relais serve` peer with a test CA's certificate).
 
 use std::fs;
-use std::path::Path;
-use std::time::Duration;
 
 use crate::common::certs::Certs;
 use crate::support::{
-    Daemon, FaultPeer, Relais, Script, Setup, WAIT, Zone, dns, message, serve_command, tempdir,
-    wait_files,
+    FaultPeer, Relais, Script, Setup, WAIT, Zone, dns, message, tempdir, tls_peer, wait_files,
 };
-
-/// A relais that takes mail for verify.test over STARTTLS with `certs`.
-fn tls_peer(dir: &Path, certs: &Certs) -> Daemon {
-    let config = dir.join("peer.toml");
-    fs::write(
-        &config,
-        format!(
-            "hostname = \"mx.right.test\"\ndata_dir = {:?}\n\
-             local_domains = [\"verify.test\", \"verify-ok.test\"]\nworkers = 1\n\
-             [[listener]]\naddress = \"127.0.0.1:0\"\n\
-             [tls]\ncert = {:?}\nkey = {:?}\n",
-            dir.join("data").display().to_string(),
-            certs.chain.display().to_string(),
-            certs.key.display().to_string(),
-        ),
-    )
-    .unwrap();
-    Daemon::start(
-        "tls peer",
-        serve_command(&config, dir),
-        1,
-        Duration::from_secs(20),
-    )
-}
 
 #[test]
 fn may_falls_back_encrypt_defers_verify_checks_the_name() {
@@ -44,7 +17,12 @@ fn may_falls_back_encrypt_defers_verify_checks_the_name() {
     });
     let certs = Certs::signed_by("TLS Policy Test CA", "mx.right.test", &[]);
     let work = tempdir("relais-tlspeer-");
-    let peer = tls_peer(work.path(), &certs);
+    let peer = tls_peer(
+        work.path(),
+        "127.0.0.1:0",
+        &["verify.test", "verify-ok.test"],
+        &certs,
+    );
     let port = peer.addr().port();
     let dns = dns(Zone::new()
         .a("mx.broken.test", "127.0.0.1")

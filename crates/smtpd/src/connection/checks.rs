@@ -4,10 +4,12 @@
 
 use std::time::SystemTime;
 
+use relais_local::quota;
 use relais_metrics::METRICS;
 use relais_policy::{self as policy, Action, HeaderFilter, Outgoing, Received, Screening};
-use relais_proto::{Reply, ReversePath};
+use relais_proto::{Mailbox, Reply, ReversePath, replies};
 use relais_queue::{Arrival, Target};
+use relais_route::Route;
 use relais_spool::QueueId;
 use tracing::{info, warn};
 
@@ -224,6 +226,35 @@ pub(super) async fn greylist(
     };
     deferred(client, tx, "greylist", &why, to);
     Some(reply)
+}
+
+/// `552 5.2.2` when `route` is a mailbox already at or over its quota, or without room for
+/// the `size` MAIL FROM declared (a message that does not fit later bounces at delivery).
+pub(super) fn mailbox_full(
+    ctx: &Context,
+    route: &Route,
+    to: &Mailbox,
+    size: Option<u64>,
+) -> Option<Reply> {
+    let (Route::Local(mailbox), Some(q)) = (route, &ctx.quotas) else {
+        return None;
+    };
+    let (store, quotas) = &**q;
+    let limit = quotas.limit_of(mailbox)?;
+    match store.usage(mailbox, limit) {
+        Ok(usage) if !quota::fits(usage, limit, size.unwrap_or(0)) => {
+            info!(
+                "{to}: mailbox {mailbox} is full: {} of {limit} bytes",
+                usage.bytes
+            );
+            Some(replies::mailbox_full(to))
+        }
+        Ok(_) => None,
+        Err(e) => {
+            warn!("cannot read the quota of {mailbox}: {e}");
+            None
+        }
+    }
 }
 
 /// True if the alias `name` sends copies to another domain.
