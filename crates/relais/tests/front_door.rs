@@ -16,7 +16,9 @@
 //! - [`submission`]: the submission rules, `sender_must_match`, SASL, passwords kept out of
 //!   the log;
 //! - [`status_page`]: the status page's API (queue, actions, CSRF, events, token cookie, bad
-//!   requests) and the page in headless Chromium ([`webdriver`]).
+//!   requests) and the page in headless Chromium ([`webdriver`]);
+//! - [`wild_addresses`]: envelope addresses with RFC 822 comments and phrases, answered as a
+//!   private Postfix answers them, and kept in the form Postfix keeps.
 //!
 //! External tools: `swaks` (with Net::SSLeay for TLS), `python3`, `chromium` and
 //! `chromedriver`; scripts/test.sh installs them.
@@ -48,3 +50,5 @@ mod submission;
 mod support;
 #[path = "front_door/webdriver.rs"]
 mod webdriver;
+#[path = "front_door/wild_addresses.rs"]
+mod wild_addresses;
