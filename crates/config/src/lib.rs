@@ -293,6 +293,19 @@ pub struct Limits {
     /// and 10 minutes for the final dot; we wait as long as the longest).
     #[serde(with = "duration")]
     pub data_timeout: Duration,
+    /// The whole time a client may take to send one command line, from the reply before it to
+    /// its end, however often it sends a byte (a slowloris is closed with `421 4.4.2`; as
+    /// Postfix's `smtpd_timeout` with `smtpd_per_request_deadline = yes`).
+    #[serde(with = "duration")]
+    pub command_deadline: Duration,
+    /// The whole time a client may take to send a message's content, from `354` (or a BDAT
+    /// line) to its end, before `min_data_rate` adds to it.
+    #[serde(with = "duration")]
+    pub data_deadline: Duration,
+    /// Octets a second the content must arrive at, at least: each `min_data_rate` octets
+    /// received add a second to `data_deadline` (Postfix's `smtpd_min_data_rate`); 0: the
+    /// deadline does not grow.
+    pub min_data_rate: u64,
 }
 
 /// Who gets mail in the local domains, and how it is delivered.
@@ -453,6 +466,9 @@ impl Default for Limits {
             error_sleep: Duration::from_secs(1),
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
+            command_deadline: Duration::from_secs(300),
+            data_deadline: Duration::from_secs(600),
+            min_data_rate: 500,
         }
     }
 }
@@ -603,6 +619,16 @@ impl Config {
                         u.name
                     ),
                 ));
+            }
+        }
+        for (key, d) in [
+            ("command_timeout", self.limits.command_timeout),
+            ("data_timeout", self.limits.data_timeout),
+            ("command_deadline", self.limits.command_deadline),
+            ("data_deadline", self.limits.data_deadline),
+        ] {
+            if d.is_zero() {
+                return Err(err(key, "must be more than 0".into()));
             }
         }
         if self.limits.max_connections == 0 {

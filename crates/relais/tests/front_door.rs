@@ -6,6 +6,8 @@
 //!   certificates;
 //! - [`relay`]: 30+ address tricks, refused or accepted depending on who asks;
 //! - [`limits`]: every limit reached, with its code, while others are served;
+//! - [`slow_clients`]: 1,000 slowloris closed by the deadlines, 5,000 connections at once
+//!   beyond `max_connections`, with the server's memory measured;
 //! - [`logs`]: JSON lines in a log file, reopened on SIGUSR1, a message's story by queue id;
 //! - [`metrics`]: the HTTP listener, `/metrics` checked by `promtool` and against what the
 //!   test did, health checks, tokens, bad requests;
@@ -40,6 +42,8 @@ mod real_clients;
 mod relay;
 #[path = "front_door/reload.rs"]
 mod reload;
+#[path = "front_door/slow_clients.rs"]
+mod slow_clients;
 #[path = "front_door/starttls.rs"]
 mod starttls;
 #[path = "front_door/status_page.rs"]

@@ -550,6 +550,19 @@ impl Client {
         }
     }
 
+    /// The plain TCP socket back, for a test that drives it itself (nothing unread kept).
+    pub fn into_tcp(self) -> TcpStream {
+        assert!(
+            self.buf.is_empty(),
+            "unread: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        match self.stream {
+            Stream::Plain(s) => s,
+            _ => panic!("not a plain TCP client"),
+        }
+    }
+
     /// Connects with TLS from the first byte (a submissions listener); the greeting is not
     /// read yet.
     pub fn connect_tls(port: u16, from: Option<Ipv4Addr>) -> Client {
