@@ -20,11 +20,13 @@ use relais_dns::Nameserver;
 use serde::{Deserialize, Serialize};
 
 mod domains;
+mod free_space;
 mod outbound;
 mod policy;
 mod values;
 
 pub use domains::DomainConfig;
+pub use free_space::FreeSpace;
 pub use outbound::{HopConfig, TlsMode, hop_key};
 pub use policy::{
     CheckAction, DkimKeyConfig, DmarcAction, HeloAction, MilterAction, MilterConfig, PolicyConfig,
@@ -306,6 +308,10 @@ pub struct Limits {
     /// received add a second to `data_deadline` (Postfix's `smtpd_min_data_rate`); 0: the
     /// deadline does not grow.
     pub min_data_rate: u64,
+    /// Room the file system of the spool and the Maildirs must keep: MAIL FROM is answered
+    /// `452 4.3.1 Insufficient system storage` below it (its SIZE counted), and deliveries to
+    /// Maildirs wait (as Postfix's `queue_minfree`, which it also checks at MAIL).
+    pub min_free_space: FreeSpace,
 }
 
 /// Who gets mail in the local domains, and how it is delivered.
@@ -469,6 +475,7 @@ impl Default for Limits {
             command_deadline: Duration::from_secs(300),
             data_deadline: Duration::from_secs(600),
             min_data_rate: 500,
+            min_free_space: FreeSpace::default(),
         }
     }
 }

@@ -44,6 +44,11 @@ impl MaildirStore {
         })
     }
 
+    /// Where the mailboxes are (`data_dir/mail`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The Maildir of a mailbox.
     pub fn path_of(&self, mailbox: &str) -> PathBuf {
         self.root.join(mailbox)

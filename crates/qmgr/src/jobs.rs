@@ -29,9 +29,12 @@ pub struct Written {
 }
 
 /// Writes the Maildir copies of a plan to `tmp/`. A message found in the spool at start
-/// (`recovered`) may have copies from before a crash: those are not written again.
+/// (`recovered`) may have copies from before a crash: those are not written again. A copy that
+/// would leave less room than `min_free` on the Maildirs' file system waits for the next
+/// attempt (`4.3.1`), as a failed write does.
 pub fn write_maildir(
     store: &MaildirStore,
+    min_free: relais_config::FreeSpace,
     recovered: bool,
     id: QueueId,
     f: &mut Flight,
@@ -51,6 +54,18 @@ pub fn write_maildir(
             continue;
         }
         let head = headers::delivery_headers(&sender, &c.address);
+        let need = (head.len() + f.content.len()) as u64;
+        if let Ok((free, total)) = relais_spool::disk_space(store.root())
+            && !min_free.allows(free, total, need)
+        {
+            let why = format!(
+                "insufficient system storage for mailbox {}: {free} octets free, {} kept free",
+                c.mailbox,
+                min_free.threshold(total)
+            );
+            f.set(c.slot, Outcome::deferred("4.3.1", why));
+            continue;
+        }
         match store.write_named(&c.mailbox, &c.base, head.as_bytes(), &f.content) {
             Ok(file) => out.push(Written {
                 id,

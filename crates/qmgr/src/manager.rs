@@ -306,7 +306,16 @@ impl Manager {
         let mut plan = plan(&mut f, &cx, &loops, |to| policy.destination(to));
         let maildir = std::mem::take(&mut plan.maildir);
         let recovered = self.recovered.contains(&id);
-        write_maildir(&self.store, recovered, id, &mut f, maildir, written);
+        let min_free = self.settings.min_free_space;
+        write_maildir(
+            &self.store,
+            min_free,
+            recovered,
+            id,
+            &mut f,
+            maildir,
+            written,
+        );
         self.jobs.start(id, &mut f, plan);
         self.flight.insert(id, f);
     }

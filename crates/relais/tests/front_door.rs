@@ -6,6 +6,8 @@
 //!   certificates;
 //! - [`relay`]: 30+ address tricks, refused or accepted depending on who asks;
 //! - [`limits`]: every limit reached, with its code, while others are served;
+//! - [`disk_pressure`]: a small tmpfs filled until MAIL is refused, then freed: nothing
+//!   accepted is lost, nothing refused appears;
 //! - [`slow_clients`]: 1,000 slowloris closed by the deadlines, 5,000 connections at once
 //!   beyond `max_connections`, with the server's memory measured;
 //! - [`logs`]: JSON lines in a log file, reopened on SIGUSR1, a message's story by queue id;
@@ -28,6 +30,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "front_door/disk_pressure.rs"]
+mod disk_pressure;
 #[path = "front_door/limits.rs"]
 mod limits;
 #[path = "front_door/logs.rs"]

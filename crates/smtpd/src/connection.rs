@@ -26,6 +26,7 @@ use crate::context::Context;
 mod checks;
 mod deadline;
 mod milters;
+mod storage;
 
 use checks::{
     ContentChecks, Screen, check_content, forwards_off, greylist, identify, prepare_outgoing,
@@ -491,6 +492,9 @@ async fn sender(
     from: &ReversePath,
     params: &relais_proto::MailParams,
 ) -> Verdict {
+    if let Some(r) = storage::no_room(ctx, params.size, &client.label) {
+        return Verdict::Reject(r);
+    }
     if let Some(r) = check_sender(ctx, client, from) {
         return Verdict::Reject(r);
     }
