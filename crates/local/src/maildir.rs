@@ -83,6 +83,11 @@ impl MaildirStore {
         })
     }
 
+    /// Where the mailboxes are (`data_dir/mail`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Where a mailbox is: `root/<mailbox>`, or for `~user[/.folder]` the system user's
     /// `~/Maildir[/.folder]`, written as that user (an unknown user, or root, is an error).
     pub fn place_of(&self, mailbox: &str) -> io::Result<Place> {

@@ -308,7 +308,7 @@ impl Manager {
         let recovered = self.recovered.contains(&id);
         write_maildir(
             &self.store,
-            &self.settings.local.quotas,
+            &self.settings,
             recovered,
             id,
             &mut f,
