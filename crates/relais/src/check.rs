@@ -16,7 +16,8 @@ const EXIT_TABLE: &str = "\
 What is checked: the MX hosts (and a null MX); each MX address probed as `relais probe` does
 (banner, PTR and forward confirmation, EHLO, STARTTLS and the certificate, postmaster@, a
 random recipient, open relay); SPF (evaluated for each MX address), DMARC and, with
---dkim-selector, DKIM keys; MTA-STS (the _mta-sts record), TLS-RPT, BIMI; every MX address on
+--dkim-selector, DKIM keys; MTA-STS (the _mta-sts record, and the policy file fetched over
+HTTPS, each MX host in its mx list), TLS-RPT, BIMI; every MX address on
 the DNS block lists (--dnsbl, default: zen.spamhaus.org, bl.spamcop.net, psbl.surriel.com).
 
 Exit codes, by the worst verdict (as monitoring plugins have them):
@@ -56,6 +57,9 @@ pub struct CheckArgs {
     /// Show the SMTP dialogue of each address.
     #[arg(long, short = 'v')]
     transcript: bool,
+    /// The HTTPS port of the MTA-STS policy host (for tests).
+    #[arg(long, default_value_t = 443, hide = true)]
+    mta_sts_port: u16,
     #[command(flatten)]
     dns: DnsOptions,
 }
@@ -124,6 +128,7 @@ fn options(args: &CheckArgs) -> Result<CheckOptions, String> {
             progress: None,
         },
         dnsbl_zones,
+        sts_port: args.mta_sts_port,
     })
 }
 

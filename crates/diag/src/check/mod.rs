@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use relais_dns::{Resolver, ResolverOptions};
+use relais_remote::sts::StsCache;
 use serde_json::{Value, json};
 
 use crate::probe::render::{render_body, render_sender_auth, render_verdict, render_waterfall};
@@ -41,6 +42,16 @@ pub struct CheckOptions {
     pub probe: ProbeOptions,
     /// The DNS block lists every MX address is looked up on.
     pub dnsbl_zones: Vec<String>,
+    /// The HTTPS port of the MTA-STS policy host (443; another one only in tests).
+    pub sts_port: u16,
+}
+
+/// What the records beyond the probe's are looked up with.
+struct RecordQuery {
+    resolver: ResolverOptions,
+    zones: Vec<String>,
+    sts_port: u16,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// The records beyond the probe's, with their lines and verdicts.
@@ -75,7 +86,12 @@ pub fn run(options: CheckOptions) -> Result<CheckReport, String> {
     {
         return Err(format!("{domain:?} is not a domain name"));
     }
-    let resolver_options = options.probe.resolver.clone();
+    let query = RecordQuery {
+        resolver: options.probe.resolver.clone(),
+        zones: options.dnsbl_zones.clone(),
+        sts_port: options.sts_port,
+        ca_file: options.probe.ca_file.clone(),
+    };
     let mut probe_options = options.probe;
     probe_options.host = false;
     let progress = probe_options.progress.take().map(|mut p| {
@@ -91,7 +107,13 @@ pub fn run(options: CheckOptions) -> Result<CheckReport, String> {
         });
     }
     let addresses = mx_addresses(&probe.hosts);
-    let records = lookup_records(&resolver_options, &domain, &addresses, &options.dnsbl_zones)?;
+    let mut mx_hosts: Vec<String> = Vec::new();
+    for h in &probe.hosts {
+        if h.preference.is_some() && !mx_hosts.contains(&h.host) {
+            mx_hosts.push(h.host.clone());
+        }
+    }
+    let records = lookup_records(&query, &domain, &addresses, &mx_hosts)?;
     let worst = probe
         .verdicts()
         .chain(records.verdicts.iter())
@@ -125,15 +147,16 @@ fn mx_addresses(hosts: &[HostReport]) -> Vec<IpAddr> {
 
 /// MTA-STS, TLS-RPT, BIMI and the block lists, all at once.
 fn lookup_records(
-    options: &ResolverOptions,
+    query: &RecordQuery,
     domain: &str,
     addresses: &[IpAddr],
-    zones: &[String],
+    mx_hosts: &[String],
 ) -> Result<Records, String> {
+    let zones = &query.zones;
     let runtime = relais_client::current_thread_runtime()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
-        let resolver = Resolver::new(options).map_err(|e| e.to_string())?;
+        let resolver = Resolver::new(&query.resolver).map_err(|e| e.to_string())?;
         let started = Instant::now();
         let mta_sts_name = format!("_mta-sts.{domain}");
         let tls_rpt_name = format!("_smtp._tls.{domain}");
@@ -168,6 +191,28 @@ fn lookup_records(
                 .push(format!("  {label:<8} {}: {shown}", lookup.name));
             r.verdicts.push(verdict);
         }
+        // With a record, the policy file itself, fetched as a sender fetches it.
+        let policy = if records::mta_sts(&mta_sts).level == Level::Ok {
+            let cache = StsCache::new(query.sts_port, query.ca_file.clone(), None);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let lookup = cache.lookup(&resolver, domain, now).await;
+            r.lines.push(format!(
+                "  MTA-STS  policy: {}",
+                match (&lookup.policy, &lookup.fetch_error) {
+                    (Some(p), _) => p.lines().join("; "),
+                    (None, Some(e)) => format!("not usable: {e}"),
+                    (None, None) => "none".into(),
+                }
+            ));
+            r.verdicts
+                .extend(records::mta_sts_policy(domain, &lookup, mx_hosts));
+            Some(lookup)
+        } else {
+            None
+        };
+        r.elapsed = started.elapsed();
         for checks in &lists {
             r.verdicts.extend(records::dnsbl(checks));
         }
@@ -180,6 +225,10 @@ fn lookup_records(
         }
         r.json = json!({
             "mta_sts": mta_sts.records(),
+            "mta_sts_policy": policy.map(|l| json!({
+                "policy": l.policy.map(|p| p.lines()),
+                "error": l.fetch_error,
+            })),
             "tls_rpt": tls_rpt.records(),
             "bimi": bimi.records(),
             "dnsbl": lists.iter().flatten().map(|c| json!({
