@@ -6,7 +6,9 @@
 - command_line: each client line;
 - address: the arguments of MAIL FROM: and RCPT TO:;
 - reply_parser: the server's lines (S:) of each script;
-- receivers: the content of each DATA, and whole scripts.
+- receivers: the content of each DATA, and whole scripts;
+- spool_recovery: the spool's segment unchanged, cut, with a byte flipped in its header and in
+  its first record, and replaced by nothing.
 """
 import hashlib
 import os
@@ -64,3 +66,6 @@ for script in scripts:
 # Direct sends of the tests (h.send("...")): raw client bytes.
 for raw in re.findall(r'\.send\(\s*"((?:[^"\\]|\\.)*)"', text):
     save("session", b"T" + unescape(raw))
+# Spool recovery: (cut, then flips of (offset lo, offset hi, xor)) or 0xFF and a whole segment.
+for seed in (b"\x00", b"\x05", b"\x00\x03\x00\x01", b"\x00\x30\x00\x80", b"\xff"):
+    save("spool_recovery", seed)
