@@ -6,7 +6,10 @@
 - command_line: each client line;
 - address: the arguments of MAIL FROM: and RCPT TO:;
 - reply_parser: the server's lines (S:) of each script;
-- receivers: the content of each DATA, and whole scripts.
+- receivers: the content of each DATA, and whole scripts;
+- records: the configuration examples of README.md, an aliases file, SPF and DMARC records;
+- spool_recovery: the spool's segment unchanged, cut, with a byte flipped in its header and in
+  its first record, and replaced by nothing.
 """
 import hashlib
 import os
@@ -64,3 +67,17 @@ for script in scripts:
 # Direct sends of the tests (h.send("...")): raw client bytes.
 for raw in re.findall(r'\.send\(\s*"((?:[^"\\]|\\.)*)"', text):
     save("session", b"T" + unescape(raw))
+# Spool recovery: (cut, then flips of (offset lo, offset hi, xor)) or 0xFF and a whole segment.
+for seed in (b"\x00", b"\x05", b"\x00\x03\x00\x01", b"\x00\x30\x00\x80", b"\xff"):
+    save("spool_recovery", seed)
+# Records: README's TOML examples, an aliases file, SPF and DMARC records.
+readme = open(os.path.join(ROOT, "..", "README.md"), encoding="utf-8").read()
+for block in re.findall(r"```toml\n(.*?)```", readme, re.S):
+    save("records", block.encode())
+for seed in (
+    b'team: alice, bob\narchive: "|/usr/bin/save --list"\nold: :fail: gone\nlist: :include: team.list\n',
+    b"v=spf1 ip4:192.0.2.0/24 a/24 include:_spf.example.test -all",
+    b"v=spf1 mx redirect=other.test exp=why.test",
+    b"v=DMARC1; p=reject; rua=mailto:postmaster@example.test; pct=50; adkim=s",
+):
+    save("records", seed)

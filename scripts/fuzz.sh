@@ -37,4 +37,9 @@ for t in "${targets[@]}"; do
     fi
     grep -E '^#[0-9]+.*DONE|^Done [0-9]+ runs' "$log" || tail -n 3 "$log"
     rm -rf "$scratch" "$log"
+    # The spool target's directories, once the process that made them is gone.
+    for d in /dev/shm/relais-fuzz-spool-* "${TMPDIR:-/tmp}"/relais-fuzz-spool-*; do
+        [ -d "$d" ] || continue
+        kill -0 "${d##*-}" 2>/dev/null || rm -rf "$d"
+    done
 done
