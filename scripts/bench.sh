@@ -307,12 +307,12 @@ RELAIS_PORT=""
 # relais_serve NAME: starts `relais serve` on the configuration already in $WORK/NAME; sets
 # RELAIS_PID and RELAIS_PORT.
 relais_serve() {
-    local dir=$WORK/$1
+    local dir=$WORK/$1 deadline=$((SECONDS + 60)) before
+    # Counted before the start: the new process may log before the loop looks.
+    before=$(grep -c 'listening on' "$dir/stderr.log" || true)
     NO_COLOR=1 "$RELAIS_BIN" serve --config "$dir/relais.toml" >"$dir/stdout.log" 2>>"$dir/stderr.log" &
     RELAIS_PID=$!
     PIDS+=("$RELAIS_PID")
-    local deadline=$((SECONDS + 60)) before
-    before=$(grep -c 'listening on' "$dir/stderr.log" || true)
     while [ "$SECONDS" -lt "$deadline" ]; do
         if [ "$(grep -c 'listening on' "$dir/stderr.log" || true)" -gt "$before" ]; then
             RELAIS_PORT=$(sed 's/\x1b\[[0-9;]*m//g' "$dir/stderr.log" |
