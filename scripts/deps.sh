@@ -18,6 +18,8 @@
 #                port with its DNS at a dead loopback port; the system service is not started)
 #   python3-milter (tests: a filter on Sendmail's own libmilter, for /usr/bin/python3)
 #   passwd       (tests: useradd and userdel make and remove the system users of home mailboxes)
+#   ldnsutils, nsd, openssl (tests: a DNSSEC zone signed at test time for DANE, served by a
+#                private NSD on a free port; TLSA digests of test certificates)
 # Usage: scripts/deps.sh            # source it or run it; it is a no-op when all are there
 # Never prompts. Needs root (or password-less sudo) only when something must be installed.
 set -euo pipefail
@@ -40,6 +42,9 @@ relais_deps_missing() {
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     command -v rspamd >/dev/null 2>&1 || missing+=(rspamd)
     { command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ]; } || missing+=(passwd)
+    command -v ldns-signzone >/dev/null 2>&1 || missing+=(ldnsutils)
+    { command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ]; } || missing+=(nsd)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     /usr/bin/python3 -c "import Milter" >/dev/null 2>&1 || missing+=(python3-milter)
     echo "${missing[@]}"
 }

@@ -17,6 +17,8 @@ mod support;
 mod cli;
 #[path = "delivery/crash.rs"]
 mod crash;
+#[path = "delivery/dane.rs"]
+mod dane;
 #[path = "delivery/dsn.rs"]
 mod dsn;
 #[path = "delivery/mta_sts.rs"]

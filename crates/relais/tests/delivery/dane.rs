@@ -1,0 +1,209 @@
+//! DANE (RFC 7672, issue 16 item 3): a zone signed at test time with `ldns-signzone` (ED25519
+//! keys from `ldns-keygen`), served by a private NSD on 127.0.0.1, validated by relais from a
+//! trust-anchor file of the zone's keys. The MX hosts all lead to one relais peer on port 25 of
+//! a 127.0.0.x, whose certificate a test CA signed:
+//!
+//! - `ee.dane.test`: TLSA 3 1 1 (the server's public key): delivered over TLS;
+//! - `ta.dane.test`: TLSA 2 0 1 (the CA in the chain it sends), the name checked: delivered;
+//! - `bad.dane.test`: a TLSA record that matches nothing: deferred, never sent in clear;
+//! - `none.dane.test`: no TLSA record: as `may`, delivered.
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::certs::Certs;
+use crate::common::wait::free_port;
+use crate::support::{Relais, Setup, WAIT, loopback_25, message, tempdir, tls_peer, wait_files};
+
+/// A private NSD serving one zone file, stopped by its PID when dropped.
+struct Nsd {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Nsd {
+    /// Serves `zone` (signed, in `dir`) on a free port of 127.0.0.1.
+    fn start(dir: &Path, zone: &str, file: &str) -> Nsd {
+        let port = free_port();
+        let d = dir.display();
+        let conf = dir.join("nsd.conf");
+        fs::write(
+            &conf,
+            format!(
+                "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  \
+                 chroot: \"\"\n  zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  \
+                 database: \"\"\n  zonelistfile: \"{d}/zone.list\"\n  \
+                 xfrdfile: \"{d}/xfrd.state\"\n  xfrdir: \"{d}\"\n  logfile: \"{d}/nsd.log\"\n  \
+                 server-count: 1\n  verbosity: 1\n\
+                 remote-control:\n  control-enable: no\n\
+                 zone:\n  name: {zone}\n  zonefile: {file}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nsd")
+            .args(["-d", "-c"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("nsd.err")).unwrap())
+            .spawn()
+            .expect("nsd (scripts/deps.sh: nsd)");
+        let nsd = Nsd {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        nsd.wait_answering(zone, dir);
+        nsd
+    }
+
+    /// Waits until a query for the zone's SOA is answered.
+    fn wait_answering(&self, zone: &str, dir: &Path) {
+        let mut query = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in zone.split('.') {
+            query.push(label.len() as u8);
+            query.extend_from_slice(label.as_bytes());
+        }
+        query.extend_from_slice(&[0, 0, 6, 0, 1]);
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 512];
+        loop {
+            socket.send_to(&query, self.addr).unwrap();
+            if socket.recv(&mut buf).is_ok_and(|n| n > 12) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nsd never answered:\n{}{}",
+                fs::read_to_string(dir.join("nsd.err")).unwrap_or_default(),
+                fs::read_to_string(dir.join("nsd.log")).unwrap_or_default()
+            );
+        }
+    }
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the PID of our own child, not yet reaped.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command in `dir`, its standard output as text.
+fn run(dir: &Path, program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (scripts/deps.sh: ldnsutils, openssl)"));
+    assert!(out.status.success(), "{program} {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// SHA-256 (hex) of what a shell pipeline prints.
+fn sha256_of(dir: &Path, pipeline: &str) -> String {
+    let out = run(dir, "sh", &["-c", &format!("{pipeline} | sha256sum")]);
+    out.split_whitespace().next().unwrap().to_string()
+}
+
+/// The zone `dane.test`, signed: every MX host at `ip`, TLSA records as the module says.
+fn signed_zone(dir: &Path, ip: Ipv4Addr, certs: &Certs) -> String {
+    let leaf = certs.chain.display().to_string();
+    let ca = certs.ca.display().to_string();
+    let ee = sha256_of(
+        dir,
+        &format!("openssl x509 -in {leaf} -pubkey -noout | openssl pkey -pubin -outform DER"),
+    );
+    let ta = sha256_of(dir, &format!("openssl x509 -in {ca} -outform DER"));
+    let zone = format!(
+        "$ORIGIN dane.test.\n$TTL 300\n\
+         @ IN SOA ns.dane.test. hostmaster.dane.test. 1 3600 600 86400 300\n\
+         @ IN NS ns.dane.test.\nns IN A 127.0.0.1\n\
+         ee IN MX 10 mx1.dane.test.\nta IN MX 10 mx2.dane.test.\n\
+         bad IN MX 10 mx3.dane.test.\nnone IN MX 10 mx4.dane.test.\n\
+         mx1 IN A {ip}\nmx2 IN A {ip}\nmx3 IN A {ip}\nmx4 IN A {ip}\n\
+         _25._tcp.mx1 IN TLSA 3 1 1 {ee}\n\
+         _25._tcp.mx2 IN TLSA 2 0 1 {ta}\n\
+         _25._tcp.mx3 IN TLSA 3 1 1 {}\n",
+        "ab".repeat(32)
+    );
+    fs::write(dir.join("dane.test.zone"), zone).unwrap();
+    let ksk = run(dir, "ldns-keygen", &["-a", "ED25519", "-k", "dane.test"]);
+    let zsk = run(dir, "ldns-keygen", &["-a", "ED25519", "dane.test"]);
+    let (ksk, zsk) = (ksk.trim(), zsk.trim());
+    run(dir, "ldns-signzone", &["-n", "dane.test.zone", ksk, zsk]);
+    // Both keys are anchors: the zone has no parent to vouch for it with a DS record.
+    let mut anchors = String::new();
+    for key in [ksk, zsk] {
+        let text = fs::read_to_string(dir.join(format!("{key}.key"))).unwrap();
+        let record = text.lines().find(|l| l.contains("DNSKEY")).unwrap();
+        anchors.push_str(record.split(';').next().unwrap().trim());
+        anchors.push('\n');
+    }
+    fs::write(dir.join("anchors.keys"), anchors).unwrap();
+    "dane.test.zone.signed".to_string()
+}
+
+#[test]
+fn tlsa_records_decide_and_a_mismatch_defers() {
+    let ip = loopback_25();
+    let certs = Certs::signed_for("DANE Test CA", &["mx1.dane.test", "mx2.dane.test"]);
+    let zone_dir = tempdir("relais-dane-zone-");
+    let file = signed_zone(zone_dir.path(), ip, &certs);
+    let nsd = Nsd::start(zone_dir.path(), "dane.test", &file);
+    let work = tempdir("relais-dane-peer-");
+    let domains = [
+        "ee.dane.test",
+        "ta.dane.test",
+        "bad.dane.test",
+        "none.dane.test",
+    ];
+    let peer = tls_peer(work.path(), &format!("{ip}:25"), &domains, &certs);
+
+    let dir = tempdir("relais-dane-");
+    let dns = crate::support::dns(crate::support::Zone::new());
+    let mut setup = Setup::sender(&dns);
+    setup.resolver = Some(nsd.addr);
+    setup.delivery.extend([
+        "tls = \"dane\"".to_string(),
+        format!(
+            "dnssec_trust_anchor = {:?}",
+            zone_dir.path().join("anchors.keys").display().to_string()
+        ),
+    ]);
+    let relais = Relais::start("relais", dir.path(), &setup);
+    let mut c = relais.smtp();
+    let id = c.send(
+        "<sender@relais.test>",
+        &[
+            "<a@ee.dane.test>",
+            "<b@ta.dane.test>",
+            "<c@bad.dane.test>",
+            "<d@none.dane.test>",
+        ],
+        &message("dane", "dane"),
+    );
+    c.quit();
+
+    relais.wait_log(&[&id, "to=<a@ee.dane.test>", "status=sent"], 1);
+    relais.wait_log(&[&id, "to=<b@ta.dane.test>", "status=sent"], 1);
+    let deferred = relais.wait_log(&[&id, "to=<c@bad.dane.test>", "status=deferred"], 1);
+    assert!(deferred[0].contains("TLSA"), "{deferred:?}");
+    relais.wait_log(&[&id, "to=<d@none.dane.test>", "status=sent"], 1);
+    for local in ["a", "b", "d"] {
+        let got = wait_files(&work.path().join(format!("data/mail/{local}/new")), 1, WAIT);
+        let text = fs::read_to_string(&got[0]).unwrap();
+        assert!(text.contains("with ESMTPS"), "{local}: {text}");
+    }
+    assert!(!work.path().join("data/mail/c").exists());
+    drop(peer);
+}
