@@ -6,7 +6,8 @@
 //! - `ee.dane.test`: TLSA 3 1 1 (the server's public key): delivered over TLS;
 //! - `ta.dane.test`: TLSA 2 0 1 (the CA in the chain it sends), the name checked: delivered;
 //! - `bad.dane.test`: a TLSA record that matches nothing: deferred, never sent in clear;
-//! - `none.dane.test`: no TLSA record: as `may`, delivered.
+//! - `none.dane.test`: no TLSA record: as `may`, delivered;
+//! - and from a relais whose trust anchor is another key, nothing validates: deferred.
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
@@ -205,5 +206,41 @@ fn tlsa_records_decide_and_a_mismatch_defers() {
         assert!(text.contains("with ESMTPS"), "{local}: {text}");
     }
     assert!(!work.path().join("data/mail/c").exists());
+
+    // A trust anchor the zone was not signed with: every answer is bogus, nothing leaves.
+    let other = run(
+        zone_dir.path(),
+        "ldns-keygen",
+        &["-a", "ED25519", "-k", "dane.test"],
+    );
+    let text = fs::read_to_string(zone_dir.path().join(format!("{}.key", other.trim()))).unwrap();
+    let record = text.lines().find(|l| l.contains("DNSKEY")).unwrap();
+    let wrong = zone_dir.path().join("wrong.keys");
+    fs::write(
+        &wrong,
+        format!("{}\n", record.split(';').next().unwrap().trim()),
+    )
+    .unwrap();
+    let dir2 = tempdir("relais-dane-bogus-");
+    let mut setup2 = Setup::sender(&dns);
+    setup2.resolver = Some(nsd.addr);
+    setup2.delivery.extend([
+        "tls = \"dane\"".to_string(),
+        format!("dnssec_trust_anchor = {:?}", wrong.display().to_string()),
+    ]);
+    let relais2 = Relais::start("relais (wrong anchor)", dir2.path(), &setup2);
+    let mut c = relais2.smtp();
+    let id = c.send(
+        "<sender@relais.test>",
+        &["<e@ee.dane.test>", "<f@none.dane.test>"],
+        &message("dane bogus", "dane-bogus"),
+    );
+    c.quit();
+    for to in ["to=<e@ee.dane.test>", "to=<f@none.dane.test>"] {
+        let deferred = relais2.wait_log(&[&id, to, "status=deferred"], 1);
+        assert!(deferred[0].contains("TLSA lookup failed"), "{deferred:?}");
+    }
+    assert!(!work.path().join("data/mail/e").exists());
+    assert!(!work.path().join("data/mail/f").exists());
     drop(peer);
 }
