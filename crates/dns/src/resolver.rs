@@ -395,6 +395,27 @@ impl Resolver {
         .await
     }
 
+    /// Whether DNSSEC proves the MX records of `domain` (on a validating resolver): `Ok(false)`
+    /// when there are none or they are not signed, `Err` when the lookup fails (a bogus
+    /// signature among others).
+    pub async fn mx_secure(&self, domain: &str) -> Result<bool, Failure> {
+        let fqdn = fqdn(domain)?;
+        match self.inner.hickory.lookup(fqdn, RecordType::MX).await {
+            Ok(lookup) => {
+                let answers: Vec<_> = lookup
+                    .answers()
+                    .iter()
+                    .filter(|r| r.record_type() == RecordType::MX)
+                    .collect();
+                Ok(!answers.is_empty() && answers.iter().all(|r| r.proof == Proof::Secure))
+            }
+            Err(err) => match classify::<()>(err) {
+                Outcome::Failed(f) => Err(f),
+                _ => Ok(false),
+            },
+        }
+    }
+
     /// TLSA records of `name` (`_25._tcp.mx.example.com`), and whether DNSSEC proved them
     /// (true only on a validating resolver, for an answer whose every record is secure).
     pub async fn tlsa(&self, name: &str) -> (Lookup<TlsaRecord>, bool) {

@@ -51,6 +51,8 @@ pub(crate) struct Dest<'a> {
     pub hop: Option<&'a Hop>,
     /// Under `verify`, names the certificate may have instead of `name` (empty: `name`).
     pub matches: &'a [String],
+    /// The domain whose MX record named this host (`None`: a next hop or a literal).
+    pub mx_of: Option<&'a str>,
 }
 
 /// Why a connection could not be made ready.
@@ -93,10 +95,25 @@ pub(crate) async fn open(
 }
 
 /// The TLSA records of the host of `d` (`_PORT._tcp.NAME`), validated by the DANE resolver.
+/// A host named by an MX record that DNSSEC does not prove is not looked up (RFC 7672 §2.2.1:
+/// whoever could change the MX record could name a host of their own).
 async fn dane(settings: &RemoteSettings, d: &Dest<'_>) -> DaneStep {
     let Some(resolver) = &settings.dane_resolver else {
         return DaneStep::Defer("no DNSSEC-validating resolver for DANE".into());
     };
+    if let Some(domain) = d.mx_of {
+        match resolver.mx_secure(domain).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(
+                    "{}: DANE: the MX records of {domain} are not signed",
+                    d.host
+                );
+                return DaneStep::Opportunistic;
+            }
+            Err(f) => return DaneStep::Defer(format!("MX lookup for {domain} failed: {f}")),
+        }
+    }
     let name = format!("_{}._tcp.{}", d.addr.port(), d.name);
     let (lookup, secure) = resolver.tlsa(&name).await;
     let step = tls::dane_step(&lookup.outcome, secure);

@@ -393,6 +393,7 @@ async fn attempt(
         mode,
         hop,
         matches,
+        mx_of: next.by_mx.then_some(job.domain.as_str()),
     };
     let (c, ehlo) = match connect::open(settings, &dest).await {
         Ok(x) => x,
