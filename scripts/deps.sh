@@ -20,6 +20,8 @@
 #   clamav-daemon, clamav-milter (tests: ClamAV as a milter, with a one-signature database of
 #                the test's own; nothing is downloaded, the services are not started)
 #   passwd       (tests: useradd and userdel make and remove the system users of home mailboxes)
+#   ldnsutils, nsd, openssl (tests: a DNSSEC zone signed at test time for DANE, served by a
+#                private NSD on a free port; TLSA digests of test certificates)
 # Usage: scripts/deps.sh            # source it or run it; it is a no-op when all are there
 # Never prompts. Needs root (or password-less sudo) only when something must be installed.
 set -euo pipefail
@@ -42,6 +44,9 @@ relais_deps_missing() {
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     command -v rspamd >/dev/null 2>&1 || missing+=(rspamd)
     { command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ]; } || missing+=(passwd)
+    command -v ldns-signzone >/dev/null 2>&1 || missing+=(ldnsutils)
+    { command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ]; } || missing+=(nsd)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     /usr/bin/python3 -c "import Milter" >/dev/null 2>&1 || missing+=(python3-milter)
     [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
     [ -x /usr/sbin/clamav-milter ] || missing+=(clamav-milter)

@@ -131,6 +131,24 @@ pub fn summarize(der: &[u8]) -> Option<CertSummary> {
     })
 }
 
+/// The SubjectPublicKeyInfo of a DER certificate, whole (tag and length included): what a
+/// TLSA record with selector 1 describes.
+pub fn spki(der: &[u8]) -> Option<&[u8]> {
+    let (cert, _) = next(der)?;
+    let (tbs, _) = next(cert.body)?;
+    let mut rest = tbs.body;
+    let (first, after) = next(rest)?;
+    if first.tag == 0xa0 {
+        rest = after;
+    }
+    // serial, signature, issuer, validity, subject
+    for _ in 0..5 {
+        rest = next(rest)?.1;
+    }
+    let (_, after) = next(rest)?;
+    Some(&rest[..rest.len() - after.len()])
+}
+
 /// The first CN of a Name (SEQUENCE OF SET OF SEQUENCE { OID, value }).
 fn common_name(name: &[u8]) -> Option<String> {
     for set in children(name) {

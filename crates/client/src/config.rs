@@ -91,4 +91,20 @@ pub struct TlsPolicy {
     pub ca_file: Option<PathBuf>,
     /// Trust only `ca_file`, not the system's store.
     pub ca_file_only: bool,
+    /// DANE: the server's DNSSEC-validated TLSA records. When there are some, the
+    /// certificate must match one of them (and `verify` and the trust store are not used).
+    pub dane: Vec<Tlsa>,
+}
+
+/// A TLSA record (RFC 6698), as DANE for SMTP (RFC 7672) uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tlsa {
+    /// 3: DANE-EE, 2: DANE-TA (0 and 1 are never matched).
+    pub usage: u8,
+    /// 0: the whole certificate, 1: its SubjectPublicKeyInfo.
+    pub selector: u8,
+    /// 0: exact, 1: SHA-256, 2: SHA-512.
+    pub matching: u8,
+    /// What is matched.
+    pub data: Vec<u8>,
 }

@@ -36,6 +36,7 @@
 pub mod cert;
 mod client;
 mod config;
+mod dane;
 mod error;
 mod https;
 mod runtime;
@@ -44,7 +45,8 @@ mod tls;
 mod transcript;
 
 pub use client::{SmtpClient, Timing, cram_md5, resolve, sasl_plain};
-pub use config::{ClientConfig, TlsPolicy};
+pub use config::{ClientConfig, TlsPolicy, Tlsa};
+pub use dane::matches as dane_matches;
 pub use error::{ClientError, Stage};
 pub use https::{HttpResponse, https_get};
 pub use runtime::current_thread_runtime;

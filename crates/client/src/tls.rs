@@ -18,6 +18,7 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_rustls::TlsConnector;
 
 use crate::config::TlsPolicy;
+use crate::dane::DaneVerifier;
 
 /// What was negotiated, and what the certificate is worth.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,13 +106,18 @@ impl TlsSetup {
         let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?;
-        let config = if policy.verify {
+        let dane = (!policy.dane.is_empty()).then(|| DaneVerifier {
+            records: policy.dane.clone(),
+            provider: Arc::clone(&provider),
+        });
+        let config = if policy.verify && dane.is_none() {
             builder.with_webpki_verifier(Arc::clone(verifier.as_ref().map_err(Clone::clone)?))
         } else {
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(ReportOnly {
                     algorithms: provider.signature_verification_algorithms,
+                    dane,
                 }))
         }
         .with_no_client_auth();
@@ -184,24 +190,30 @@ pub(crate) fn info(
     }
 }
 
-/// Accepts any certificate during the handshake but still checks the handshake signatures, so
-/// the server must hold the private key of what it presents. See the module notes.
+/// Accepts any certificate during the handshake (unless DANE records say which) but still
+/// checks the handshake signatures, so the server must hold the private key of what it
+/// presents. See the module notes.
 #[derive(Debug)]
 struct ReportOnly {
     /// The provider's signature algorithms.
     algorithms: WebPkiSupportedAlgorithms,
+    /// The server's TLSA records, when DANE decides instead of a certificate authority.
+    dane: Option<DaneVerifier>,
 }
 
 impl ServerCertVerifier for ReportOnly {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        match &self.dane {
+            Some(dane) => dane.verify(end_entity, intermediates, server_name, now),
+            None => Ok(ServerCertVerified::assertion()),
+        }
     }
 
     fn verify_tls12_signature(

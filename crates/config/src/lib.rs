@@ -432,6 +432,9 @@ pub struct DeliveryConfig {
     /// Where the daily TLS-RPT (RFC 8460) reports are written, one JSON file per policy
     /// domain and day; unset: none.
     pub tls_rpt_dir: Option<PathBuf>,
+    /// For `dane`: the DNSKEY records DNSSEC validation starts from (a private zone's);
+    /// unset: the root's keys.
+    pub dnssec_trust_anchor: Option<PathBuf>,
 }
 
 impl Default for DeliveryConfig {
@@ -455,6 +458,7 @@ impl Default for DeliveryConfig {
             tls_match: Default::default(),
             mta_sts: MtaStsConfig::default(),
             tls_rpt_dir: None,
+            dnssec_trust_anchor: None,
         }
     }
 }

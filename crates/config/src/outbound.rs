@@ -35,6 +35,9 @@ pub enum TlsMode {
     /// TLS required with a certificate valid for the host's name (the next hop's or the MX
     /// host's), from the system's roots or `tls_ca_file`.
     Verify,
+    /// DANE (RFC 7672): when the host has DNSSEC-validated TLSA records, TLS required and the
+    /// certificate matched against them (DANE-EE, DANE-TA); without them, as `may`.
+    Dane,
 }
 
 impl std::fmt::Display for TlsMode {
@@ -44,6 +47,7 @@ impl std::fmt::Display for TlsMode {
             TlsMode::May => "may",
             TlsMode::Encrypt => "encrypt",
             TlsMode::Verify => "verify",
+            TlsMode::Dane => "dane",
         })
     }
 }
@@ -166,7 +170,7 @@ mod tests {
     #[test]
     fn errors_name_the_key_and_the_line() {
         let cases: &[(&str, &[&str])] = &[
-            ("[delivery]\ntls = \"dane\"\n", &["line 2", "tls"]),
+            ("[delivery]\ntls = \"strict\"\n", &["line 2", "tls"]),
             (
                 "[delivery]\ntls_policy = { \"a b\" = \"may\" }\n",
                 &["line 2", "tls_policy"],

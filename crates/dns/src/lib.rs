@@ -37,7 +37,7 @@ mod resolver;
 pub mod reverse;
 pub mod spf;
 
-pub use lookup::{Addresses, Failure, Lookup, MxRecord, Outcome};
+pub use lookup::{Addresses, Failure, Lookup, MxRecord, Outcome, TlsaRecord};
 pub use resolver::{
     Nameserver, NameserverError, RESOLVER_ENV, Resolver, ResolverError, ResolverOptions,
 };

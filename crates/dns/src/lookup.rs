@@ -18,6 +18,20 @@ pub struct MxRecord {
     pub exchange: String,
 }
 
+/// A TLSA record (RFC 6698): how a server's certificate is matched (DANE, RFC 7672).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TlsaRecord {
+    /// 3: DANE-EE (the server's own certificate or key), 2: DANE-TA (an authority in its
+    /// chain); 0 and 1 (PKIX) are unusable for SMTP.
+    pub usage: u8,
+    /// 0: the whole certificate, 1: its public key (SubjectPublicKeyInfo).
+    pub selector: u8,
+    /// 0: exact, 1: SHA-256, 2: SHA-512.
+    pub matching: u8,
+    /// What is matched.
+    pub data: Vec<u8>,
+}
+
 /// The answer to one query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lookup<T> {

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,12 +17,13 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use mail_auth::MessageAuthenticator;
 
 use crate::direct;
-use crate::lookup::{Addresses, Failure, Lookup, MxRecord, Outcome, normalize};
+use crate::lookup::{Addresses, Failure, Lookup, MxRecord, Outcome, TlsaRecord, normalize};
 
 /// The environment variable the CLI reads when `--resolver` is not given.
 pub const RESOLVER_ENV: &str = "RELAIS_RESOLVER";
@@ -85,6 +87,9 @@ pub struct ResolverOptions {
     pub timeout: Duration,
     /// How many times a query is sent before it is declared timed out.
     pub attempts: usize,
+    /// Validate answers with DNSSEC (DANE needs it), from the root's keys or, when given,
+    /// the DNSKEY records of this file (a private zone's, in tests).
+    pub dnssec: Option<Option<PathBuf>>,
 }
 
 impl Default for ResolverOptions {
@@ -93,6 +98,7 @@ impl Default for ResolverOptions {
             nameserver: Nameserver::System,
             timeout: Duration::from_secs(5),
             attempts: 2,
+            dnssec: None,
         }
     }
 }
@@ -187,8 +193,20 @@ impl Resolver {
         opts.timeout = options.timeout;
         opts.attempts = options.attempts.max(1);
         opts.use_hosts_file = ResolveHosts::Never;
-        let hickory = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-            .with_options(opts)
+        if options.dnssec.is_some() {
+            opts.validate = true;
+        }
+        let mut builder =
+            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+                .with_options(opts);
+        if let Some(Some(file)) = &options.dnssec {
+            // hickory reads only the builder's anchors (its option's file is not used).
+            let anchors = TrustAnchors::from_file(file).map_err(|e| {
+                ResolverError::Setup(format!("DNSSEC trust anchors {}: {e}", file.display()))
+            })?;
+            builder = builder.with_trust_anchor(Arc::new(anchors));
+        }
+        let hickory = builder
             .build()
             .map_err(|e| ResolverError::Setup(e.to_string()))?;
         Ok(Resolver {
@@ -377,6 +395,71 @@ impl Resolver {
         .await
     }
 
+    /// Whether DNSSEC proves the MX records of `domain` (on a validating resolver): `Ok(false)`
+    /// when there are none or they are not signed, `Err` when the lookup fails (a bogus
+    /// signature among others).
+    pub async fn mx_secure(&self, domain: &str) -> Result<bool, Failure> {
+        let fqdn = fqdn(domain)?;
+        match self.inner.hickory.lookup(fqdn, RecordType::MX).await {
+            Ok(lookup) => {
+                let answers: Vec<_> = lookup
+                    .answers()
+                    .iter()
+                    .filter(|r| r.record_type() == RecordType::MX)
+                    .collect();
+                Ok(!answers.is_empty() && answers.iter().all(|r| r.proof == Proof::Secure))
+            }
+            Err(err) => match classify::<()>(err) {
+                Outcome::Failed(f) => Err(f),
+                _ => Ok(false),
+            },
+        }
+    }
+
+    /// TLSA records of `name` (`_25._tcp.mx.example.com`), and whether DNSSEC proved them
+    /// (true only on a validating resolver, for an answer whose every record is secure).
+    pub async fn tlsa(&self, name: &str) -> (Lookup<TlsaRecord>, bool) {
+        let started = Instant::now();
+        let (outcome, secure) = match fqdn(name) {
+            Err(failure) => (Outcome::Failed(failure), false),
+            Ok(fqdn) => match self.inner.hickory.lookup(fqdn, RecordType::TLSA).await {
+                Ok(lookup) => {
+                    let answers: Vec<_> = lookup
+                        .answers()
+                        .iter()
+                        .filter(|r| r.record_type() == RecordType::TLSA)
+                        .collect();
+                    let secure =
+                        !answers.is_empty() && answers.iter().all(|r| r.proof == Proof::Secure);
+                    let records: Vec<TlsaRecord> = answers
+                        .iter()
+                        .filter_map(|r| match &r.data {
+                            RData::TLSA(t) => Some(TlsaRecord {
+                                usage: t.cert_usage.into(),
+                                selector: t.selector.into(),
+                                matching: t.matching.into(),
+                                data: t.cert_data.clone(),
+                            }),
+                            _ => None,
+                        })
+                        .collect();
+                    match records.is_empty() {
+                        true => (Outcome::NoData, false),
+                        false => (Outcome::Found(records), secure),
+                    }
+                }
+                Err(err) => (classify(err), false),
+            },
+        };
+        let lookup = Lookup {
+            name: normalize(name),
+            record_type: type_name(RecordType::TLSA),
+            outcome,
+            elapsed: started.elapsed(),
+        };
+        (lookup, secure)
+    }
+
     /// One query, timed, with its answer classified.
     async fn query<T>(
         &self,
@@ -495,6 +578,7 @@ fn type_name(record_type: RecordType) -> &'static str {
         RecordType::CNAME => "CNAME",
         RecordType::NS => "NS",
         RecordType::SOA => "SOA",
+        RecordType::TLSA => "TLSA",
         _ => "other",
     }
 }

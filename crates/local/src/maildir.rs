@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, DirBuilder, File};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -270,10 +270,14 @@ impl MaildirStore {
     }
 }
 
-/// `syncfs` on the file systems that hold these directories.
+/// `syncfs` on the file systems that hold these directories (opened as directories only: a
+/// user's `~/Maildir` that is something else cannot make this wait).
 fn sync_all(dirs: &[PathBuf]) -> io::Result<()> {
     for d in dirs {
-        let dir = File::open(d)?;
+        let dir = File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
+            .open(d)?;
         // SAFETY: syncfs takes a valid open file descriptor and has no memory effects.
         let rc = unsafe { libc::syncfs(dir.as_raw_fd()) };
         if rc != 0 {

@@ -120,9 +120,10 @@ pub fn usage(dir: &Path, limit: u64) -> io::Result<Usage> {
     let path = dir.join("maildirsize");
     if let Ok(mut f) = File::options()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)
-        && f.metadata()?.len() < MAX_FILE
+        && f.metadata()
+            .is_ok_and(|m| m.is_file() && m.len() < MAX_FILE)
     {
         let mut text = String::new();
         if f.read_to_string(&mut text).is_ok()
@@ -142,14 +143,15 @@ pub fn usage(dir: &Path, limit: u64) -> io::Result<Usage> {
     Ok(u)
 }
 
-/// Creates (or empties) a file only its owner may read, never through a link.
+/// Creates (or empties) a file only its owner may read, never through a link nor waiting on
+/// a FIFO put in its place.
 pub(crate) fn create_private(path: &Path) -> io::Result<File> {
     File::options()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
 }
 
@@ -157,7 +159,7 @@ pub(crate) fn create_private(path: &Path) -> io::Result<File> {
 pub fn add(dir: &Path, bytes: u64, messages: u64) -> io::Result<()> {
     let mut f = match File::options()
         .append(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(dir.join("maildirsize"))
     {
         Ok(f) => f,
@@ -303,5 +305,12 @@ mod tests {
         fs::remove_file(m.join("maildirsize")).unwrap();
         add(m, 100, 1).unwrap();
         assert!(!m.join("maildirsize").exists());
+        // A FIFO where maildirsize goes (a user's prank) makes nothing wait: counted again.
+        let fifo = std::ffi::CString::new(m.join("maildirsize").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo writes no memory of ours.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(add(m, 1, 1).is_err());
+        assert_eq!(usage(m, 1000).unwrap().bytes, 325);
+        assert!(fs::metadata(m.join("maildirsize")).unwrap().is_file());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use relais_config::Config;
+use relais_config::{Config, TlsMode};
 use relais_local::rules::LocalSettings;
 use relais_remote::{self as remote, RemoteSettings};
 
@@ -51,6 +51,20 @@ impl QueueSettings {
             .iter()
             .map(|(dom, hop)| (dom.to_ascii_lowercase(), hop.clone()))
             .collect();
+        // `dane` anywhere: a second resolver, validating, for TLSA records only (the MX and
+        // address lookups of other domains must not depend on DNSSEC).
+        let dane = d.tls == TlsMode::Dane || d.tls_policy.values().any(|m| *m == TlsMode::Dane);
+        let dane_resolver = match dane {
+            true => Some(
+                relais_dns::Resolver::new(&relais_dns::ResolverOptions {
+                    nameserver,
+                    dnssec: Some(d.dnssec_trust_anchor.clone()),
+                    ..Default::default()
+                })
+                .map_err(|e| format!("DNSSEC resolver for DANE: {e}"))?,
+            ),
+            false => None,
+        };
         Ok(QueueSettings {
             hostname: config.hostname.clone(),
             retry: Retry {
@@ -82,6 +96,7 @@ impl QueueSettings {
                         Some(config.data_dir.join("mta-sts")),
                     )
                 }),
+                dane_resolver,
                 reports: d
                     .tls_rpt_dir
                     .clone()

@@ -59,6 +59,7 @@ impl DnsOptions {
             nameserver,
             timeout: Duration::from_secs_f64(self.dns_timeout),
             attempts: 2,
+            dnssec: None,
         })
     }
 }
@@ -98,6 +99,7 @@ impl TlsArgs {
             server_name: None,
             ca_file: self.tls_ca_path.clone(),
             ca_file_only: false,
+            dane: Vec::new(),
         }
     }
 }

@@ -19,6 +19,8 @@ mod cli;
 mod crash;
 #[path = "delivery/crash_loop.rs"]
 mod crash_loop;
+#[path = "delivery/dane.rs"]
+mod dane;
 #[path = "delivery/dsn.rs"]
 mod dsn;
 #[path = "delivery/mta_sts.rs"]

@@ -1,6 +1,7 @@
 //! A fresh connection ready for MAIL: TCP (from the source address), TLS from the first byte
-//! or STARTTLS as the policy says (with `may`'s fallback to clear text), EHLO, and AUTH for a
-//! next hop that has credentials (over TLS only).
+//! or STARTTLS as the policy says (with `may`'s fallback to clear text, and `dane` settled by
+//! the host's TLSA records first), EHLO, and AUTH for a next hop that has credentials (over TLS
+//! only).
 
 use std::net::SocketAddr;
 
@@ -9,7 +10,7 @@ use relais_config::TlsMode;
 use relais_proto::EhloResponse;
 use relais_queue::Outcome;
 
-use crate::tls::{self, AfterEhlo};
+use crate::tls::{self, AfterEhlo, DaneStep};
 use crate::{Attempt, RemoteSettings, from_reply};
 
 /// Settings of one next hop.
@@ -50,6 +51,8 @@ pub(crate) struct Dest<'a> {
     pub hop: Option<&'a Hop>,
     /// Under `verify`, names the certificate may have instead of `name` (empty: `name`).
     pub matches: &'a [String],
+    /// The domain whose MX record named this host (`None`: a next hop or a literal).
+    pub mx_of: Option<&'a str>,
 }
 
 /// Why a connection could not be made ready.
@@ -66,11 +69,22 @@ pub(crate) async fn open(
     d: &Dest<'_>,
 ) -> Result<(SmtpClient, EhloResponse), Attempt> {
     let on_connect = d.hop.is_some_and(|h| h.tls_on_connect);
-    let first = open_in(settings, d, d.mode).await;
+    let (mode, dane) = match d.mode {
+        TlsMode::Dane => match dane(settings, d).await {
+            DaneStep::Require(records) => (TlsMode::Encrypt, records),
+            DaneStep::Opportunistic => (TlsMode::May, Vec::new()),
+            DaneStep::Defer(why) => {
+                let why = format!("{}: {why}", d.host);
+                return Err(Attempt::TryNext(Outcome::deferred("4.7.5", why)));
+            }
+        },
+        other => (other, Vec::new()),
+    };
+    let first = open_in(settings, d, mode, &dane).await;
     let outcome = match first {
-        Err(Failure::Tls(why)) if !on_connect && tls::fall_back_to_clear(d.mode) => {
+        Err(Failure::Tls(why)) if !on_connect && tls::fall_back_to_clear(mode) => {
             tracing::info!("{why}; trying again in clear text (tls = may)");
-            open_in(settings, d, TlsMode::None).await
+            open_in(settings, d, TlsMode::None, &[]).await
         }
         other => other,
     };
@@ -80,11 +94,39 @@ pub(crate) async fn open(
     })
 }
 
-/// One try at opening a connection to `d` in `mode`.
+/// The TLSA records of the host of `d` (`_PORT._tcp.NAME`), validated by the DANE resolver.
+/// A host named by an MX record that DNSSEC does not prove is not looked up (RFC 7672 §2.2.1:
+/// whoever could change the MX record could name a host of their own).
+async fn dane(settings: &RemoteSettings, d: &Dest<'_>) -> DaneStep {
+    let Some(resolver) = &settings.dane_resolver else {
+        return DaneStep::Defer("no DNSSEC-validating resolver for DANE".into());
+    };
+    if let Some(domain) = d.mx_of {
+        match resolver.mx_secure(domain).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(
+                    "{}: DANE: the MX records of {domain} are not signed",
+                    d.host
+                );
+                return DaneStep::Opportunistic;
+            }
+            Err(f) => return DaneStep::Defer(format!("MX lookup for {domain} failed: {f}")),
+        }
+    }
+    let name = format!("_{}._tcp.{}", d.addr.port(), d.name);
+    let (lookup, secure) = resolver.tlsa(&name).await;
+    let step = tls::dane_step(&lookup.outcome, secure);
+    tracing::debug!("{}: DANE: {name}: {step:?}", d.host);
+    step
+}
+
+/// One try at opening a connection to `d` in `mode` (with `dane` records to match, if any).
 async fn open_in(
     settings: &RemoteSettings,
     d: &Dest<'_>,
     mode: TlsMode,
+    dane: &[relais_client::Tlsa],
 ) -> Result<(SmtpClient, EhloResponse), Failure> {
     let host = d.host;
     let deferred = |status: &str, why: String| {
@@ -100,6 +142,7 @@ async fn open_in(
     // the listed names once it is done.
     cfg.tls.verify = mode == TlsMode::Verify && d.matches.is_empty();
     cfg.tls.ca_file = settings.tls_ca_file.clone();
+    cfg.tls.dane = dane.to_vec();
     let mut c = SmtpClient::new(cfg);
     let on_connect = d.hop.is_some_and(|h| h.tls_on_connect);
     let banner = if on_connect {

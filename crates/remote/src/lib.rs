@@ -66,6 +66,8 @@ pub struct RemoteSettings {
     pub sts: Option<sts::StsCache>,
     /// The TLS-RPT collector, when reports are written.
     pub reports: Option<tlsrpt::TlsReports>,
+    /// A DNSSEC-validating resolver for the TLSA records of `dane` (the same nameserver).
+    pub dane_resolver: Option<Resolver>,
 }
 
 /// Idle connections kept for the next transaction to the same address (Postfix's connection
@@ -391,6 +393,7 @@ async fn attempt(
         mode,
         hop,
         matches,
+        mx_of: next.by_mx.then_some(job.domain.as_str()),
     };
     let (c, ehlo) = match connect::open(settings, &dest).await {
         Ok(x) => x,

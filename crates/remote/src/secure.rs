@@ -111,6 +111,8 @@ impl Guard {
     ) {
         let ip = c.peer().map(|p| p.ip());
         let why = match (c.tls_info(), judgement) {
+            // Matched against the host's TLSA records (DANE), not a certificate authority.
+            (Some(_), Judgement::Free) if !c.config().tls.dane.is_empty() => None,
             (None, _) => Some(("starttls-not-supported", "no TLS".to_string())),
             (Some(_), Judgement::Testing { listed: false }) => Some((
                 "validation-failure",
@@ -152,6 +154,8 @@ pub(crate) fn secure_enough(c: &SmtpClient, mode: TlsMode, name: &str, matches: 
     match mode {
         TlsMode::None | TlsMode::May => true,
         TlsMode::Encrypt => c.is_tls(),
+        // Each connection matches its host's TLSA records afresh.
+        TlsMode::Dane => false,
         TlsMode::Verify => {
             c.is_tls()
                 && std::iter::once(name)

@@ -1,9 +1,12 @@
 //! The outbound TLS policy, as pure decisions tested as tables: which mode applies to a
-//! delivery, what to do after EHLO, and what a failed handshake means.
+//! delivery, what a host's TLSA records make of `dane`, what to do after EHLO, and what a
+//! failed handshake means.
 
 use std::collections::HashMap;
 
+use relais_client::Tlsa;
 use relais_config::TlsMode;
+use relais_dns::{Outcome, TlsaRecord};
 
 /// The TLS settings of remote delivery.
 #[derive(Debug, Clone, Default)]
@@ -48,9 +51,43 @@ pub fn after_ehlo(mode: TlsMode, offered: bool) -> AfterEhlo {
         (TlsMode::None, _) => AfterEhlo::Clear,
         (_, true) => AfterEhlo::StartTls,
         (TlsMode::May, false) => AfterEhlo::Clear,
+        // `dane` is settled before EHLO (see `dane_step`); unsettled, it is `may`.
+        (TlsMode::Dane, false) => AfterEhlo::Clear,
         (TlsMode::Encrypt | TlsMode::Verify, false) => {
             AfterEhlo::Defer("TLS is required, but was not offered")
         }
+    }
+}
+
+/// What `dane` means for one host, from its TLSA lookup (RFC 7672 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaneStep {
+    /// Validated records: TLS required, the certificate matched against the usable ones
+    /// (none usable: TLS required, any certificate).
+    Require(Vec<Tlsa>),
+    /// No validated records (none, or an unsigned zone): as `may`.
+    Opportunistic,
+    /// The lookup failed (a bogus signature, a server failure): try later.
+    Defer(String),
+}
+
+/// How the TLSA `lookup` of a host (validated when `secure`) settles `dane`.
+pub fn dane_step(lookup: &Outcome<TlsaRecord>, secure: bool) -> DaneStep {
+    match lookup {
+        Outcome::Found(records) if secure => DaneStep::Require(
+            records
+                .iter()
+                .filter(|r| matches!(r.usage, 2 | 3) && r.selector <= 1 && r.matching <= 2)
+                .map(|r| Tlsa {
+                    usage: r.usage,
+                    selector: r.selector,
+                    matching: r.matching,
+                    data: r.data.clone(),
+                })
+                .collect(),
+        ),
+        Outcome::Found(_) | Outcome::NoData | Outcome::NxDomain => DaneStep::Opportunistic,
+        Outcome::Failed(f) => DaneStep::Defer(format!("TLSA lookup failed: {f}")),
     }
 }
 
@@ -102,6 +139,49 @@ mod tests {
         ];
         for (domain, hop, creds, want) in table {
             assert_eq!(s.mode(domain, hop, creds), want, "{domain} {hop:?} {creds}");
+        }
+    }
+
+    #[test]
+    fn dane_steps() {
+        let r = |usage, selector, matching| TlsaRecord {
+            usage,
+            selector,
+            matching,
+            data: vec![1, 2],
+        };
+        let t = |usage, selector, matching| Tlsa {
+            usage,
+            selector,
+            matching,
+            data: vec![1, 2],
+        };
+        let found = |v: Vec<TlsaRecord>| Outcome::Found(v);
+        // (lookup, secure, step)
+        let table = [
+            (
+                found(vec![r(3, 1, 1), r(2, 0, 1)]),
+                true,
+                DaneStep::Require(vec![t(3, 1, 1), t(2, 0, 1)]),
+            ),
+            // PKIX usages and unknown types are unusable: TLS still required.
+            (
+                found(vec![r(1, 1, 1), r(3, 2, 1), r(3, 1, 9), r(3, 1, 2)]),
+                true,
+                DaneStep::Require(vec![t(3, 1, 2)]),
+            ),
+            (found(vec![r(0, 0, 1)]), true, DaneStep::Require(vec![])),
+            (found(vec![r(3, 1, 1)]), false, DaneStep::Opportunistic),
+            (Outcome::NoData, true, DaneStep::Opportunistic),
+            (Outcome::NxDomain, false, DaneStep::Opportunistic),
+            (
+                Outcome::Failed(relais_dns::Failure::Timeout),
+                false,
+                DaneStep::Defer("TLSA lookup failed: timed out".into()),
+            ),
+        ];
+        for (lookup, secure, want) in table {
+            assert_eq!(dane_step(&lookup, secure), want, "{lookup:?} {secure}");
         }
     }
 

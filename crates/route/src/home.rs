@@ -85,7 +85,7 @@ fn read_forward(path: &Path, uid: u32) -> Result<Option<String>, AliasError> {
     };
     let mut file = match File::options()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
     {
         Ok(f) => f,

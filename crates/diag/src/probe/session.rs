@@ -38,6 +38,7 @@ pub(super) fn client_config(context: &Context) -> ClientConfig {
         server_name: None,
         ca_file: context.ca_file.clone(),
         ca_file_only: false,
+        dane: Vec::new(),
     };
     config
 }

@@ -24,6 +24,7 @@ pub fn with_zone(zone: Zone) -> Fixture {
         nameserver: Nameserver::At(server.addr()),
         timeout: TIMEOUT,
         attempts: 1,
+        dnssec: None,
     })
     .expect("resolver");
     Fixture { server, resolver }
