@@ -18,6 +18,8 @@
 #                                        embedded state store's memory and file with 10,000
 #                                        greylisting entries and 100,000 rate counters
 #   BENCH_MESSAGES=20000                 messages in the parallel run
+#   BENCH_BACKLOG=100000                 messages in each half of the `backlog` run (not in the
+#                                        default targets: it takes minutes)
 #   BENCH_SESSIONS=20                    sessions in the parallel run
 #   BENCH_SERIAL_MESSAGES=2000           messages in the one-session run
 #   BENCH_SIZE=1024                      payload octets per message
@@ -27,7 +29,10 @@
 #   BENCH_KEEP=1                         keep the temporary directory (logs, Maildirs)
 #
 # Besides the rates it prints relais' CPU time per message (user and system) over the parallel
-# run: the steadier figure on a shared machine.
+# run, the CPU seconds per 1,000 messages of relais and of the whole Postfix instance (every
+# process of its session), and the latency of the final 250 (p50, p99) as a client that times
+# each message sees it (crates/client/examples/latency.rs), for both: CPU per message is the
+# steadier figure on a shared machine.
 #
 # Not run in CI. Only 127.0.0.1 and free ports are used; every process started here is stopped
 # by its PID (or with `postfix -c DIR stop` for the private Postfix) on exit, error or Ctrl-C.
@@ -39,6 +44,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 TARGETS=${BENCH_TARGETS:-sink relais postfix policy http screen state}
 MESSAGES=${BENCH_MESSAGES:-20000}
+BACKLOG=${BENCH_BACKLOG:-100000}
 SESSIONS=${BENCH_SESSIONS:-20}
 SERIAL_MESSAGES=${BENCH_SERIAL_MESSAGES:-2000}
 SIZE=${BENCH_SIZE:-1024}
@@ -275,10 +281,18 @@ bench_postfix() {
         return 0
     fi
     wait_port "$port" 20
+    local master t0 t1
+    master=$(head -1 "$POSTFIX_DIR"/*/pid/master.pid 2>/dev/null | tr -d ' ' || true)
+    [ -n "$master" ] && t0=$(group_ticks "$master")
     source_run postfix_par "$port" bench@bench.test "$SESSIONS" "$MESSAGES"
     e2e_wait postfix_par "count_files $POSTFIX_DIR/vmail/bench/new" "$MESSAGES" 300
+    if [ -n "$master" ]; then
+        t1=$(group_ticks "$master")
+        POSTFIX_CPU=$(cpu_per_1000 $((t1 - t0)) "$MESSAGES")
+    fi
     source_run postfix_one "$port" bench@bench.test 1 "$SERIAL_MESSAGES"
     DELIVERED[postfix]=$(wait_files "$POSTFIX_DIR/vmail/bench/new" $((MESSAGES + SERIAL_MESSAGES)) 120)
+    latency_run postfix "$port" bench@bench.test
     source_run postfix_relay "$port" bench@sink.test "$SESSIONS" "$MESSAGES"
     e2e_wait postfix_relay "grep -c 'relay=127.0.0.1.*status=sent' $POSTFIX_DIR/maillog || true" "$MESSAGES" 300
     postfix -c "$POSTFIX_DIR/etc" stop >/dev/null 2>&1 || true
@@ -289,6 +303,29 @@ bench_postfix() {
 RELAIS_BIN=$ROOT/target/release/relais
 RELAIS_PID=""
 RELAIS_PORT=""
+
+# relais_serve NAME: starts `relais serve` on the configuration already in $WORK/NAME; sets
+# RELAIS_PID and RELAIS_PORT.
+relais_serve() {
+    local dir=$WORK/$1
+    NO_COLOR=1 "$RELAIS_BIN" serve --config "$dir/relais.toml" >"$dir/stdout.log" 2>>"$dir/stderr.log" &
+    RELAIS_PID=$!
+    PIDS+=("$RELAIS_PID")
+    local deadline=$((SECONDS + 60)) before
+    before=$(grep -c 'listening on' "$dir/stderr.log" || true)
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if [ "$(grep -c 'listening on' "$dir/stderr.log" || true)" -gt "$before" ]; then
+            RELAIS_PORT=$(sed 's/\x1b\[[0-9;]*m//g' "$dir/stderr.log" |
+                grep -o 'listening on 127\.0\.0\.1:[0-9]*' | tail -1 | sed 's/.*://')
+            return 0
+        fi
+        kill -0 "$RELAIS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "relais did not start again; its log:"
+    tail -20 "$dir/stderr.log" >&2
+    return 1
+}
 
 # relais_start NAME [EXTRA]: a relais in $WORK/NAME; EXTRA is TOML put before the tables (the
 # default trusts 127.0.0.0/8 as relay networks; EXTRA may set its own).
@@ -340,6 +377,35 @@ cpu_ticks() {
     awk '{ print $14, $15 }' "/proc/$1/stat"
 }
 
+# group_ticks PID: CPU ticks (user + system) of PID's session: every live process in it and
+# the children it has reaped (a Postfix instance: master, smtpd, cleanup, qmgr, virtual, …).
+group_ticks() {
+    local sid
+    sid=$(awk '{ print $6 }' "/proc/$1/stat")
+    cat /proc/[0-9]*/stat 2>/dev/null |
+        awk -v sid="$sid" -v pid="$1" '$6 == sid { t += $14 + $15 } $1 == pid { t += $16 + $17 } END { print t + 0 }'
+}
+
+# cpu_per_1000 TICKS MESSAGES: CPU seconds per 1,000 messages.
+cpu_per_1000() {
+    awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", t / hz / n * 1000 }'
+}
+
+# latency_run KEY PORT RCPT: the final 250's latency with $SESSIONS sessions and with one
+# (crates/client/examples/latency.rs), into LATENCY[KEY_par] and LATENCY[KEY_one].
+LATENCY_BIN=$ROOT/target/release/examples/latency
+declare -A LATENCY
+latency_run() {
+    local key=$1 port=$2 rcpt=$3 out
+    [ -x "$LATENCY_BIN" ] || return 0
+    out=$("$LATENCY_BIN" "127.0.0.1:$port" "$SESSIONS" $((MESSAGES / 4)) "$SIZE" "$rcpt" 2>&1) || out="FAIL $out"
+    log "$key latency, $SESSIONS sessions: $out"
+    LATENCY[${key}_par]=$(echo "$out" | sed -n 's/.*p50 \([0-9.]*\) ms p99 \([0-9.]*\) ms.*/\1 \2/p')
+    out=$("$LATENCY_BIN" "127.0.0.1:$port" 1 "$SERIAL_MESSAGES" "$SIZE" "$rcpt" 2>&1) || out="FAIL $out"
+    log "$key latency, 1 session: $out"
+    LATENCY[${key}_one]=$(echo "$out" | sed -n 's/.*p50 \([0-9.]*\) ms p99 \([0-9.]*\) ms.*/\1 \2/p')
+}
+
 # parallel_run KEY NAME: the parallel accept run of the relais in $WORK/NAME, to its Maildir,
 # with the server's CPU time per message in CPU_RUN_USER_US and CPU_RUN_SYS_US.
 parallel_run() {
@@ -360,7 +426,8 @@ rss_kb() {
 bench_relais() {
     if [ -z "${BENCH_NO_BUILD:-}" ]; then
         log "relais: cargo build --release -p relais"
-        (cd "$ROOT" && cargo build --release -p relais)
+        (cd "$ROOT" && cargo build --release -p relais &&
+            cargo build --release -p relais-client --example latency)
     fi
     if ! relais_start; then
         RATE[relais_par]=FAIL
@@ -372,8 +439,10 @@ bench_relais() {
     parallel_run relais_par relais
     CPU_USER_US=$CPU_RUN_USER_US
     CPU_SYS_US=$CPU_RUN_SYS_US
+    RELAIS_CPU=$(awk -v u="$CPU_USER_US" -v s="$CPU_SYS_US" 'BEGIN { printf "%.3f", (u + s) / 1000 }')
     source_run relais_one "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
     DELIVERED[relais]=$(wait_files "$WORK/relais/data/mail/bench/new" $((MESSAGES + SERIAL_MESSAGES)) 120)
+    latency_run relais "$RELAIS_PORT" bench@localhost
     source_run relais_relay "$RELAIS_PORT" bench@sink.test "$SESSIONS" "$MESSAGES"
     e2e_wait relais_relay "grep -c 'relay=127.0.0.1.*status=sent' $WORK/relais/stderr.log || true" "$MESSAGES" 300
     RSS_LOADED=$(rss_kb "$RELAIS_PID")
@@ -526,6 +595,41 @@ EOF
 # The same accept runs with reverse DNS, two DNS lists (the client is on neither) and
 # greylisting (pre-passed: no delay) for strangers: per connection a PTR and its forward
 # lookup, two list queries, a greylisting read in the state store.
+# A backlog after a crash: BACKLOG messages delivered to a mailbox (the normal end-to-end rate),
+# then BACKLOG more accepted with delivery paused, the server killed with SIGKILL, restarted
+# with delivery on: the rate at which the recovered backlog drains into the mailbox that
+# already holds BACKLOG messages (each recovered copy is checked against the Maildir, so that
+# one made before the crash is not made twice).
+bench_backlog() {
+    local name=relais-backlog dir=$WORK/relais-backlog start end
+    if ! relais_start "$name"; then
+        RATE[backlog_fill]=FAIL
+        return 0
+    fi
+    log "backlog: filling the mailbox with $BACKLOG messages"
+    source_run backlog_fill "$RELAIS_PORT" bench@localhost "$SESSIONS" "$BACKLOG"
+    e2e_wait backlog_fill "count_files $dir/data/mail/bench/new" "$BACKLOG" 600
+    kill -TERM "$RELAIS_PID" 2>/dev/null || true
+    wait "$RELAIS_PID" 2>/dev/null || true
+    printf 'paused = true\n' >>"$dir/relais.toml"
+    relais_serve "$name" || return 0
+    log "backlog: $BACKLOG more into the spool, delivery paused"
+    source_run backlog_spool "$RELAIS_PORT" bench@localhost "$SESSIONS" "$BACKLOG"
+    kill -KILL "$RELAIS_PID" 2>/dev/null || true
+    wait "$RELAIS_PID" 2>/dev/null || true
+    sed -i '/^paused = true$/d' "$dir/relais.toml"
+    start=$(date +%s.%N)
+    START[backlog_drain]=$start
+    relais_serve "$name" || return 0
+    log "backlog: restarted after SIGKILL, draining"
+    e2e_wait backlog_drain "count_files $dir/data/mail/bench/new" $((2 * BACKLOG)) 900
+    BACKLOG_DELIVERED=$(count_files "$dir/data/mail/bench/new")
+    E2E[backlog_drain]=$(awk -v n="$BACKLOG" -v a="$start" -v b="$(date +%s.%N)" -v e="${E2E[backlog_drain]}" \
+        'BEGIN { if (e ~ /^FAIL/) print e; else printf "%.0f", n / (b - a) }')
+    kill -TERM "$RELAIS_PID" 2>/dev/null || true
+    wait "$RELAIS_PID" 2>/dev/null || true
+}
+
 # The embedded state store with 10,000 greylisting triplets and 100,000 rate counters: its
 # memory and file size (crates/state/examples/state_memory.rs).
 bench_state() {
@@ -563,6 +667,7 @@ for t in $TARGETS; do
     http) bench_http ;;
     screen) bench_screen ;;
     state) bench_state ;;
+    backlog) bench_backlog ;;
     *) log "unknown target $t" && exit 2 ;;
     esac
 done
@@ -635,6 +740,33 @@ if [ -n "${RATE[screen_par]:-}" ]; then
     printf '%-34s %14s %14s\n' "on / off" "$(ratio screen_par relais_par)" "$(ratio screen_one relais_one)"
     echo "relais CPU per message with client checks on: user ${SCREEN_CPU_USER_US:-?} us, system ${SCREEN_CPU_SYS_US:-?} us;" \
         "messages from a client named by its PTR: ${SCREEN_NAMED:-?}"
+fi
+if [ -n "${RELAIS_CPU:-}${POSTFIX_CPU:-}" ]; then
+    echo
+    echo "cost per message (-s $SESSIONS -m $MESSAGES, accepted and delivered to the Maildir):"
+    printf '%-50s %10s %10s %10s\n' "" "relais" "postfix" "ratio"
+    printf '%-50s %10s %10s %10s\n' "CPU seconds per 1,000 messages (server processes)" \
+        "${RELAIS_CPU:--}" "${POSTFIX_CPU:--}" \
+        "$(awk -v a="${RELAIS_CPU:-}" -v b="${POSTFIX_CPU:-}" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", b / a; else print "-" }')"
+    for k in par one; do
+        sessions="$SESSIONS sessions"
+        [ "$k" = one ] && sessions="1 session"
+        read -r rp50 rp99 <<<"${LATENCY[relais_$k]:-- -}"
+        read -r pp50 pp99 <<<"${LATENCY[postfix_$k]:-- -}"
+        printf '%-50s %10s %10s %10s\n' "final 250 latency p50, ms ($sessions)" "$rp50" "$pp50" \
+            "$(awk -v a="$rp50" -v b="$pp50" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", b / a; else print "-" }')"
+        printf '%-50s %10s %10s %10s\n' "final 250 latency p99, ms ($sessions)" "$rp99" "$pp99" \
+            "$(awk -v a="$rp99" -v b="$pp99" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", b / a; else print "-" }')"
+    done
+    echo "(ratio: postfix / relais, higher is better for relais)"
+fi
+if [ -n "${E2E[backlog_fill]:-}" ]; then
+    echo
+    echo "backlog after a crash ($BACKLOG messages, one mailbox):"
+    printf '%-50s %10s\n' "end to end into an empty mailbox (msg/s)" "${E2E[backlog_fill]:--}"
+    printf '%-50s %10s\n' "recovered after SIGKILL, into $BACKLOG (msg/s)" "${E2E[backlog_drain]:--}"
+    printf '%-50s %10s\n' "recovered / normal" "$(e2e_ratio backlog_drain backlog_fill)"
+    echo "messages in the mailbox at the end: ${BACKLOG_DELIVERED:-?} of $((2 * BACKLOG))"
 fi
 if [ -n "${STATE_LINE:-}" ]; then
     echo "$STATE_LINE"

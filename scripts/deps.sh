@@ -17,6 +17,8 @@
 #   rspamd       (tests: a real content filter in milter mode, started by the test on a free
 #                port with its DNS at a dead loopback port; the system service is not started)
 #   python3-milter (tests: a filter on Sendmail's own libmilter, for /usr/bin/python3)
+#   clamav-daemon, clamav-milter (tests: ClamAV as a milter, with a one-signature database of
+#                the test's own; nothing is downloaded, the services are not started)
 #   passwd       (tests: useradd and userdel make and remove the system users of home mailboxes)
 #   ldnsutils, nsd, openssl (tests: a DNSSEC zone signed at test time for DANE, served by a
 #                private NSD on a free port; TLSA digests of test certificates)
@@ -46,6 +48,8 @@ relais_deps_missing() {
     { command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ]; } || missing+=(nsd)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     /usr/bin/python3 -c "import Milter" >/dev/null 2>&1 || missing+=(python3-milter)
+    [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
+    [ -x /usr/sbin/clamav-milter ] || missing+=(clamav-milter)
     echo "${missing[@]}"
 }
 
@@ -82,7 +86,7 @@ relais_install_deps() {
     # never touches port 25 (the benchmark runs its own instance from a temporary directory).
     echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
     "${sudo[@]}" apt-get update -q
-    # Packages that ship a service (Postfix, Dovecot, Prometheus, Redis, rspamd) must not start it: only the
+    # Packages that ship a service (Postfix, Dovecot, Prometheus, Redis, rspamd, ClamAV) must not start it: only the
     # programs are wanted. policy-rc.d says so to invoke-rc.d while the packages install.
     local policy=/usr/sbin/policy-rc.d made_policy=""
     if [ ! -e "$policy" ]; then

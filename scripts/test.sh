@@ -33,3 +33,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace --no-fail-fast"
 cargo test --workspace --no-fail-fast
+
+step "fuzz targets: built, each run 20 s on its seeds (scripts/fuzz.sh)"
+bash scripts/fuzz.sh 20

@@ -605,6 +605,18 @@ fn connect_error(addr: SocketAddr, e: std::io::Error) -> ClientError {
     }
 }
 
+/// The CRAM-MD5 response (RFC 2195): `user`, a space, HMAC-MD5(password, challenge) in
+/// lower-case hex.
+pub fn cram_md5(user: &str, password: &str, challenge: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<md5::Md5> as Mac>::new_from_slice(password.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(challenge);
+    let digest = mac.finalize().into_bytes();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{user} {hex}")
+}
+
 /// The SASL PLAIN response for `user` and `password`, base64 (RFC 4616: empty authzid, NUL,
 /// authcid, NUL, password).
 pub fn sasl_plain(user: &str, password: &str) -> String {
@@ -621,6 +633,16 @@ mod tests {
         assert_eq!(
             sasl_plain("tim", "tanstaaftanstaaf"),
             "AHRpbQB0YW5zdGFhZnRhbnN0YWFm"
+        );
+    }
+
+    #[test]
+    fn cram_md5_matches_rfc_2195() {
+        // RFC 2195 §2's example.
+        let challenge = b"<1896.697170952@postoffice.reston.mci.net>";
+        assert_eq!(
+            cram_md5("tim", "tanstaaftanstaaf", challenge),
+            "tim b913a602c7eda7a495b4e6e7334d3890"
         );
     }
 

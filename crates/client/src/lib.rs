@@ -44,7 +44,7 @@ mod stream;
 mod tls;
 mod transcript;
 
-pub use client::{SmtpClient, Timing, resolve, sasl_plain};
+pub use client::{SmtpClient, Timing, cram_md5, resolve, sasl_plain};
 pub use config::{ClientConfig, TlsPolicy, Tlsa};
 pub use dane::matches as dane_matches;
 pub use error::{ClientError, Stage};

@@ -20,12 +20,14 @@ use relais_dns::Nameserver;
 use serde::{Deserialize, Serialize};
 
 mod domains;
+mod free_space;
 mod mailbox;
 mod outbound;
 mod policy;
 mod values;
 
 pub use domains::DomainConfig;
+pub use free_space::FreeSpace;
 pub use mailbox::{MailboxKind, QuotaTable, SystemUser, system_user};
 pub use outbound::{HopConfig, MtaStsConfig, TlsMode, hop_key};
 pub use policy::{
@@ -280,6 +282,10 @@ pub struct Limits {
     /// (`450 4.7.1` beyond, Postfix's `smtpd_client_message_rate_limit`); 0 for no limit.
     /// Relay networks are not counted.
     pub message_rate_per_ip: u64,
+    /// The window of `message_rate_per_ip` (Postfix's `anvil_rate_time_unit`): a minute by
+    /// default; the count starts again with each window.
+    #[serde(with = "duration")]
+    pub rate_time_unit: Duration,
     /// Recipients an hour for one authenticated user (`450 4.7.1` beyond, and a log line
     /// naming the user: a stolen password sending spam stops there); 0 for no limit.
     pub recipient_rate_per_user: u64,
@@ -295,6 +301,23 @@ pub struct Limits {
     /// and 10 minutes for the final dot; we wait as long as the longest).
     #[serde(with = "duration")]
     pub data_timeout: Duration,
+    /// The whole time a client may take to send one command line, from the reply before it to
+    /// its end, however often it sends a byte (a slowloris is closed with `421 4.4.2`; as
+    /// Postfix's `smtpd_timeout` with `smtpd_per_request_deadline = yes`).
+    #[serde(with = "duration")]
+    pub command_deadline: Duration,
+    /// The whole time a client may take to send a message's content, from `354` (or a BDAT
+    /// line) to its end, before `min_data_rate` adds to it.
+    #[serde(with = "duration")]
+    pub data_deadline: Duration,
+    /// Octets a second the content must arrive at, at least: each `min_data_rate` octets
+    /// received add a second to `data_deadline` (Postfix's `smtpd_min_data_rate`); 0: the
+    /// deadline does not grow.
+    pub min_data_rate: u64,
+    /// Room the file system of the spool and the Maildirs must keep: MAIL FROM is answered
+    /// `452 4.3.1 Insufficient system storage` below it (its SIZE counted), and deliveries to
+    /// Maildirs wait (as Postfix's `queue_minfree`, which it also checks at MAIL).
+    pub min_free_space: FreeSpace,
 }
 
 /// Who gets mail in the local domains, and how it is delivered.
@@ -486,11 +509,16 @@ impl Default for Limits {
             max_messages_per_session: 0,
             forbid_unauth_pipelining: true,
             message_rate_per_ip: 0,
+            rate_time_unit: Duration::from_secs(60),
             recipient_rate_per_user: 0,
             soft_error_limit: 0,
             error_sleep: Duration::from_secs(1),
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
+            command_deadline: Duration::from_secs(300),
+            data_deadline: Duration::from_secs(600),
+            min_data_rate: 500,
+            min_free_space: FreeSpace::default(),
         }
     }
 }
@@ -557,6 +585,9 @@ impl Config {
                 "listener",
                 "at least one [[listener]] is needed".into(),
             ));
+        }
+        if self.limits.rate_time_unit.as_secs() == 0 {
+            return Err(err("rate_time_unit", "must be at least one second".into()));
         }
         if !self.hostname.is_empty() && !relais_proto::address::is_domain(&self.hostname) {
             return Err(err(
@@ -652,6 +683,16 @@ impl Config {
                         u.name
                     ),
                 ));
+            }
+        }
+        for (key, d) in [
+            ("command_timeout", self.limits.command_timeout),
+            ("data_timeout", self.limits.data_timeout),
+            ("command_deadline", self.limits.command_deadline),
+            ("data_deadline", self.limits.data_deadline),
+        ] {
+            if d.is_zero() {
+                return Err(err(key, "must be more than 0".into()));
             }
         }
         if self.limits.max_connections == 0 {

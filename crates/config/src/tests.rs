@@ -111,6 +111,19 @@ command_timeout = "2m"
     assert_eq!(c.local.users, vec!["alice", "bob"]);
     assert_eq!(c.limits.command_timeout, Duration::from_secs(300));
     assert_eq!(c.limits.data_timeout, Duration::from_secs(30));
+    // Deadlines (issue 15): Postfix's defaults, configurable, never zero.
+    assert_eq!(c.limits.command_deadline, Duration::from_secs(300));
+    assert_eq!(c.limits.data_deadline, Duration::from_secs(600));
+    assert_eq!(c.limits.min_data_rate, 500);
+    let c = Config::parse(
+        "[limits]\ncommand_deadline = \"2s\"\ndata_deadline = \"3s\"\nmin_data_rate = 0\n",
+    )
+    .unwrap();
+    assert_eq!(c.limits.command_deadline, Duration::from_secs(2));
+    assert_eq!(c.limits.data_deadline, Duration::from_secs(3));
+    assert_eq!(c.limits.min_data_rate, 0);
+    let e = Config::parse("[limits]\ncommand_deadline = 0\n").unwrap_err();
+    assert!(e.to_string().contains("command_deadline"), "{e}");
     let c = Config::parse("[delivery]\nsource_address = [\"127.0.0.2\", \"::1\"]\n").unwrap();
     assert_eq!(c.delivery.source_address.len(), 2);
     assert!(

@@ -201,7 +201,7 @@ impl FromStr for WeightedZone {
 
 /// What a value that does not parse is refused with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadValue(String);
+pub struct BadValue(pub(crate) String);
 
 impl fmt::Display for BadValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

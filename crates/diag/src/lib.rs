@@ -16,15 +16,18 @@
 //! - [`check`]: a domain's whole mail set-up in one report (the probe, and MTA-STS, TLS-RPT,
 //!   BIMI, DNS block lists), as text, JSON or an HTML page.
 //! - [`dns`]: the DNS and DNSBL reports.
+//! - [`sink`]: a test SMTP server with programmable faults and a capture store.
 //! - [`whoami`]: this host's source address, its PTR and forward confirmation, the HELO name.
 
 pub mod check;
 pub mod dns;
 pub mod explain;
+mod html;
 mod mechanism;
 pub mod probe;
 pub mod send;
 pub mod shell;
+pub mod sink;
 pub mod whoami;
 
 pub use mechanism::Mechanism;

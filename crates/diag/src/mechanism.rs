@@ -10,6 +10,10 @@ pub enum Mechanism {
     Plain,
     /// AUTH LOGIN.
     Login,
+    /// AUTH CRAM-MD5 (RFC 2195): the password never travels.
+    CramMd5,
+    /// AUTH XOAUTH2 (Gmail, Office 365): the secret is an OAuth 2.0 bearer token.
+    XOAuth2,
 }
 
 /// Why no mechanism could be chosen.
@@ -27,6 +31,8 @@ impl Mechanism {
         match self {
             Mechanism::Plain => "PLAIN",
             Mechanism::Login => "LOGIN",
+            Mechanism::CramMd5 => "CRAM-MD5",
+            Mechanism::XOAuth2 => "XOAUTH2",
         }
     }
 
@@ -46,7 +52,7 @@ impl Mechanism {
         }
     }
 
-    /// Runs the exchange on `client`.
+    /// Runs the exchange on `client` (`password` is the token for XOAUTH2).
     pub(crate) async fn authenticate(
         self,
         client: &mut SmtpClient,
@@ -56,6 +62,8 @@ impl Mechanism {
         match self {
             Mechanism::Plain => client.auth_plain(user, password).await,
             Mechanism::Login => client.auth_login(user, password).await,
+            Mechanism::CramMd5 => client.auth_cram_md5(user, password).await,
+            Mechanism::XOAuth2 => client.auth_xoauth2(user, password).await,
         }
     }
 }
@@ -66,7 +74,7 @@ mod tests {
 
     #[test]
     fn choice_among_the_offered() {
-        use Mechanism::{Login, Plain};
+        use Mechanism::{CramMd5, Login, Plain, XOAuth2};
         // (wanted, offered, chosen)
         type Row<'a> = (
             Option<Mechanism>,
@@ -82,6 +90,10 @@ mod tests {
             (Some(Login), &["PLAIN", "LOGIN"], Ok(Login)),
             (Some(Login), &["PLAIN"], Err(NotOffered::Wanted(Login))),
             (Some(Plain), &["plain"], Err(NotOffered::Wanted(Plain))),
+            (Some(CramMd5), &["PLAIN", "CRAM-MD5"], Ok(CramMd5)),
+            (Some(CramMd5), &["PLAIN"], Err(NotOffered::Wanted(CramMd5))),
+            (Some(XOAuth2), &["XOAUTH2", "OAUTHBEARER"], Ok(XOAuth2)),
+            (None, &["XOAUTH2"], Err(NotOffered::Neither)),
         ];
         for (wanted, offered, chosen) in table {
             let offered: Vec<String> = offered.iter().map(|s| s.to_string()).collect();

@@ -6,7 +6,7 @@
 //! makes the renames durable. Only then are the messages dropped from the spool. Measured here,
 //! one flush for many files is several times faster than an fsync per file.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, DirBuilder, File};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -27,6 +27,10 @@ pub struct MaildirStore {
     host: String,
     /// Mailboxes whose directories are known to exist.
     created: Mutex<HashSet<String>>,
+    /// The file names in `new/` and `cur/` of each Maildir asked about by
+    /// [`MaildirStore::already_delivered`], read once (sorted, for prefix lookups) and kept up
+    /// to date by [`MaildirStore::commit`] until [`MaildirStore::forget_delivered`].
+    seen: Mutex<HashMap<PathBuf, BTreeSet<String>>>,
 }
 
 /// Where a mailbox is, and whose ids write it.
@@ -75,7 +79,13 @@ impl MaildirStore {
             root: root.to_path_buf(),
             host: hostname.replace(['/', ':'], "_"),
             created: Mutex::new(HashSet::new()),
+            seen: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Where the mailboxes are (`data_dir/mail`).
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Where a mailbox is: `root/<mailbox>`, or for `~user[/.folder]` the system user's
@@ -167,23 +177,38 @@ impl MaildirStore {
     }
 
     /// True if a file whose name starts with `base` is in the mailbox's `new/` or `cur/`
-    /// (a reader moves files to `cur/` and appends flags, never changing the start).
+    /// (a reader moves files to `cur/` and appends flags, never changing the start). The
+    /// directories are read once per Maildir, not once per message: after a crash with a
+    /// large mailbox, every recovered message asks.
     pub fn already_delivered(&self, mailbox: &str, base: &str) -> bool {
         let Ok(place) = self.place_of(mailbox) else {
             return false;
         };
         let prefix = format!("{base}.");
-        place
-            .run(|| {
-                Ok(["new", "cur"].iter().any(|sub| {
-                    fs::read_dir(place.dir.join(sub)).is_ok_and(|entries| {
-                        entries
-                            .flatten()
-                            .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                    })
-                }))
-            })
-            .unwrap_or(false)
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let names = seen.entry(place.dir.clone()).or_insert_with_key(|dir| {
+            let mut names = BTreeSet::new();
+            for sub in ["new", "cur"] {
+                let read = place.run(|| {
+                    Ok(fs::read_dir(dir.join(sub))?
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>())
+                });
+                names.extend(read.unwrap_or_default());
+            }
+            names
+        });
+        names
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|n| n.starts_with(&prefix))
+    }
+
+    /// Drops what [`MaildirStore::already_delivered`] read (once no recovered message is left).
+    pub fn forget_delivered(&self) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        *seen = HashMap::new();
     }
 
     /// Makes a batch durable and visible: flush, rename into `new/`, flush the renames; then
@@ -194,9 +219,18 @@ impl MaildirStore {
         }
         let roots = self.file_systems(batch);
         sync_all(&roots)?;
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         for p in batch {
             p.place.run(|| fs::rename(&p.tmp, &p.new))?;
+            // A Maildir read for recovery stays true to what it holds.
+            if let (Some(dir), Some(name)) =
+                (p.new.parent().and_then(Path::parent), p.new.file_name())
+                && let Some(names) = seen.get_mut(dir)
+            {
+                names.insert(name.to_string_lossy().into_owned());
+            }
         }
+        drop(seen);
         sync_all(&roots)?;
         for p in batch {
             if let Some(dir) = &p.quota
@@ -279,5 +313,43 @@ mod tests {
         assert!(dir.path().join("alice/cur").is_dir());
         let q = store.write_named("alice", "1.Q1R1", b"", b"x").unwrap();
         assert_ne!(p.new, q.new);
+    }
+
+    #[test]
+    fn copies_made_before_a_restart_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MaildirStore::open(dir.path(), "mx").unwrap();
+        let a = store.write_named("alice", "1.Q1R0", b"", b"a").unwrap();
+        store.commit(std::slice::from_ref(&a)).unwrap();
+        // a reader moved this one to cur/ and flagged it
+        let b = store.write_named("alice", "1.Q2R0", b"", b"b").unwrap();
+        store.commit(std::slice::from_ref(&b)).unwrap();
+        let name = b.new.file_name().unwrap().to_string_lossy().into_owned();
+        fs::rename(
+            &b.new,
+            dir.path().join("alice/cur").join(format!("{name}:2,S")),
+        )
+        .unwrap();
+        // a restart: a new store reads the Maildir once
+        let store = MaildirStore::open(dir.path(), "mx").unwrap();
+        // (base, delivered?)
+        let table: &[(&str, bool)] = &[
+            ("1.Q1R0", true),
+            ("1.Q2R0", true),
+            ("1.Q1R1", false),
+            ("1.Q1R", false),
+            ("1.Q1", false),
+            ("0.Q1R0", false),
+        ];
+        for (base, want) in table {
+            assert_eq!(store.already_delivered("alice", base), *want, "{base}");
+        }
+        // what is committed after the Maildir was read is known too
+        let c = store.write_named("alice", "1.Q1R1", b"", b"c").unwrap();
+        store.commit(std::slice::from_ref(&c)).unwrap();
+        assert!(store.already_delivered("alice", "1.Q1R1"));
+        store.forget_delivered();
+        assert!(store.already_delivered("alice", "1.Q2R0"), "read again");
+        assert!(!store.already_delivered("bob", "1.Q1R0"), "no such Maildir");
     }
 }

@@ -17,6 +17,9 @@ use relais_proto::{Reply, replies};
 
 use crate::SenderAuth;
 
+/// The address no DNS list may name (RFC 5782 §5).
+const TEST_POINT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 /// What one DNS list said about the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListAnswer {
@@ -217,13 +220,20 @@ impl SenderAuth {
         };
         let lists = async {
             if zones.is_empty() {
-                Vec::new()
+                (Vec::new(), Vec::new())
             } else {
-                self.resolver.dnsbl(ip, &zones).await
+                // RFC 5782 §5: no list may name 127.0.0.1; one that does names everyone (a
+                // dead list whose domain was taken over, or a wildcard): it is not believed.
+                // The answer is cached like any other, so this costs a query per TTL.
+                tokio::join!(
+                    self.resolver.dnsbl(ip, &zones),
+                    self.resolver.dnsbl(TEST_POINT, &zones)
+                )
             }
         };
         let both = async { tokio::join!(reverse, lists) };
-        let Ok((reverse, checks)) = tokio::time::timeout(s.lookup_timeout, both).await else {
+        let Ok((reverse, (checks, probes))) = tokio::time::timeout(s.lookup_timeout, both).await
+        else {
             return Screening {
                 timed_out: true,
                 ..Default::default()
@@ -232,10 +242,19 @@ impl SenderAuth {
         let lists = checks
             .into_iter()
             .zip(&s.dnsbl)
-            .map(|(c, z)| ListAnswer {
+            .zip(
+                probes
+                    .iter()
+                    .map(|p| matches!(p.status, DnsblStatus::Listed { .. })),
+            )
+            .map(|((c, z), names_everyone)| ListAnswer {
                 zone: z.zone.clone(),
                 weight: z.weight,
                 status: match c.status {
+                    _ if names_everyone => ListStatus::Error(
+                        "names the test point 127.0.0.1, as a dead or hijacked list does: ignored"
+                            .into(),
+                    ),
                     DnsblStatus::Listed { codes, .. } => {
                         ListStatus::Listed(codes.iter().map(|c| c.code.to_string()).collect())
                     }
@@ -244,11 +263,23 @@ impl SenderAuth {
                 },
             })
             .collect();
+        // A name that is no host name (spaces, quotes, control characters: a PTR record can
+        // hold anything) names nobody, as Postfix's valid_hostname() has it: the client is
+        // unknown, and nothing of it reaches the log or the Received header.
+        let name = reverse
+            .as_ref()
+            .and_then(|r| r.confirmed_name())
+            .map(|n| n.trim_end_matches('.'));
+        let malformed = name.is_some_and(|n| !relais_proto::address::is_domain(n));
         Screening {
-            name: reverse
-                .as_ref()
-                .and_then(|r| r.confirmed_name().map(str::to_string)),
-            fcrdns: reverse.as_ref().map(|r| r.verdict()),
+            name: name.filter(|_| !malformed).map(str::to_string),
+            fcrdns: reverse.as_ref().map(|r| {
+                if malformed {
+                    Fcrdns::NotConfirmed
+                } else {
+                    r.verdict()
+                }
+            }),
             lists,
             timed_out: false,
         }

@@ -11,13 +11,20 @@ use relais_state::Store;
 
 /// Counts one message from `ip` in this minute; the refusal beyond `limit` (or when the store
 /// cannot be reached: a limit never lets through what it should refuse).
-pub async fn message(store: &Store, ip: IpAddr, limit: u64, now: u64) -> Option<Reply> {
+pub async fn message(
+    store: &Store,
+    ip: IpAddr,
+    limit: u64,
+    unit: Duration,
+    now: u64,
+) -> Option<Reply> {
     if limit == 0 {
         return None;
     }
-    let minute = now / 60;
-    let key = format!("rm:{}:{minute}", ip.to_canonical());
-    match store.add(&key, 1, now, (minute + 2) * 60).await {
+    let unit = unit.as_secs().max(1);
+    let window = now / unit;
+    let key = format!("rm:{}:{unit}:{window}", ip.to_canonical());
+    match store.add(&key, 1, now, (window + 2) * unit).await {
         Ok(n) if n > limit => Some(replies::too_much_mail(ip)),
         Ok(_) => None,
         Err(e) => {
@@ -91,12 +98,26 @@ mod tests {
         let store = Store::open(&dir.join("state.redb")).unwrap();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let t = 6000; // the start of a minute and of an hour... of sorts
-        assert_eq!(message(&store, ip, 2, t).await, None);
-        assert_eq!(message(&store, ip, 2, t + 1).await, None);
-        let r = message(&store, ip, 2, t + 2).await.unwrap().to_string();
+        let minute = Duration::from_secs(60);
+        assert_eq!(message(&store, ip, 2, minute, t).await, None);
+        assert_eq!(message(&store, ip, 2, minute, t + 1).await, None);
+        let r = message(&store, ip, 2, minute, t + 2)
+            .await
+            .unwrap()
+            .to_string();
         assert_eq!(r, "450 4.7.1 Error: too much mail from 192.0.2.1");
-        assert_eq!(message(&store, ip, 2, t + 60).await, None, "a new minute");
-        assert_eq!(message(&store, ip, 0, t).await, None, "no limit");
+        assert!(message(&store, ip, 2, minute, t + 59).await.is_some());
+        assert_eq!(
+            message(&store, ip, 2, minute, t + 60).await,
+            None,
+            "a new minute"
+        );
+        assert_eq!(message(&store, ip, 0, minute, t).await, None, "no limit");
+        // another window: 10 s
+        let ten = Duration::from_secs(10);
+        assert_eq!(message(&store, ip, 1, ten, t).await, None);
+        assert!(message(&store, ip, 1, ten, t + 9).await.is_some());
+        assert_eq!(message(&store, ip, 1, ten, t + 10).await, None, "released");
         let to = Mailbox::parse("x@example.org").unwrap();
         assert_eq!(recipient(&store, "Alice", &to, 1, t).await, None);
         let (n, r) = recipient(&store, "alice", &to, 1, t + 10).await.unwrap();

@@ -1,14 +1,18 @@
 //! Mailbox addresses and the paths of MAIL and RCPT (RFC 5321 §4.1.2, RFC 6531 for UTF-8).
 //!
 //! Parsing is strict about what an address is (no trailing dots, no `@` in an unquoted local part,
-//! RFC length limits) and lenient about how it is written, as Postfix is: angle brackets may be
-//! left out (`MAIL FROM:Admin@test.com`, as seed 002 types it) and a source route
-//! (`<@a,@b:user@host>`) is accepted and ignored, as RFC 5321 §4.1.1.3 asks.
+//! the domain and path length limits) and lenient about how it is written, as Postfix is with
+//! `strict_rfc821_envelopes = no`: angle brackets may be left out (`MAIL FROM:Admin@test.com`,
+//! as seed 002 types it), a source route (`<@a,@b:user@host>`) is accepted and ignored, as
+//! RFC 5321 §4.1.1.3 asks, and the path is read as an RFC 822 address (comments, a phrase,
+//! mixed local parts: [`rfc822`]), kept in canonical form. A local part may be longer than the
+//! 64 octets of RFC 5321 §4.5.3.1.1 ("accept longer where possible"): only the whole path is
+//! limited.
 
 use std::fmt;
 
-/// Longest local part (RFC 5321 §4.5.3.1.1).
-pub const MAX_LOCAL_PART: usize = 64;
+mod rfc822;
+
 /// Longest domain (RFC 5321 §4.5.3.1.2).
 pub const MAX_DOMAIN: usize = 255;
 /// Longest path, brackets included (RFC 5321 §4.5.3.1.3).
@@ -33,8 +37,6 @@ pub enum AddressError {
     Empty,
     /// Not an address: stray characters, `@` missing or doubled, bad quoting.
     Syntax,
-    /// The local part is longer than 64 octets.
-    LocalPartTooLong,
     /// The domain is longer than 255 octets.
     DomainTooLong,
     /// The whole path is longer than 256 octets.
@@ -46,7 +48,6 @@ impl fmt::Display for AddressError {
         f.write_str(match self {
             AddressError::Empty => "empty address",
             AddressError::Syntax => "bad address syntax",
-            AddressError::LocalPartTooLong => "local part longer than 64 octets",
             AddressError::DomainTooLong => "domain longer than 255 octets",
             AddressError::PathTooLong => "path longer than 256 octets",
         })
@@ -63,19 +64,22 @@ impl Mailbox {
         }
         let (local, rest) = parse_local_part(s)?;
         let domain = rest.strip_prefix('@').ok_or(AddressError::Syntax)?;
-        if local.len() > MAX_LOCAL_PART {
-            return Err(AddressError::LocalPartTooLong);
-        }
+        Mailbox::checked(local, domain.to_string())
+    }
+
+    /// The mailbox if the domain is one and the path fits in [`MAX_PATH`].
+    fn checked(local: String, domain: String) -> Result<Mailbox, AddressError> {
         if domain.len() > MAX_DOMAIN {
             return Err(AddressError::DomainTooLong);
         }
-        if !is_domain_or_literal(domain) {
+        if !is_domain_or_literal(&domain) {
             return Err(AddressError::Syntax);
         }
-        Ok(Mailbox {
-            local,
-            domain: domain.to_string(),
-        })
+        let m = Mailbox { local, domain };
+        if m.to_string().len() + 2 > MAX_PATH {
+            return Err(AddressError::PathTooLong);
+        }
+        Ok(m)
     }
 
     /// The domain in lower case, for comparisons.
@@ -153,7 +157,8 @@ impl fmt::Display for ReversePath {
 /// Splits the argument of `MAIL FROM:` / `RCPT TO:` into the path and the rest (parameters).
 ///
 /// Accepts `<path> params`, ` <path>` (space after the colon), and `addr params` without
-/// brackets. Returns the text inside the brackets (source route removed) and the parameters.
+/// brackets. Returns the text inside the outer brackets (or the bare address, which ends at the
+/// first space outside quotes, as Postfix's tokenizer reads it) and the parameters.
 pub fn split_path(arg: &str) -> Result<(&str, &str), AddressError> {
     let arg = arg.trim_start_matches(' ');
     if arg.is_empty() {
@@ -161,44 +166,47 @@ pub fn split_path(arg: &str) -> Result<(&str, &str), AddressError> {
     }
     let (inner, rest) = if let Some(after) = arg.strip_prefix('<') {
         let end = closing_bracket(after).ok_or(AddressError::Syntax)?;
-        if end + 2 > MAX_PATH {
-            return Err(AddressError::PathTooLong);
-        }
         (&after[..end], &after[end + 1..])
     } else {
-        let end = arg.find(' ').unwrap_or(arg.len());
-        if end > MAX_PATH {
-            return Err(AddressError::PathTooLong);
-        }
+        let end = word_end(arg);
         (&arg[..end], &arg[end..])
     };
     if !rest.is_empty() && !rest.starts_with(' ') {
         return Err(AddressError::Syntax);
     }
-    Ok((strip_source_route(inner)?, rest.trim_matches(' ')))
+    Ok((inner, rest.trim_matches(' ')))
 }
 
-/// Parses the path of MAIL FROM (the text `split_path` returned).
+/// Parses the path of MAIL FROM (the text `split_path` returned): `<>`, or an RFC 822 address
+/// in canonical form (a path of nothing but comments is `<>` too, as for Postfix).
 pub fn parse_reverse_path(inner: &str) -> Result<ReversePath, AddressError> {
-    if inner.is_empty() {
-        return Ok(ReversePath::Null);
+    match rfc822::parse(inner)? {
+        None => Ok(ReversePath::Null),
+        Some(p) => match p.domain {
+            Some(domain) => Mailbox::checked(p.local, domain).map(ReversePath::Mailbox),
+            None => Err(AddressError::Syntax),
+        },
     }
-    Mailbox::parse(inner).map(ReversePath::Mailbox)
 }
 
-/// Parses the path of RCPT TO, accepting the bare `postmaster` (any case).
+/// Parses the path of RCPT TO, accepting the bare `postmaster` (any case, comments around it
+/// allowed).
 pub fn parse_forward_path(inner: &str) -> Result<Mailbox, AddressError> {
-    if inner.eq_ignore_ascii_case("postmaster") {
-        return Ok(Mailbox {
-            local: inner.to_string(),
+    let p = rfc822::parse(inner)?.ok_or(AddressError::Empty)?;
+    match p.domain {
+        Some(domain) => Mailbox::checked(p.local, domain),
+        None if p.local.eq_ignore_ascii_case("postmaster") => Ok(Mailbox {
+            local: p.local,
             domain: String::new(),
-        });
+        }),
+        None => Err(AddressError::Syntax),
     }
-    Mailbox::parse(inner)
 }
 
-/// Index of the `>` that closes a path, skipping quoted strings.
+/// Index of the `>` that closes a path: quoted strings and backslash pairs are skipped and inner
+/// `<…>` pairs counted, as Postfix's `smtp_quoted` does (`<Anne <anne@example.com>>`).
 fn closing_bracket(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
     let mut in_quote = false;
     let mut escaped = false;
     for (i, c) in s.char_indices() {
@@ -207,55 +215,41 @@ fn closing_bracket(s: &str) -> Option<usize> {
             continue;
         }
         match c {
-            '\\' if in_quote => escaped = true,
+            '\\' => escaped = true,
             '"' => in_quote = !in_quote,
-            '>' if !in_quote => return Some(i),
+            '<' if !in_quote => depth += 1,
+            '>' if !in_quote && depth == 0 => return Some(i),
+            '>' if !in_quote => depth -= 1,
             _ => {}
         }
     }
     None
 }
 
-/// Removes `@a,@b:` in front of a mailbox (RFC 5321 §4.1.1.3: accept, then ignore).
-fn strip_source_route(inner: &str) -> Result<&str, AddressError> {
-    if !inner.starts_with('@') {
-        return Ok(inner);
-    }
-    let colon = inner.find(':').ok_or(AddressError::Syntax)?;
-    for hop in inner[..colon].split(',') {
-        let domain = hop.strip_prefix('@').ok_or(AddressError::Syntax)?;
-        if !is_domain_or_literal(domain) {
-            return Err(AddressError::Syntax);
+/// Where an address written without brackets ends: the first space outside quotes.
+fn word_end(s: &str) -> usize {
+    let mut in_quote = false;
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' => in_quote = !in_quote,
+            ' ' if !in_quote => return i,
+            _ => {}
         }
     }
-    let rest = &inner[colon + 1..];
-    if rest.is_empty() {
-        return Err(AddressError::Syntax);
-    }
-    Ok(rest)
+    s.len()
 }
 
 /// Reads a local part (dot-string or quoted string) from the front of `s`; returns it unquoted
 /// and the remainder (which must start with `@`).
 fn parse_local_part(s: &str) -> Result<(String, &str), AddressError> {
-    if let Some(q) = s.strip_prefix('"') {
-        let mut out = String::new();
-        let mut chars = q.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    let (_, e) = chars.next().ok_or(AddressError::Syntax)?;
-                    if !(' '..='~').contains(&e) {
-                        return Err(AddressError::Syntax);
-                    }
-                    out.push(e);
-                }
-                '"' => return Ok((out, &q[i + 1..])),
-                c if c.is_ascii_control() => return Err(AddressError::Syntax),
-                c => out.push(c),
-            }
-        }
-        return Err(AddressError::Syntax);
+    if s.starts_with('"') {
+        return rfc822::quoted(s);
     }
     let end = s.find('@').ok_or(AddressError::Syntax)?;
     let local = &s[..end];
@@ -368,10 +362,13 @@ mod tests {
             ("<> BODY=8BITMIME", "", "BODY=8BITMIME"),
             (
                 "<@hosta.int,@jkl.org:userc@d.bar.org>",
-                "userc@d.bar.org",
+                "@hosta.int,@jkl.org:userc@d.bar.org",
                 "",
             ),
             ("<\"a>b\"@c.d>", "\"a>b\"@c.d", ""),
+            ("<Anne <a@b.c>> SIZE=1", "Anne <a@b.c>", "SIZE=1"),
+            ("\" \"@b.c BODY=7BIT", "\" \"@b.c", "BODY=7BIT"),
+            ("<a@b.c> (Anne)", "a@b.c", "(Anne)"),
         ];
         for (input, path, rest) in ok {
             assert_eq!(split_path(input), Ok((*path, *rest)), "{input}");
@@ -380,14 +377,55 @@ mod tests {
             ("", AddressError::Empty),
             ("<a@b.c", AddressError::Syntax),
             ("<a@b.c>x", AddressError::Syntax),
-            ("<@a:>", AddressError::Syntax),
-            ("<@a,b:c@d>", AddressError::Syntax),
+            ("<<a@b.c>", AddressError::Syntax),
+            // A `>` in a comment closes the path, as for Postfix.
+            ("<a@b.c (A>)>", AddressError::Syntax),
         ];
         for (input, err) in bad {
             assert_eq!(split_path(input), Err(*err), "{input}");
         }
-        let long = format!("<{}@{}>", "a".repeat(60), "b".repeat(250));
-        assert_eq!(split_path(&long), Err(AddressError::PathTooLong));
+    }
+
+    #[test]
+    fn envelope_paths_are_kept_canonical() {
+        let ok: &[(&str, &str)] = &[
+            ("<@a:>", ""),
+            ("Anne <anne@example.com>", "anne@example.com"),
+            (
+                "much.\"more\\ unusual\"@example.com",
+                "\"much.more unusual\"@example.com",
+            ),
+            ("@hosta.int,@jkl.org:userc@d.bar.org", "userc@d.bar.org"),
+        ];
+        for (inner, want) in ok {
+            match parse_reverse_path(inner) {
+                Ok(p) => assert_eq!(p.to_string(), *want, "{inner}"),
+                Err(e) => assert!(want.is_empty(), "{inner}: {e}"),
+            }
+        }
+        assert_eq!(parse_reverse_path("()"), Ok(ReversePath::Null));
+        assert_eq!(parse_reverse_path("anne"), Err(AddressError::Syntax));
+        assert_eq!(parse_forward_path("()"), Err(AddressError::Empty));
+        assert!(
+            parse_forward_path("Postmaster (pm)")
+                .unwrap()
+                .is_bare_postmaster()
+        );
+        assert_eq!(parse_forward_path("anne"), Err(AddressError::Syntax));
+        // Local parts over 64 octets are taken (RFC 5321 §4.5.3.1.1 allows it); the path stays
+        // limited to 256 octets, brackets included.
+        let long_local = format!("{}@x.y", "a".repeat(250));
+        assert_eq!(parse_forward_path(&long_local).unwrap().local.len(), 250);
+        let too_long = format!("{}@x.y", "a".repeat(251));
+        assert_eq!(
+            parse_forward_path(&too_long),
+            Err(AddressError::PathTooLong)
+        );
+        let long = format!("{}@{}", "a".repeat(60), vec!["b".repeat(60); 4].join("."));
+        assert_eq!(parse_reverse_path(&long), Err(AddressError::PathTooLong));
+        // A long comment or phrase does not count: only the address kept does.
+        let commented = format!("\"{}\" <a@b.c> ({})", "p".repeat(300), "c".repeat(300));
+        assert_eq!(parse_forward_path(&commented).unwrap().to_string(), "a@b.c");
     }
 
     #[test]
@@ -427,12 +465,7 @@ mod tests {
             assert_eq!(Mailbox::parse(input), Err(*err), "{input}");
         }
         let long_local = format!("{}@x.y", "a".repeat(65));
-        assert_eq!(
-            Mailbox::parse(&long_local),
-            Err(AddressError::LocalPartTooLong)
-        );
-        let ok_local = format!("{}@x.y", "a".repeat(64));
-        assert!(Mailbox::parse(&ok_local).is_ok());
+        assert_eq!(Mailbox::parse(&long_local).unwrap().local.len(), 65);
         let long_domain = format!("a@{}", vec!["b".repeat(63); 5].join("."));
         assert_eq!(
             Mailbox::parse(&long_domain),

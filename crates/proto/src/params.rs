@@ -151,6 +151,11 @@ fn split_params(s: &str) -> Result<Vec<(&str, Option<&str>)>, ParamError> {
                 && v.chars()
                     .all(|c| (('!'..='~').contains(&c) && c != '=') || !c.is_ascii())
         });
+        if !key_ok && v.is_none() {
+            // Not a keyword at all (a comment after the path, `(Anne)`): Postfix calls it an
+            // unsupported option.
+            return Err(ParamError::Unsupported(p.to_string()));
+        }
         if !key_ok || !value_ok {
             return Err(ParamError::Syntax(p.to_string()));
         }
@@ -416,6 +421,7 @@ mod tests {
             ("FOO=1", ParamError::Unsupported("FOO".into())),
             ("SIZE=1 size=2", ParamError::Duplicate("SIZE".into())),
             ("=x", ParamError::Syntax("=x".into())),
+            ("(Anne)", ParamError::Unsupported("(Anne)".into())),
             ("SIZE=1=2", ParamError::Syntax("SIZE=1=2".into())),
         ];
         for (input, err) in bad {

@@ -311,6 +311,12 @@ pub fn queue_write_error() -> Reply {
     Reply::new(451, st(4, 3, 0), "Error: queue file write error")
 }
 
+/// `452 4.3.1` at MAIL FROM: less room than `min_free_space` (its SIZE counted), in
+/// Postfix's words (`queue_minfree`); the session goes on.
+pub fn storage_below_minimum() -> Reply {
+    Reply::new(452, st(4, 3, 1), "Insufficient system storage")
+}
+
 /// `452 4.3.1`: the disk is (nearly) full.
 pub fn insufficient_storage() -> Reply {
     Reply::new(452, st(4, 3, 1), "Error: insufficient system storage")

@@ -229,6 +229,42 @@ fn seed_002_ehlo_unbracketed_addresses_and_notify() {
     assert!(notify.success && notify.failure && !notify.delay);
 }
 
+/// Issue 15: envelope addresses as Postfix takes them (`strict_rfc821_envelopes = no`),
+/// kept in canonical form; a comment outside the brackets is an unknown option, and the
+/// session stays in step.
+#[test]
+fn rfc822_envelope_addresses_from_the_wild() {
+    let mut h = Harness::new();
+    h.script(
+        "C: HELO test.com
+         S: 250 mx.example.com
+         C: MAIL FROM:<Anne Smith <anne(home)@example.com>>
+         C: RCPT TO:<much.\"more\\ unusual\"@example.com (Bob)>
+         C: RCPT TO:<Postmaster (pm)>
+         C: RCPT TO:<a@b@example.com>
+         C: RCPT TO:<bob@example.com> (Bob)
+         C: DATA
+         S: 250 2.1.0 Ok
+         S: 250 2.1.5 Ok
+         S: 250 2.1.5 Ok
+         S: 501 5.1.3 Bad recipient address syntax (bad address syntax)
+         S: 555 5.5.4 Unsupported option: (Bob)
+         S: 354 End data with <CR><LF>.<CR><LF>
+         C: x
+         C: .
+         S: 250 2.0.0 Ok: queued as ID1",
+    );
+    let (env, _) = &h.stored[0];
+    assert_eq!(env.from.to_string(), "anne@example.com");
+    let to: Vec<String> = env.recipients.iter().map(|r| r.to.to_string()).collect();
+    assert_eq!(to, ["\"much.more unusual\"@example.com", "Postmaster"]);
+    let out = h.send("MAIL FROM:<anne@example.com> (Anne)\r\nMAIL FROM:<(nobody)>\r\n");
+    assert_eq!(
+        out,
+        "555 5.5.4 Unsupported option: (Anne)\r\n250 2.1.0 Ok\r\n"
+    );
+}
+
 #[test]
 fn pipelined_group_gets_replies_in_order() {
     let mut h = Harness::new();

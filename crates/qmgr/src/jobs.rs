@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::path::PathBuf;
 
 use relais_local::maildir::{MaildirStore, Pending};
-use relais_local::quota::{self, Quotas};
+use relais_local::quota;
 use relais_local::rules as local;
 use relais_local::{lmtp, pipe};
 use relais_queue::{Outcome, headers};
@@ -34,10 +34,11 @@ pub struct Written {
 /// Writes the Maildir copies of a plan to `tmp/`. A message found in the spool at start
 /// (`recovered`) may have copies from before a crash: those are not written again. A copy
 /// that does not fit in its mailbox's quota fails (`5.2.2 Mailbox full`): the sender gets a
-/// bounce.
+/// bounce. A copy that would leave less room than `min_free_space` on the file system of
+/// `data_dir/mail` waits for the next attempt (`4.3.1`), as a failed write does.
 pub fn write_maildir(
     store: &MaildirStore,
-    quotas: &Quotas,
+    settings: &QueueSettings,
     recovered: bool,
     id: QueueId,
     f: &mut Flight,
@@ -59,7 +60,18 @@ pub fn write_maildir(
         }
         let head = headers::delivery_headers(&sender, &c.address);
         let size = (head.len() + f.content.len()) as u64;
-        let quota = match quotas.limit_of(&c.mailbox) {
+        if let Ok((free, total)) = relais_spool::disk_space(store.root())
+            && !settings.min_free_space.allows(free, total, size)
+        {
+            let why = format!(
+                "insufficient system storage for mailbox {}: {free} octets free, {} kept free",
+                c.mailbox,
+                settings.min_free_space.threshold(total)
+            );
+            f.set(c.slot, Outcome::deferred("4.3.1", why));
+            continue;
+        }
+        let quota = match settings.local.quotas.limit_of(&c.mailbox) {
             None => None,
             Some(limit) => match room(store, &c.mailbox, limit, size, out) {
                 Ok(dir) => Some(dir),

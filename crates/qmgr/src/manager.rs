@@ -308,7 +308,7 @@ impl Manager {
         let recovered = self.recovered.contains(&id);
         write_maildir(
             &self.store,
-            &self.settings.local.quotas,
+            &self.settings,
             recovered,
             id,
             &mut f,
@@ -381,7 +381,11 @@ impl Manager {
         let Some(mut f) = self.flight.remove(&id) else {
             return;
         };
-        self.recovered.remove(&id);
+        if self.recovered.remove(&id) && self.recovered.is_empty() {
+            // Every message found at start was tried once: the Maildirs read to recognise
+            // copies made before a crash are not needed any more.
+            self.store.forget_delivered();
+        }
         let now = SystemTime::now();
         let s = settle(&mut f, now, &self.settings.retry, &self.settings.hostname);
         for line in &s.log {

@@ -23,6 +23,9 @@ pub struct QueueSettings {
     pub local: LocalSettings,
     /// The sender rewriting of copies aliases forward off the machine (`[srs]`).
     pub srs: Option<relais_route::Srs>,
+    /// Room the Maildirs' file system keeps (`[limits] min_free_space`): below it, Maildir
+    /// copies wait for the next attempt instead of being written.
+    pub min_free_space: relais_config::FreeSpace,
 }
 
 impl QueueSettings {
@@ -104,6 +107,7 @@ impl QueueSettings {
                 ..LocalSettings::from_config(&config.local)?
             },
             srs: relais_route::Srs::from_config(config).map_err(|e| format!("[srs]: {e}"))?,
+            min_free_space: config.limits.min_free_space,
         })
     }
 }

@@ -92,8 +92,9 @@ pub fn state_of(e: &QueueEntry) -> MessageState {
     }
 }
 
-/// `*` and `?` wildcards over the whole text, ASCII case ignored.
-fn glob(pattern: &str, text: &str) -> bool {
+/// `*` and `?` wildcards over the whole text, ASCII case ignored (also `relais sink`'s
+/// fault rules).
+pub fn glob(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
     let t: Vec<char> = text.to_ascii_lowercase().chars().collect();
     // The classic two-pointer match with one backtrack point: linear in practice.

@@ -16,7 +16,8 @@ const EXIT_TABLE: &str = "\
 What is checked: the MX hosts (and a null MX); each MX address probed as `relais probe` does
 (banner, PTR and forward confirmation, EHLO, STARTTLS and the certificate, postmaster@, a
 random recipient, open relay); SPF (evaluated for each MX address), DMARC and, with
---dkim-selector, DKIM keys; MTA-STS (the _mta-sts record), TLS-RPT, BIMI; every MX address on
+--dkim-selector, DKIM keys; MTA-STS (the _mta-sts record, and the policy file fetched over
+HTTPS, each MX host in its mx list), TLS-RPT, BIMI; every MX address on
 the DNS block lists (--dnsbl, default: zen.spamhaus.org, bl.spamcop.net, psbl.surriel.com).
 
 Exit codes, by the worst verdict (as monitoring plugins have them):
@@ -56,17 +57,26 @@ pub struct CheckArgs {
     /// Show the SMTP dialogue of each address.
     #[arg(long, short = 'v')]
     transcript: bool,
+    /// The HTTPS port of the MTA-STS policy host (for tests).
+    #[arg(long, default_value_t = 443, hide = true)]
+    mta_sts_port: u16,
     #[command(flatten)]
     dns: DnsOptions,
 }
 
 /// Runs `relais check`.
 pub fn run(args: CheckArgs) -> ExitCode {
-    let options = match options(&args) {
+    let mut options = match options(&args) {
         Ok(o) => o,
         Err(e) => return unknown(&e),
     };
-    let report = match check::run(options) {
+    let live = crate::progress::live(args.dns.json, args.transcript);
+    options.probe.progress = live.as_ref().map(|l| l.progress.clone());
+    let report = check::run(options);
+    if let Some(live) = &live {
+        live.finish();
+    }
+    let report = match report {
         Ok(r) => r,
         Err(e) => return unknown(&e),
     };
@@ -77,6 +87,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
     }
     let output = if args.dns.json {
         report.to_json()
+    } else if live.is_some() {
+        report.to_text_after_progress()
     } else {
         report.to_text(args.transcript)
     };
@@ -113,8 +125,10 @@ fn options(args: &CheckArgs) -> Result<CheckOptions, String> {
             dkim_selectors: args.dkim_selectors.clone(),
             resolver: args.dns.resolver_options()?,
             ports: Vec::new(),
+            progress: None,
         },
         dnsbl_zones,
+        sts_port: args.mta_sts_port,
     })
 }
 

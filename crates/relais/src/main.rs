@@ -13,11 +13,13 @@ mod explain;
 mod logbuf;
 mod logfmt;
 mod probe;
+mod progress;
 mod queue;
 mod send;
 mod sendmail;
 mod serve;
 mod shell;
+mod sink;
 mod user;
 mod whoami;
 
@@ -74,6 +76,9 @@ enum Command {
     /// A domain's whole mail set-up in one report: MX hosts probed, SPF, DMARC, DKIM, MTA-STS,
     /// TLS-RPT, BIMI, block lists (text, --json, --html FILE; exit by worst verdict).
     Check(check::CheckArgs),
+    /// A test SMTP server with faults on demand (refusals, 421s, slow banners, greylisting,
+    /// drops in DATA, ...): mail is captured, never delivered; JSON API with --http.
+    Sink(sink::SinkArgs),
     /// DNS lookups for mail: MX, A/AAAA, PTR, TXT, SPF, DMARC (exit codes: see --help).
     Dns(dns::DnsArgs),
     /// Check an address on DNS block lists (exit codes: see --help).
@@ -218,6 +223,7 @@ fn main() -> ExitCode {
         Command::Dns(args) => dns::run(args),
         Command::Dnsbl(args) => dns::run_dnsbl(args),
         Command::Whoami(args) => whoami::run(args),
+        Command::Sink(args) => sink::run(args),
         Command::Dkim { action } => match action {
             DkimAction::Keygen(args) => dkim::keygen(args),
         },

@@ -165,10 +165,16 @@ pub fn run(args: ProbeArgs) -> ExitCode {
             Err(message) => usage(&message),
         };
     }
+    let live = crate::progress::live(args.dns.json, args.transcript);
+    let mut options = options;
+    options.progress = live.as_ref().map(|l| l.progress.clone());
     match probe::run(options) {
         Ok(report) => {
             let output = if args.dns.json {
                 report.to_json()
+            } else if let Some(live) = &live {
+                live.finish();
+                report.to_text_after_progress()
             } else {
                 report.to_text(args.transcript)
             };
@@ -276,6 +282,7 @@ fn options(args: &ProbeArgs) -> Result<ProbeOptions, String> {
         dkim_selectors: args.dkim_selectors.clone(),
         resolver,
         ports: args.ports.clone(),
+        progress: None,
     })
 }
 

@@ -27,7 +27,8 @@ Exit codes (modelled on swaks'; a timeout counts for the stage it happened in):
   23  MAIL FROM refused
   24  no recipient accepted
   25  DATA (or a BDAT chunk before the last) refused
-  26  the message was refused after its content (final '.' or BDAT LAST)
+  26  the message was refused after its content (final '.' or BDAT LAST; with LMTP, any
+      accepted recipient's reply after it)
   27  QUIT after a successful send was answered with an error
   28  AUTH failed: not offered, mechanism not offered, or credentials refused
   29  TLS failed: STARTTLS not offered (--tls), refused, handshake or certificate error
@@ -61,6 +62,9 @@ enum QuitAfter {
     Data,
 }
 
+/// The environment variable `--auth xoauth2` takes its token from.
+const TOKEN_ENV: &str = "RELAIS_OAUTH_TOKEN";
+
 /// SASL mechanisms for `--auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum AuthMechanism {
@@ -70,6 +74,20 @@ enum AuthMechanism {
     Plain,
     /// AUTH LOGIN.
     Login,
+    /// AUTH CRAM-MD5 (RFC 2195): the password never travels.
+    CramMd5,
+    /// AUTH XOAUTH2 (Gmail, Office 365): the secret is an OAuth 2.0 bearer token
+    /// (--oauth-token-file, $RELAIS_OAUTH_TOKEN, or --password).
+    Xoauth2,
+}
+
+/// The protocol spoken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    /// SMTP (EHLO, one reply after the content).
+    Smtp,
+    /// LMTP (RFC 2033: LHLO, one reply per recipient after the content).
+    Lmtp,
 }
 
 /// DSN `RET=` values.
@@ -140,7 +158,8 @@ pub struct SendArgs {
     tls_optional: bool,
     #[command(flatten)]
     tls_args: TlsArgs,
-    /// Authenticate: PLAIN, LOGIN, or (with no value) the first of them the server offers.
+    /// Authenticate: PLAIN, LOGIN, CRAM-MD5, XOAUTH2, or (with no value) the first of PLAIN
+    /// and LOGIN the server offers.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "any", value_name = "MECH", ignore_case = true)]
     auth: Option<AuthMechanism>,
     /// The user name for AUTH (asked for when missing); implies --auth.
@@ -150,6 +169,14 @@ pub struct SendArgs {
     /// when it is not a terminal).
     #[arg(long, value_name = "SECRET")]
     password: Option<String>,
+    /// The OAuth 2.0 bearer token for --auth xoauth2, read from this file (else
+    /// $RELAIS_OAUTH_TOKEN, else --password).
+    #[arg(long, value_name = "FILE")]
+    oauth_token_file: Option<std::path::PathBuf>,
+    /// SMTP, or LMTP (RFC 2033) to a delivery agent such as Dovecot's lmtp; with lmtp,
+    /// --server may be a Unix socket's path.
+    #[arg(long, value_enum, default_value = "smtp", ignore_case = true)]
+    protocol: Protocol,
     /// Send MAIL, RCPT and DATA as one group (RFC 2920) when the server offers PIPELINING.
     #[arg(long)]
     pipeline: bool,
@@ -173,6 +200,10 @@ pub struct SendArgs {
     /// DSN: an envelope identifier returned in reports (MAIL ENVID=).
     #[arg(long, value_name = "ID")]
     envid: Option<String>,
+    /// DSN: the original recipient (RCPT ORCPT=rfc822;ADDRESS); with no value, each
+    /// recipient's own address.
+    #[arg(long, value_name = "ADDRESS", num_args = 0..=1, default_missing_value = "")]
+    orcpt: Option<String>,
     /// Declare SMTPUTF8 on MAIL (needed for non-ASCII addresses; set by itself when one is).
     #[arg(long)]
     smtputf8: bool,
@@ -188,7 +219,7 @@ pub struct SendArgs {
     timeout: f64,
     /// Connect from this local address (one of this machine's), like swaks'
     /// --local-interface: to test what a server says to another client address.
-    #[arg(long, value_name = "IP")]
+    #[arg(long, value_name = "IP", visible_alias = "local-interface")]
     local_address: Option<std::net::IpAddr>,
     /// Print one JSON object (result, TLS, timings, transcript) instead of the transcript.
     #[arg(long)]
@@ -270,6 +301,11 @@ fn plan(a: &SendArgs) -> Result<Plan, String> {
         quit_after: a.quit_after.map(QuitAfter::stage),
         timeout: Duration::from_secs_f64(a.timeout),
         local_address: a.local_address,
+        lmtp: a.protocol == Protocol::Lmtp,
+        orcpt: a
+            .orcpt
+            .as_ref()
+            .map(|o| Some(o.clone()).filter(|o| !o.trim().is_empty())),
     })?;
     if a.auth.is_some() || a.user.is_some() {
         plan.set_auth(credentials(a)?);
@@ -287,9 +323,19 @@ fn credentials(a: &SendArgs) -> Result<Credentials, String> {
             "Username needed and none on standard input",
         )?,
     };
-    let password = match &a.password {
-        Some(p) => p.clone(),
-        None => {
+    let token = match (&a.oauth_token_file, a.auth) {
+        (Some(file), _) => Some(
+            std::fs::read_to_string(file)
+                .map(|t| t.trim().to_string())
+                .map_err(|e| format!("--oauth-token-file {}: {e}", file.display()))?,
+        ),
+        (None, Some(AuthMechanism::Xoauth2)) => std::env::var(TOKEN_ENV).ok(),
+        _ => None,
+    };
+    let password = match (&a.password, token) {
+        (_, Some(token)) => token,
+        (Some(p), None) => p.clone(),
+        (None, None) => {
             if a.data.as_deref() == Some("-") || a.body.as_deref() == Some("-") {
                 return Err("standard input carries the message: give --password too".into());
             }
@@ -305,6 +351,8 @@ fn credentials(a: &SendArgs) -> Result<Credentials, String> {
             None | Some(AuthMechanism::Any) => None,
             Some(AuthMechanism::Plain) => Some(Mechanism::Plain),
             Some(AuthMechanism::Login) => Some(Mechanism::Login),
+            Some(AuthMechanism::CramMd5) => Some(Mechanism::CramMd5),
+            Some(AuthMechanism::Xoauth2) => Some(Mechanism::XOAuth2),
         },
         user,
         password,

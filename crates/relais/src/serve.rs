@@ -82,7 +82,7 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
 }
 
 /// Completes on SIGTERM or SIGINT.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),

@@ -10,6 +10,8 @@ mod common;
 #[path = "client/support.rs"]
 mod support;
 
+#[path = "client/auth_lmtp.rs"]
+mod auth_lmtp;
 #[path = "client/mx.rs"]
 mod mx;
 #[path = "client/send.rs"]

@@ -3,7 +3,7 @@
 //! DNS server's MX records or through routes; retries driven with `relais queue flush`;
 //! bounces and receipts parsed with mail-parser; `relais sendmail` and `relais queue` (with
 //! selections); a
-//! server killed while delivering. Run with `cargo test -p relais --test delivery`; needs
+//! server killed while delivering, and 20 times in a row under 20 senders (`crash_loop`). Run with `cargo test -p relais --test delivery`; needs
 //! root (peers on port 25 of 127.0.0.x), Postfix (scripts/deps.sh) and python3 with aiosmtpd.
 //! The modules live in `tests/delivery/`.
 
@@ -17,6 +17,8 @@ mod support;
 mod cli;
 #[path = "delivery/crash.rs"]
 mod crash;
+#[path = "delivery/crash_loop.rs"]
+mod crash_loop;
 #[path = "delivery/dane.rs"]
 mod dane;
 #[path = "delivery/dsn.rs"]

@@ -8,13 +8,19 @@
 //!   default action;
 //! - [`rspamd`]: Debian's rspamd in milter mode (its proxy worker, self-scanning, DNS pointed
 //!   at a dead loopback port so that it asks nothing of the internet): the GTUBE test string
-//!   is refused, a clean message gets rspamd's headers.
+//!   is refused, a clean message gets rspamd's headers;
+//! - [`clamav`]: Debian's clamd and clamav-milter, with a one-signature database of the test's
+//!   own: the EICAR test string is refused, a clean message is marked scanned.
 
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "milter/clamav.rs"]
+mod clamav;
 #[path = "milter/filters.rs"]
 mod filters;
+#[path = "milter/support.rs"]
+mod milter_support;
 #[path = "milter/rspamd.rs"]
 mod rspamd;
 // The front door's server and client, of which these tests use a part.

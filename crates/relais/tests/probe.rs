@@ -19,5 +19,7 @@ mod clean;
 mod faults;
 #[path = "probe/ports.rs"]
 mod ports;
+#[path = "probe/progress.rs"]
+mod progress;
 #[path = "probe/sender_auth.rs"]
 mod sender_auth;

@@ -24,7 +24,9 @@ use tracing::{info, warn};
 use crate::context::Context;
 
 mod checks;
+mod deadline;
 mod milters;
+mod storage;
 
 use checks::{
     ContentChecks, Screen, check_content, forwards_off, greylist, identify, mailbox_full,
@@ -213,6 +215,7 @@ pub async fn serve(
 
     let mut tx: Option<Transaction> = None;
     let mut errors_seen = 0;
+    let mut deadline = deadline::Deadline::new(Instant::now(), &ctx.config.limits);
     loop {
         while let Some(event) = session.poll_event() {
             if let Event::StartTls { discarded } = event {
@@ -242,22 +245,31 @@ pub async fn serve(
                 break;
             }
             session.clear_output();
+            deadline.restart(Instant::now(), session.in_content());
         }
         if session.is_closed() {
             break;
         }
-        let timeout = if session.in_content() {
+        let idle = if session.in_content() {
             ctx.config.limits.data_timeout
         } else {
             ctx.config.limits.command_timeout
         };
+        let (timeout, by_deadline) = deadline.wait(Instant::now(), idle);
         tokio::select! {
             read = tokio::time::timeout(timeout, conn.read(&mut buf)) => match read {
                 Ok(Ok(0)) => session.handle_eof(),
-                Ok(Ok(n)) => session.handle_bytes(&buf[..n]),
+                Ok(Ok(n)) => {
+                    deadline.received(n);
+                    session.handle_bytes(&buf[..n]);
+                }
                 Ok(Err(e)) => {
                     info!("lost connection from {}: {e}", client.label);
                     session.handle_eof();
+                }
+                Err(_) if by_deadline => {
+                    info!("deadline exceeded from {}", client.label);
+                    session.handle_timeout();
                 }
                 Err(_) => {
                     info!("timeout after {timeout:?} from {}", client.label);
@@ -482,18 +494,28 @@ async fn sender(
     from: &ReversePath,
     params: &relais_proto::MailParams,
 ) -> Verdict {
+    if let Some(r) = storage::no_room(ctx, params.size, &client.label) {
+        return Verdict::Reject(r);
+    }
     if let Some(r) = check_sender(ctx, client, from) {
         return Verdict::Reject(r);
     }
     if !client.trusted_network {
-        let limit = ctx.config.limits.message_rate_per_ip;
+        let (limit, unit) = (
+            ctx.config.limits.message_rate_per_ip,
+            ctx.config.limits.rate_time_unit,
+        );
         if let Some(r) =
-            policy::limits::message(&ctx.state, client.peer.ip(), limit, unix_now()).await
+            policy::limits::message(&ctx.state, client.peer.ip(), limit, unit, unix_now()).await
         {
+            let per = match unit.as_secs() {
+                60 => "a minute".to_string(),
+                n => format!("in {n} s"),
+            };
             refused(
                 client,
                 "rate",
-                &format!("message rate over {limit} a minute"),
+                &format!("message rate over {limit} {per}"),
                 from,
             );
             return Verdict::Reject(r);

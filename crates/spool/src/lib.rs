@@ -204,6 +204,11 @@ impl Spool {
         &self.inner.dir
     }
 
+    /// Free and total octets of the file system the spool is on ([`disk_space`]).
+    pub fn disk_space(&self) -> std::io::Result<(u64, u64)> {
+        disk_space(&self.inner.dir)
+    }
+
     /// A new unique queue id (see [`QueueId`]).
     pub fn new_id(&self) -> QueueId {
         QueueId::generate()
@@ -433,6 +438,31 @@ impl Drop for Inner {
 
 /// Creates `path` and any missing ancestors (mode 0700), then fsyncs the
 /// parent of each directory created so the new entries are durable.
+/// Free and total octets of the file system holding `path` (`statvfs`; free as a user other
+/// than root sees it, so the blocks kept for root do not count). The spool and the Maildirs
+/// ask before they take more (`[limits] min_free_space`).
+// The casts are no-ops on 64-bit Linux, not on 32-bit targets.
+#[allow(clippy::unnecessary_cast)]
+pub fn disk_space(path: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a NUL-terminated path and `st` a buffer of the right type; statvfs(3)
+    // fills it when it returns 0.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so the struct is filled.
+    let st = unsafe { st.assume_init() };
+    let unit = st.f_frsize as u64;
+    Ok((
+        (st.f_bavail as u64).saturating_mul(unit),
+        (st.f_blocks as u64).saturating_mul(unit),
+    ))
+}
+
 fn ensure_dir(path: &Path, fsync: bool) -> io::Result<()> {
     let mut missing = Vec::new();
     let mut p = path;

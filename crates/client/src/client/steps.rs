@@ -104,6 +104,47 @@ impl SmtpClient {
         expect(Stage::Auth, reply, |r| r.code == 235)
     }
 
+    /// `AUTH CRAM-MD5` (RFC 2195): the user name and the HMAC-MD5 of the server's challenge
+    /// keyed with the password, in hex, base64-encoded. The password never travels.
+    pub async fn auth_cram_md5(
+        &mut self,
+        user: &str,
+        password: &str,
+    ) -> Result<Reply, ClientError> {
+        let reply = self.command("AUTH CRAM-MD5").await?;
+        let reply = expect(Stage::Auth, reply, |r| r.code == 334)?;
+        let challenge = B64
+            .decode(reply.lines.first().map(|l| l.trim()).unwrap_or_default())
+            .map_err(|_| ClientError::UnexpectedReply {
+                stage: Stage::Auth,
+                reply: reply.clone(),
+            })?;
+        self.transcript.info(format!(
+            "challenge: {}",
+            String::from_utf8_lossy(&challenge)
+        ));
+        let response = cram_md5(user, password, &challenge);
+        let reply = self.sasl_response(&B64.encode(response)).await?;
+        expect(Stage::Auth, reply, |r| r.code == 235)
+    }
+
+    /// `AUTH XOAUTH2` (Gmail, Office 365): the user and an OAuth 2.0 bearer token as initial
+    /// response. A refusal comes as a `334` with a JSON error (shown in the transcript); an
+    /// empty line then asks for the final reply.
+    pub async fn auth_xoauth2(&mut self, user: &str, token: &str) -> Result<Reply, ClientError> {
+        let blob = B64.encode(format!("user={user}\x01auth=Bearer {token}\x01\x01"));
+        let mut reply = self.command(format!("AUTH XOAUTH2 {blob}")).await?;
+        if reply.code == 334 {
+            let text = reply.lines.first().map(|l| l.trim()).unwrap_or_default();
+            if let Ok(error) = B64.decode(text) {
+                self.transcript
+                    .info(format!("error: {}", String::from_utf8_lossy(&error)));
+            }
+            reply = self.sasl_response("").await?;
+        }
+        expect(Stage::Auth, reply, |r| r.code == 235)
+    }
+
     /// Sends one SASL response line and reads the next reply.
     pub async fn sasl_response(&mut self, response: &str) -> Result<Reply, ClientError> {
         let started = Instant::now();

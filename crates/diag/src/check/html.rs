@@ -3,24 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::{CheckReport, waterfall};
+use super::CheckReport;
+use crate::html::esc;
+use crate::probe::render::waterfall;
 use crate::probe::report::Verdict;
-
-/// Escapes text for HTML.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn verdict_rows(out: &mut String, verdicts: &[Verdict]) {
     out.push_str("<table><tr><th>verdict</th><th>check</th><th>finding</th><th>advice</th></tr>\n");

@@ -16,9 +16,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use relais_dns::{Resolver, ResolverOptions};
+use relais_remote::sts::StsCache;
 use serde_json::{Value, json};
 
-use crate::probe::render::{render_body, render_verdict};
+use crate::probe::render::{render_body, render_sender_auth, render_verdict, render_waterfall};
 use crate::probe::report::{HostReport, Level, Verdict};
 use crate::probe::{self, ProbeOptions, ProbeReport};
 
@@ -41,6 +42,16 @@ pub struct CheckOptions {
     pub probe: ProbeOptions,
     /// The DNS block lists every MX address is looked up on.
     pub dnsbl_zones: Vec<String>,
+    /// The HTTPS port of the MTA-STS policy host (443; another one only in tests).
+    pub sts_port: u16,
+}
+
+/// What the records beyond the probe's are looked up with.
+struct RecordQuery {
+    resolver: ResolverOptions,
+    zones: Vec<String>,
+    sts_port: u16,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 /// The records beyond the probe's, with their lines and verdicts.
@@ -75,12 +86,34 @@ pub fn run(options: CheckOptions) -> Result<CheckReport, String> {
     {
         return Err(format!("{domain:?} is not a domain name"));
     }
-    let resolver_options = options.probe.resolver.clone();
+    let query = RecordQuery {
+        resolver: options.probe.resolver.clone(),
+        zones: options.dnsbl_zones.clone(),
+        sts_port: options.sts_port,
+        ca_file: options.probe.ca_file.clone(),
+    };
     let mut probe_options = options.probe;
     probe_options.host = false;
+    let progress = probe_options.progress.take().map(|mut p| {
+        p.waterfall = true;
+        p.command = "check";
+        p
+    });
+    probe_options.progress = progress.clone();
     let probe = probe::run(probe_options)?;
+    if let Some(p) = &progress {
+        p.emit(probe::progress::Event::Step {
+            what: "MTA-STS, TLS-RPT, BIMI and the DNS block lists",
+        });
+    }
     let addresses = mx_addresses(&probe.hosts);
-    let records = lookup_records(&resolver_options, &domain, &addresses, &options.dnsbl_zones)?;
+    let mut mx_hosts: Vec<String> = Vec::new();
+    for h in &probe.hosts {
+        if h.preference.is_some() && !mx_hosts.contains(&h.host) {
+            mx_hosts.push(h.host.clone());
+        }
+    }
+    let records = lookup_records(&query, &domain, &addresses, &mx_hosts)?;
     let worst = probe
         .verdicts()
         .chain(records.verdicts.iter())
@@ -114,15 +147,16 @@ fn mx_addresses(hosts: &[HostReport]) -> Vec<IpAddr> {
 
 /// MTA-STS, TLS-RPT, BIMI and the block lists, all at once.
 fn lookup_records(
-    options: &ResolverOptions,
+    query: &RecordQuery,
     domain: &str,
     addresses: &[IpAddr],
-    zones: &[String],
+    mx_hosts: &[String],
 ) -> Result<Records, String> {
+    let zones = &query.zones;
     let runtime = relais_client::current_thread_runtime()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
-        let resolver = Resolver::new(options).map_err(|e| e.to_string())?;
+        let resolver = Resolver::new(&query.resolver).map_err(|e| e.to_string())?;
         let started = Instant::now();
         let mta_sts_name = format!("_mta-sts.{domain}");
         let tls_rpt_name = format!("_smtp._tls.{domain}");
@@ -157,6 +191,28 @@ fn lookup_records(
                 .push(format!("  {label:<8} {}: {shown}", lookup.name));
             r.verdicts.push(verdict);
         }
+        // With a record, the policy file itself, fetched as a sender fetches it.
+        let policy = if records::mta_sts(&mta_sts).level == Level::Ok {
+            let cache = StsCache::new(query.sts_port, query.ca_file.clone(), None);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let lookup = cache.lookup(&resolver, domain, now).await;
+            r.lines.push(format!(
+                "  MTA-STS  policy: {}",
+                match (&lookup.policy, &lookup.fetch_error) {
+                    (Some(p), _) => p.lines().join("; "),
+                    (None, Some(e)) => format!("not usable: {e}"),
+                    (None, None) => "none".into(),
+                }
+            ));
+            r.verdicts
+                .extend(records::mta_sts_policy(domain, &lookup, mx_hosts));
+            Some(lookup)
+        } else {
+            None
+        };
+        r.elapsed = started.elapsed();
         for checks in &lists {
             r.verdicts.extend(records::dnsbl(checks));
         }
@@ -169,6 +225,10 @@ fn lookup_records(
         }
         r.json = json!({
             "mta_sts": mta_sts.records(),
+            "mta_sts_policy": policy.map(|l| json!({
+                "policy": l.policy.map(|p| p.lines()),
+                "error": l.fetch_error,
+            })),
             "tls_rpt": tls_rpt.records(),
             "bimi": bimi.records(),
             "dnsbl": lists.iter().flatten().map(|c| json!({
@@ -225,11 +285,23 @@ impl CheckReport {
         let _ = writeln!(out, "relais check {}", self.domain);
         render_body(&mut out, &self.probe, transcript);
         for host in &self.probe.hosts {
-            let _ = writeln!(out, "\nWaterfall of {} [{}]:", host.host, host.address);
-            for (stage, start, ms, bar) in waterfall(host, 40) {
-                let _ = writeln!(out, "  {stage:<12} {start:>8.1} ms |{bar:<40}| {ms:.1} ms");
-            }
+            render_waterfall(&mut out, host);
         }
+        self.render_rest(&mut out);
+        out
+    }
+
+    /// What is left to print after the live progress showed the route and each address's
+    /// section (with its waterfall) as they came: the sender authentication records, the
+    /// other records and the summary.
+    pub fn to_text_after_progress(&self) -> String {
+        let mut out = String::new();
+        render_sender_auth(&mut out, &self.probe);
+        self.render_rest(&mut out);
+        out
+    }
+
+    fn render_rest(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "\nOther records of {} ({}):",
@@ -240,7 +312,7 @@ impl CheckReport {
             let _ = writeln!(out, "{line}");
         }
         for v in &self.records.verdicts {
-            render_verdict(&mut out, v);
+            render_verdict(out, v);
         }
         let (ok, warn, fail) = self.counts();
         let _ = writeln!(
@@ -250,63 +322,10 @@ impl CheckReport {
             self.worst().as_str().to_uppercase(),
             self.exit
         );
-        out
     }
 
     /// The report as one self-contained HTML page (no script, no outside file).
     pub fn to_html(&self) -> String {
         html::page(self)
-    }
-}
-
-/// The stages of one address laid end to end: (stage, start in ms, length in ms, bar of at
-/// most `width` characters, `#` where the stage ran).
-pub(crate) fn waterfall(host: &HostReport, width: usize) -> Vec<(&'static str, f64, f64, String)> {
-    let total: f64 = host.stages.iter().filter_map(|s| s.ms).sum();
-    let scale = if total > 0.0 {
-        width as f64 / total
-    } else {
-        0.0
-    };
-    let mut at = 0.0;
-    let mut out = Vec::new();
-    for s in &host.stages {
-        let Some(ms) = s.ms else { continue };
-        let width = width.max(1);
-        let from = ((at * scale).round() as usize).min(width - 1);
-        let to = (((at + ms) * scale).round() as usize)
-            .max(from + 1)
-            .min(width);
-        let bar = format!("{}{}", " ".repeat(from), "#".repeat(to - from));
-        out.push((s.stage, at, ms, bar));
-        at += ms;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_waterfall_lays_the_stages_end_to_end() {
-        let mut host = HostReport::default();
-        host.stage("connect", Some(Duration::from_millis(10)), "connected");
-        host.stage("banner", Some(Duration::from_millis(30)), "220");
-        host.stage("starttls", None, "not offered");
-        host.stage("ehlo", Some(Duration::from_millis(0)), "250");
-        let rows = waterfall(&host, 20);
-        let got: Vec<(&str, f64, &str)> = rows
-            .iter()
-            .map(|(s, at, _, bar)| (*s, *at, bar.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("connect", 0.0, "#####"),
-                ("banner", 10.0, "     ###############"),
-                ("ehlo", 40.0, "                   #"),
-            ]
-        );
     }
 }

@@ -4,6 +4,7 @@
 
 use relais_dns::dnsbl::{DnsblCheck, DnsblStatus};
 use relais_dns::{Lookup, Outcome};
+use relais_remote::sts::{Mode, StsLookup, mx_matches};
 
 use crate::probe::report::Verdict;
 
@@ -85,6 +86,60 @@ pub(crate) fn mta_sts(lookup: &Lookup<String>) -> Verdict {
             "keep exactly one v=STSv1 record",
         ),
     }
+}
+
+/// The MTA-STS policy file (fetched over HTTPS as a sender fetches it) against the MX hosts:
+/// it must be served, and every MX host must be in its `mx` list, or senders that enforce it
+/// will not deliver there.
+pub(crate) fn mta_sts_policy(
+    domain: &str,
+    lookup: &StsLookup,
+    mx_hosts: &[String],
+) -> Vec<Verdict> {
+    let url = format!("https://mta-sts.{domain}/.well-known/mta-sts.txt");
+    let Some(policy) = &lookup.policy else {
+        let why = lookup.fetch_error.as_deref().unwrap_or("no policy");
+        return vec![Verdict::fail(
+            FAIL,
+            "mta-sts-policy",
+            format!("the MTA-STS policy at {url} cannot be used: {why}"),
+            "serve it over HTTPS with a certificate valid for mta-sts.DOMAIN, as text/plain, no redirect (RFC 8461 §3.3); senders treat the domain as having no policy",
+        )];
+    };
+    let mut out = Vec::new();
+    let summary = format!(
+        "MTA-STS policy: mode {}, max_age {} s, mx {}",
+        policy.mode,
+        policy.max_age,
+        policy.mx.join(", ")
+    );
+    out.push(match policy.mode {
+        Mode::Enforce => Verdict::ok("mta-sts-policy", summary),
+        Mode::Testing => Verdict::ok("mta-sts-policy", format!("{summary} (senders only report)")),
+        Mode::None => Verdict::warn(
+            "mta-sts-policy",
+            format!("{summary}: the policy is withdrawn"),
+            "set mode: testing, then enforce, once every MX host has a valid certificate",
+        ),
+    });
+    if policy.mode != Mode::None && policy.max_age < 86_400 {
+        out.push(Verdict::warn(
+            "mta-sts-policy",
+            format!("max_age {} s is under a day", policy.max_age),
+            "RFC 8461 recommends weeks (604800 or more), so that an attacker cannot wait it out",
+        ));
+    }
+    for host in mx_hosts {
+        if policy.mode != Mode::None && !policy.mx.iter().any(|p| mx_matches(p, host)) {
+            out.push(Verdict::fail(
+                FAIL,
+                "mta-sts-policy",
+                format!("the MX host {host} is not in the policy's mx list"),
+                "add it to the policy (and change the record's id): senders enforcing it will not deliver there",
+            ));
+        }
+    }
+    out
 }
 
 /// `_smtp._tls.DOMAIN`: `v=TLSRPTv1; rua=mailto:...` (or https:), exactly one.
@@ -272,5 +327,56 @@ mod tests {
             Outcome::Failed(relais_dns::Failure::ServFail),
         );
         assert_eq!(mta_sts(&failed).level, Level::Fail);
+    }
+
+    #[test]
+    fn mta_sts_policies_against_the_mx_hosts() {
+        use relais_remote::sts::Policy;
+        let policy = |mode, mx: &[&str], max_age| StsLookup {
+            policy: Some(Policy {
+                mode,
+                mx: mx.iter().map(|m| m.to_string()).collect(),
+                max_age,
+            }),
+            fetch_error: None,
+        };
+        let hosts = [
+            "mx1.example.test".to_string(),
+            "mx2.example.test".to_string(),
+        ];
+        // (lookup, the levels of its verdicts)
+        let table: Vec<(StsLookup, Vec<Level>)> = vec![
+            (
+                policy(Mode::Enforce, &["*.example.test"], 604_800),
+                vec![Level::Ok],
+            ),
+            (
+                policy(Mode::Enforce, &["mx1.example.test"], 604_800),
+                vec![Level::Ok, Level::Fail],
+            ),
+            (
+                policy(
+                    Mode::Testing,
+                    &["mx1.example.test", "mx2.example.test"],
+                    3600,
+                ),
+                vec![Level::Ok, Level::Warn],
+            ),
+            (policy(Mode::None, &[], 86_400), vec![Level::Warn]),
+            (
+                StsLookup {
+                    policy: None,
+                    fetch_error: Some("connection refused".into()),
+                },
+                vec![Level::Fail],
+            ),
+        ];
+        for (lookup, want) in table {
+            let got: Vec<Level> = mta_sts_policy("example.test", &lookup, &hosts)
+                .iter()
+                .map(|v| v.level)
+                .collect();
+            assert_eq!(got, want, "{lookup:?}");
+        }
     }
 }

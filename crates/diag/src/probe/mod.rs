@@ -44,6 +44,7 @@ mod ehlo;
 pub(crate) mod fixtures;
 mod mail;
 pub mod ports;
+pub mod progress;
 mod rcpt;
 pub(crate) mod render;
 pub(crate) mod report;
@@ -118,6 +119,8 @@ pub struct ProbeOptions {
     pub resolver: ResolverOptions,
     /// With [`ports::run`]: the ports to check on each address, all at once.
     pub ports: Vec<u16>,
+    /// Where live progress is told (a terminal); none: nothing is told.
+    pub progress: Option<progress::Progress>,
 }
 
 /// What the AUTH test uses (the password is not shown by `Debug`).
@@ -161,6 +164,8 @@ struct Context {
     data: bool,
     /// The DKIM selectors to check (domain targets only).
     dkim_selectors: Vec<String>,
+    /// Where live progress is told, if anywhere.
+    progress: Option<progress::Progress>,
 }
 
 /// Runs the probe on a runtime of its own. An error (no runtime, no usable resolver) means
@@ -200,6 +205,7 @@ fn context(options: ProbeOptions) -> Result<(Context, target::Target), String> {
         auth: options.auth,
         data: options.data,
         dkim_selectors: options.dkim_selectors,
+        progress: options.progress,
     };
     Ok((context, target))
 }

@@ -230,7 +230,13 @@ impl ProbeReport {
 
     /// The report as text; `transcript` adds each address's SMTP dialogue.
     pub fn to_text(&self, transcript: bool) -> String {
-        super::render::render(self, transcript)
+        super::render::render(self, transcript, false)
+    }
+
+    /// What is left to print after the live progress showed the route and each address's
+    /// section as they came: the sender authentication records and the summary.
+    pub fn to_text_after_progress(&self) -> String {
+        super::render::render(self, false, true)
     }
 
     /// The worst verdict of all.

@@ -22,6 +22,8 @@ pub(super) type Step<T = ()> = Result<T, Stop>;
 /// One address's session: the client, and the report it fills in.
 pub(super) struct Session<'a> {
     pub(super) context: &'a Context,
+    /// The address's place in the probe, for the live progress.
+    pub(super) index: usize,
     pub(super) job: &'a Job,
     pub(super) client: SmtpClient,
     pub(super) report: HostReport,
@@ -42,7 +44,7 @@ pub(super) fn client_config(context: &Context) -> ClientConfig {
 }
 
 /// Probes one address, stage by stage.
-pub(super) async fn probe_address(context: &Context, job: Job) -> HostReport {
+pub(super) async fn probe_address(context: &Context, job: Job, index: usize) -> HostReport {
     let config = client_config(context);
     // The reverse DNS runs while the connection opens and the banner comes.
     let reverse = {
@@ -52,6 +54,7 @@ pub(super) async fn probe_address(context: &Context, job: Job) -> HostReport {
     };
     let mut session = Session {
         context,
+        index,
         job: &job,
         client: SmtpClient::new(config),
         report: HostReport {
@@ -77,31 +80,59 @@ pub(super) async fn probe_address(context: &Context, job: Job) -> HostReport {
 impl Session<'_> {
     /// The stages in order; returns at the first that makes going on pointless.
     async fn stages(&mut self, reverse: JoinHandle<ReverseDns>) -> Step {
+        self.at("connect");
         self.connect().await?;
+        if self.context.tls_on_connect {
+            self.at("tls");
+        }
         let implicit_tls = self.tls_on_connect().await?;
+        self.at("banner");
         let banner_name = self.banner().await?;
         // The name the certificate must carry: the MX host, or the banner's name for an address.
         let tls_name = super::connect::tls_name(&self.job.host, &banner_name);
         if let Some(info) = &implicit_tls {
             self.certificate(info, &tls_name);
         }
+        self.at("reverse-dns");
         if let Ok(reverse) = reverse.await {
             self.reverse_dns(&reverse, &banner_name);
         }
+        self.at("ehlo");
         let mut ehlo = self.ehlo().await?;
+        self.at("starttls");
         if let Some(again) = self.starttls(&ehlo, &tls_name).await? {
             ehlo = again;
         }
         let authenticated = match &self.context.auth {
-            Some(auth) => self.auth(&ehlo, auth).await?,
+            Some(auth) => {
+                self.at("auth");
+                self.auth(&ehlo, auth).await?
+            }
             None => false,
         };
+        self.at("mail");
         self.mail_from().await?;
+        self.at("rcpt");
         self.rcpt_probes(authenticated).await?;
+        if self.context.data {
+            self.at("data");
+        }
         self.data().await?;
+        self.at("vrfy");
         self.vrfy_expn().await?;
+        self.at("quit");
         self.finish().await;
         Ok(())
+    }
+
+    /// Tells the live progress (if any) that this address starts `stage`.
+    fn at(&self, stage: &'static str) {
+        if let Some(progress) = &self.context.progress {
+            progress.emit(super::progress::Event::Stage {
+                index: self.index,
+                stage,
+            });
+        }
     }
 
     pub(super) fn add(&mut self, verdict: Verdict) {

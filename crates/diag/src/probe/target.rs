@@ -9,7 +9,8 @@ use relais_dns::{Addresses, Outcome};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::report::{HostReport, ProbeReport, Verdict, exit_code};
+use super::progress::Event;
+use super::report::{HostReport, Level, ProbeReport, Verdict, exit_code};
 use super::{Context, exit};
 
 /// What was asked for.
@@ -136,6 +137,19 @@ pub(super) async fn probe(
     concurrency: usize,
 ) -> ProbeReport {
     let route = expand(&context, &target).await;
+    if let Some(progress) = &context.progress {
+        let mut text = format!("relais {} {}\n", progress.command, target.text());
+        super::render::render_route(&mut text, &route.lines, &route.verdicts);
+        let addresses: Vec<String> = route
+            .jobs
+            .iter()
+            .map(|j| format!("{} [{}]", j.host, j.address))
+            .collect();
+        progress.emit(Event::Route {
+            text: &text,
+            addresses: &addresses,
+        });
+    }
     // The sender authentication records are looked up while the addresses are probed.
     let mx: Vec<(String, IpAddr)> = route
         .jobs
@@ -179,7 +193,16 @@ async fn fan_out(context: &Arc<Context>, jobs: Vec<Job>, concurrency: usize) -> 
         let semaphore = semaphore.clone();
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
-            (index, super::session::probe_address(&context, job).await)
+            let report = super::session::probe_address(&context, job, index).await;
+            if let Some(progress) = &context.progress {
+                let worst = report.verdicts.iter().map(|v| v.level).max();
+                progress.emit(Event::Done {
+                    index,
+                    section: &super::render::host_section(&report, progress),
+                    worst: worst.unwrap_or(Level::Ok).as_str(),
+                });
+            }
+            (index, report)
         });
     }
     let mut hosts: Vec<Option<HostReport>> = vec![None; count];

@@ -96,10 +96,13 @@ async fn stages(plan: &Plan, client: &mut SmtpClient) -> Step<Outcome> {
             .info("PIPELINING not offered; sending one command at a time");
         pipeline = false;
     }
-    if pipeline {
+    if pipeline && !plan.lmtp {
         return Ok(pipelined(plan, client, mail, rcpts).await);
     }
-    one_at_a_time(plan, client, &mail, &rcpts).await?;
+    let accepted = one_at_a_time(plan, client, &mail, &rcpts).await?;
+    if plan.lmtp {
+        return Ok(lmtp_content(plan, client, accepted).await);
+    }
     Ok(send_content(plan, client, false).await)
 }
 
@@ -113,6 +116,12 @@ async fn stop_after(plan: &Plan, client: &mut SmtpClient, stage: QuitAfter) -> S
 
 /// Connects: every address of every host in turn, until one answers. Returns the host's name.
 async fn connect(plan: &Plan, client: &mut SmtpClient) -> Step<String> {
+    if let Target::Unix { path } = &plan.target {
+        return match client.open_unix(path).await {
+            Ok(()) => Ok("localhost".to_string()),
+            Err(e) => Err(failed(e, exit::CONNECT)),
+        };
+    }
     let hosts = candidates(plan, client).await?;
     let mut last_error = None;
     for (name, addrs) in &hosts {
@@ -140,6 +149,7 @@ async fn candidates(plan: &Plan, client: &mut SmtpClient) -> Step<Vec<(String, V
             };
         }
         Target::Mx { domain, resolver } => (domain, *resolver),
+        Target::Unix { .. } => return Ok(Vec::new()),
     };
     let fail = |client: &mut SmtpClient, why: String| {
         client.transcript_mut().error(why.clone());
@@ -211,6 +221,12 @@ async fn greet(plan: &Plan, client: &mut SmtpClient, host: &str) -> Step<EhloRes
         Err(e) => return Err(failed(e, exit::BANNER)),
     }
     stop_after(plan, client, QuitAfter::Banner).await?;
+    if plan.lmtp {
+        return client
+            .lhlo(&plan.ehlo)
+            .await
+            .map_err(|e| failed(e, exit::HELO));
+    }
     client
         .ehlo_or_helo(&plan.ehlo)
         .await
@@ -327,7 +343,7 @@ fn envelope(plan: &Plan, ehlo: &EhloResponse) -> Step<(String, Vec<String>)> {
         .map(|to| {
             relais_proto::Command::Rcpt {
                 to: to.clone(),
-                params: plan.rcpt_params.clone(),
+                params: plan.rcpt_params_for(to),
             }
             .to_string()
         })
@@ -335,8 +351,13 @@ fn envelope(plan: &Plan, ehlo: &EhloResponse) -> Step<(String, Vec<String>)> {
     Ok((mail, rcpts))
 }
 
-/// MAIL, then each RCPT, waiting for every reply.
-async fn one_at_a_time(plan: &Plan, client: &mut SmtpClient, mail: &str, rcpts: &[String]) -> Step {
+/// MAIL, then each RCPT, waiting for every reply; returns how many recipients were accepted.
+async fn one_at_a_time(
+    plan: &Plan,
+    client: &mut SmtpClient,
+    mail: &str,
+    rcpts: &[String],
+) -> Step<usize> {
     match client.command(mail).await {
         Ok(r) if r.is_positive() => {}
         Ok(r) => return Err(refused(Stage::Mail, exit::MAIL, r)),
@@ -358,7 +379,41 @@ async fn one_at_a_time(plan: &Plan, client: &mut SmtpClient, mail: &str, rcpts: 
             None => Outcome::fail(exit::RCPT, Stage::Rcpt, "no recipient accepted"),
         });
     }
-    stop_after(plan, client, QuitAfter::Rcpt).await
+    stop_after(plan, client, QuitAfter::Rcpt).await?;
+    Ok(accepted)
+}
+
+/// LMTP (RFC 2033 §4.2): DATA, the content, then one reply per accepted recipient; a
+/// refusal of any of them fails the send (exit 26) with its reply.
+async fn lmtp_content(plan: &Plan, client: &mut SmtpClient, accepted: usize) -> Outcome {
+    match client.command("DATA").await {
+        Ok(r) if r.code == 354 => {}
+        Ok(r) => return refused(Stage::Data, exit::DATA, r),
+        Err(e) => return failed(e, exit::DATA),
+    }
+    if plan.stops_after(QuitAfter::Data) {
+        client.close().await;
+        return Outcome::ok();
+    }
+    if let Err(e) = client.send_content(&plan.message).await {
+        return failed(e, exit::MESSAGE);
+    }
+    let mut refusal = None;
+    for _ in 0..accepted {
+        match client.read_reply(Stage::Message).await {
+            Ok(r) if r.is_positive() => {}
+            Ok(r) => refusal = Some(r),
+            Err(e) => return failed(e, exit::MESSAGE),
+        }
+    }
+    if let Some(r) = refusal {
+        return refused(Stage::Message, exit::MESSAGE, r);
+    }
+    match client.quit().await {
+        Ok(Some(r)) if !r.is_positive() => refused(Stage::Quit, exit::QUIT, r),
+        Ok(_) => Outcome::ok(),
+        Err(e) => failed(e, exit::QUIT),
+    }
 }
 
 /// MAIL, RCPT… and DATA in one group (RFC 2920); BDAT, which carries content, goes after.

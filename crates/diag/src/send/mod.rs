@@ -172,6 +172,12 @@ pub struct SendOptions {
     pub timeout: Duration,
     /// Connect from this local address.
     pub local_address: Option<std::net::IpAddr>,
+    /// Speak LMTP (RFC 2033): LHLO, and one reply per recipient after the content. The
+    /// server may be a Unix socket's path.
+    pub lmtp: bool,
+    /// DSN `ORCPT=rfc822;…` on each RCPT: `Some(None)`, each recipient's own address;
+    /// `Some(Some(a))`, the address `a`.
+    pub orcpt: Option<Option<String>>,
 }
 
 /// Credentials for AUTH (the password is not shown by `Debug`).
@@ -181,7 +187,7 @@ pub struct Credentials {
     pub mechanism: Option<Mechanism>,
     /// The user name.
     pub user: String,
-    /// The password.
+    /// The password (the bearer token for XOAUTH2).
     pub password: String,
 }
 

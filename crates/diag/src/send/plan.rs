@@ -15,6 +15,8 @@ use super::{Credentials, QuitAfter, SendOptions, TlsMode};
 pub(super) enum Target {
     /// `server`, or the address literal of the first recipient.
     Server { host: String },
+    /// A Unix socket (an LMTP server's).
+    Unix { path: std::path::PathBuf },
     /// The MX hosts of the first recipient's domain.
     Mx {
         domain: String,
@@ -39,6 +41,8 @@ pub struct Plan {
     pub(super) rcpt_params: RcptParams,
     pub(super) quit_after: Option<QuitAfter>,
     pub(super) config: ClientConfig,
+    /// LMTP rather than SMTP.
+    pub(super) lmtp: bool,
 }
 
 impl Plan {
@@ -64,6 +68,7 @@ impl Plan {
         };
         let default_port = if a.tls == TlsMode::OnConnect { 465 } else { 25 };
         let (target, port) = match &a.server {
+            Some(s) if s.starts_with('/') => (Target::Unix { path: s.into() }, 0),
             Some(s) => {
                 let (host, port) = split_server(s, default_port)?;
                 (Target::Server { host }, port)
@@ -91,11 +96,30 @@ impl Plan {
         }
         mail_params.ret = a.dsn_ret;
         mail_params.envid = a.envid.as_deref().map(xtext_encode);
-        let rcpt_params = match &a.dsn_notify {
+        let mut rcpt_params = match &a.dsn_notify {
             Some(n) => RcptParams::parse(&format!("NOTIFY={n}"))
                 .map_err(|e| format!("--dsn-notify {n:?}: {e:?}"))?,
             None => RcptParams::default(),
         };
+        if let Some(Some(orcpt)) = &a.orcpt {
+            let m = parse_mailbox(orcpt.trim()).map_err(|e| format!("--orcpt {orcpt:?}: {e}"))?;
+            rcpt_params.orcpt = Some(orcpt_of(&m));
+        } else if a.orcpt.is_some() {
+            // Each recipient's own address: set per RCPT (see `Plan::rcpt_params_for`).
+            rcpt_params.orcpt = Some((String::new(), String::new()));
+        }
+        if a.lmtp {
+            if a.bdat.is_some() {
+                return Err(
+                    "--bdat: not with LMTP here (one reply per recipient after DATA)".into(),
+                );
+            }
+            if matches!(target, Target::Mx { .. }) {
+                return Err("LMTP needs --server HOST:PORT or a socket's path".into());
+            }
+        } else if matches!(target, Target::Unix { .. }) {
+            return Err("--server PATH: a Unix socket is for --protocol lmtp".into());
+        }
         let mut config = ClientConfig::with_timeout(a.timeout);
         config.tls = a.tls_policy.clone();
         config.local_address = a.local_address;
@@ -114,6 +138,7 @@ impl Plan {
             rcpt_params,
             quit_after: a.quit_after,
             config,
+            lmtp: a.lmtp,
         })
     }
 
@@ -129,6 +154,7 @@ impl Plan {
     /// True when anything of DSN was asked for.
     pub(super) fn wants_dsn(&self) -> bool {
         self.rcpt_params.notify.is_some()
+            || self.rcpt_params.orcpt.is_some()
             || self.mail_params.ret.is_some()
             || self.mail_params.envid.is_some()
     }
@@ -137,9 +163,28 @@ impl Plan {
     pub(super) fn server(&self) -> String {
         match &self.target {
             Target::Server { host } => format!("{host}:{}", self.port),
+            Target::Unix { path } => path.display().to_string(),
             Target::Mx { domain, .. } => format!("MX of {domain}, port {}", self.port),
         }
     }
+}
+
+impl Plan {
+    /// The RCPT parameters for one recipient: ORCPT set to its own address when `--orcpt`
+    /// was given without one.
+    pub(super) fn rcpt_params_for(&self, to: &Mailbox) -> RcptParams {
+        let mut params = self.rcpt_params.clone();
+        if params.orcpt.as_ref().is_some_and(|(t, _)| t.is_empty()) {
+            params.orcpt = Some(orcpt_of(to));
+        }
+        params
+    }
+}
+
+/// `ORCPT=rfc822;address` (xtext), or `utf-8;address` for a non-ASCII one (RFC 6533).
+fn orcpt_of(m: &Mailbox) -> (String, String) {
+    let kind = if m.is_ascii() { "rfc822" } else { "utf-8" };
+    (kind.to_string(), xtext_encode(&m.to_string()))
 }
 
 /// `host`, `host:port`, `[v6]:port`, `v6`.
@@ -271,6 +316,8 @@ mod tests {
             quit_after: None,
             timeout: Duration::from_secs(5),
             local_address: None,
+            lmtp: false,
+            orcpt: None,
         }
     }
 

@@ -31,6 +31,7 @@ Type SMTP commands as in telnet (EHLO, MAIL FROM:<a@b>, RCPT TO:<c@d>, DATA, …
 Helpers:
   :auth login USER [PASSWORD]  AUTH LOGIN, base64 done for you (password asked for if missing)
   :auth plain USER [PASSWORD]  AUTH PLAIN, the same
+  :auth cram-md5 USER [PASS]   AUTH CRAM-MD5 (RFC 2195): the challenge shown, the digest sent
   :starttls                    STARTTLS and the TLS handshake (send EHLO again after it)
   :data FILE                   DATA (unless already in it), FILE dot-stuffed, then '.'
   :b64 TEXT                    show TEXT in base64 (\\0 stands for a NUL byte)
@@ -142,13 +143,18 @@ pub fn parse(line: &str) -> Parsed {
     Parsed::Ready(input)
 }
 
-/// `:auth login|plain USER [PASSWORD]`.
+/// `:auth login|plain|cram-md5 USER [PASSWORD]`.
 fn parse_auth(rest: &str) -> Parsed {
-    let bad = || Parsed::Ready(Input::Bad(":auth login|plain USER [PASSWORD]".into()));
+    let bad = || {
+        Parsed::Ready(Input::Bad(
+            ":auth login|plain|cram-md5 USER [PASSWORD]".into(),
+        ))
+    };
     let words: Vec<&str> = rest.split_whitespace().collect();
     let mechanism = match words.first().map(|w| w.to_ascii_lowercase()).as_deref() {
         Some("login") => Mechanism::Login,
         Some("plain") => Mechanism::Plain,
+        Some("cram-md5") => Mechanism::CramMd5,
         _ => return bad(),
     };
     match words.as_slice() {
@@ -236,7 +242,14 @@ mod tests {
         assert_eq!(ready(":quit"), Input::Quit);
         assert_eq!(ready(":help"), Input::Help);
         assert!(matches!(ready(":data"), Input::Bad(_)));
-        assert!(matches!(ready(":auth cram-md5 u"), Input::Bad(_)));
+        assert!(matches!(ready(":auth digest-md5 u"), Input::Bad(_)));
+        assert!(matches!(
+            parse(":auth CRAM-MD5 u"),
+            Parsed::NeedsPassword {
+                mechanism: Mechanism::CramMd5,
+                ..
+            }
+        ));
         assert!(matches!(ready(":nope"), Input::Bad(_)));
         assert_eq!(
             ready(":auth LOGIN alice secret"),

@@ -281,6 +281,12 @@ impl Session {
                 let reply = self.client.sasl_response(&B64.encode(password)).await?;
                 self.auth_result(&reply);
             }
+            other => match other.authenticate(&mut self.client, user, password).await {
+                Ok(reply) | Err(ClientError::UnexpectedReply { reply, .. }) => {
+                    self.auth_result(&reply)
+                }
+                Err(e) => return Err(e),
+            },
         }
         Ok(())
     }

@@ -106,6 +106,8 @@ pub struct Setup {
     pub relayhost: Option<String>,
     /// More `[delivery]` lines (`lifetime = 3`).
     pub delivery: Vec<String>,
+    /// More `[limits]` lines (`max_message_size = 2000`).
+    pub limits: Vec<String>,
 }
 
 impl Setup {
@@ -119,6 +121,7 @@ impl Setup {
             routes: Vec::new(),
             relayhost: None,
             delivery: Vec::new(),
+            limits: Vec::new(),
         }
     }
 
@@ -132,6 +135,7 @@ impl Setup {
             routes: Vec::new(),
             relayhost: None,
             delivery: Vec::new(),
+            limits: Vec::new(),
         }
     }
 
@@ -154,12 +158,13 @@ impl Setup {
             "hostname = {:?}\ndata_dir = {:?}\nlocal_domains = [{}]\n\
              relay_networks = [\"127.0.0.0/8\", \"::1/128\"]\nworkers = 1\n\n\
              [[listener]]\naddress = \"{}\"\n\n\
-             [limits]\nmax_connections_per_ip = 0\nconnection_rate_per_ip = 0\n\n\
+             [limits]\nmax_connections_per_ip = 0\nconnection_rate_per_ip = 0\n{}\n\
              [delivery]\nfirst_retry = \"1h\"\nmax_retry = \"1h\"\nconnect_timeout = \"5s\"\n",
             self.hostname,
             data_dir.display().to_string(),
             list(&self.local_domains),
             self.listen,
+            self.limits.join("\n"),
         );
         if let Some(r) = self.resolver {
             t.push_str(&format!("resolver = \"{r}\"\n"));

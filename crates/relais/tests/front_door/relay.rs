@@ -46,6 +46,18 @@ const FORMS: &[(&str, bool, Kind)] = &[
         false,
         Foreign("other.test"),
     ),
+    // RFC 822 white space and comments in the path, taken as Postfix takes them (issue 15)
+    ("<user@other.test >", false, Foreign("other.test")),
+    (
+        "<user (local.test) @ other.test>",
+        false,
+        Foreign("other.test"),
+    ),
+    (
+        "<Local User <user@other.test>>",
+        false,
+        Foreign("other.test"),
+    ),
     // domains that merely look like ours
     (
         "<user@local.test.other.test>",
@@ -144,7 +156,6 @@ const FORMS: &[(&str, bool, Kind)] = &[
     ("<user@other.test,user@local.test>", false, Malformed),
     ("<user\\@other.test@local.test>", false, Malformed),
     ("<user@other.test", false, Malformed),
-    ("<user@other.test >", false, Malformed),
     ("<@local.test:user@other.test@local.test>", false, Malformed),
     // UTF-8 not declared
     ("<user@exämple.test>", false, Undeclared),
@@ -160,6 +171,8 @@ const FORMS: &[(&str, bool, Kind)] = &[
     ),
     ("postmaster", false, Local("postmaster")),
     ("<Postmaster>", false, Local("postmaster")),
+    ("<user(other.test)@local.test>", false, Local("user")),
+    ("<\"other.test\" <user@local.test>>", false, Local("user")),
 ];
 
 /// The reply a form must get, as a prefix of the last line.

@@ -66,6 +66,8 @@ pub struct Setup {
     users: Vec<&'static str>,
     top: Vec<String>,
     tls_lines: Vec<String>,
+    /// `data_dir` somewhere else than in the test's directory (a small file system).
+    data_dir: Option<PathBuf>,
 }
 
 impl Setup {
@@ -87,7 +89,14 @@ impl Setup {
             users: Vec::new(),
             top: Vec::new(),
             tls_lines: Vec::new(),
+            data_dir: None,
         }
+    }
+
+    /// `data_dir` at `path` (a file system the test made) instead of the test's directory.
+    pub fn data_dir(mut self, path: &Path) -> Setup {
+        self.data_dir = Some(path.to_path_buf());
+        self
     }
 
     /// One more line after `[tls]` (`min_version = "1.3"`, a `[[tls.sni]]` table).
@@ -171,7 +180,8 @@ impl Setup {
     /// Writes `dir/relais.toml` (data in `dir/data`) and returns its path.
     pub fn write_config(&self, dir: &Path) -> PathBuf {
         let config = dir.join("relais.toml");
-        fs::write(&config, self.to_toml(&dir.join("data"))).expect("write the configuration");
+        let data_dir = self.data_dir.clone().unwrap_or_else(|| dir.join("data"));
+        fs::write(&config, self.to_toml(&data_dir)).expect("write the configuration");
         config
     }
 
@@ -258,7 +268,10 @@ impl Server {
             fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
                 .expect("open the test directory");
         }
-        let data_dir = dir.path().join("data");
+        let data_dir = setup
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
         let config = setup.write_config(dir.path());
         let mut cmd = serve_command(&config, dir.path());
         if let Some(level) = setup.log_level {
@@ -547,6 +560,19 @@ impl Client {
         Client {
             stream: Stream::Plain(stream),
             buf: Vec::new(),
+        }
+    }
+
+    /// The plain TCP socket back, for a test that drives it itself (nothing unread kept).
+    pub fn into_tcp(self) -> TcpStream {
+        assert!(
+            self.buf.is_empty(),
+            "unread: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        match self.stream {
+            Stream::Plain(s) => s,
+            _ => panic!("not a plain TCP client"),
         }
     }
 

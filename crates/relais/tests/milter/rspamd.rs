@@ -2,11 +2,10 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 use crate::common::process::{Daemon, require};
 use crate::common::wait::{free_port, tempdir};
+use crate::milter_support;
 use crate::support::{Client, Server, Setup};
 
 /// GTUBE: the test string every anti-spam filter refuses.
@@ -57,23 +56,17 @@ fn rspamd(dir: &Path, port: u16) -> Daemon {
     for (name, text) in files {
         fs::write(local.join(name), text).expect("rspamd configuration");
     }
-    // rspamd says nothing on its output once it logs to a file: a watcher prints the line
-    // the daemon helper waits for when the port answers, and passes SIGTERM on.
-    let mut sh = Command::new("bash");
-    sh.arg("-c").arg(format!(
-        "\"$@\" & pid=$!; trap 'kill $pid; wait $pid; exit 0' TERM INT; \
-         for i in $(seq 1 600); do \
-           if (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; then \
-             echo \"listening on 127.0.0.1:{port}\"; break; fi; \
-           sleep 0.1; done; wait $pid"
-    ));
-    sh.arg("rspamd-watch");
-    sh.args(["rspamd", "-f", "-i", "-c", "/etc/rspamd/rspamd.conf"])
-        .arg(format!("--var=LOCAL_CONFDIR={}", dir.display()))
-        .arg(format!("--var=DBDIR={}", dir.join("db").display()))
-        .arg(format!("--var=RUNDIR={}", dir.join("run").display()))
-        .arg(format!("--var=LOGDIR={}", dir.join("log").display()));
-    Daemon::start("rspamd", sh, 1, Duration::from_secs(60))
+    let args = [
+        "-f".to_string(),
+        "-i".into(),
+        "-c".into(),
+        "/etc/rspamd/rspamd.conf".into(),
+        format!("--var=LOCAL_CONFDIR={}", dir.display()),
+        format!("--var=DBDIR={}", dir.join("db").display()),
+        format!("--var=RUNDIR={}", dir.join("run").display()),
+        format!("--var=LOGDIR={}", dir.join("log").display()),
+    ];
+    milter_support::on_port("rspamd", "rspamd", &args, port)
 }
 
 #[test]

@@ -240,3 +240,96 @@ fn refusals_at_rcpt_match_swaks() {
     let log = pf.maillog();
     assert!(log.contains("Relay access denied"), "{log}");
 }
+
+/// `relais check` of a domain whose MX is a real Postfix with STARTTLS and whose records are
+/// all right: no false alarm, exit 0; the same domain with a weak SPF (a warning) and a BIMI
+/// logo over plain HTTP (a failure): each named, exit 2 by the worst.
+#[test]
+fn check_a_domain_served_by_postfix() {
+    let certs = Certs::signed(MX);
+    let pf = postfix(DOMAIN, &["alice", "postmaster"], Some(&certs));
+    let clean = zone()
+        .txt("_mta-sts.peers.test", "v=STSv1; id=20260101")
+        .txt(
+            "_smtp._tls.peers.test",
+            "v=TLSRPTv1; rua=mailto:tls@peers.test",
+        )
+        .txt(
+            "default._bimi.peers.test",
+            "v=BIMI1; l=https://peers.test/logo.svg",
+        );
+    let check = |zone: Zone| {
+        let dns = dns(zone);
+        let resolver = dns.addr().to_string();
+        let port = pf.port.to_string();
+        let run = crate::support::process::run(
+            {
+                let mut c = std::process::Command::new(crate::support::RELAIS);
+                c.args(["check", DOMAIN, "--json", "--port", &port])
+                    .args(["--resolver", &resolver, "--dns-timeout", "1"])
+                    .args(["--ca-file", certs.ca.to_str().unwrap()])
+                    .args([
+                        "--helo",
+                        "probe.test",
+                        "--timeout",
+                        "10",
+                        "--dnsbl",
+                        "bl.test",
+                    ]);
+                c
+            },
+            None,
+            std::time::Duration::from_secs(60),
+        );
+        let json: serde_json::Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("relais check did not print JSON ({e})\n{run}"));
+        (run, json)
+    };
+    let problems = |json: &serde_json::Value| {
+        let list = |v: &serde_json::Value| v.as_array().cloned().unwrap_or_default();
+        let p = &json["probe"];
+        let mut out: Vec<(String, String)> = list(&p["route_verdicts"])
+            .into_iter()
+            .chain(list(&p["sender_auth"]["verdicts"]))
+            .chain(list(&p["hosts"]).iter().flat_map(|h| list(&h["verdicts"])))
+            .chain(list(&json["records"]["verdicts"]))
+            .filter(|v| v["level"] != "ok")
+            .map(|v| (v["check"].to_string(), v["level"].to_string()))
+            .collect();
+        out.sort();
+        out
+    };
+    let (run, json) = check(clean);
+    assert_eq!(problems(&json), vec![], "{run}");
+    run.expect_code(0);
+    assert_eq!(
+        json["probe"]["hosts"][0]["banner"],
+        "220 mx.peers.test ESMTP"
+    );
+    // The same domain with two faults.
+    let faulty = Zone::new()
+        .mx(DOMAIN, 10, MX)
+        .a(MX, "127.0.0.1")
+        .ptr("127.0.0.1", MX)
+        .txt(DOMAIN, "v=spf1 mx ?all")
+        .txt(
+            &format!("_dmarc.{DOMAIN}"),
+            "v=DMARC1; p=reject; rua=mailto:postmaster@peers.test",
+        )
+        .txt("_mta-sts.peers.test", "v=STSv1; id=20260101")
+        .txt(
+            "_smtp._tls.peers.test",
+            "v=TLSRPTv1; rua=mailto:tls@peers.test",
+        )
+        .txt(
+            "default._bimi.peers.test",
+            "v=BIMI1; l=http://peers.test/logo.svg",
+        );
+    let (run, json) = check(faulty);
+    let want: Vec<(String, String)> = [("bimi", "fail"), ("spf", "warn")]
+        .iter()
+        .map(|(c, l)| (format!("\"{c}\""), format!("\"{l}\"")))
+        .collect();
+    assert_eq!(problems(&json), want, "{run}");
+    run.expect_code(2);
+}

@@ -2,10 +2,15 @@
 //! records are all right (no false alarm), and bad.test, with one known fault per record type
 //! (each must be named).
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use relais_dns::fixture::{Server as DnsServer, Zone};
 use serde_json::Value;
+
+use crate::common::certs::Certs;
+use crate::common::process::Daemon;
 
 use crate::sender_auth::KEY;
 use crate::zoo::{Behaviour, CertKind, HOST, Pki, Zoo, zone};
@@ -13,6 +18,7 @@ use crate::zoo::{Behaviour, CertKind, HOST, Pki, Zoo, zone};
 fn zones() -> Zone {
     zone()
         .txt("_mta-sts.zoo.test", "v=STSv1; id=20260101")
+        .a("mta-sts.zoo.test", "127.0.0.1")
         .txt("_smtp._tls.zoo.test", "v=TLSRPTv1; rua=mailto:tls@zoo.test")
         .txt(
             "default._bimi.zoo.test",
@@ -36,6 +42,58 @@ fn zones() -> Zone {
         .txt("1.0.0.127.bad-bl.test", "listed for testing")
 }
 
+/// The policy host `mta-sts.zoo.test`: an HTTPS server on 127.0.0.1 (the Python one of the
+/// delivery tests) serving `policy`, with a certificate from a CA of its own; and a CA file
+/// that trusts both that CA and the zoo's, for `--ca-file`.
+struct PolicyHost {
+    daemon: Daemon,
+    ca_bundle: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PolicyHost {
+    fn start(pki: &Pki, policy: &str) -> PolicyHost {
+        let dir = tempfile::tempdir().unwrap();
+        let well_known = dir.path().join("root/mta-sts.zoo.test/.well-known");
+        std::fs::create_dir_all(&well_known).unwrap();
+        std::fs::write(well_known.join("mta-sts.txt"), policy).unwrap();
+        let certs = Certs::signed_for("Policy Test CA", &["mta-sts.zoo.test"]);
+        let ca_bundle = dir.path().join("ca-bundle.pem");
+        let mut bundle = std::fs::read(&pki.ca_file).unwrap();
+        bundle.extend(std::fs::read(&certs.ca).unwrap());
+        std::fs::write(&ca_bundle, bundle).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/delivery/py/sts_https.py");
+        let mut cmd = Command::new("python3");
+        cmd.arg(script)
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--cert")
+            .arg(&certs.chain)
+            .arg("--key")
+            .arg(&certs.key);
+        PolicyHost {
+            daemon: Daemon::start("https", cmd, 1, Duration::from_secs(20)),
+            ca_bundle,
+            _dir: dir,
+        }
+    }
+
+    /// The arguments that send `relais check` to it.
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--mta-sts-port".into(),
+            self.daemon.addr().port().to_string(),
+            "--ca-file".into(),
+            self.ca_bundle.display().to_string(),
+        ]
+    }
+}
+
+/// A good policy for zoo.test: enforce, its MX host listed, a week.
+fn good_policy() -> String {
+    format!("version: STSv1\nmode: enforce\nmx: {HOST}\nmax_age: 604800\n")
+}
+
 struct Check {
     code: i32,
     stdout: String,
@@ -46,7 +104,11 @@ fn check(dns: &DnsServer, pki: &Pki, zoo: &Zoo, domain: &str, args: &[&str]) -> 
     let out = Command::new(env!("CARGO_BIN_EXE_relais"))
         .args(["check", domain, "--port", &zoo.addr.port().to_string()])
         .args(["--resolver", &dns.addr().to_string(), "--dns-timeout", "1"])
-        .args(["--ca-file", pki.ca_file.to_str().unwrap()])
+        .args(if args.contains(&"--ca-file") {
+            Vec::new()
+        } else {
+            vec!["--ca-file", pki.ca_file.to_str().unwrap()]
+        })
         .args(["--helo", "probe.test", "--timeout", "5"])
         .args(args)
         .env_remove("RELAIS_RESOLVER")
@@ -83,23 +145,22 @@ fn a_clean_domain_raises_no_alarm() {
     let pki = Pki::new();
     let dns = DnsServer::start(zones()).unwrap();
     let zoo = Zoo::start(Behaviour::clean(&pki, CertKind::Good));
+    let sts = PolicyHost::start(&pki, &good_policy());
+    let sts_args = sts.args();
+    let sts_args: Vec<&str> = sts_args.iter().map(String::as_str).collect();
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("report.html");
-    let c = check(
-        &dns,
-        &pki,
-        &zoo,
-        "zoo.test",
-        &[
-            "--dnsbl",
-            "bl.test",
-            "--dkim-selector",
-            "s1",
-            "--json",
-            "--html",
-            html.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec![
+        "--dnsbl",
+        "bl.test",
+        "--dkim-selector",
+        "s1",
+        "--json",
+        "--html",
+        html.to_str().unwrap(),
+    ];
+    args.extend(&sts_args);
+    let c = check(&dns, &pki, &zoo, "zoo.test", &args);
     let json: Value = serde_json::from_str(&c.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", c.stdout, c.stderr));
     assert_eq!(problems(&json), vec![], "{}", c.stdout);
@@ -110,19 +171,25 @@ fn a_clean_domain_raises_no_alarm() {
         .iter()
         .map(|v| v["check"].as_str().unwrap())
         .collect();
-    assert_eq!(checks, ["mta-sts", "tls-rpt", "bimi", "dnsbl"]);
+    assert_eq!(
+        checks,
+        ["mta-sts", "tls-rpt", "bimi", "mta-sts-policy", "dnsbl"]
+    );
+    assert!(
+        sts.daemon
+            .log()
+            .contains("GET mta-sts.zoo.test /.well-known/mta-sts.txt 200"),
+        "{}",
+        sts.daemon.log()
+    );
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.contains("Overall <b>OK</b>"));
     assert!(page.contains("class=\"bar\"") && !page.contains("<script"));
 
     // The text has the waterfall and the same verdict.
-    let t = check(
-        &dns,
-        &pki,
-        &zoo,
-        "zoo.test",
-        &["--dnsbl", "bl.test", "--dkim-selector", "s1"],
-    );
+    let mut args = vec!["--dnsbl", "bl.test", "--dkim-selector", "s1"];
+    args.extend(&sts_args);
+    let t = check(&dns, &pki, &zoo, "zoo.test", &args);
     assert_eq!(t.code, 0, "{}", t.stdout);
     assert!(
         t.stdout.contains(&format!("Waterfall of {HOST}")),
@@ -177,4 +244,52 @@ fn one_fault_per_record_type_is_named() {
         "{}",
         c.stdout
     );
+}
+
+#[test]
+fn an_mta_sts_policy_that_leaves_out_an_mx_host_or_cannot_be_fetched_is_named() {
+    let pki = Pki::new();
+    let dns = DnsServer::start(zones()).unwrap();
+    let zoo = Zoo::start(Behaviour::clean(&pki, CertKind::Good));
+    // the policy lists another host, for an hour
+    let mut sts = PolicyHost::start(
+        &pki,
+        "version: STSv1\nmode: enforce\nmx: mx2.zoo.test\nmax_age: 3600\n",
+    );
+    let sts_args = sts.args();
+    let mut args = vec!["--dnsbl", "bl.test", "--json"];
+    args.extend(sts_args.iter().map(String::as_str));
+    let c = check(&dns, &pki, &zoo, "zoo.test", &args);
+    let json: Value = serde_json::from_str(&c.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", c.stdout, c.stderr));
+    let mut got = problems(&json);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("mta-sts-policy".to_string(), "fail".to_string()),
+            ("mta-sts-policy".to_string(), "warn".to_string())
+        ],
+        "{}",
+        c.stdout
+    );
+    assert!(
+        c.stdout.contains(&format!(
+            "the MX host {HOST} is not in the policy's mx list"
+        )),
+        "{}",
+        c.stdout
+    );
+    assert_eq!(c.code, 2);
+    // the policy host gone: the policy cannot be used
+    sts.daemon.stop();
+    let c = check(&dns, &pki, &zoo, "zoo.test", &args);
+    assert!(
+        c.stdout.contains(
+            "the MTA-STS policy at https://mta-sts.zoo.test/.well-known/mta-sts.txt cannot be used"
+        ),
+        "{}",
+        c.stdout
+    );
+    assert_eq!(c.code, 2);
 }

@@ -26,12 +26,21 @@ fn zone() -> Zone {
         .a("4.0.0.127.small.test", "127.0.0.2")
         .a("3.0.0.127.white.test", "127.0.0.2")
         .a("5.0.0.127.broken.test", "127.255.255.254")
+        // all.test names everyone, the RFC 5782 test point 127.0.0.1 included (a dead list
+        // whose domain was taken over); failing.test answers SERVFAIL
+        .a("1.0.0.127.all.test", "127.0.0.2")
+        .a("2.0.0.127.all.test", "127.0.0.2")
+        .a("4.0.0.127.all.test", "127.0.0.2")
+        .fault("failing.test", Fault::ServFail)
         .fault("slow.test", Fault::Silent)
         // .6 has a confirmed PTR, .7 a PTR that lies, .8 none
         .ptr("127.0.0.6", "good.test")
         .a("good.test", "127.0.0.6")
         .ptr("127.0.0.7", "liar.test")
         .a("liar.test", "192.0.2.1")
+        // .10 has a PTR that resolves back but is no host name
+        .ptr("127.0.0.10", "odd name\\;<x>.test")
+        .a("odd name\\;<x>.test", "127.0.0.10")
         // the sender domain list
         .a("spam.test.dbl.test", "127.0.1.2")
 }
@@ -51,7 +60,8 @@ fn dns_lists_are_scored_against_the_threshold() {
         setup(
             &dns,
             &[
-                "dnsbl = [\"bl.test*3\", \"small.test\", \"white.test*-5\", \"broken.test*3\"]",
+                "dnsbl = [\"bl.test*3\", \"small.test\", \"white.test*-5\", \"broken.test*3\", \
+                 \"all.test*9\", \"failing.test*9\"]",
                 "dnsbl_threshold = 3",
             ],
         )
@@ -75,6 +85,8 @@ fn dns_lists_are_scored_against_the_threshold() {
     }
     s.assert_logged("NOQUEUE: dnsbl score 3 (bl.test*3 listed 127.0.0.2");
     s.assert_logged("broken.test error:");
+    s.assert_logged("all.test error: names the test point 127.0.0.1");
+    s.assert_logged("failing.test error:");
     // an authenticated client is not held to the lists
     let mut c = Client::ready(port, lo(2));
     assert!(c.auth_plain(USER, PASSWORD).is("235 "));
@@ -115,13 +127,18 @@ fn reverse_dns_names_the_client_and_refuses_the_unknown() {
     let r = received(&mail);
     assert!(r.contains("(good.test [127.0.0.6])"), "{r}");
     s.assert_logged("client=good.test[127.0.0.6]");
-    for from in [7, 8] {
+    for from in [7, 8, 10] {
         let r = mail_from(port, from, "client.test", "someone@example.test");
         assert!(
             r.is(&format!("550 5.7.25 Client host rejected: cannot find your reverse hostname, [127.0.0.{from}]")),
             "{r}"
         );
     }
+    // the odd name resolves back, but names nobody: it shows nowhere
+    s.assert_logged(
+        "NOQUEUE: ptr not_confirmed: from=<someone@example.test> refused for unknown[127.0.0.10]",
+    );
+    assert!(!s.log().contains("<x>.test"), "{}", s.log());
     let s = Server::start(setup(
         &dns,
         &[
@@ -311,6 +328,42 @@ fn rate_limits_per_address_and_per_user_and_the_tarpit() {
     assert!(
         times[3] >= std::time::Duration::from_millis(600),
         "{times:?}"
+    );
+}
+
+#[test]
+fn a_message_rate_limit_is_released_in_the_next_window() {
+    let dns = start_dns(zone());
+    let s = Server::start(
+        setup(&dns, &[])
+            .limit("message_rate_per_ip = 2")
+            .limit("rate_time_unit = 2"),
+    );
+    let port = s.port("mx");
+    let mut c = Client::ready(port, lo(6));
+    for _ in 0..2 {
+        c.expect("MAIL FROM:<a@example.test>", "250 ");
+        c.expect("RSET", "250 ");
+    }
+    let r = c.cmd("MAIL FROM:<a@example.test>");
+    assert!(r.is("450 4.7.1 Error: too much mail from 127.0.0.6"), "{r}");
+    s.assert_logged("NOQUEUE: message rate over 2 in 2 s: from=<a@example.test> refused");
+    // the next window (at most 2 s away) lets the same client send again, in the same session
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = c.cmd("MAIL FROM:<a@example.test>");
+        if r.is("250 ") {
+            break;
+        }
+        assert!(r.is("450 4.7.1"), "{r}");
+        assert!(std::time::Instant::now() < deadline, "never released: {r}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    c.expect("RCPT TO:<bob@local.test>", "250 ");
+    c.expect("DATA", "354 ");
+    assert!(
+        c.cmd("Subject: released\r\n\r\nhi\r\n.")
+            .is("250 2.0.0 Ok: queued as")
     );
 }
 

@@ -6,7 +6,8 @@ it accepts connections. Options:
   --cert FILE --key FILE
                         offer STARTTLS with this certificate chain and key
   --implicit-tls        TLS from the first byte (port 465 style) with --cert/--key, no STARTTLS
-  --auth USER:PASSWORD  offer AUTH PLAIN and LOGIN for this one user
+  --auth USER:PASSWORD  offer AUTH PLAIN, LOGIN, CRAM-MD5 and XOAUTH2 (the password is the
+                        bearer token) for this one user
   --auth-in-clear       offer AUTH without TLS too (aiosmtpd offers it only under TLS by default)
 
 Recipients whose local part is `nobody` are refused with `550 5.1.1 No such person at this
@@ -15,13 +16,16 @@ address`, as in the seeds. Stop it with SIGTERM.
 
 import argparse
 import asyncio
+import base64
+import hmac
 import json
 import os
 import signal
 import ssl
 import sys
+import time
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 
 class Handler:
@@ -57,6 +61,43 @@ class Handler:
         return "250 2.0.0 OK: queued as test%d" % self.count
 
 
+class AuthHandler(Handler):
+    """Handler with the mechanisms aiosmtpd does not have built in: CRAM-MD5 (RFC 2195) and
+    XOAUTH2 (Google's and Microsoft's SASL for OAuth 2.0 bearer tokens)."""
+
+    def __init__(self, outdir, user, password):
+        super().__init__(outdir)
+        self.user = user
+        self.password = password
+
+    async def auth_CRAM__MD5(self, server, args):
+        challenge = ("<%d.%d@aiosmtpd.test>" % (os.getpid(), time.time_ns())).encode()
+        response = await server.challenge_auth(challenge)
+        if response is MISSING:
+            return AuthResult(success=False, handled=True)
+        user, _, digest = response.decode(errors="replace").rpartition(" ")
+        want = hmac.new(self.password.encode(), challenge, "md5").hexdigest()
+        ok = user == self.user and hmac.compare_digest(digest, want)
+        return AuthResult(success=ok, handled=False, auth_data=LoginPassword(user.encode(), b""))
+
+    async def auth_XOAUTH2(self, server, args):
+        if len(args) > 1:
+            blob = base64.b64decode(args[1])
+        else:
+            blob = await server.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        fields = dict(
+            part.split("=", 1) for part in blob.decode(errors="replace").split("\x01") if "=" in part
+        )
+        ok = fields.get("user") == self.user and fields.get("auth") == "Bearer " + self.password
+        if not ok:
+            error = json.dumps({"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"})
+            if await server.challenge_auth(error) is MISSING:
+                return AuthResult(success=False, handled=True)
+        return AuthResult(success=ok, handled=False, auth_data=LoginPassword(self.user.encode(), b""))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--outdir", required=True)
@@ -85,7 +126,7 @@ def main():
             # handled=False: aiosmtpd then answers 535 itself.
             return AuthResult(success=ok, handled=False)
 
-    handler = Handler(a.outdir)
+    handler = AuthHandler(a.outdir, *a.auth.split(":", 1)) if a.auth else Handler(a.outdir)
 
     def factory():
         return SMTP(
