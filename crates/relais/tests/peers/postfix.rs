@@ -241,15 +241,43 @@ fn refusals_at_rcpt_match_swaks() {
     assert!(log.contains("Relay access denied"), "{log}");
 }
 
+/// The MTA-STS policy host of peers.test: the delivery tests' Python HTTPS server on
+/// 127.0.0.1, serving an `enforce` policy that lists the MX host, with `certs` (which name
+/// both the MX host and `mta-sts.peers.test`).
+fn policy_host(certs: &Certs, root: &std::path::Path) -> crate::support::Daemon {
+    let dir = root.join("mta-sts.peers.test/.well-known");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("mta-sts.txt"),
+        format!("version: STSv1\nmode: enforce\nmx: {MX}\nmax_age: 604800\n"),
+    )
+    .unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/delivery/py/sts_https.py");
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(script)
+        .arg("--root")
+        .arg(root)
+        .arg("--cert")
+        .arg(&certs.chain)
+        .arg("--key")
+        .arg(&certs.key);
+    crate::support::Daemon::start("https", cmd, 1, std::time::Duration::from_secs(20))
+}
+
 /// `relais check` of a domain whose MX is a real Postfix with STARTTLS and whose records are
-/// all right: no false alarm, exit 0; the same domain with a weak SPF (a warning) and a BIMI
+/// all right (its MTA-STS policy served over HTTPS): no false alarm, exit 0; the same domain with a weak SPF (a warning) and a BIMI
 /// logo over plain HTTP (a failure): each named, exit 2 by the worst.
 #[test]
 fn check_a_domain_served_by_postfix() {
-    let certs = Certs::signed(MX);
+    let certs = Certs::signed_for("Peers Test CA", &[MX, "mta-sts.peers.test"]);
     let pf = postfix(DOMAIN, &["alice", "postmaster"], Some(&certs));
+    let root = crate::support::tempdir("relais-peers-sts-");
+    let https = policy_host(&certs, root.path());
+    let sts_port = https.addr().port().to_string();
     let clean = zone()
         .txt("_mta-sts.peers.test", "v=STSv1; id=20260101")
+        .a("mta-sts.peers.test", "127.0.0.1")
         .txt(
             "_smtp._tls.peers.test",
             "v=TLSRPTv1; rua=mailto:tls@peers.test",
@@ -275,6 +303,8 @@ fn check_a_domain_served_by_postfix() {
                         "10",
                         "--dnsbl",
                         "bl.test",
+                        "--mta-sts-port",
+                        &sts_port,
                     ]);
                 c
             },
@@ -317,6 +347,7 @@ fn check_a_domain_served_by_postfix() {
             "v=DMARC1; p=reject; rua=mailto:postmaster@peers.test",
         )
         .txt("_mta-sts.peers.test", "v=STSv1; id=20260101")
+        .a("mta-sts.peers.test", "127.0.0.1")
         .txt(
             "_smtp._tls.peers.test",
             "v=TLSRPTv1; rua=mailto:tls@peers.test",
