@@ -7,7 +7,8 @@
 //! - [`process`]: commands run to their end with a time limit ([`process::Run`]) and server
 //!   processes that log where they listen ([`process::Daemon`]), stopped by PID when dropped.
 //! - [`postfix`]: a private Postfix instance; [`dovecot`]: a private Dovecot, an mbox reader.
-//! - [`users`]: password hashes made by `relais user add`; [`certs`]: test certificates.
+//! - [`users`]: password hashes made by `relais user add`; [`certs`]: test certificates;
+//!   [`sts`]: MTA-STS policy hosts over HTTPS.
 //!
 //! Each binary uses a subset of these helpers, hence the `allow` below (the usual practice for
 //! shared integration-test support; nowhere else).
@@ -17,6 +18,7 @@ pub mod certs;
 pub mod dovecot;
 pub mod postfix;
 pub mod process;
+pub mod sts;
 pub mod users;
 pub mod wait;
 

@@ -12,37 +12,15 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::common::certs::Certs;
+use crate::common::sts::{https, publish};
 use crate::support::{
-    Daemon, FaultPeer, Relais, Script, Setup, WAIT, Zone, dns, loopback_25, message, tempdir,
-    tls_peer, wait_files,
+    FaultPeer, Relais, Script, Setup, WAIT, Zone, dns, loopback_25, message, tempdir, tls_peer,
+    wait_files,
 };
-
-/// The HTTPS server of the policy hosts, serving `root/HOST/...`.
-fn https(root: &Path, certs: &Certs) -> Daemon {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/delivery/py/sts_https.py");
-    let mut cmd = Command::new("python3");
-    cmd.arg(script)
-        .arg("--root")
-        .arg(root)
-        .arg("--cert")
-        .arg(&certs.chain)
-        .arg("--key")
-        .arg(&certs.key);
-    Daemon::start("https", cmd, 1, Duration::from_secs(20))
-}
-
-/// Publishes `policy` for `domain` under `root`.
-fn publish(root: &Path, domain: &str, policy: &str) {
-    let dir = root.join(format!("mta-sts.{domain}/.well-known"));
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("mta-sts.txt"), policy).unwrap();
-}
 
 /// The report of `domain` in `dir`, once there is one.
 fn report(dir: &Path, domain: &str) -> Value {

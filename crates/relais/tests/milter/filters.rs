@@ -252,6 +252,26 @@ fn a_replaced_body_is_what_is_delivered() {
 }
 
 #[test]
+fn a_large_message_replaced_by_a_large_body() {
+    // both larger than what the spool keeps inline: each has a data file named after the id
+    let filter = TestFilter::start();
+    let server = server(filter.port(), &[]);
+    let big =
+        "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxy\r\n".repeat(5000);
+    let r = send(
+        &server,
+        "replace-big",
+        &format!("X-Size: large\r\n\r\n{big}"),
+    );
+    assert!(r.is("250 2.0.0 Ok: queued as"), "{r}");
+    let mail = &server.wait_mail("kate", 1)[0];
+    let body = &mail[mail.find("\r\n\r\n").unwrap() + 4..];
+    assert_eq!(body.len(), 8 * 1000 * 61, "{}", &mail[..400]);
+    assert!(body.starts_with("The test filter replaced this body with a long one"));
+    assert!(!mail.contains("0123456789abcdef"));
+}
+
+#[test]
 fn a_filter_that_is_down_gets_the_default_action() {
     // nothing listens on this port
     let port = free_port();

@@ -241,30 +241,6 @@ fn refusals_at_rcpt_match_swaks() {
     assert!(log.contains("Relay access denied"), "{log}");
 }
 
-/// The MTA-STS policy host of peers.test: the delivery tests' Python HTTPS server on
-/// 127.0.0.1, serving an `enforce` policy that lists the MX host, with `certs` (which name
-/// both the MX host and `mta-sts.peers.test`).
-fn policy_host(certs: &Certs, root: &std::path::Path) -> crate::support::Daemon {
-    let dir = root.join("mta-sts.peers.test/.well-known");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("mta-sts.txt"),
-        format!("version: STSv1\nmode: enforce\nmx: {MX}\nmax_age: 604800\n"),
-    )
-    .unwrap();
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/delivery/py/sts_https.py");
-    let mut cmd = std::process::Command::new("python3");
-    cmd.arg(script)
-        .arg("--root")
-        .arg(root)
-        .arg("--cert")
-        .arg(&certs.chain)
-        .arg("--key")
-        .arg(&certs.key);
-    crate::support::Daemon::start("https", cmd, 1, std::time::Duration::from_secs(20))
-}
-
 /// `relais check` of a domain whose MX is a real Postfix with STARTTLS and whose records are
 /// all right (its MTA-STS policy served over HTTPS): no false alarm, exit 0; the same domain with a weak SPF (a warning) and a BIMI
 /// logo over plain HTTP (a failure): each named, exit 2 by the worst.
@@ -272,8 +248,14 @@ fn policy_host(certs: &Certs, root: &std::path::Path) -> crate::support::Daemon 
 fn check_a_domain_served_by_postfix() {
     let certs = Certs::signed_for("Peers Test CA", &[MX, "mta-sts.peers.test"]);
     let pf = postfix(DOMAIN, &["alice", "postmaster"], Some(&certs));
+    // the policy host: enforce, the MX host listed
     let root = crate::support::tempdir("relais-peers-sts-");
-    let https = policy_host(&certs, root.path());
+    crate::common::sts::publish(
+        root.path(),
+        DOMAIN,
+        &format!("version: STSv1\nmode: enforce\nmx: {MX}\nmax_age: 604800\n"),
+    );
+    let https = crate::common::sts::https(root.path(), &certs);
     let sts_port = https.addr().port().to_string();
     let clean = zone()
         .txt("_mta-sts.peers.test", "v=STSv1; id=20260101")

@@ -2,9 +2,8 @@
 //! records are all right (no false alarm), and bad.test, with one known fault per record type
 //! (each must be named).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use relais_dns::fixture::{Server as DnsServer, Zone};
 use serde_json::Value;
@@ -54,25 +53,15 @@ struct PolicyHost {
 impl PolicyHost {
     fn start(pki: &Pki, policy: &str) -> PolicyHost {
         let dir = tempfile::tempdir().unwrap();
-        let well_known = dir.path().join("root/mta-sts.zoo.test/.well-known");
-        std::fs::create_dir_all(&well_known).unwrap();
-        std::fs::write(well_known.join("mta-sts.txt"), policy).unwrap();
+        crate::common::sts::publish(&dir.path().join("root"), "zoo.test", policy);
         let certs = Certs::signed_for("Policy Test CA", &["mta-sts.zoo.test"]);
         let ca_bundle = dir.path().join("ca-bundle.pem");
         let mut bundle = std::fs::read(&pki.ca_file).unwrap();
         bundle.extend(std::fs::read(&certs.ca).unwrap());
         std::fs::write(&ca_bundle, bundle).unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/delivery/py/sts_https.py");
-        let mut cmd = Command::new("python3");
-        cmd.arg(script)
-            .arg("--root")
-            .arg(dir.path().join("root"))
-            .arg("--cert")
-            .arg(&certs.chain)
-            .arg("--key")
-            .arg(&certs.key);
+        let daemon = crate::common::sts::https(&dir.path().join("root"), &certs);
         PolicyHost {
-            daemon: Daemon::start("https", cmd, 1, Duration::from_secs(20)),
+            daemon,
             ca_bundle,
             _dir: dir,
         }

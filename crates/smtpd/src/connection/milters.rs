@@ -190,14 +190,15 @@ pub(super) async fn at_end(
         (Some(body), header) => {
             // A new body: the content is written again, under the same queue id.
             let header = header.unwrap_or_default();
-            let mut again = Enqueue::begin(&ctx.spool, t.id);
-            again.write(&header);
-            again.write(b"\r\n");
-            again.write(&body);
+            // The old content goes first: a large one has a data file named after the id,
+            // which the new content may need.
+            drop(std::mem::replace(message, Enqueue::begin(&ctx.spool, t.id)));
+            message.write(&header);
+            message.write(b"\r\n");
+            message.write(&body);
             if outcome.hold.is_some() {
-                again.hold();
+                message.hold();
             }
-            *message = again;
             info!("{id}: milter-body: the content filters replaced the body");
         }
         (None, Some(header)) => arrival.section = Some(header),

@@ -14,7 +14,7 @@ connections. What it does depends on the message, so that one filter serves ever
   reject-me (550 5.7.1 Rejected by the test filter), tempfail-me (TEMPFAIL),
   discard-me (DISCARD), quarantine-me (quarantine "held by the test filter"),
   change-me (Subject changed, X-Remove deleted, X-Top inserted on top, X-Added added),
-  replace-body (body replaced), slow-me (answers end of message after 5 s);
+  replace-body (body replaced), replace-big (replaced by 480 kB), slow-me (answers end of message after 5 s);
 - every other message gets `X-Test-Filter: seen` added.
 
 Each connection's story (connect name and address, HELO, sender, recipients, headers, body
@@ -117,6 +117,11 @@ class TestFilter(Milter.Base):
             self.chgheader("X-Remove", 1, "")
             self.addheader("X-Top", "inserted on top", 0)
             self.addheader("X-Added", "a long value\n\tfolded on two lines")
+        elif "replace-big" in s:
+            # a new body larger than the spool keeps inline, in several chunks
+            line = b"The test filter replaced this body with a long one.........\r\n"
+            for _ in range(8):
+                self.replacebody(line * 1000)
         elif "replace-body" in s:
             self.replacebody(b"The test filter replaced this body.\r\n")
         else:
