@@ -19,15 +19,21 @@ use std::time::Duration;
 use relais_dns::Nameserver;
 use serde::{Deserialize, Serialize};
 
+mod delivery;
 mod domains;
+mod durations;
 mod free_space;
+mod limits;
 mod mailbox;
 mod outbound;
 mod policy;
 mod values;
 
+pub use delivery::{DeliveryConfig, LocalConfig};
 pub use domains::DomainConfig;
+pub(crate) use durations::{duration, duration_ms};
 pub use free_space::FreeSpace;
+pub use limits::Limits;
 pub use mailbox::{MailboxKind, QuotaTable, SystemUser, system_user};
 pub use outbound::{HopConfig, MtaStsConfig, TlsMode, hop_key};
 pub use policy::{
@@ -254,215 +260,6 @@ pub enum Role {
     Submissions,
 }
 
-/// Limits, with Postfix's defaults where it has them.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest message in octets (Postfix's `message_size_limit`); 0 for none.
-    pub max_message_size: u64,
-    /// Most recipients per message (`452 4.5.3` beyond).
-    pub max_recipients: usize,
-    /// Most simultaneous connections; beyond, `421 4.7.0` and close.
-    pub max_connections: usize,
-    /// Errors in a session before `421` and close (Postfix's `smtpd_hard_error_limit`).
-    pub max_errors: u32,
-    /// Waiting for a command (RFC 5321 §4.5.3.2.7: at least 5 minutes).
-    #[serde(with = "duration")]
-    pub command_timeout: Duration,
-    /// Simultaneous connections from one client address (`421 4.7.0` beyond); 0 for no limit.
-    pub max_connections_per_ip: usize,
-    /// New connections per minute from one client address (`421 4.7.0` beyond); 0 for no limit
-    /// (Postfix's `smtpd_client_connection_rate_limit`).
-    pub connection_rate_per_ip: u32,
-    /// Messages in one session (`421 4.7.0` beyond); 0 for no limit.
-    pub max_messages_per_session: u32,
-    /// Disconnect clients that pipeline where RFC 2920 forbids it (`554 5.5.0`).
-    pub forbid_unauth_pipelining: bool,
-    /// Messages (MAIL FROM) a minute from one client address, counted in the shared state
-    /// (`450 4.7.1` beyond, Postfix's `smtpd_client_message_rate_limit`); 0 for no limit.
-    /// Relay networks are not counted.
-    pub message_rate_per_ip: u64,
-    /// The window of `message_rate_per_ip` (Postfix's `anvil_rate_time_unit`): a minute by
-    /// default; the count starts again with each window.
-    #[serde(with = "duration")]
-    pub rate_time_unit: Duration,
-    /// Recipients an hour for one authenticated user (`450 4.7.1` beyond, and a log line
-    /// naming the user: a stolen password sending spam stops there); 0 for no limit.
-    pub recipient_rate_per_user: u64,
-    /// Errors in a session after which every error reply is delayed (the tarpit of Postfix's
-    /// `smtpd_soft_error_limit`, 10 there); 0 (the default) for never. `max_errors` still
-    /// ends the session.
-    pub soft_error_limit: u32,
-    /// The delay of each error reply beyond `soft_error_limit`, growing by as much with each
-    /// error (at most 10 times as much).
-    #[serde(with = "duration_ms")]
-    pub error_sleep: Duration,
-    /// Waiting for more message content (RFC 5321 §4.5.3.2.5 gives the client 3 minutes a block
-    /// and 10 minutes for the final dot; we wait as long as the longest).
-    #[serde(with = "duration")]
-    pub data_timeout: Duration,
-    /// The whole time a client may take to send one command line, from the reply before it to
-    /// its end, however often it sends a byte (a slowloris is closed with `421 4.4.2`; as
-    /// Postfix's `smtpd_timeout` with `smtpd_per_request_deadline = yes`).
-    #[serde(with = "duration")]
-    pub command_deadline: Duration,
-    /// The whole time a client may take to send a message's content, from `354` (or a BDAT
-    /// line) to its end, before `min_data_rate` adds to it.
-    #[serde(with = "duration")]
-    pub data_deadline: Duration,
-    /// Octets a second the content must arrive at, at least: each `min_data_rate` octets
-    /// received add a second to `data_deadline` (Postfix's `smtpd_min_data_rate`); 0: the
-    /// deadline does not grow.
-    pub min_data_rate: u64,
-    /// Room the file system of the spool and the Maildirs must keep: MAIL FROM is answered
-    /// `452 4.3.1 Insufficient system storage` below it (its SIZE counted), and deliveries to
-    /// Maildirs wait (as Postfix's `queue_minfree`, which it also checks at MAIL).
-    pub min_free_space: FreeSpace,
-}
-
-/// Who gets mail in the local domains, and how it is delivered.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LocalConfig {
-    /// Local parts that exist. Empty: every local part exists (catch-all), as the embedded
-    /// default has it. `postmaster` always exists (RFC 5321 §4.5.1).
-    pub users: Vec<String>,
-    /// An aliases file in the `/etc/aliases` format (see [`crate::aliases`]), read again when it
-    /// changes. Aliases apply before `users`: an alias need not be a user. At RCPT, an alias
-    /// whose expansion has `:fail: text` is refused with `550 5.1.1` and that text, a loop with
-    /// `550 5.4.6`, and an unreadable file gives `451 4.3.0`.
-    pub aliases: Option<PathBuf>,
-    /// Deliver local mailboxes over LMTP instead of to Maildirs: `"127.0.0.1:24"`,
-    /// `"unix:/run/dovecot/lmtp"`. One transaction per message for all its mailboxes.
-    pub lmtp: Option<LmtpTarget>,
-    /// The user that alias commands (`|command`) and files (`/path/file`) run and are written
-    /// as, when relais runs as root: never root. The command gets this user's uid and primary
-    /// group, no supplementary groups; a file is opened (and created, mode 0600) with this
-    /// user's file-system ids, so only files that user may write can be appended to. Not root:
-    /// everything runs as relais' own user. Default: `nobody`.
-    pub run_as: String,
-    /// How long an alias command may run before it is killed and delivery is retried.
-    #[serde(with = "duration")]
-    pub command_timeout: Duration,
-    /// Where the mailboxes are: `"maildir"` (`data_dir/mail/<user>`) or `"home"`
-    /// (`~user/Maildir` of system users, with `~/.forward`; see [`MailboxKind`]).
-    pub mailbox: MailboxKind,
-    /// Bytes each mailbox of `local_domains` may hold (Maildir++ `maildirsize`); 0: no limit.
-    /// Over it: `552 5.2.2 Mailbox full` at RCPT, or a bounce when a copy does not fit.
-    pub quota: u64,
-    /// Limits of single users (local part: bytes, 0 for none), over `quota`.
-    pub quotas: std::collections::BTreeMap<String, u64>,
-}
-
-impl LocalConfig {
-    /// The quota table of `local_domains`.
-    pub fn quota_table(&self) -> QuotaTable {
-        QuotaTable {
-            default: self.quota,
-            users: self.quotas.clone(),
-        }
-    }
-}
-
-impl Default for LocalConfig {
-    fn default() -> Self {
-        LocalConfig {
-            users: Vec::new(),
-            aliases: None,
-            lmtp: None,
-            run_as: "nobody".into(),
-            command_timeout: Duration::from_secs(600),
-            mailbox: MailboxKind::Maildir,
-            quota: 0,
-            quotas: Default::default(),
-        }
-    }
-}
-
-/// Delivery settings.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DeliveryConfig {
-    /// Keep accepted mail in the spool without delivering it (like Postfix's
-    /// `defer_transports`): for maintenance, and for tests of restart behaviour.
-    pub paused: bool,
-    /// Wait after a first failed attempt (Postfix's `minimal_backoff_time`).
-    #[serde(with = "duration")]
-    pub first_retry: Duration,
-    /// Longest wait between attempts (`maximal_backoff_time`).
-    #[serde(with = "duration")]
-    pub max_retry: Duration,
-    /// After this long in the queue, undelivered mail bounces (`maximal_queue_lifetime`).
-    #[serde(with = "duration")]
-    pub lifetime: Duration,
-    /// Warn senders who asked (NOTIFY=DELAY) after this long; 0: never
-    /// (`delay_warning_time`).
-    #[serde(with = "duration")]
-    pub delay_warning: Duration,
-    /// Send all remote mail through this host, `[host]:port` (Postfix's `relayhost`).
-    pub relayhost: Option<NextHop>,
-    /// Per-domain next hops, `"example.org" = "[192.0.2.1]:25"` (Postfix's transport map).
-    pub routes: std::collections::BTreeMap<String, NextHop>,
-    /// DNS server for MX lookups, `IP[:PORT]`; default: the system's resolv.conf.
-    #[serde(with = "values::nameserver", skip_serializing_if = "Option::is_none")]
-    pub resolver: Option<Nameserver>,
-    /// Most simultaneous transactions to one destination domain.
-    pub remote_concurrency: usize,
-    /// Connect timeout for remote delivery.
-    #[serde(with = "duration")]
-    pub connect_timeout: Duration,
-    /// The local addresses remote delivery connects from, at most one IPv4 and one IPv6
-    /// (Postfix's `smtp_bind_address` and `smtp_bind_address6`); a peer of the other family
-    /// is reached from whatever address the system picks. Empty (default): the system picks.
-    pub source_address: Vec<std::net::IpAddr>,
-    /// TLS for remote delivery where `tls_policy` says nothing: `none`, `may` (the default:
-    /// STARTTLS when offered, clear text if the handshake fails), `encrypt`, `verify`.
-    pub tls: TlsMode,
-    /// TLS per destination domain or next hop (`"[host]:port"`), over `tls`.
-    pub tls_policy: std::collections::BTreeMap<String, TlsMode>,
-    /// More trusted CA certificates (PEM) for `verify`, besides the system's.
-    pub tls_ca_file: Option<PathBuf>,
-    /// Settings per next hop (`[delivery.hop."[host]:port"]`): credentials, TLS on connect.
-    pub hop: std::collections::BTreeMap<String, HopConfig>,
-    /// Under `verify`, per destination domain or next hop: names the certificate may be valid
-    /// for instead of the host's own (Postfix's `match=` of a policy entry).
-    pub tls_match: std::collections::BTreeMap<String, Vec<String>>,
-    /// MTA-STS (RFC 8461) for delivery by MX: `[delivery.mta_sts]`.
-    pub mta_sts: MtaStsConfig,
-    /// Where the daily TLS-RPT (RFC 8460) reports are written, one JSON file per policy
-    /// domain and day; unset: none.
-    pub tls_rpt_dir: Option<PathBuf>,
-    /// For `dane`: the DNSKEY records DNSSEC validation starts from (a private zone's);
-    /// unset: the root's keys.
-    pub dnssec_trust_anchor: Option<PathBuf>,
-}
-
-impl Default for DeliveryConfig {
-    fn default() -> Self {
-        DeliveryConfig {
-            paused: false,
-            first_retry: Duration::from_secs(300),
-            max_retry: Duration::from_secs(4000),
-            lifetime: Duration::from_secs(5 * 86400),
-            delay_warning: Duration::ZERO,
-            relayhost: None,
-            routes: Default::default(),
-            resolver: None,
-            remote_concurrency: 20,
-            connect_timeout: Duration::from_secs(30),
-            source_address: Vec::new(),
-            tls: TlsMode::May,
-            tls_policy: Default::default(),
-            tls_ca_file: None,
-            hop: Default::default(),
-            tls_match: Default::default(),
-            mta_sts: MtaStsConfig::default(),
-            tls_rpt_dir: None,
-            dnssec_trust_anchor: None,
-        }
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -493,32 +290,6 @@ impl Default for Config {
             state: StateConfig::default(),
             milter: Vec::new(),
             domain: Vec::new(),
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_message_size: 10_240_000,
-            max_recipients: 1000,
-            max_connections: 10_000,
-            max_errors: 20,
-            max_connections_per_ip: 50,
-            connection_rate_per_ip: 0,
-            max_messages_per_session: 0,
-            forbid_unauth_pipelining: true,
-            message_rate_per_ip: 0,
-            rate_time_unit: Duration::from_secs(60),
-            recipient_rate_per_user: 0,
-            soft_error_limit: 0,
-            error_sleep: Duration::from_secs(1),
-            command_timeout: Duration::from_secs(300),
-            data_timeout: Duration::from_secs(600),
-            command_deadline: Duration::from_secs(300),
-            data_deadline: Duration::from_secs(600),
-            min_data_rate: 500,
-            min_free_space: FreeSpace::default(),
         }
     }
 }
@@ -917,80 +688,6 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
             format!("line {line}: {msg} (in `{src}`)")
         }
         None => msg,
-    }
-}
-
-/// Short durations written in milliseconds (`1000`) or with a unit (`"1s"`, `"250ms"`).
-mod duration_ms {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}ms", d.as_millis()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Millis(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
-            Raw::Text(t) => match t.strip_suffix("ms") {
-                Some(ms) => ms.trim().parse().map(Duration::from_millis).ok(),
-                None => super::duration::parse(&t),
-            }
-            .ok_or_else(|| {
-                D::Error::custom(format!(
-                    "{t:?} is not a duration (like 1000, \"250ms\", \"1s\")"
-                ))
-            }),
-        }
-    }
-}
-
-/// Durations written as `300`, `"300s"`, `"5m"` or `"1h"`.
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}s", d.as_secs()))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(s) => Ok(Duration::from_secs(s)),
-            Raw::Text(t) => parse(&t).ok_or_else(|| {
-                D::Error::custom(format!(
-                    "{t:?} is not a duration (like 300, \"300s\", \"5m\", \"1h\")"
-                ))
-            }),
-        }
-    }
-
-    pub fn parse(t: &str) -> Option<Duration> {
-        let t = t.trim();
-        let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-        let n: u64 = num.parse().ok()?;
-        let mult = match unit {
-            "" | "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86400,
-            _ => return None,
-        };
-        Some(Duration::from_secs(n.checked_mul(mult)?))
     }
 }
 
