@@ -125,3 +125,9 @@ pub fn ask(prompt: &str, secret: bool, missing: &str) -> Result<String, String> 
     }
     Ok(value)
 }
+
+/// Writes a command's output to standard output; a closed pipe (`| head`) is not an error
+/// worth a panic, nor a message.
+pub fn print_out(text: &str) {
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+}

@@ -92,7 +92,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     } else {
         report.to_text(args.transcript)
     };
-    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), output.as_bytes());
+    crate::args::print_out(&output);
     ExitCode::from(report.exit())
 }
 

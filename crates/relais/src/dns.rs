@@ -150,9 +150,7 @@ fn execute(query: Query, options: &DnsOptions) -> ExitCode {
         });
     match answer {
         Ok(answer) => {
-            // A closed pipe (`| head`) is not an error worth a panic.
-            let _ =
-                std::io::Write::write_all(&mut std::io::stdout().lock(), answer.output.as_bytes());
+            crate::args::print_out(&answer.output);
             ExitCode::from(answer.code)
         }
         Err((code, message)) => {

@@ -159,7 +159,7 @@ pub fn run(args: ProbeArgs) -> ExitCode {
                 } else {
                     report.to_text()
                 };
-                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), output.as_bytes());
+                crate::args::print_out(&output);
                 ExitCode::from(report.exit())
             }
             Err(message) => usage(&message),
@@ -178,8 +178,7 @@ pub fn run(args: ProbeArgs) -> ExitCode {
             } else {
                 report.to_text(args.transcript)
             };
-            // A closed pipe (`| head`) is not an error worth a panic.
-            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), output.as_bytes());
+            crate::args::print_out(&output);
             ExitCode::from(report.exit())
         }
         Err(message) => usage(&message),

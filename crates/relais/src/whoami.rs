@@ -58,7 +58,7 @@ pub fn run(args: WhoamiArgs) -> ExitCode {
             } else {
                 report.to_text()
             };
-            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), output.as_bytes());
+            crate::args::print_out(&output);
             ExitCode::from(report.exit())
         }
         Err(e) => usage(&e),

@@ -329,13 +329,11 @@ impl Filters {
 
     async fn send_body(&mut self, chunk: &[u8]) {
         for i in 0..self.filters.len() {
-            if matches!(self.filters[i].state, State::Open(_, Message::SkipBody)) {
-                continue;
-            }
+            // Only a filter still listening wants body (not after `SMFIR_SKIP`).
             let State::Open(conn, m) = &mut self.filters[i].state else {
                 continue;
             };
-            if *m != Message::Listening || conn.asked(steps::NO_BODY) {
+            if *m != Message::Listening {
                 continue;
             }
             let r = conn
