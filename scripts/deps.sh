@@ -20,6 +20,7 @@
 #   clamav-daemon, clamav-milter (tests: ClamAV as a milter, with a one-signature database of
 #                the test's own; nothing is downloaded, the services are not started)
 #   passwd       (tests: useradd and userdel make and remove the system users of home mailboxes)
+#   g++          (scripts/fuzz.sh: libFuzzer is C++, built by cargo-fuzz's libfuzzer-sys)
 #   ldnsutils, nsd, openssl (tests: a DNSSEC zone signed at test time for DANE, served by a
 #                private NSD on a free port; TLSA digests of test certificates)
 # Usage: scripts/deps.sh            # source it or run it; it is a no-op when all are there
@@ -47,6 +48,7 @@ relais_deps_missing() {
     command -v ldns-signzone >/dev/null 2>&1 || missing+=(ldnsutils)
     { command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ]; } || missing+=(nsd)
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    command -v c++ >/dev/null 2>&1 || missing+=(g++)
     /usr/bin/python3 -c "import Milter" >/dev/null 2>&1 || missing+=(python3-milter)
     [ -x /usr/sbin/clamd ] || missing+=(clamav-daemon)
     [ -x /usr/sbin/clamav-milter ] || missing+=(clamav-milter)
