@@ -7,7 +7,8 @@
 - address: the arguments of MAIL FROM: and RCPT TO:;
 - reply_parser: the server's lines (S:) of each script;
 - receivers: the content of each DATA, and whole scripts;
-- records: the configuration examples of README.md, an aliases file, SPF and DMARC records;
+- records: the configuration examples of README.md, an aliases file, SPF, DMARC and DKIM
+  records;
 - spool_recovery: the spool's segment unchanged, cut, with a byte flipped in its header and in
   its first record, and replaced by nothing.
 """
@@ -70,7 +71,7 @@ for raw in re.findall(r'\.send\(\s*"((?:[^"\\]|\\.)*)"', text):
 # Spool recovery: (cut, then flips of (offset lo, offset hi, xor)) or 0xFF and a whole segment.
 for seed in (b"\x00", b"\x05", b"\x00\x03\x00\x01", b"\x00\x30\x00\x80", b"\xff"):
     save("spool_recovery", seed)
-# Records: README's TOML examples, an aliases file, SPF and DMARC records.
+# Records: README's TOML examples, an aliases file, SPF, DMARC and DKIM records.
 readme = open(os.path.join(ROOT, "..", "README.md"), encoding="utf-8").read()
 for block in re.findall(r"```toml\n(.*?)```", readme, re.S):
     save("records", block.encode())
@@ -79,5 +80,10 @@ for seed in (
     b"v=spf1 ip4:192.0.2.0/24 a/24 include:_spf.example.test -all",
     b"v=spf1 mx redirect=other.test exp=why.test",
     b"v=DMARC1; p=reject; rua=mailto:postmaster@example.test; pct=50; adkim=s",
+    # DKIM keys: RSA 1024 (SubjectPublicKeyInfo), Ed25519, revoked, in testing with flags.
+    b"v=DKIM1; k=rsa; h=sha256; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDaXGhDI7uGXB2TU2uCWhfuJpIraCYkc1/G1RyKDcrIoPhdXvKtD/Kd+gghVHxXSRUg+5BrgDDD6+SznScGkq78a3nktgne/fGE9mx9gl9seCIAxFscvSHL+cAn6Slo5pzIiPS3tgCrxaeUY9kETmrp4USDHiaejlCK/vYraVFXnQIDAQAB",
+    b"v=DKIM1; k=ed25519; t=y:s; p=rodNP/PPDc7oo3da3/3NxO2kdTiee1mikrf+uWfKdi0=",
+    b"v=DKIM1; k=rsa; p=",
+    b"k=ed25519; s=email; n=note; p= rodNP/PPDc7oo3da3/3NxO2kdTiee1mikrf+ uWfKdi0=",
 ):
     save("records", seed)

@@ -15,6 +15,7 @@
 //! - [`reverse`]: PTR of an address and forward-confirmed reverse DNS;
 //! - [`spf`]: the SPF record parsed term by term, and evaluated for an address by one traced
 //!   RFC 7208 `check_host()` that says which mechanism matched and why;
+//! - [`dkim`]: DKIM key records read tag by tag, and what makes one unusable;
 //! - [`dmarc`]: the DMARC record, found the DMARCbis way (the domain, then its parents);
 //! - [`dnsbl`]: DNS block lists, where a list's own error answers (Spamhaus' `127.255.255.254`
 //!   for queries through public resolvers, ...) are errors, never listings.
@@ -27,6 +28,7 @@
 //! 127.0.0.1) serving test zones, so tests never touch the system resolver or the internet.
 
 mod direct;
+pub mod dkim;
 pub mod dmarc;
 pub mod dnsbl;
 #[cfg(feature = "fixture")]

@@ -7,84 +7,18 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use relais_dns::dkim::{key_records, meaning, problem, tags};
 use relais_dns::{Lookup, Outcome};
 use relais_policy::sign::PrivateKey;
 use serde_json::json;
 
 use super::{Report, exit, negative, table};
 
-/// One `tag=value` of a DKIM key record, with what it means.
-fn meaning(tag: &str, value: &str) -> String {
-    match tag {
-        "v" if value == "DKIM1" => "version".into(),
-        "v" => "WRONG version: must be DKIM1".into(),
-        "k" => match value {
-            "rsa" => "RSA key".into(),
-            "ed25519" => "Ed25519 key (RFC 8463)".into(),
-            _ => format!("unknown key type {value:?}: verifiers ignore the key"),
-        },
-        "p" if value.is_empty() => "empty: the key is REVOKED".into(),
-        "p" => format!("public key, {} characters of base64", value.len()),
-        "h" => format!("hash algorithms allowed: {value}"),
-        "t" => value
-            .split(':')
-            .map(|f| match f.trim() {
-                "y" => "y: testing, verifiers treat failures as unsigned",
-                "s" => "s: i= must be exactly d=, no subdomains",
-                _ => "unknown flag",
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-        "s" => format!("service types: {value}"),
-        "n" => "notes".into(),
-        _ => "unknown tag (ignored)".into(),
-    }
-}
-
-/// The tags of a record, in order.
-pub(crate) fn tags(record: &str) -> Vec<(String, String)> {
-    record
-        .split(';')
-        .filter_map(|t| {
-            let (name, value) = t.split_once('=')?;
-            let value: String = value.chars().filter(|c| !c.is_whitespace()).collect();
-            Some((name.trim().to_string(), value))
-        })
-        .collect()
-}
-
-/// What is wrong with a key record, if anything.
-pub(crate) fn problem(tags: &[(String, String)]) -> Option<String> {
-    let get = |n: &str| tags.iter().find(|(t, _)| t == n).map(|(_, v)| v.as_str());
-    if get("v").is_some_and(|v| v != "DKIM1") {
-        return Some("v= is not DKIM1".into());
-    }
-    match get("p") {
-        None => return Some("no p= tag: no key".into()),
-        Some("") => return Some("the key is revoked (empty p=)".into()),
-        Some(p) if STANDARD.decode(p).is_err() => return Some("p= is not base64".into()),
-        _ => {}
-    }
-    if get("k").is_some_and(|k| k != "rsa" && k != "ed25519") {
-        return Some("unknown key type".into());
-    }
-    None
-}
-
 /// True if `published` (the decoded `p=`) is the public half of `local`: RSA keys are
 /// published in PKCS#1 or wrapped in a SubjectPublicKeyInfo, whose last bytes are the PKCS#1
 /// key.
 fn same_key(published: &[u8], local: &[u8]) -> bool {
     !local.is_empty() && published.ends_with(local)
-}
-
-/// The TXT records of a lookup that hold a key (a `p=` tag): one is expected.
-pub(crate) fn key_records(lookup: &Lookup<String>) -> Vec<&String> {
-    lookup
-        .records()
-        .iter()
-        .filter(|r| r.contains("p="))
-        .collect()
 }
 
 pub(super) fn dkim_report(name: &str, lookup: Lookup<String>, key: Option<&Path>) -> Report {
@@ -179,30 +113,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records() {
-        let t = tags("v=DKIM1; k=rsa; p=MIIB IjAN");
-        assert_eq!(t[2], ("p".to_string(), "MIIBIjAN".to_string()));
-        // (record, problem)
-        let table: &[(&str, Option<&str>)] = &[
-            ("v=DKIM1; k=rsa; p=AAAA", None),
-            ("p=AAAA", None),
-            ("v=DKIM1; k=ed25519; p=AAAA", None),
-            ("v=DKIM1; p=", Some("revoked")),
-            ("v=DKIM1; k=rsa", Some("no p=")),
-            ("v=DKIM2; p=AAAA", Some("DKIM1")),
-            ("v=DKIM1; k=dsa; p=AAAA", Some("unknown key type")),
-            ("v=DKIM1; p=!!!", Some("base64")),
-        ];
-        for (record, expected) in table {
-            let got = problem(&tags(record));
-            match expected {
-                None => assert_eq!(got, None, "{record}"),
-                Some(word) => assert!(
-                    got.as_deref().is_some_and(|g| g.contains(word)),
-                    "{record}: {got:?}"
-                ),
-            }
-        }
+    fn local_key_is_the_end_of_the_published_one() {
         assert!(same_key(&[1, 2, 3, 4], &[3, 4]));
         assert!(!same_key(&[1, 2, 3, 4], &[]));
         assert!(!same_key(&[1, 2], &[1, 2, 3]));

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::exit;
 use super::report::{SenderAuth, Verdict};
-use crate::dns::dkim;
+use relais_dns::dkim;
 
 /// Looks up the records of `domain` side by side, evaluates its SPF record for each MX
 /// address (`mx`: host name and address), and judges each record.
@@ -518,18 +518,31 @@ mod tests {
         }
     }
 
+    /// Public keys made with openssl (RSA 1024 as SubjectPublicKeyInfo, Ed25519 raw).
+    const RSA: &str = "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDaXGhDI7uGXB2TU2uCWhfuJpIraCYkc1/G1RyKDcrIoPhdXvKtD/Kd+gghVHxXSRUg+5BrgDDD6+SznScGkq78a3nktgne/fGE9mx9gl9seCIAxFscvSHL+cAn6Slo5pzIiPS3tgCrxaeUY9kETmrp4USDHiaejlCK/vYraVFXnQIDAQAB";
+    const ED25519: &str = "rodNP/PPDc7oo3da3/3NxO2kdTiee1mikrf+uWfKdi0=";
+
     #[test]
     fn dkim_verdicts() {
         let txt =
             |records: &[&str]| Outcome::Found(records.iter().map(|r| r.to_string()).collect());
         // (answer, (level, exit), words in the reason)
         let table: &[(Outcome<String>, Expect, &str)] = &[
-            (txt(&["v=DKIM1; k=rsa; p=AAAA"]), OK, "a usable rsa key"),
-            (txt(&["p=AAAA"]), OK, "a usable rsa key"),
             (
-                txt(&["v=DKIM1; k=ed25519; p=AAAA"]),
+                txt(&[&format!("v=DKIM1; k=rsa; p={RSA}")]),
+                OK,
+                "a usable rsa key",
+            ),
+            (txt(&[&format!("p={RSA}")]), OK, "a usable rsa key"),
+            (
+                txt(&[&format!("v=DKIM1; k=ed25519; p={ED25519}")]),
                 OK,
                 "a usable ed25519 key",
+            ),
+            (
+                txt(&["v=DKIM1; k=rsa; p=AAAA"]),
+                FAIL,
+                "not an RSA public key",
             ),
             (txt(&["v=DKIM1; k=rsa; p="]), FAIL, "revoked"),
             (txt(&["v=DKIM1; k=dsa; p=AAAA"]), FAIL, "unknown key type"),
