@@ -46,7 +46,7 @@ mod transcript;
 
 pub use client::{SmtpClient, Timing, cram_md5, resolve, sasl_plain};
 pub use config::{ClientConfig, TlsPolicy, Tlsa};
-pub use dane::matches as dane_matches;
+pub use dane::{matches as dane_matches, verify_chain as dane_verify};
 pub use error::{ClientError, Stage};
 pub use https::{HttpResponse, https_get};
 pub use runtime::current_thread_runtime;

@@ -17,8 +17,10 @@ What is checked: the MX hosts (and a null MX); each MX address probed as `relais
 (banner, PTR and forward confirmation, EHLO, STARTTLS and the certificate, postmaster@, a
 random recipient, open relay); SPF (evaluated for each MX address), DMARC and, with
 --dkim-selector, DKIM keys; MTA-STS (the _mta-sts record, and the policy file fetched over
-HTTPS, each MX host in its mx list), TLS-RPT, BIMI; every MX address on
-the DNS block lists (--dnsbl, default: zen.spamhaus.org, bl.spamcop.net, psbl.surriel.com).
+HTTPS, each MX host in its mx list), TLS-RPT, BIMI; DANE: each MX host's _25._tcp TLSA
+records, whether DNSSEC validates them (and the MX records), and whether the certificate each
+address offers in STARTTLS matches them (RFC 7672); every MX address on the DNS block lists
+(--dnsbl, default: zen.spamhaus.org, bl.spamcop.net, psbl.surriel.com).
 
 Exit codes, by the worst verdict (as monitoring plugins have them):
    0  every verdict is ok
@@ -57,6 +59,10 @@ pub struct CheckArgs {
     /// Show the SMTP dialogue of each address.
     #[arg(long, short = 'v')]
     transcript: bool,
+    /// DNSSEC trust anchors (a file of DNSKEY records) for validating the TLSA records
+    /// (default: the root's keys).
+    #[arg(long, value_name = "FILE")]
+    dnssec_trust_anchor: Option<PathBuf>,
     /// The HTTPS port of the MTA-STS policy host (for tests).
     #[arg(long, default_value_t = 443, hide = true)]
     mta_sts_port: u16,
@@ -129,6 +135,7 @@ fn options(args: &CheckArgs) -> Result<CheckOptions, String> {
         },
         dnsbl_zones,
         sts_port: args.mta_sts_port,
+        dnssec_trust_anchor: args.dnssec_trust_anchor.clone(),
     })
 }
 

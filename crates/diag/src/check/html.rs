@@ -61,7 +61,7 @@ pub(super) fn page(r: &CheckReport) -> String {
         lines(&mut out, &auth.lines);
         verdict_rows(&mut out, &auth.verdicts);
     }
-    out.push_str("<h2>Other records (MTA-STS, TLS-RPT, BIMI, DNS block lists)</h2>\n");
+    out.push_str("<h2>Other records (MTA-STS, TLS-RPT, BIMI, DANE, DNS block lists)</h2>\n");
     lines(&mut out, &r.records.lines);
     verdict_rows(&mut out, &r.records.verdicts);
     for host in &p.hosts {

@@ -2,12 +2,15 @@
 //! address (banner, PTR and FCrDNS, STARTTLS and certificate, open relay, postmaster@) with
 //! the domain's SPF (evaluated for each MX address), DMARC and DKIM keys, as `relais probe`
 //! does them; beside them the records the probe does not look at ([`records`]): MTA-STS,
-//! TLS-RPT, BIMI, and every MX address on the DNS block lists. Text with a timing waterfall
-//! per address, JSON, or a self-contained HTML page ([`html`]).
+//! TLS-RPT, BIMI, every MX host's DANE TLSA records matched against the certificate its
+//! addresses offered ([`dane`]), and every MX address on the DNS block lists. Text with a
+//! timing waterfall per address (its last stage, `dane`, the TLSA lookups), JSON, or a
+//! self-contained HTML page ([`html`]).
 //!
 //! Exit codes, by the worst verdict, as monitoring plugins (Nagios) have them: 0 all ok, 1 a
 //! warning, 2 a failure, 3 nothing could be checked (the options).
 
+mod dane;
 mod html;
 pub(crate) mod records;
 
@@ -44,11 +47,16 @@ pub struct CheckOptions {
     pub dnsbl_zones: Vec<String>,
     /// The HTTPS port of the MTA-STS policy host (443; another one only in tests).
     pub sts_port: u16,
+    /// The DNSKEY records DNSSEC validation of the TLSA records starts from (none: the
+    /// root's keys).
+    pub dnssec_trust_anchor: Option<std::path::PathBuf>,
 }
 
 /// What the records beyond the probe's are looked up with.
 struct RecordQuery {
     resolver: ResolverOptions,
+    /// The same, validating with DNSSEC (for DANE).
+    validating: ResolverOptions,
     zones: Vec<String>,
     sts_port: u16,
     ca_file: Option<std::path::PathBuf>,
@@ -88,6 +96,10 @@ pub fn run(options: CheckOptions) -> Result<CheckReport, String> {
     }
     let query = RecordQuery {
         resolver: options.probe.resolver.clone(),
+        validating: ResolverOptions {
+            dnssec: Some(options.dnssec_trust_anchor.clone()),
+            ..options.probe.resolver.clone()
+        },
         zones: options.dnsbl_zones.clone(),
         sts_port: options.sts_port,
         ca_file: options.probe.ca_file.clone(),
@@ -100,10 +112,10 @@ pub fn run(options: CheckOptions) -> Result<CheckReport, String> {
         p
     });
     probe_options.progress = progress.clone();
-    let probe = probe::run(probe_options)?;
+    let mut probe = probe::run(probe_options)?;
     if let Some(p) = &progress {
         p.emit(probe::progress::Event::Step {
-            what: "MTA-STS, TLS-RPT, BIMI and the DNS block lists",
+            what: "MTA-STS, TLS-RPT, BIMI, DANE and the DNS block lists",
         });
     }
     let addresses = mx_addresses(&probe.hosts);
@@ -113,7 +125,7 @@ pub fn run(options: CheckOptions) -> Result<CheckReport, String> {
             mx_hosts.push(h.host.clone());
         }
     }
-    let records = lookup_records(&query, &domain, &addresses, &mx_hosts)?;
+    let records = lookup_records(&query, &domain, &addresses, &mx_hosts, &mut probe.hosts)?;
     let worst = probe
         .verdicts()
         .chain(records.verdicts.iter())
@@ -145,18 +157,21 @@ fn mx_addresses(hosts: &[HostReport]) -> Vec<IpAddr> {
     out
 }
 
-/// MTA-STS, TLS-RPT, BIMI and the block lists, all at once.
+/// MTA-STS, TLS-RPT, BIMI, DANE (a `dane` stage added to each address) and the block lists,
+/// all at once.
 fn lookup_records(
     query: &RecordQuery,
     domain: &str,
     addresses: &[IpAddr],
     mx_hosts: &[String],
+    hosts: &mut [HostReport],
 ) -> Result<Records, String> {
     let zones = &query.zones;
     let runtime = relais_client::current_thread_runtime()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
         let resolver = Resolver::new(&query.resolver).map_err(|e| e.to_string())?;
+        let validating = Resolver::new(&query.validating).map_err(|e| e.to_string())?;
         let started = Instant::now();
         let mta_sts_name = format!("_mta-sts.{domain}");
         let tls_rpt_name = format!("_smtp._tls.{domain}");
@@ -168,11 +183,12 @@ fn lookup_records(
             }
             all
         };
-        let (mta_sts, tls_rpt, bimi, lists) = tokio::join!(
+        let (mta_sts, tls_rpt, bimi, lists, dane) = tokio::join!(
             resolver.txt(&mta_sts_name),
             resolver.txt(&tls_rpt_name),
             resolver.txt(&bimi_name),
-            lists
+            lists,
+            dane::check(&resolver, &validating, domain, hosts)
         );
         let mut r = Records {
             elapsed: started.elapsed(),
@@ -213,6 +229,8 @@ fn lookup_records(
             None
         };
         r.elapsed = started.elapsed();
+        r.lines.extend(dane.lines);
+        r.verdicts.extend(dane.verdicts);
         for checks in &lists {
             r.verdicts.extend(records::dnsbl(checks));
         }
@@ -231,6 +249,7 @@ fn lookup_records(
             })),
             "tls_rpt": tls_rpt.records(),
             "bimi": bimi.records(),
+            "dane": dane.json,
             "dnsbl": lists.iter().flatten().map(|c| json!({
                 "ip": c.ip, "zone": c.zone, "status": c.status.as_str(),
             })).collect::<Vec<_>>(),

@@ -110,6 +110,14 @@ pub(crate) struct HostReport {
     pub(crate) reverse: Option<Value>,
     pub(crate) exit: u8,
     pub(crate) transcript: Vec<String>,
+    /// Whether EHLO offered STARTTLS (`None`: the session never got that far), for `relais
+    /// check`'s DANE item; the stages and verdicts say it in the JSON.
+    #[serde(skip)]
+    pub(crate) starttls_offered: Option<bool>,
+    /// The certificate chain the server sent (end-entity first, DER), for `relais check` to
+    /// match against the host's TLSA records; `tls` describes it in the JSON.
+    #[serde(skip)]
+    pub(crate) peer_chain: Vec<Vec<u8>>,
 }
 
 impl HostReport {

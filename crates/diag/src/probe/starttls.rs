@@ -23,6 +23,7 @@ impl Session<'_> {
         if self.context.tls_on_connect {
             return Ok(None);
         }
+        self.report.starttls_offered = Some(ehlo.has("STARTTLS"));
         if !ehlo.has("STARTTLS") {
             self.report.stage("starttls", None, "not offered");
             self.add(Verdict::warn(
@@ -73,6 +74,7 @@ impl Session<'_> {
     pub(super) fn certificate(&mut self, info: &TlsInfo, name: &str) {
         let seen = CertObservation::of(info, unix_secs(SystemTime::now()));
         let covers = seen.summary.as_ref().map(|s| s.covers(name));
+        self.report.peer_chain = info.peer_certificates.clone();
         self.report.tls = Some(json!({
             "version": info.version,
             "cipher": info.cipher,

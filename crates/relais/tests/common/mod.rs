@@ -8,13 +8,15 @@
 //!   processes that log where they listen ([`process::Daemon`]), stopped by PID when dropped.
 //! - [`postfix`]: a private Postfix instance; [`dovecot`]: a private Dovecot, an mbox reader.
 //! - [`users`]: password hashes made by `relais user add`; [`certs`]: test certificates;
-//!   [`sts`]: MTA-STS policy hosts over HTTPS.
+//!   [`sts`]: MTA-STS policy hosts over HTTPS; [`dnssec`]: zones signed with ldns-signzone,
+//!   served by a private NSD, and TLSA data of certificates (DANE).
 //!
 //! Each binary uses a subset of these helpers, hence the `allow` below (the usual practice for
 //! shared integration-test support; nowhere else).
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod dnssec;
 pub mod dovecot;
 pub mod postfix;
 pub mod process;

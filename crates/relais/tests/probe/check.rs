@@ -2,6 +2,7 @@
 //! records are all right (no false alarm), and bad.test, with one known fault per record type
 //! (each must be named).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -44,14 +45,14 @@ fn zones() -> Zone {
 /// The policy host `mta-sts.zoo.test`: an HTTPS server on 127.0.0.1 (the Python one of the
 /// delivery tests) serving `policy`, with a certificate from a CA of its own; and a CA file
 /// that trusts both that CA and the zoo's, for `--ca-file`.
-struct PolicyHost {
-    daemon: Daemon,
+pub struct PolicyHost {
+    pub daemon: Daemon,
     ca_bundle: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl PolicyHost {
-    fn start(pki: &Pki, policy: &str) -> PolicyHost {
+    pub fn start(pki: &Pki, policy: &str) -> PolicyHost {
         let dir = tempfile::tempdir().unwrap();
         crate::common::sts::publish(&dir.path().join("root"), "zoo.test", policy);
         let certs = Certs::signed_for("Policy Test CA", &["mta-sts.zoo.test"]);
@@ -68,7 +69,7 @@ impl PolicyHost {
     }
 
     /// The arguments that send `relais check` to it.
-    fn args(&self) -> Vec<String> {
+    pub fn args(&self) -> Vec<String> {
         vec![
             "--mta-sts-port".into(),
             self.daemon.addr().port().to_string(),
@@ -79,20 +80,22 @@ impl PolicyHost {
 }
 
 /// A good policy for zoo.test: enforce, its MX host listed, a week.
-fn good_policy() -> String {
+pub fn good_policy() -> String {
     format!("version: STSv1\nmode: enforce\nmx: {HOST}\nmax_age: 604800\n")
 }
 
-struct Check {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub struct Check {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-fn check(dns: &DnsServer, pki: &Pki, zoo: &Zoo, domain: &str, args: &[&str]) -> Check {
+/// Runs `relais check DOMAIN ARGS` against `zoo`, with the DNS server at `resolver` and the
+/// zoo's CA (unless ARGS give `--ca-file`).
+pub fn check(resolver: SocketAddr, pki: &Pki, zoo: &Zoo, domain: &str, args: &[&str]) -> Check {
     let out = Command::new(env!("CARGO_BIN_EXE_relais"))
         .args(["check", domain, "--port", &zoo.addr.port().to_string()])
-        .args(["--resolver", &dns.addr().to_string(), "--dns-timeout", "1"])
+        .args(["--resolver", &resolver.to_string(), "--dns-timeout", "1"])
         .args(if args.contains(&"--ca-file") {
             Vec::new()
         } else {
@@ -111,7 +114,7 @@ fn check(dns: &DnsServer, pki: &Pki, zoo: &Zoo, domain: &str, args: &[&str]) -> 
 }
 
 /// Every (check, level) that is not ok, from the whole JSON report.
-fn problems(json: &Value) -> Vec<(String, String)> {
+pub fn problems(json: &Value) -> Vec<(String, String)> {
     let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
     let p = &json["probe"];
     list(&p["route_verdicts"])
@@ -149,7 +152,7 @@ fn a_clean_domain_raises_no_alarm() {
         html.to_str().unwrap(),
     ];
     args.extend(&sts_args);
-    let c = check(&dns, &pki, &zoo, "zoo.test", &args);
+    let c = check(dns.addr(), &pki, &zoo, "zoo.test", &args);
     let json: Value = serde_json::from_str(&c.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", c.stdout, c.stderr));
     assert_eq!(problems(&json), vec![], "{}", c.stdout);
@@ -162,7 +165,14 @@ fn a_clean_domain_raises_no_alarm() {
         .collect();
     assert_eq!(
         checks,
-        ["mta-sts", "tls-rpt", "bimi", "mta-sts-policy", "dnsbl"]
+        [
+            "mta-sts",
+            "tls-rpt",
+            "bimi",
+            "mta-sts-policy",
+            "dane",
+            "dnsbl"
+        ]
     );
     assert!(
         sts.daemon
@@ -178,7 +188,7 @@ fn a_clean_domain_raises_no_alarm() {
     // The text has the waterfall and the same verdict.
     let mut args = vec!["--dnsbl", "bl.test", "--dkim-selector", "s1"];
     args.extend(&sts_args);
-    let t = check(&dns, &pki, &zoo, "zoo.test", &args);
+    let t = check(dns.addr(), &pki, &zoo, "zoo.test", &args);
     assert_eq!(t.code, 0, "{}", t.stdout);
     assert!(
         t.stdout.contains(&format!("Waterfall of {HOST}")),
@@ -194,7 +204,7 @@ fn one_fault_per_record_type_is_named() {
     let dns = DnsServer::start(zones()).unwrap();
     let zoo = Zoo::start(Behaviour::clean(&pki, CertKind::Good));
     let c = check(
-        &dns,
+        dns.addr(),
         &pki,
         &zoo,
         "bad.test",
@@ -248,7 +258,7 @@ fn an_mta_sts_policy_that_leaves_out_an_mx_host_or_cannot_be_fetched_is_named() 
     let sts_args = sts.args();
     let mut args = vec!["--dnsbl", "bl.test", "--json"];
     args.extend(sts_args.iter().map(String::as_str));
-    let c = check(&dns, &pki, &zoo, "zoo.test", &args);
+    let c = check(dns.addr(), &pki, &zoo, "zoo.test", &args);
     let json: Value = serde_json::from_str(&c.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", c.stdout, c.stderr));
     let mut got = problems(&json);
@@ -272,7 +282,7 @@ fn an_mta_sts_policy_that_leaves_out_an_mx_host_or_cannot_be_fetched_is_named() 
     assert_eq!(c.code, 2);
     // the policy host gone: the policy cannot be used
     sts.daemon.stop();
-    let c = check(&dns, &pki, &zoo, "zoo.test", &args);
+    let c = check(dns.addr(), &pki, &zoo, "zoo.test", &args);
     assert!(
         c.stdout.contains(
             "the MTA-STS policy at https://mta-sts.zoo.test/.well-known/mta-sts.txt cannot be used"
