@@ -9,6 +9,8 @@
 - receivers: the content of each DATA, and whole scripts;
 - records: the configuration examples of README.md, an aliases file, SPF, DMARC and DKIM
   records;
+- dsn: a delivery report as Postfix writes it, and a bounce as Exim writes it (no report);
+- bdat: one chunk, then a LAST one;
 - spool_recovery: the spool's segment unchanged, cut, with a byte flipped in its header and in
   its first record, and replaced by nothing.
 """
@@ -87,3 +89,22 @@ for seed in (
     b"k=ed25519; s=email; n=note; p= rodNP/PPDc7oo3da3/3NxO2kdTiee1mikrf+ uWfKdi0=",
 ):
     save("records", seed)
+
+# Bounces: a multipart/report with a delivery-status part, and a text-only bounce.
+save("dsn", (
+    b"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+    b"--B\r\nContent-Type: text/plain\r\n\r\nmail system at mx.example.org\r\n"
+    b"--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+    b"Reporting-MTA: dns; mx.example.org\r\n\r\n"
+    b"Final-Recipient: rfc822; bob@example.com\r\nOriginal-Recipient: rfc822;bob@example.com\r\n"
+    b"Action: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.example.com\r\n"
+    b"Diagnostic-Code: smtp; 550 5.1.1 <bob@example.com>: Recipient address\r\n"
+    b"    rejected: User unknown\r\n\r\n"
+    b"Final-Recipient: rfc822; carol@example.com\r\nAction: delayed\r\nStatus: 4.4.1\r\n"
+    b"Diagnostic-Code: X-Postfix; connect to mx2.example.com[192.0.2.2]:25: refused\r\n\r\n"
+    b"--B--\r\n"))
+save("dsn", b"A message that you sent could not be delivered.\n  dave@example.com\n"
+     b"    SMTP error from remote mail server after RCPT TO:<dave@example.com>:\n"
+     b"    550 5.7.1 Relaying denied\n")
+# BDAT: a chunk of 5 ("hello"), then an empty LAST one (the Arbitrary layout of bdat.rs).
+save("bdat", b"\x07\x00\x04\x00\x05hello\x01\x02\x00\x00\x03LAST")

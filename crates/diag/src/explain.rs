@@ -21,11 +21,15 @@
 //! Everything here is plain data plus a few lookups: no I/O, no allocation
 //! until an [`Explanation`] is built, and no panics on any input.
 //!
+//! [`bounce`] reads a whole bounce (its RFC 3464 delivery status part) and explains each
+//! recipient's status.
+//!
 //! The tables live in submodules, one per kind of code: `basic`, `enhanced`,
 //! `outlook`, and `hints` for the advice that depends on the words of a
 //! reply (SPF, relaying, greylisting, ...).
 
 mod basic;
+pub mod bounce;
 mod enhanced;
 mod hints;
 mod outlook;

@@ -26,7 +26,7 @@
 //! its own (Final-Recipient the target, Original-Recipient the alias), and a sender who asked
 //! for success reports gets `Action: expanded` for the alias (RFC 3461 §6.2.7.4).
 
-mod dsn;
+pub mod dsn;
 mod flight;
 mod jobs;
 mod manager;

@@ -50,8 +50,12 @@ enum Command {
     Explain {
         /// `550`, `5.1.1`, a reply line such as `550 5.1.1 User unknown`, `0x800CCC0E`, a bounce
         /// line, or words such as "Relay access denied".
-        #[arg(required = true, num_args = 1..)]
+        #[arg(required_unless_present = "file", num_args = 1..)]
         code: Vec<String>,
+        /// A whole bounce message (`-`: standard input): each recipient's status in its delivery
+        /// report explained, or, without one, every SMTP reply quoted in its text.
+        #[arg(long, short, value_name = "BOUNCE", conflicts_with = "code")]
+        file: Option<PathBuf>,
     },
     /// Look at and steer the mail queue (list, show, flush, delete, hold, release).
     Queue(queue::QueueArgs),
@@ -207,7 +211,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve::run(config.as_deref()),
         Command::Reload { config } => serve::reload(config.as_deref()),
-        Command::Explain { code } => explain::run(&code.join(" ")),
+        Command::Explain { code, file } => match file {
+            Some(path) => explain::run_file(&path),
+            None => explain::run(&code.join(" ")),
+        },
         Command::Queue(args) => queue::run(args),
         Command::Sendmail { args } => sendmail::run(&args),
         Command::User { action } => match action {

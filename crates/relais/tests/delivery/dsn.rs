@@ -161,6 +161,23 @@ fn one_recipient_refused_bounces_with_full_message_or_headers_only() {
         Some("rfc822; nobody@dsn.test"),
         "{r:?}"
     );
+
+    // The bounce as its reader gets it, handed to `relais explain --file`.
+    let (raw, _) = about(&all, &full);
+    let file = dir.path().join("bounce.eml");
+    std::fs::write(&file, raw).unwrap();
+    let mut cmd = std::process::Command::new(crate::common::RELAIS);
+    cmd.args(["explain", "--file"]).arg(&file);
+    let out = crate::common::process::run(cmd, None, std::time::Duration::from_secs(20)).expect(0);
+    for words in [
+        "Delivery status report from relais.test: 1 recipient",
+        "nobody@dsn.test: failed (5.1.1)",
+        "mx.dsn.test said: 550 5.1.1 No such person at this address",
+        "Permanent failure",
+    ] {
+        out.expect_out(words);
+    }
+    out.expect_no_out("ok@dsn.test");
 }
 
 #[test]

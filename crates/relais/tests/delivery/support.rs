@@ -906,32 +906,6 @@ fn content_type_of(part: &mail_parser::MessagePart<'_>) -> (String, Option<Strin
     }
 }
 
-/// Field groups of a `message/delivery-status` body (RFC 3464 §2.1): blank-line separated
-/// blocks of `Name: value` lines, continuation lines unfolded.
-fn field_groups(text: &str) -> Vec<Vec<(String, String)>> {
-    let mut groups = Vec::new();
-    let mut current: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            if !current.is_empty() {
-                groups.push(std::mem::take(&mut current));
-            }
-        } else if line.starts_with([' ', '\t']) {
-            if let Some(last) = current.last_mut() {
-                last.1.push(' ');
-                last.1.push_str(line.trim());
-            }
-        } else if let Some((n, v)) = line.split_once(':') {
-            current.push((n.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    if !current.is_empty() {
-        groups.push(current);
-    }
-    groups
-}
-
 impl Dsn {
     /// Parses a report as delivered to a Maildir (trace headers first); panics with the text
     /// when it is not a `multipart/report` of three parts.
@@ -953,7 +927,7 @@ impl Dsn {
         let (status_type, _) = content_type_of(parts[1]);
         assert_eq!(status_type, "message/delivery-status", "{text}");
         let status = String::from_utf8_lossy(parts[1].contents()).into_owned();
-        let mut groups = field_groups(&status);
+        let mut groups = relais_diag::explain::bounce::field_groups(&status);
         assert!(groups.len() >= 2, "no per-recipient fields:\n{status}");
         let message_fields = groups.remove(0);
         let (returned_type, _) = content_type_of(parts[2]);
