@@ -63,10 +63,24 @@ enum Conn {
 }
 
 impl Conn {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+    /// Reads what has arrived into `buf`, emptied first. A clear-text connection waits for
+    /// data before it takes the memory to read it, so an idle session holds no read buffer
+    /// (the caller drops it between commands); the buffer is filled without zeroing it.
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+        buf.clear();
         match self {
-            Conn::Plain(s) => s.read(buf).await,
-            Conn::Tls(s) => s.read(buf).await,
+            Conn::Plain(s) => loop {
+                s.readable().await?;
+                buf.reserve(READ_BUFFER);
+                match s.try_read_buf(buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    done => return done,
+                }
+            },
+            Conn::Tls(s) => {
+                buf.reserve(READ_BUFFER);
+                s.read_buf(buf).await
+            }
             Conn::Gone => Ok(0),
         }
     }
@@ -167,13 +181,17 @@ pub async fn serve(
         filters: milters::filters_for(&ctx, peer),
     };
     let config = ctx.session_config(role);
-    let mut buf = vec![0u8; READ_BUFFER];
+    let mut buf = Vec::new();
     let (mut conn, mut session) = if role == Role::Submissions {
         let Some(acceptor) = ctx.tls.clone() else {
             warn!("submissions listener without TLS: closing {}", client.label);
             return;
         };
-        match tokio::time::timeout(ctx.config.limits.command_timeout, acceptor.accept(stream)).await
+        match tokio::time::timeout(
+            ctx.config.limits.command_timeout,
+            Box::pin(acceptor.accept(stream)),
+        )
+        .await
         {
             Ok(Ok(tls)) => {
                 let (version, cipher) = relais_client::negotiated(tls.get_ref().1);
@@ -197,7 +215,8 @@ pub async fn serve(
         let mut session = Session::new(config);
         // A client that talks before the greeting is not waiting for us: refuse it (Postfix
         // does the same). Bytes already there on accept can only have been sent early.
-        match stream.try_read(&mut buf) {
+        let mut early = Vec::with_capacity(READ_BUFFER);
+        match stream.try_read_buf(&mut early) {
             Ok(n) if n > 0 => {
                 warn!(
                     "pregreet from {}: {n} bytes before the greeting",
@@ -213,13 +232,20 @@ pub async fn serve(
         (Conn::Plain(stream), session)
     };
 
-    let mut tx: Option<Transaction> = None;
+    let mut tx: Option<Box<Transaction>> = None;
     let mut errors_seen = 0;
     let mut deadline = deadline::Deadline::new(Instant::now(), &ctx.config.limits);
     loop {
         while let Some(event) = session.poll_event() {
             if let Event::StartTls { discarded } = event {
-                start_tls(&mut conn, &mut session, &mut client, &ctx, discarded).await;
+                Box::pin(start_tls(
+                    &mut conn,
+                    &mut session,
+                    &mut client,
+                    &ctx,
+                    discarded,
+                ))
+                .await;
                 continue;
             }
             handle_event(event, &mut session, &mut tx, &ctx, &mut client).await;
@@ -257,11 +283,15 @@ pub async fn serve(
         };
         let (timeout, by_deadline) = deadline.wait(Instant::now(), idle);
         tokio::select! {
-            read = tokio::time::timeout(timeout, conn.read(&mut buf)) => match read {
+            read = tokio::time::timeout(timeout, conn.read_into(&mut buf)) => match read {
                 Ok(Ok(0)) => session.handle_eof(),
                 Ok(Ok(n)) => {
                     deadline.received(n);
                     session.handle_bytes(&buf[..n]);
+                    // Between commands the session waits, maybe for minutes: without memory.
+                    if !session.in_content() {
+                        buf = Vec::new();
+                    }
                 }
                 Ok(Err(e)) => {
                     info!("lost connection from {}: {e}", client.label);
@@ -281,7 +311,7 @@ pub async fn serve(
     }
     conn.shutdown().await;
     if let Some(f) = client.filters.as_mut() {
-        f.quit().await;
+        Box::pin(f.quit()).await;
     }
     let (accepted, total) = session.command_count();
     METRICS.commands(accepted, total);
@@ -348,10 +378,13 @@ async fn start_tls(
 async fn handle_event(
     event: Event,
     session: &mut Session,
-    tx: &mut Option<Transaction>,
+    tx: &mut Option<Box<Transaction>>,
     ctx: &Context,
     client: &mut Client,
 ) {
+    // The awaits that can hold a large state (DNS lookups and policy, AUTH, the spool, a
+    // milter dialogue) are boxed: the connection's task then keeps only what a waiting
+    // session needs (see ARCHITECTURE.md, "Idle sessions").
     match event {
         Event::Helo { name, esmtp } => {
             // The HELO name is also on the `client=` line of every message; one line per
@@ -363,11 +396,11 @@ async fn handle_event(
             );
         }
         Event::CheckSender { from, params } => {
-            let verdict = sender(ctx, client, session, tx, &from, &params).await;
+            let verdict = Box::pin(sender(ctx, client, session, tx, &from, &params)).await;
             session.handle_verdict(verdict);
         }
         Event::CheckRecipient { to, params } => {
-            let verdict = recipient(ctx, client, tx, &to, &params).await;
+            let verdict = Box::pin(recipient(ctx, client, tx, &to, &params)).await;
             session.handle_verdict(verdict);
         }
         Event::Authenticate {
@@ -376,7 +409,7 @@ async fn handle_event(
             password,
             ..
         } => {
-            let outcome = authenticate(ctx, client, &mechanism, username, password).await;
+            let outcome = Box::pin(authenticate(ctx, client, &mechanism, username, password)).await;
             session.handle_auth(outcome);
         }
         Event::ContentStart(envelope) => {
@@ -391,7 +424,9 @@ async fn handle_event(
                 t.trace.extend_from_slice(received.as_bytes());
                 message.write(&t.trace);
                 t.message = Some(message);
-                milters::at_data(client).await;
+                if client.filters.is_some() {
+                    Box::pin(milters::at_data(client)).await;
+                }
                 if checked(client) {
                     t.sealing = t.forwards.as_deref().and_then(|d| {
                         ctx.signers
@@ -419,7 +454,7 @@ async fn handle_event(
                 checks,
                 outgoing,
                 ..
-            }) = tx
+            }) = tx.as_deref_mut()
             {
                 let stored = match checks {
                     Some(c) => {
@@ -429,7 +464,9 @@ async fn handle_event(
                     None => &chunk,
                 };
                 message.write(stored);
-                milters::feed(client, stored).await;
+                if client.filters.is_some() {
+                    Box::pin(milters::feed(client, stored)).await;
+                }
                 if let Some(o) = outgoing {
                     o.feed(&chunk);
                 }
@@ -437,7 +474,7 @@ async fn handle_event(
         }
         Event::MessageComplete(envelope) => {
             let stored = match tx.take() {
-                Some(t) => store(ctx, t, envelope, client).await,
+                Some(t) => Box::pin(store(ctx, *t, envelope, client)).await,
                 None => Stored::Failed(replies::queue_write_error()),
             };
             session.handle_stored(stored);
@@ -446,7 +483,9 @@ async fn handle_event(
             if let Some(t) = tx.take() {
                 info!("{}: aborted, nothing queued", t.id);
             }
-            milters::abort(client).await;
+            if client.filters.is_some() {
+                Box::pin(milters::abort(client)).await;
+            }
         }
         Event::Rejected { command, reply } => {
             METRICS.rejects.inc();
@@ -472,7 +511,7 @@ async fn handle_event(
 }
 
 /// The queue id of the transaction, or `NOQUEUE` (Postfix's word) before MAIL.
-fn id_or_noqueue(tx: &Option<Transaction>) -> String {
+fn id_or_noqueue(tx: &Option<Box<Transaction>>) -> String {
     tx.as_ref()
         .map(|t| t.id.to_string())
         .unwrap_or_else(|| "NOQUEUE".into())
@@ -490,7 +529,7 @@ async fn sender(
     ctx: &Context,
     client: &mut Client,
     session: &Session,
-    tx: &mut Option<Transaction>,
+    tx: &mut Option<Box<Transaction>>,
     from: &ReversePath,
     params: &relais_proto::MailParams,
 ) -> Verdict {
@@ -578,7 +617,8 @@ async fn sender(
     {
         return Verdict::Reject(reply);
     }
-    *tx = Some(Transaction {
+    // Boxed: a session that waits between messages keeps only a pointer.
+    *tx = Some(Box::new(Transaction {
         id,
         from: from.clone(),
         message: None,
@@ -590,7 +630,7 @@ async fn sender(
         trace: Vec::new(),
         discard,
         size: params.size,
-    });
+    }));
     Verdict::Accept
 }
 
@@ -598,7 +638,7 @@ async fn sender(
 async fn recipient(
     ctx: &Context,
     client: &mut Client,
-    tx: &mut Option<Transaction>,
+    tx: &mut Option<Box<Transaction>>,
     to: &relais_proto::Mailbox,
     params: &relais_proto::RcptParams,
 ) -> Verdict {

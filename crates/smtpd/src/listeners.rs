@@ -234,7 +234,9 @@ async fn accept_loop(
         tokio::spawn(async move {
             let ip = peer.ip();
             METRICS.connections_open.inc();
-            connection::serve(stream, peer, role, ctx.clone(), stop).await;
+            // Boxed, so the task holds the connection's state once (an async block awaiting a
+            // large future keeps room for it twice).
+            Box::pin(connection::serve(stream, peer, role, ctx.clone(), stop)).await;
             METRICS.connections_open.dec();
             ctx.anvil.disconnect(ip);
             drop(permit);

@@ -162,7 +162,7 @@ pub(super) fn unix_now() -> u64 {
 pub(super) async fn user_rate(
     ctx: &Context,
     client: &Client,
-    tx: &Option<Transaction>,
+    tx: &Option<Box<Transaction>>,
     to: &relais_proto::Mailbox,
 ) -> Option<Reply> {
     let user = client.user.as_deref()?;
@@ -179,7 +179,7 @@ pub(super) async fn user_rate(
 /// a stolen password or a misconfigured sender.
 pub(super) fn deferred(
     client: &Client,
-    tx: &Option<Transaction>,
+    tx: &Option<Box<Transaction>>,
     check: &str,
     why: &str,
     to: &relais_proto::Mailbox,
@@ -203,7 +203,7 @@ pub(super) fn deferred(
 pub(super) async fn greylist(
     ctx: &Context,
     client: &Client,
-    tx: &Option<Transaction>,
+    tx: &Option<Box<Transaction>>,
     to: &relais_proto::Mailbox,
 ) -> Option<Reply> {
     let settings = ctx.auth.settings();

@@ -84,7 +84,7 @@ pub(super) async fn at_mail(
 /// RCPT TO: the filters' refusal of this recipient.
 pub(super) async fn at_rcpt(
     client: &mut Client,
-    tx: &mut Option<Transaction>,
+    tx: &mut Option<Box<Transaction>>,
     to: &Mailbox,
     params: &RcptParams,
 ) -> Option<Reply> {
