@@ -11,7 +11,7 @@
 use std::io::{self, Cursor, Read};
 use std::sync::Arc;
 
-use relais_spool::StoredMessage;
+use relais_spool::{Body, StoredMessage};
 
 use crate::envelope::Arrival;
 
@@ -51,6 +51,11 @@ impl Source {
     fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
         match self {
             Source::Bytes(b) => Ok(Box::new(&b[..])),
+            // An inline body is covered by its record's checksum: read in place.
+            Source::Spool(StoredMessage {
+                body: Body::Inline(b),
+                ..
+            }) => Ok(Box::new(&b[..])),
             Source::Spool(m) => m
                 .body_reader()
                 .map(|r| Box::new(r) as Box<dyn Read + Send>)
@@ -76,7 +81,17 @@ impl Content {
     /// arrival: the header section is read from the spool (the rest is not).
     pub fn open(msg: StoredMessage, arrival: &Arrival) -> io::Result<Content> {
         let body = Source::Spool(msg);
-        let (stored, stored_len) = scan_header(&mut body.reader()?)?;
+        let (stored, stored_len) = match &body {
+            Source::Spool(StoredMessage {
+                body: Body::Inline(b),
+                ..
+            }) => {
+                let section = crate::headers::headers_of(b);
+                let kept = &section[..section.len().min(MAX_HEADER)];
+                (kept.to_vec(), section.len() as u64)
+            }
+            _ => scan_header(&mut body.reader()?)?,
+        };
         let Source::Spool(msg) = &body else {
             unreachable!("made above")
         };
@@ -292,6 +307,21 @@ mod tests {
         assert!(c.header().len() <= MAX_HEADER && c.header().ends_with(b"\r\n"));
         assert!(stored.starts_with(c.header()));
         assert_eq!(c.to_vec_upto(1000).unwrap(), None);
+    }
+
+    #[test]
+    fn a_body_in_a_file_of_its_own_with_a_changed_section() {
+        let mut stored = b"S: 1\r\nT: 2\r\n\r\n".to_vec();
+        stored.extend(std::iter::repeat_n(b'z', 300 * 1024));
+        let (_dir, msg) = spooled(&stored);
+        assert!(matches!(msg.body, Body::File(_)));
+        let arrival = Arrival {
+            section: Some(b"S: 3\r\n".to_vec()),
+            ..Arrival::default()
+        };
+        let c = Content::open(msg, &arrival).unwrap();
+        assert_eq!(read_all(&c), [&b"S: 3\r\n"[..], &stored[12..]].concat());
+        assert_eq!(c.header(), b"S: 3\r\n");
     }
 
     #[test]

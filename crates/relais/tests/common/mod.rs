@@ -8,7 +8,7 @@
 //!   processes that log where they listen ([`process::Daemon`]), stopped by PID when dropped.
 //! - [`postfix`]: a private Postfix instance; [`dovecot`]: a private Dovecot, an mbox reader.
 //! - [`users`]: password hashes made by `relais user add`; [`certs`]: test certificates;
-//!   [`sts`]: MTA-STS policy hosts over HTTPS.
+//!   [`sts`]: MTA-STS policy hosts over HTTPS; [`large`]: a large message and its checks.
 //!
 //! Each binary uses a subset of these helpers, hence the `allow` below (the usual practice for
 //! shared integration-test support; nowhere else).
@@ -16,6 +16,7 @@
 
 pub mod certs;
 pub mod dovecot;
+pub mod large;
 pub mod postfix;
 pub mod process;
 pub mod sts;
