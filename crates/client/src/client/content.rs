@@ -69,6 +69,8 @@ impl SmtpClient {
         let mut stuffer = DotStuffer::new();
         let mut piece = Vec::with_capacity(WRITE_CHUNK);
         let mut out = Vec::with_capacity(WRITE_CHUNK + WRITE_CHUNK / 32);
+        // The stuffed form of a piece is written once the next one is read, so the last goes
+        // out with the final dot: a small message in one write.
         loop {
             piece.clear();
             if let Err(e) = read_piece(content, WRITE_CHUNK, &mut piece) {
@@ -77,14 +79,15 @@ impl SmtpClient {
             if piece.is_empty() {
                 break;
             }
+            if !out.is_empty() {
+                self.write_content(&out).await?;
+                out.clear();
+            }
             self.record_piece(&mut log, &piece);
-            out.clear();
             stuffer.encode(&piece, &mut out);
-            self.write_content(&out).await?;
         }
         self.end_content_log(log);
         self.record_sent(".");
-        out.clear();
         stuffer.finish(&mut out);
         self.write_content(&out).await
     }
@@ -130,9 +133,12 @@ impl SmtpClient {
             if last {
                 self.end_content_log(std::mem::take(&mut log));
             }
-            self.write(Stage::Bdat, format!("{line}\r\n").as_bytes())
-                .await?;
-            self.write_content(&piece).await?;
+            // The command and its chunk in one write.
+            let mut wire = Vec::with_capacity(line.len() + 2 + piece.len());
+            wire.extend_from_slice(line.as_bytes());
+            wire.extend_from_slice(b"\r\n");
+            wire.extend_from_slice(&piece);
+            self.write(Stage::Bdat, &wire).await?;
             let reply = self.read_reply(stage).await?;
             self.timings.push(Timing {
                 stage,
