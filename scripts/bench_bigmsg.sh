@@ -90,6 +90,12 @@ big_run() {
     fi
 }
 
+# big_failed NAME: the relais NAME did not start; the report says so.
+big_failed() {
+    BIG_ORDER+=("$1")
+    BIG_CHECK[$1]="relais $1 did not start (see $WORK/$1/stderr.log)"
+}
+
 bench_bigmsg() {
     if [ -z "${BENCH_NO_BUILD:-}" ]; then
         log "bigmsg: cargo build --release -p relais"
@@ -105,12 +111,12 @@ bench_bigmsg() {
     for _ in $(seq 1 50); do [ -s "$out/lmtp.port" ] && break; sleep 0.1; done
     lmtp_port=$(cat "$out/lmtp.port")
 
-    big_relais bigpeer "" "" || return 0
+    big_relais bigpeer "" "" || { big_failed bigpeer; return 0; }
     peer_port=$RELAIS_PORT
     local route="routes = { \"peer.test\" = \"[127.0.0.1]:$peer_port\" }"
     mkdir -p "$WORK/bigmsg"
     printf 'bigpipe: "|cat > %s/pipe.eml"\nbigmbox: %s/big.mbox\n' "$out" "$out" >"$WORK/bigmsg/aliases"
-    big_relais bigmsg "aliases = \"$WORK/bigmsg/aliases\"" "$route" || return 0
+    big_relais bigmsg "aliases = \"$WORK/bigmsg/aliases\"" "$route" || { big_failed bigmsg; return 0; }
     log "bigmsg: relais $RELAIS_PID on $RELAIS_PORT, VmRSS $(status_kb "$RELAIS_PID" VmRSS) kB at start"
     local box=$WORK/bigmsg/data/mail/big/new peerbox=$WORK/bigpeer/data/mail
     big_run maildir bigmsg big@bench.test "$box"
@@ -118,7 +124,7 @@ bench_bigmsg() {
     big_run mbox bigmsg bigmbox@bench.test "$out/big.mbox" mbox
     big_run smtp-data bigmsg data@peer.test "$peerbox/data/new"
     big_relais bigbdat "lmtp = \"127.0.0.1:$lmtp_port\"" "$route
-chunking = true" || return 0
+chunking = true" || { big_failed bigbdat; return 0; }
     big_run lmtp bigbdat lmtp@bench.test "$out/lmtp/1.eml"
     big_run smtp-bdat bigbdat bdat@peer.test "$peerbox/bdat/new"
 }
