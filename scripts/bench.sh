@@ -17,6 +17,10 @@
 #                                        greylisting (pre-passed) for strangers; `state` is the
 #                                        embedded state store's memory and file with 10,000
 #                                        greylisting entries and 100,000 rate counters
+#                                        `bigmsg` (not in the default targets) is one message of
+#                                        BENCH_BIG octets delivered to each delivery agent, with
+#                                        relais' peak memory growth (scripts/bench_bigmsg.sh)
+#   BENCH_BIG=100000000                  octets of the `bigmsg` message
 #   BENCH_MESSAGES=20000                 messages in the parallel run
 #   BENCH_BACKLOG=100000                 messages in each half of the `backlog` run (not in the
 #                                        default targets: it takes minutes)
@@ -300,7 +304,7 @@ bench_postfix() {
 }
 
 # ---------------------------------------------------------------- (c) relais
-RELAIS_BIN=$ROOT/target/release/relais
+RELAIS_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/relais
 RELAIS_PID=""
 RELAIS_PORT=""
 
@@ -393,7 +397,7 @@ cpu_per_1000() {
 
 # latency_run KEY PORT RCPT: the final 250's latency with $SESSIONS sessions and with one
 # (crates/client/examples/latency.rs), into LATENCY[KEY_par] and LATENCY[KEY_one].
-LATENCY_BIN=$ROOT/target/release/examples/latency
+LATENCY_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/latency
 declare -A LATENCY
 latency_run() {
     local key=$1 port=$2 rcpt=$3 out
@@ -649,6 +653,10 @@ bench_screen() {
     wait "$RELAIS_PID" 2>/dev/null || true
 }
 
+# ---------------------------------------------------------------- (g) one big message
+# shellcheck source=scripts/bench_bigmsg.sh
+. "$ROOT/scripts/bench_bigmsg.sh"
+
 # ---------------------------------------------------------------- main
 relais_install_deps
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
@@ -668,6 +676,7 @@ for t in $TARGETS; do
     screen) bench_screen ;;
     state) bench_state ;;
     backlog) bench_backlog ;;
+    bigmsg) bench_bigmsg ;;
     *) log "unknown target $t" && exit 2 ;;
     esac
 done
@@ -768,6 +777,7 @@ if [ -n "${E2E[backlog_fill]:-}" ]; then
     printf '%-50s %10s\n' "recovered / normal" "$(e2e_ratio backlog_drain backlog_fill)"
     echo "messages in the mailbox at the end: ${BACKLOG_DELIVERED:-?} of $((2 * BACKLOG))"
 fi
+bigmsg_report
 if [ -n "${STATE_LINE:-}" ]; then
     echo "$STATE_LINE"
 fi

@@ -19,6 +19,7 @@ use crate::stream::Stream;
 use crate::tls::{self, TlsInfo, TlsSetup};
 use crate::transcript::{Direction, Transcript};
 
+mod content;
 mod steps;
 
 /// How long one step took.
@@ -382,39 +383,6 @@ impl SmtpClient {
     fn record_sent(&mut self, line: &str) {
         let tls = self.stream.is_tls();
         self.transcript.record(Direction::Sent, tls, line);
-    }
-
-    /// Records message content line by line while `budget` lasts; returns how many lines were
-    /// left out.
-    fn record_content(&mut self, content: &[u8], stuffed: bool, budget: &mut usize) -> usize {
-        let tls = self.stream.is_tls();
-        let body = content.strip_suffix(b"\n").unwrap_or(content);
-        if body.is_empty() {
-            return 0;
-        }
-        let mut skipped = 0;
-        for line in body.split(|&b| b == b'\n') {
-            if *budget == 0 {
-                skipped += 1;
-                continue;
-            }
-            *budget -= 1;
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let mut text = String::from_utf8_lossy(line).into_owned();
-            if stuffed && text.starts_with('.') {
-                text.insert(0, '.');
-            }
-            self.transcript.record(Direction::Sent, tls, text);
-        }
-        skipped
-    }
-
-    /// Notes content lines left out of the transcript.
-    fn note_skipped(&mut self, skipped: usize) {
-        if skipped > 0 {
-            self.transcript
-                .info(format!("({skipped} more lines of content not shown)"));
-        }
     }
 
     /// Writes bytes under the timeout of `stage`.

@@ -185,6 +185,14 @@ pub enum ClientError {
         /// The server's reply.
         reply: Reply,
     },
+    /// The message content could not be read (from the spool, say): the connection was closed
+    /// before its end, so the server did not take a cut message.
+    #[error("cannot read the message content: {source}")]
+    Content {
+        /// What reading said.
+        #[source]
+        source: std::io::Error,
+    },
     /// Any other I/O error.
     #[error("I/O error during {stage}: {source}")]
     Io {
@@ -202,6 +210,7 @@ impl ClientError {
         match self {
             ClientError::Resolve { .. } => Stage::Resolve,
             ClientError::Refused { .. } | ClientError::Unreachable { .. } => Stage::Connect,
+            ClientError::Content { .. } => Stage::Message,
             ClientError::TimedOut { stage, .. }
             | ClientError::Closed { stage }
             | ClientError::Reset { stage }

@@ -104,6 +104,9 @@ pub struct DeliveryConfig {
     /// Connect timeout for remote delivery.
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
+    /// Send remote mail with `BDAT` (RFC 3030 CHUNKING) to servers that offer it, as Exim
+    /// does; `false` (the default, as Postfix): always `DATA`.
+    pub chunking: bool,
     /// The local addresses remote delivery connects from, at most one IPv4 and one IPv6
     /// (Postfix's `smtp_bind_address` and `smtp_bind_address6`); a peer of the other family
     /// is reached from whatever address the system picks. Empty (default): the system picks.
@@ -143,6 +146,7 @@ impl Default for DeliveryConfig {
             resolver: None,
             remote_concurrency: 20,
             connect_timeout: Duration::from_secs(30),
+            chunking: false,
             source_address: Vec::new(),
             tls: TlsMode::May,
             tls_policy: Default::default(),

@@ -11,8 +11,10 @@
 //!
 //! - [`rules`]: the `[local]` settings, loop signs, the identity commands and files run as.
 //!
-//! Each returns an [`Outcome`](relais_queue::Outcome) per recipient and never panics on what
-//! the other side does; retrying, bouncing and logging are the queue manager's.
+//! Each reads the message from a [`Read`](std::io::Read) in pieces of [`PIECE`] octets, so a
+//! message of any size takes bounded memory, returns an [`Outcome`](relais_queue::Outcome) per
+//! recipient and never panics on what the other side does; retrying, bouncing and logging are
+//! the queue manager's.
 
 pub mod lmtp;
 pub mod maildir;
@@ -20,6 +22,10 @@ pub mod mbox;
 pub mod pipe;
 pub mod quota;
 pub mod rules;
+
+/// Agents read a message and write it in pieces of this many octets: a message of any size
+/// takes bounded memory.
+pub const PIECE: usize = 64 * 1024;
 
 /// At most this many bytes of what a program or server said go into an outcome's text.
 pub const MAX_DIAGNOSTIC: usize = 500;

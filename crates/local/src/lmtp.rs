@@ -20,8 +20,12 @@
 //!   recipient, `5.1.7` for the sender), as does a UTF-8 address when the server does not
 //!   offer `SMTPUTF8` (`5.6.7`).
 //!
+//! The message is read as it is sent (in pieces, see `relais-client`); one that cannot be read
+//! to its end closes the connection before the final dot, and every recipient is deferred.
+//!
 //! `MAIL` and the `RCPT`s go in one write when the server offers `PIPELINING`.
 
+use std::io::Read;
 use std::time::Duration;
 
 use relais_client::{ClientConfig, ClientError, SmtpClient};
@@ -39,7 +43,7 @@ pub async fn deliver(
     lhlo_name: &str,
     sender: &str,
     recipients: &[String],
-    message: &[u8],
+    mut message: impl Read + Send,
     timeout: Duration,
 ) -> Vec<Outcome> {
     let mut results: Vec<Option<Outcome>> = vec![None; recipients.len()];
@@ -63,7 +67,16 @@ pub async fn deliver(
         return settle(results, "4.4.1", &reason);
     }
     let peer = target.to_string();
-    match transaction(&mut client, &peer, lhlo_name, &plan, message, &mut results).await {
+    match transaction(
+        &mut client,
+        &peer,
+        lhlo_name,
+        &plan,
+        &mut message,
+        &mut results,
+    )
+    .await
+    {
         Ok(()) => {
             // Best effort: the outcomes are known whatever QUIT does.
             let _ = tokio::time::timeout(QUIT_WAIT, client.quit()).await;
@@ -148,7 +161,7 @@ async fn transaction(
     peer: &str,
     lhlo_name: &str,
     plan: &Plan,
-    message: &[u8],
+    message: &mut (dyn Read + Send),
     results: &mut [Option<Outcome>],
 ) -> Result<(), ClientError> {
     let all: Vec<usize> = plan.rcpts.iter().map(|&(i, _)| i).collect();
@@ -214,7 +227,7 @@ async fn transaction(
         }
         return rset(c).await;
     }
-    c.send_content(message).await?;
+    c.send_content_from(message).await?;
     // One reply per accepted recipient, in RCPT order (RFC 2033 §4.2).
     for &i in &accepted {
         let reply = c.read_reply(relais_client::Stage::Message).await?;
@@ -358,7 +371,7 @@ mod tests {
                 "relais.test",
                 "s@example.org",
                 &rcpts(&["a@x", "full@x", "nobody@x", "c@x", "bad address"]),
-                b"Subject: t\n\n.leading dot\nbody\n",
+                &b"Subject: t\n\n.leading dot\nbody\n"[..],
                 Duration::from_secs(5),
             )
             .await;
@@ -394,7 +407,7 @@ mod tests {
             "h",
             "",
             &rcpts(&["a@x", "b@x"]),
-            b"x",
+            &b"x"[..],
             Duration::from_secs(5),
         )
         .await;
@@ -416,7 +429,7 @@ mod tests {
             "h",
             "s@x",
             &rcpts(&["a@x", "b@x"]),
-            b"x",
+            &b"x"[..],
             Duration::from_secs(5),
         )
         .await;
@@ -426,7 +439,7 @@ mod tests {
             "h",
             "s@x",
             &rcpts(&["a@x"]),
-            b"x",
+            &b"x"[..],
             Duration::from_secs(5),
         )
         .await;
@@ -440,7 +453,7 @@ mod tests {
             "h",
             "s@x",
             &rcpts(&["a@x", "b@x"]),
-            b"x",
+            &b"x"[..],
             Duration::from_millis(300),
         )
         .await;
@@ -463,7 +476,7 @@ mod tests {
             "h",
             "s@x",
             &rcpts(&["a@x"]),
-            b"x",
+            &b"x"[..],
             Duration::from_secs(5),
         )
         .await;

@@ -8,12 +8,13 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, DirBuilder, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::PIECE;
 use crate::quota::{self, Usage, create_private};
 use crate::rules::as_user;
 
@@ -137,34 +138,37 @@ impl MaildirStore {
         Ok(place)
     }
 
-    /// Writes `head` then `body` to `tmp/<base>.<host>` in the mailbox: a name made from the
-    /// queue id and recipient, so that a delivery repeated after a crash can be recognised
+    /// Writes `head` then `body` (read to its end, in pieces of [`PIECE`] octets) to
+    /// `tmp/<base>.<host>` in the mailbox: a name made from the queue id and recipient, so that
+    /// a delivery repeated after a crash can be recognised
     /// ([`MaildirStore::already_delivered`]).
     pub fn write_named(
         &self,
         mailbox: &str,
         base: &str,
         head: &[u8],
-        body: &[u8],
+        mut body: impl Read,
     ) -> io::Result<Pending> {
         let place = self.ensure(mailbox)?;
         let name = format!("{base}.{}", self.host);
         let tmp = place.dir.join("tmp").join(&name);
-        place.run(|| {
-            let mut f = create_private(&tmp)?;
-            let written = f.write_all(head).and_then(|()| f.write_all(body));
-            if let Err(e) = written {
+        let size = place.run(|| {
+            let f = create_private(&tmp)?;
+            let mut out = io::BufWriter::with_capacity(PIECE, f);
+            let written = out
+                .write_all(head)
+                .and_then(|()| io::copy(&mut body, &mut out))
+                .and_then(|n| out.flush().map(|()| head.len() as u64 + n));
+            if written.is_err() {
                 let _ = fs::remove_file(&tmp);
-                return Err(e);
             }
-            Ok(())
+            written
         })?;
-        let size = head.len() + body.len();
         Ok(Pending {
             new: place.dir.join("new").join(format!("{name},S={size}")),
             tmp,
             place,
-            size: size as u64,
+            size,
             quota: None,
         })
     }
@@ -296,7 +300,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = MaildirStore::open(dir.path(), "host/with:odd").unwrap();
         let p = store
-            .write_named("alice", "1.Q1R0", b"Head: 1\r\n", b"body\r\n")
+            .write_named("alice", "1.Q1R0", b"Head: 1\r\n", &b"body\r\n"[..])
             .unwrap();
         assert!(p.tmp.exists());
         assert!(
@@ -311,7 +315,9 @@ mod tests {
         let name = p.new.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.ends_with(".host_with_odd,S=15"), "{name}");
         assert!(dir.path().join("alice/cur").is_dir());
-        let q = store.write_named("alice", "1.Q1R1", b"", b"x").unwrap();
+        let q = store
+            .write_named("alice", "1.Q1R1", b"", &b"x"[..])
+            .unwrap();
         assert_ne!(p.new, q.new);
     }
 
@@ -319,10 +325,14 @@ mod tests {
     fn copies_made_before_a_restart_are_recognised() {
         let dir = tempfile::tempdir().unwrap();
         let store = MaildirStore::open(dir.path(), "mx").unwrap();
-        let a = store.write_named("alice", "1.Q1R0", b"", b"a").unwrap();
+        let a = store
+            .write_named("alice", "1.Q1R0", b"", &b"a"[..])
+            .unwrap();
         store.commit(std::slice::from_ref(&a)).unwrap();
         // a reader moved this one to cur/ and flagged it
-        let b = store.write_named("alice", "1.Q2R0", b"", b"b").unwrap();
+        let b = store
+            .write_named("alice", "1.Q2R0", b"", &b"b"[..])
+            .unwrap();
         store.commit(std::slice::from_ref(&b)).unwrap();
         let name = b.new.file_name().unwrap().to_string_lossy().into_owned();
         fs::rename(
@@ -345,7 +355,9 @@ mod tests {
             assert_eq!(store.already_delivered("alice", base), *want, "{base}");
         }
         // what is committed after the Maildir was read is known too
-        let c = store.write_named("alice", "1.Q1R1", b"", b"c").unwrap();
+        let c = store
+            .write_named("alice", "1.Q1R1", b"", &b"c"[..])
+            .unwrap();
         store.commit(std::slice::from_ref(&c)).unwrap();
         assert!(store.already_delivered("alice", "1.Q1R1"));
         store.forget_delivered();

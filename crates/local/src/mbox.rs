@@ -11,8 +11,10 @@
 //!   parses.
 //! - The file is opened with `O_APPEND` (created `0600` if missing, never through a symbolic link)
 //!   and locked with `flock(LOCK_EX)`, which mail readers such as mutt and Dovecot can be set to
-//!   honour; no dot-lock and no `fcntl` lock are taken. The whole entry goes out in one write;
-//!   on a write error the file is cut back to its size before, so no half message stays.
+//!   honour; no dot-lock and no `fcntl` lock are taken. The entry is written under the lock in
+//!   pieces of [`PIECE`] octets as the message is read ([`Quoter`]), so a message of any size
+//!   takes bounded memory; on a write or read error the file is cut back to its size before, so
+//!   no half message stays.
 //! - The data is `fsync`ed (and the directory too when the file was new) before `Delivered`.
 //! - A character device (`/dev/null`) is written to without lock or sync.
 //!
@@ -22,7 +24,7 @@
 //! local(8) does, so the sender learns of it instead of waiting five days.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
@@ -31,14 +33,15 @@ use std::time::{Duration, Instant, SystemTime};
 use relais_proto::date::DateTime;
 use relais_queue::Outcome;
 
+use crate::PIECE;
+
 /// How long to wait for a lock held by someone else (a mail reader rewriting the file).
 pub const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// Appends `message` for `sender` to the mbox file `path`. Blocking: call it from a blocking
 /// thread.
-pub fn append(path: &Path, sender: &str, message: &[u8], when: SystemTime) -> Outcome {
-    let entry = entry(sender, message, when);
-    match write_entry(path, &entry) {
+pub fn append(path: &Path, sender: &str, message: impl Read, when: SystemTime) -> Outcome {
+    match write_entry(path, &from_line(sender, when), message) {
         Ok(()) => Outcome::Delivered(format!("appended to {}", path.display())),
         Err(Failure::Io(what, e)) => error_outcome(path, what, &e),
         Err(Failure::Locked) => Outcome::deferred(
@@ -65,7 +68,29 @@ fn io_step(what: &'static str) -> impl FnOnce(io::Error) -> Failure {
     move |e| Failure::Io(what, e)
 }
 
-fn write_entry(path: &Path, entry: &[u8]) -> Result<(), Failure> {
+/// Writes the `From ` line, then the message quoted as it is read.
+fn write_quoted(file: &mut File, from: &str, mut message: impl Read) -> Result<(), Failure> {
+    file.write_all(from.as_bytes()).map_err(io_step("write"))?;
+    let mut quoter = Quoter::default();
+    let mut piece = vec![0u8; PIECE];
+    let mut out = Vec::with_capacity(PIECE + PIECE / 16);
+    loop {
+        let n = match message.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Failure::Io("read the message for", e)),
+        };
+        out.clear();
+        quoter.feed(&piece[..n], &mut out);
+        file.write_all(&out).map_err(io_step("write"))?;
+    }
+    out.clear();
+    quoter.finish(&mut out);
+    file.write_all(&out).map_err(io_step("write"))
+}
+
+fn write_entry(path: &Path, from: &str, message: impl Read) -> Result<(), Failure> {
     let mut file = OpenOptions::new()
         .append(true)
         .create(true)
@@ -75,7 +100,7 @@ fn write_entry(path: &Path, entry: &[u8]) -> Result<(), Failure> {
         .map_err(io_step("open"))?;
     let meta = file.metadata().map_err(io_step("stat"))?;
     if meta.file_type().is_char_device() {
-        return file.write_all(entry).map_err(io_step("write"));
+        return write_quoted(&mut file, from, message);
     }
     if !meta.is_file() {
         return Err(Failure::NotAFile);
@@ -83,10 +108,12 @@ fn write_entry(path: &Path, entry: &[u8]) -> Result<(), Failure> {
     lock(&file)?;
     // Under the lock, nobody else appends: this is where our entry starts.
     let before = file.metadata().map_err(io_step("stat"))?.len();
-    if let Err(e) = file.write_all(entry).and_then(|()| file.sync_data()) {
+    let written = write_quoted(&mut file, from, message)
+        .and_then(|()| file.sync_data().map_err(io_step("write")));
+    if let Err(e) = written {
         let _ = file.set_len(before);
         let _ = file.sync_data();
-        return Err(Failure::Io("write", e));
+        return Err(e);
     }
     if before == 0
         && let Some(dir) = path.parent()
@@ -141,8 +168,8 @@ pub fn error_outcome(path: &Path, what: &str, e: &io::Error) -> Outcome {
     }
 }
 
-/// The bytes of one mbox entry: `From ` line, quoted message with LF endings, blank line.
-pub fn entry(sender: &str, message: &[u8], when: SystemTime) -> Vec<u8> {
+/// The `From ` line of an entry (with its LF).
+fn from_line(sender: &str, when: SystemTime) -> String {
     let sender = if sender.is_empty() {
         "MAILER-DAEMON".to_string()
     } else {
@@ -157,20 +184,93 @@ pub fn entry(sender: &str, message: &[u8], when: SystemTime) -> Vec<u8> {
             })
             .collect()
     };
-    let mut out = Vec::with_capacity(message.len() + message.len() / 50 + 80);
-    out.extend_from_slice(format!("From {sender} {}\n", asctime(when)).as_bytes());
-    for line in message.split_inclusive(|&b| b == b'\n') {
-        let body = line.strip_suffix(b"\n").unwrap_or(line);
-        let body = body.strip_suffix(b"\r").unwrap_or(body);
-        let unquoted = body.iter().position(|&b| b != b'>').unwrap_or(body.len());
-        if body[unquoted..].starts_with(b"From ") {
-            out.push(b'>');
+    format!("From {sender} {}\n", asctime(when))
+}
+
+/// The bytes of one mbox entry: `From ` line, quoted message with LF endings, blank line.
+pub fn entry(sender: &str, message: &[u8], when: SystemTime) -> Vec<u8> {
+    let mut out = from_line(sender, when).into_bytes();
+    let mut quoter = Quoter::default();
+    quoter.feed(message, &mut out);
+    quoter.finish(&mut out);
+    out
+}
+
+/// A message turned into the body of an mbox entry piece by piece, whatever the pieces: CRLF
+/// (and a CR at the very end) becomes LF, a line matching `^>*From ` gets one more `>`, the
+/// last line gets its LF, and a blank line ends the entry ([`finish`](Quoter::finish)). It keeps
+/// no bytes of its own: the `>` of a quote run go out as they come (the added one is put after
+/// them, which gives the same bytes), only a partial `From ` is held (four octets at most).
+#[derive(Debug, Default)]
+pub struct Quoter {
+    /// Inside a line, past the point where quoting is decided.
+    middle: bool,
+    /// Octets of `From ` matched at the start of the line (after its `>`).
+    from: usize,
+    /// A CR that may be the first half of a line end.
+    cr: bool,
+    /// Something was read since the last LF.
+    open: bool,
+}
+
+impl Quoter {
+    const FROM: &[u8] = b"From ";
+
+    /// Appends the entry form of `piece` to `out`.
+    pub fn feed(&mut self, piece: &[u8], out: &mut Vec<u8>) {
+        for &b in piece {
+            if std::mem::take(&mut self.cr) && b != b'\n' {
+                self.octet(b'\r', out);
+            }
+            match b {
+                b'\r' => self.cr = true,
+                b'\n' => {
+                    self.flush_from(out);
+                    out.push(b'\n');
+                    (self.middle, self.open) = (false, false);
+                    continue;
+                }
+                _ => self.octet(b, out),
+            }
+            self.open = true;
         }
-        out.extend_from_slice(body);
+    }
+
+    /// Ends the entry: the last line's LF if it had none, then the blank line.
+    pub fn finish(mut self, out: &mut Vec<u8>) {
+        self.flush_from(out);
+        if self.open {
+            out.push(b'\n');
+        }
         out.push(b'\n');
     }
-    out.push(b'\n');
-    out
+
+    /// One octet of a line (not a line end).
+    fn octet(&mut self, b: u8, out: &mut Vec<u8>) {
+        if self.middle {
+            return out.push(b);
+        }
+        if self.from == 0 && b == b'>' {
+            return out.push(b);
+        }
+        if b == Self::FROM[self.from] {
+            self.from += 1;
+            if self.from == Self::FROM.len() {
+                out.extend_from_slice(b">From ");
+                (self.from, self.middle) = (0, true);
+            }
+            return;
+        }
+        self.flush_from(out);
+        out.push(b);
+        self.middle = true;
+    }
+
+    /// The part of `From ` held, when it turned out not to be one.
+    fn flush_from(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&Self::FROM[..self.from]);
+        self.from = 0;
+    }
 }
 
 /// `when` in UTC as `asctime` writes it: `Sun Nov 22 13:45:52 2026` (day padded with a space).
@@ -206,9 +306,27 @@ mod tests {
             ("", b"no newline at the end", "no newline at the end\n\n"),
             ("a b@c", b"bare\nLF\n", "bare\nLF\n\n"),
             ("x@y", b"", "\n"),
+            ("x@y", b"cr\r", "cr\n\n"),
+            ("x@y", b"a\rb\r\r\nFro\rm\r\n>\r\n", "a\rb\r\nFro\rm\n>\n\n"),
+            ("x@y", b">>Fr\nFrom x", ">>Fr\n>From x\n\n"),
+            ("x@y", b"From", "From\n\n"),
         ];
         for (sender, message, body) in table {
             let e = String::from_utf8(entry(sender, message, at(0))).unwrap();
+            // the same, whatever the pieces
+            for step in 1..4 {
+                let mut q = Quoter::default();
+                let mut out = Vec::new();
+                for piece in message.chunks(step) {
+                    q.feed(piece, &mut out);
+                }
+                q.finish(&mut out);
+                assert!(
+                    e.as_bytes().ends_with(&out),
+                    "{message:?} in pieces of {step}"
+                );
+                assert_eq!(out.len() + from_line(sender, at(0)).len(), e.len());
+            }
             let shown = match *sender {
                 "" => "MAILER-DAEMON",
                 "a b@c" => "a_b@c",
@@ -227,7 +345,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("box");
         for _ in 0..2 {
-            let o = append(&mbox, "a@b", b"Subject: s\r\n\r\nhi\r\n", at(0));
+            let o = append(&mbox, "a@b", &b"Subject: s\r\n\r\nhi\r\n"[..], at(0));
             assert!(matches!(o, Outcome::Delivered(_)), "{o}");
         }
         let text = std::fs::read_to_string(&mbox).unwrap();
@@ -236,23 +354,23 @@ mod tests {
         let mode = std::fs::metadata(&mbox).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
 
-        let o = append(&dir.path().join("no/such/dir"), "a@b", b"x", at(0));
+        let o = append(&dir.path().join("no/such/dir"), "a@b", &b"x"[..], at(0));
         assert!(
             matches!(&o, Outcome::Failed { status, .. } if status == "5.2.0"),
             "{o}"
         );
-        let o = append(dir.path(), "a@b", b"x", at(0));
+        let o = append(dir.path(), "a@b", &b"x"[..], at(0));
         assert!(
             matches!(&o, Outcome::Failed { status, .. } if status == "5.2.0"),
             "{o}"
         );
         std::os::unix::fs::symlink(&mbox, dir.path().join("link")).unwrap();
-        let o = append(&dir.path().join("link"), "a@b", b"x", at(0));
+        let o = append(&dir.path().join("link"), "a@b", &b"x"[..], at(0));
         assert!(
             matches!(&o, Outcome::Failed { status, .. } if status == "5.2.0"),
             "{o}"
         );
-        let o = append(Path::new("/dev/null"), "a@b", b"x", at(0));
+        let o = append(Path::new("/dev/null"), "a@b", &b"x"[..], at(0));
         assert!(matches!(o, Outcome::Delivered(_)), "{o}");
     }
 

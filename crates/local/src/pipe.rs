@@ -7,8 +7,10 @@
 //!   and `ORIGINAL_RECIPIENT` (the address before alias expansion).
 //! - Standard output and standard error are read; their first
 //!   [`MAX_DIAGNOSTIC`] bytes go into the outcome's text.
-//! - A program that exits without reading all of its input (`EPIPE`) is not an error in itself:
-//!   the exit status decides.
+//! - The message is read and written in pieces of [`PIECE`](crate::PIECE) octets. A program that
+//!   exits without reading all of its input (`EPIPE`) is not an error in itself: the exit status
+//!   decides. A message that cannot be read to its end (the spool) kills the process group before
+//!   its input is closed, so the program never takes a cut message as whole, and is deferred.
 //! - The exit status is read as `sysexits.h` (see [`exit_outcome`]): 0 delivered, 75
 //!   (`EX_TEMPFAIL`) and 71 (`EX_OSERR`, as Postfix does) try again later, any other failure
 //!   bounces with the matching enhanced status. A program killed by a signal is retried: the
@@ -20,6 +22,7 @@
 //! Which user the program runs as is the caller's choice ([`Invocation::user`]); sendmail and
 //! Postfix never run an alias command as root.
 
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -31,7 +34,7 @@ use tokio::time::Instant;
 
 use relais_queue::Outcome;
 
-use crate::{MAX_DIAGNOSTIC, one_line};
+use crate::{MAX_DIAGNOSTIC, PIECE, one_line};
 
 /// How long output is still read after the program exited (a background child may hold it).
 pub const OUTPUT_GRACE: Duration = Duration::from_secs(1);
@@ -79,7 +82,7 @@ pub async fn deliver(
 }
 
 /// Runs one command with `message` on its standard input.
-pub async fn run(inv: &Invocation<'_>, message: &[u8]) -> Outcome {
+pub async fn run(inv: &Invocation<'_>, message: impl Read + Send) -> Outcome {
     let (local, domain) = inv
         .recipient
         .rsplit_once('@')
@@ -120,12 +123,15 @@ pub async fn run(inv: &Invocation<'_>, message: &[u8]) -> Outcome {
 
     let deadline = Instant::now() + inv.timeout;
     let waited = tokio::time::timeout_at(deadline, async {
-        let mut writing = std::pin::pin!(feed(stdin, message));
+        let mut writing = std::pin::pin!(feed(stdin, message, pgid));
         let mut written = false;
         loop {
             tokio::select! {
-                () = &mut writing, if !written => written = true,
-                status = child.wait() => break status,
+                fed = &mut writing, if !written => match fed {
+                    Ok(()) => written = true,
+                    Err(e) => break Err(e),
+                },
+                status = child.wait() => break status.map_err(Failed::Wait),
             }
         }
     })
@@ -133,9 +139,16 @@ pub async fn run(inv: &Invocation<'_>, message: &[u8]) -> Outcome {
 
     let status = match waited {
         Ok(Ok(status)) => status,
-        Ok(Err(e)) => {
+        Ok(Err(Failed::Wait(e))) => {
             kill_group(pgid);
             return Outcome::deferred("4.3.0", format!("cannot wait for {:?}: {e}", inv.command));
+        }
+        Ok(Err(Failed::Read(e))) => {
+            let _ = child.kill().await;
+            return Outcome::deferred(
+                "4.3.0",
+                format!("cannot read the message for {:?}: {e}", inv.command),
+            );
         }
         Err(_) => {
             kill_group(pgid);
@@ -155,12 +168,42 @@ pub async fn run(inv: &Invocation<'_>, message: &[u8]) -> Outcome {
     exit_outcome(inv.command, status, &said)
 }
 
+/// Why waiting for a program ended without its exit status.
+enum Failed {
+    /// Waiting for it failed.
+    Wait(std::io::Error),
+    /// The message could not be read: the program's process group was killed.
+    Read(std::io::Error),
+}
+
 /// Writes the message and closes standard input; a program that stops reading is no error here.
-async fn feed(stdin: Option<ChildStdin>, message: &[u8]) {
-    if let Some(mut stdin) = stdin {
-        let _ = stdin.write_all(message).await;
-        let _ = stdin.shutdown().await;
+/// A message that cannot be read kills the process group `pgid` before standard input closes.
+async fn feed(
+    stdin: Option<ChildStdin>,
+    mut message: impl Read + Send,
+    pgid: Option<u32>,
+) -> Result<(), Failed> {
+    let Some(mut stdin) = stdin else {
+        return Ok(());
+    };
+    let mut piece = vec![0u8; PIECE];
+    loop {
+        let n = match message.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                kill_group(pgid);
+                return Err(Failed::Read(e));
+            }
+        };
+        if stdin.write_all(&piece[..n]).await.is_err() {
+            // The program stopped reading: its exit status decides.
+            return Ok(());
+        }
     }
+    let _ = stdin.shutdown().await;
+    Ok(())
 }
 
 /// Reads a pipe to its end, keeping the first bytes in `into`.

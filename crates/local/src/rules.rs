@@ -167,7 +167,7 @@ pub fn append_file(
     user: Option<(u32, u32)>,
     path: &Path,
     sender: &str,
-    message: &[u8],
+    message: impl std::io::Read,
     when: SystemTime,
 ) -> Outcome {
     match user {
@@ -350,17 +350,23 @@ mod tests {
         assert_eq!(thread_fsuid(), before, "not put back");
 
         let when = SystemTime::UNIX_EPOCH;
-        let o = append_file(Some(nobody), &open.join("box"), "a@b", b"hi\r\n", when);
+        let o = append_file(Some(nobody), &open.join("box"), "a@b", &b"hi\r\n"[..], when);
         assert!(matches!(o, Outcome::Delivered(_)), "{o}");
         let meta = std::fs::metadata(open.join("box")).unwrap();
         assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), nobody.0);
         // Root may write there; nobody may not.
-        let o = append_file(Some(nobody), &closed.join("box"), "a@b", b"hi\r\n", when);
+        let o = append_file(
+            Some(nobody),
+            &closed.join("box"),
+            "a@b",
+            &b"hi\r\n"[..],
+            when,
+        );
         assert!(
             matches!(&o, Outcome::Failed { status, .. } if status == "5.2.0"),
             "{o}"
         );
-        let o = append_file(None, &closed.join("box"), "a@b", b"hi\r\n", when);
+        let o = append_file(None, &closed.join("box"), "a@b", &b"hi\r\n"[..], when);
         assert!(matches!(o, Outcome::Delivered(_)), "{o}");
     }
 }

@@ -10,7 +10,12 @@ use std::time::SystemTime;
 use relais_proto::params::xtext_decode;
 use relais_proto::{Envelope, Ret};
 
-use relais_queue::headers::{headers_of, rfc5322_date};
+use relais_queue::headers::rfc5322_date;
+
+/// A failure report returns the whole message only up to this size, as Postfix's
+/// `bounce_size_limit` (50,000 octets by default); a larger one comes back as its header
+/// section (`text/rfc822-headers`), since a cut `message/rfc822` would be malformed.
+pub const RETURN_LIMIT: u64 = 50_000;
 
 /// What happened to one recipient, for the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +46,12 @@ pub struct Report<'a> {
     pub arrival: SystemTime,
     /// The recipients reported on.
     pub recipients: Vec<RecipientReport>,
-    /// The original message (headers and body as stored).
-    pub original: &'a [u8],
+    /// The original message's header section, as it went out (what every report returns).
+    pub original_header: &'a [u8],
+    /// The whole original message as it went out, when it has at most [`RETURN_LIMIT`]
+    /// octets: a failure report returns it (unless `RET=HDRS`); a larger one gets its header
+    /// section only.
+    pub original_full: Option<&'a [u8]>,
     /// Now.
     pub now: SystemTime,
 }
@@ -72,7 +81,7 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
     let sender = r.envelope.from.to_string();
     let (subject, intro) = kind(&r.recipients);
     let boundary = format!("{}.relais-dsn/{}", r.queue_id, r.hostname);
-    let mut m = String::with_capacity(2048 + r.original.len());
+    let mut m = String::with_capacity(2048 + r.original_header.len());
     m.push_str(&format!(
         "From: Mail Delivery System <MAILER-DAEMON@{}>\r\n",
         r.hostname
@@ -147,23 +156,27 @@ pub fn build(r: &Report<'_>) -> Vec<u8> {
     }
     m.push_str("\r\n");
 
-    // 3. The message, or its headers (RET=HDRS; a success report carries headers only too).
+    // 3. The message, or its headers (RET=HDRS, a message over RETURN_LIMIT; a success report
+    // carries headers only too).
     let failed = r.recipients.iter().any(|x| x.action == "failed");
-    let full = failed && r.envelope.mail_params.ret != Some(Ret::Hdrs);
+    let full = match r.original_full {
+        Some(original) if failed && r.envelope.mail_params.ret != Some(Ret::Hdrs) => Some(original),
+        _ => None,
+    };
     let mut out = m.into_bytes();
-    if full {
+    if let Some(original) = full {
         out.extend_from_slice(
             format!("--{boundary}\r\nContent-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\n\r\n").as_bytes(),
         );
-        out.extend_from_slice(r.original);
-        if !r.original.ends_with(b"\r\n") {
+        out.extend_from_slice(original);
+        if !original.ends_with(b"\r\n") {
             out.extend_from_slice(b"\r\n");
         }
     } else {
         out.extend_from_slice(
             format!("--{boundary}\r\nContent-Description: Message Headers\r\nContent-Type: text/rfc822-headers\r\n\r\n").as_bytes(),
         );
-        out.extend_from_slice(headers_of(r.original));
+        out.extend_from_slice(r.original_header);
     }
     out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     out

@@ -1,10 +1,9 @@
 //! A message with an attempt under way: what it is, and what the attempt has found so far.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use relais_queue::{Outcome, SpooledEnvelope};
+use relais_queue::{Content, Outcome, SpooledEnvelope};
 use relais_spool::QueueId;
 
 /// What an outcome is about: a recipient of the envelope, or a target of an expanded alias
@@ -23,8 +22,9 @@ pub struct Flight {
     pub env: SpooledEnvelope,
     /// When it arrived.
     pub arrival: SystemTime,
-    /// Its content as stored (for remote copies and reports).
-    pub content: Arc<Vec<u8>>,
+    /// Its content as it goes out, read from the spool by each agent (its header section in
+    /// memory, for loop checks and reports).
+    pub content: Content,
     /// Jobs (remote, LMTP, commands, files) not yet reported back.
     pub outstanding: usize,
     /// Per slot: the host that gave the outcome, and whether it does DSN itself.
@@ -40,11 +40,11 @@ pub struct Flight {
 
 impl Flight {
     /// A message read from the spool, before its attempt is planned.
-    pub fn new(env: SpooledEnvelope, arrival: SystemTime, content: Vec<u8>) -> Flight {
+    pub fn new(env: SpooledEnvelope, arrival: SystemTime, content: Content) -> Flight {
         Flight {
             env,
             arrival,
-            content: Arc::new(content),
+            content,
             outstanding: 0,
             remote: HashMap::new(),
             touched: HashSet::new(),

@@ -12,7 +12,7 @@ use relais_local::maildir::{MaildirStore, Pending};
 use relais_local::quota;
 use relais_local::rules as local;
 use relais_local::{lmtp, pipe};
-use relais_queue::{Outcome, headers};
+use relais_queue::{Content, Outcome, headers};
 use relais_remote as remote;
 use relais_spool::QueueId;
 use tokio::sync::{Semaphore, mpsc};
@@ -59,7 +59,7 @@ pub fn write_maildir(
             continue;
         }
         let head = headers::delivery_headers(&sender, &c.address);
-        let size = (head.len() + f.content.len()) as u64;
+        let size = head.len() as u64 + f.content.len();
         if let Ok((free, total)) = relais_spool::disk_space(store.root())
             && !settings.min_free_space.allows(free, total, size)
         {
@@ -81,7 +81,11 @@ pub fn write_maildir(
                 }
             },
         };
-        match store.write_named(&mailbox, &c.base, head.as_bytes(), &f.content) {
+        let written = f
+            .content
+            .reader()
+            .and_then(|body| store.write_named(&mailbox, &c.base, head.as_bytes(), body));
+        match written {
             Ok(mut file) => {
                 file.quota = quota;
                 out.push(Written {
@@ -186,9 +190,8 @@ impl Jobs {
             // that alias, it is a loop (see `LoopCheck`).
             Some(i) => {
                 let alias = f.env.envelope.recipients[i].to.to_string();
-                let mut c = headers::delivered_to(&alias).into_bytes();
-                c.extend_from_slice(&f.content);
-                Arc::new(c)
+                f.content
+                    .with_prefix(headers::delivered_to(&alias).as_bytes())
             }
             None => f.content.clone(),
         };
@@ -247,15 +250,23 @@ impl Jobs {
         let (settings, content) = (self.settings.clone(), f.content.clone());
         let sender = f.env.envelope.from.to_string();
         self.spawn(f, async move {
-            let outcomes = lmtp::deliver(
-                &target,
-                &settings.hostname,
-                &sender,
-                &addresses,
-                &content,
-                local::LMTP_TIMEOUT,
-            )
-            .await;
+            let outcomes = match content.reader() {
+                Ok(message) => {
+                    lmtp::deliver(
+                        &target,
+                        &settings.hostname,
+                        &sender,
+                        &addresses,
+                        message,
+                        local::LMTP_TIMEOUT,
+                    )
+                    .await
+                }
+                Err(e) => {
+                    let o = unreadable(&e);
+                    addresses.iter().map(|_| o.clone()).collect()
+                }
+            };
             Done::local(id, slots.into_iter().zip(outcomes).collect())
         });
     }
@@ -270,18 +281,18 @@ impl Jobs {
         let message = with_delivery_headers(&sender, &job.recipient, &f.content);
         let settings = self.settings.clone();
         self.spawn(f, async move {
-            let outcome = pipe::run(
-                &pipe::Invocation {
-                    command: &job.command,
-                    sender: &sender,
-                    recipient: &job.recipient,
-                    original_recipient: &job.original,
-                    user,
-                    timeout: settings.local.command_timeout,
-                },
-                &message,
-            )
-            .await;
+            let inv = pipe::Invocation {
+                command: &job.command,
+                sender: &sender,
+                recipient: &job.recipient,
+                original_recipient: &job.original,
+                user,
+                timeout: settings.local.command_timeout,
+            };
+            let outcome = match message.reader() {
+                Ok(reader) => pipe::run(&inv, reader).await,
+                Err(e) => unreadable(&e),
+            };
             Done::local(id, vec![(job.slot, outcome)])
         });
     }
@@ -297,8 +308,9 @@ impl Jobs {
         let arrival = f.arrival;
         self.spawn(f, async move {
             let FileJob { slot, path, .. } = job;
-            let outcome = tokio::task::spawn_blocking(move || {
-                local::append_file(user, &path, &sender, &message, arrival)
+            let outcome = tokio::task::spawn_blocking(move || match message.reader() {
+                Ok(reader) => local::append_file(user, &path, &sender, reader, arrival),
+                Err(e) => unreadable(&e),
             })
             .await
             .unwrap_or_else(|e| Outcome::deferred("4.3.0", format!("file delivery: {e}")));
@@ -308,10 +320,14 @@ impl Jobs {
 }
 
 /// `Return-Path` and `Delivered-To`, then the message: what a command or a file receives.
-fn with_delivery_headers(sender: &str, recipient: &str, content: &[u8]) -> Vec<u8> {
-    let head = headers::delivery_headers(sender, recipient);
-    let mut m = Vec::with_capacity(head.len() + content.len());
-    m.extend_from_slice(head.as_bytes());
-    m.extend_from_slice(content);
-    m
+fn with_delivery_headers(sender: &str, recipient: &str, content: &Content) -> Content {
+    content.with_prefix(headers::delivery_headers(sender, recipient).as_bytes())
+}
+
+/// The outcome of a copy whose message the spool could not give: tried again later.
+fn unreadable(e: &std::io::Error) -> Outcome {
+    Outcome::deferred(
+        "4.3.0",
+        format!("cannot read the message from the spool: {e}"),
+    )
 }

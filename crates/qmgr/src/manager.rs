@@ -4,7 +4,6 @@
 //! [`settle`](crate::settle::settle).
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +12,7 @@ use relais_local::rules::LoopCheck;
 use relais_metrics::{Agent, METRICS};
 use relais_proto::ReversePath;
 use relais_proto::date::unix_secs;
-use relais_queue::{Command, Outcome, SpooledEnvelope, admin};
+use relais_queue::{Command, Content, Outcome, SpooledEnvelope, admin};
 use relais_route::Policy;
 use relais_spool::{QueueId, Spool};
 use tokio::sync::mpsc;
@@ -295,7 +294,7 @@ impl Manager {
         let Some(mut f) = self.read(id, now) else {
             return;
         };
-        let loops = LoopCheck::of(&f.content);
+        let loops = LoopCheck::of(f.content.header());
         let cx = PlanContext {
             id,
             hostname: &self.settings.hostname,
@@ -342,21 +341,19 @@ impl Manager {
             self.schedule.hold(id);
             return None;
         }
-        // The headers the door decided at the end of the content go in front of it.
-        let mut content = env.arrival.header_bytes();
-        let start = content.len();
-        content.reserve(msg.body_len() as usize);
-        if let Err(e) = msg
-            .body_reader()
-            .and_then(|mut r| r.read_to_end(&mut content).map_err(Into::into))
-        {
-            warn!("{id}: cannot read the message body: {e}; retrying later");
-            self.schedule.at(id, now + READ_RETRY);
-            return None;
-        }
-        // A header section changed by content filters replaces the stored one.
-        env.arrival.apply(&mut content, start);
-        Some(Flight::new(env, msg.arrival, content))
+        // The headers the door decided at the end of the content go in front of it, a header
+        // section changed by content filters in place of the stored one; the rest is read from
+        // the spool by each agent.
+        let arrival = msg.arrival;
+        let content = match Content::open(msg, &env.arrival) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!("{id}: cannot read the message: {e}; retrying later");
+                self.schedule.at(id, now + READ_RETRY);
+                return None;
+            }
+        };
+        Some(Flight::new(env, arrival, content))
     }
 
     /// A task reported: record its outcomes; the attempt is over when none is left.

@@ -501,7 +501,7 @@ mod tests {
                 lmtp: lmtp.then(|| "unix:/run/lmtp".to_string()),
                 arrival: 1_800_000_000,
             };
-            let loops = LoopCheck::of(&f.content);
+            let loops = LoopCheck::of(f.content.header());
             let mut p = plan(&mut f, &cx, &loops, route);
             assert_eq!(summary(&f, &mut p), *want, "{recipients:?}");
             assert_eq!(f.env.state.attempts, 1);
@@ -524,7 +524,7 @@ mod tests {
             ],
             "\r\n",
         );
-        let loops = LoopCheck::of(&f.content);
+        let loops = LoopCheck::of(f.content.header());
         let _ = plan(&mut f, &cx, &loops, route);
         // Alice got her copy; of the alias, the forward and the command are still pending.
         f.env.state.set(0, Outcome::Delivered("ok".into()));

@@ -26,13 +26,23 @@ pub async fn enqueue(
         return None;
     };
     let actions: Vec<&str> = reports.iter().map(|r| r.action).collect();
+    // Read only when small enough to go back whole; a message the spool cannot give any more
+    // is returned as its header section.
+    let full = match f.content.to_vec_upto(dsn::RETURN_LIMIT) {
+        Ok(full) => full,
+        Err(e) => {
+            warn!("{id}: cannot read the message for its report: {e}; returning its headers");
+            None
+        }
+    };
     let body = dsn::build(&dsn::Report {
         hostname,
         queue_id: &id.to_string(),
         envelope: &f.env.envelope,
         arrival: f.arrival,
         recipients: reports,
-        original: &f.content,
+        original_header: f.content.header(),
+        original_full: full.as_deref(),
         now,
     });
     let report_id = spool.new_id();

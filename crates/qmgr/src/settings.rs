@@ -97,6 +97,7 @@ impl QueueSettings {
                     )
                 }),
                 dane_resolver,
+                chunking: d.chunking,
                 reports: d
                     .tls_rpt_dir
                     .clone()

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use relais_proto::{Envelope, MailParams, Mailbox, Notify, RcptParams, Recipient, ReversePath};
-use relais_queue::{QueueState, SpooledEnvelope};
+use relais_queue::{Content, QueueState, SpooledEnvelope};
 
 use crate::flight::Flight;
 
@@ -49,5 +49,9 @@ pub fn flight(recipients: Vec<Recipient>, content: &str) -> Flight {
         arrival: Default::default(),
         state,
     };
-    Flight::new(env, arrival(), content.as_bytes().to_vec())
+    Flight::new(
+        env,
+        arrival(),
+        Content::from_bytes(content.as_bytes().to_vec()),
+    )
 }

@@ -3,7 +3,6 @@
 //! and delete through the queue manager, which must know); `relais queue` calls them on the
 //! spool itself when no server runs. The spool's lock keeps the two from mixing.
 
-use std::io::Read;
 use std::time::SystemTime;
 
 use relais_proto::date::unix_secs;
@@ -112,17 +111,12 @@ pub fn show(spool: &Spool, id: &str) -> Result<QueueDetail, String> {
     let id = parse_id(id)?;
     let m = spool.read(id).map_err(|e| e.to_string())?;
     let env = SpooledEnvelope::decode(&m.envelope).map_err(|e| e.to_string())?;
-    let mut body = env.arrival.header_bytes();
-    let start = body.len();
-    m.body_reader()
-        .map_err(|e| e.to_string())?
-        .take(256 * 1024)
-        .read_to_end(&mut body)
-        .map_err(|e| e.to_string())?;
-    env.arrival.apply(&mut body, start);
-    let headers = String::from_utf8_lossy(crate::headers::headers_of(&body)).into_owned();
+    let body_len = m.body_len();
+    let arrival = m.arrival;
+    let content = crate::Content::open(m, &env.arrival).map_err(|e| e.to_string())?;
+    let headers = String::from_utf8_lossy(content.header()).into_owned();
     Ok(QueueDetail {
-        entry: entry_of(id, m.body_len(), m.arrival, &env),
+        entry: entry_of(id, body_len, arrival, &env),
         client: env.client.clone(),
         envelope: String::from_utf8_lossy(&env.encode()).into_owned(),
         headers,

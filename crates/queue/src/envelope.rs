@@ -79,15 +79,6 @@ impl Arrival {
         }
         out
     }
-
-    /// `content` as it goes out: the header fields in front, the changed header section in
-    /// place of the stored one.
-    pub fn apply(&self, content: &mut Vec<u8>, start: usize) {
-        if let Some(section) = &self.section {
-            let stored = crate::headers::headers_of(&content[start..]).len();
-            content.splice(start..start + stored, section.iter().copied());
-        }
-    }
 }
 
 /// Delivery progress of a queued message, rewritten in the spool after each attempt.
@@ -494,29 +485,7 @@ mod tests {
     use relais_proto::{MailParams, Mailbox, RcptParams, ReversePath};
 
     #[test]
-    fn changed_header_sections() {
-        let arrival = |section: Option<&str>| Arrival {
-            headers: vec!["A-R: x".into()],
-            junk: false,
-            section: section.map(|s| s.as_bytes().to_vec()),
-        };
-        let table: &[(&str, Option<&str>, &str)] = &[
-            ("S: 1\r\n\r\nbody", None, "A-R: x\r\nS: 1\r\n\r\nbody"),
-            (
-                "S: 1\r\nT: 2\r\n\r\nbody\r\n\r\nmore",
-                Some("S: 1\r\nX: new\r\n"),
-                "A-R: x\r\nS: 1\r\nX: new\r\n\r\nbody\r\n\r\nmore",
-            ),
-            ("S: 1\r\n", Some("S: 2\r\n"), "A-R: x\r\nS: 2\r\n"),
-        ];
-        for (stored, section, want) in table {
-            let a = arrival(*section);
-            let mut content = a.header_bytes();
-            let start = content.len();
-            content.extend_from_slice(stored.as_bytes());
-            a.apply(&mut content, start);
-            assert_eq!(String::from_utf8_lossy(&content), *want);
-        }
+    fn bad_escapes() {
         for bad in ["\\q", "\\x4", "\\xzz", "end\\"] {
             assert_eq!(unescape(bad), None, "{bad:?}");
         }

@@ -6,6 +6,7 @@
 //!   per recipient an [`Outcome`] and, for an alias, its [`Target`]s;
 //! - [`Enqueue`]: the one way into the spool, used by the SMTP door, local submission and
 //!   delivery reports; it logs `queued:` once;
+//! - [`Content`]: a queued message's content as it goes out, streamed from the spool;
 //! - [`headers`]: the trace headers relais writes (`Received`, `Return-Path`, `Delivered-To`);
 //! - [`admin`]: list, show, hold, release, delete, shared by the queue manager and the offline
 //!   `relais queue`, and [`select`]: which messages `--from`, `--to`, `--older-than` and
@@ -14,6 +15,7 @@
 //!   new mail and requests, without depending on it.
 
 pub mod admin;
+mod content;
 mod enqueue;
 mod envelope;
 pub mod headers;
@@ -23,6 +25,7 @@ pub mod submission;
 mod target;
 mod trigger;
 
+pub use content::{Content, MAX_HEADER};
 pub use enqueue::Enqueue;
 pub use envelope::{Arrival, EnvelopeError, Expansion, QueueState, SpooledEnvelope};
 pub use outcome::Outcome;

@@ -22,5 +22,7 @@ mod expansion;
 mod forward;
 #[path = "aliases/home.rs"]
 mod home;
+#[path = "aliases/large.rs"]
+mod large;
 #[path = "aliases/lmtp.rs"]
 mod lmtp;

@@ -23,6 +23,8 @@ mod crash_loop;
 mod dane;
 #[path = "delivery/dsn.rs"]
 mod dsn;
+#[path = "delivery/large.rs"]
+mod large;
 #[path = "delivery/mta_sts.rs"]
 mod mta_sts;
 #[path = "delivery/remote.rs"]

@@ -16,17 +16,17 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use relais_client::{ClientConfig, SmtpClient};
+use relais_client::{ClientConfig, ClientError, SmtpClient};
 use relais_dns::Resolver;
 use relais_dns::mx::RouteKind;
 use relais_proto::EhloResponse;
 use relais_proto::{MailParams, RcptParams, Recipient, Reply, ReversePath};
 
 use relais_config::{NextHop, TlsMode};
-use relais_queue::Outcome;
+use relais_queue::{Content, Outcome};
 
 mod connect;
 mod secure;
@@ -68,7 +68,13 @@ pub struct RemoteSettings {
     pub reports: Option<tlsrpt::TlsReports>,
     /// A DNSSEC-validating resolver for the TLSA records of `dane` (the same nameserver).
     pub dane_resolver: Option<Resolver>,
+    /// Send with `BDAT` (RFC 3030) to servers that offer `CHUNKING` (`[delivery] chunking`);
+    /// otherwise `DATA`, dot-stuffed.
+    pub chunking: bool,
 }
+
+/// With [`RemoteSettings::chunking`], the content goes in `BDAT` chunks of this many octets.
+pub const BDAT_CHUNK: usize = 1 << 20;
 
 /// Idle connections kept for the next transaction to the same address (Postfix's connection
 /// cache): a burst of mail to one destination pays for TCP, EHLO and STARTTLS once, not once per
@@ -174,8 +180,8 @@ pub struct Job {
     pub params: MailParams,
     /// The recipients: (index in the envelope, recipient).
     pub recipients: Vec<(usize, Recipient)>,
-    /// The message as stored (with our Received header).
-    pub content: Arc<Vec<u8>>,
+    /// The message as it goes out, read from the spool as it is sent.
+    pub content: Content,
 }
 
 /// What came of a job.
@@ -375,7 +381,7 @@ async fn attempt(
             let _ = idle.client.quit().await;
         } else {
             guard.report_open(settings, &idle.client, name, &judgement);
-            match transaction(job, &host, idle.client, idle.ehlo, idle.uses).await {
+            match transaction(settings, job, &host, idle.client, idle.ehlo, idle.uses).await {
                 Transaction::Stale => {}
                 Transaction::Done(a, keep) => {
                     if let Some(idle) = keep {
@@ -406,7 +412,7 @@ async fn attempt(
     };
     guard.report_open(settings, &c, name, &judgement);
     let uses = 0;
-    match transaction(job, &host, c, ehlo, uses).await {
+    match transaction(settings, job, &host, c, ehlo, uses).await {
         Transaction::Stale => Attempt::TryNext(Outcome::deferred(
             "4.4.2",
             format!("{host}: connection lost before MAIL"),
@@ -439,6 +445,7 @@ enum Transaction {
 
 /// MAIL, RCPT…, DATA on an open connection; RSET afterwards so that it can be reused.
 async fn transaction(
+    settings: &RemoteSettings,
     job: &Job,
     host: &str,
     mut c: SmtpClient,
@@ -466,7 +473,7 @@ async fn transaction(
         return Transaction::Done(Attempt::Done(r), None);
     }
     let mut params = MailParams {
-        size: ehlo.has("SIZE").then_some(job.content.len() as u64),
+        size: ehlo.has("SIZE").then_some(job.content.len()),
         body: job.params.body.filter(|_| ehlo.has("8BITMIME")),
         smtputf8: job.params.smtputf8,
         ..MailParams::default()
@@ -523,8 +530,11 @@ async fn transaction(
     if accepted.is_empty() {
         return finish(c, ehlo, uses, Attempt::Done(result)).await;
     }
-    let final_outcome = match c.data(&job.content).await {
+    let chunking = settings.chunking && ehlo.has("CHUNKING");
+    let final_outcome = match send(&mut c, &job.content, chunking).await {
         Ok(reply) => from_reply(&reply, &host),
+        // The spool could not give the message: the connection was closed before its end.
+        Err(e @ ClientError::Content { .. }) => Outcome::deferred("4.3.0", e.to_string()),
         Err(e) => match e.reply() {
             Some(reply) => from_reply(reply, &host),
             // Lost after the content was (perhaps) sent: defer; a duplicate is better than a loss.
@@ -535,6 +545,22 @@ async fn transaction(
         result.outcomes.push((i, final_outcome.clone()));
     }
     finish(c, ehlo, uses + 1, Attempt::Done(result)).await
+}
+
+/// The message after the recipients: `DATA`, or `BDAT` chunks with `chunking`, the content read
+/// from the spool as it goes.
+async fn send(c: &mut SmtpClient, content: &Content, chunking: bool) -> Result<Reply, ClientError> {
+    let mut reader = match content.reader() {
+        Ok(r) => r,
+        Err(source) => {
+            c.close().await;
+            return Err(ClientError::Content { source });
+        }
+    };
+    match chunking {
+        true => c.bdat_from(&mut reader, BDAT_CHUNK).await,
+        false => c.data_from(&mut reader).await,
+    }
 }
 
 /// After a transaction: RSET, and the connection goes back for reuse if the server agrees.

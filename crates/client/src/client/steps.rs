@@ -1,5 +1,5 @@
 //! The steps of a session, each one command with the check of its reply: EHLO, LHLO, HELO,
-//! STARTTLS, AUTH, MAIL, RCPT, DATA and its content, BDAT, QUIT.
+//! STARTTLS, AUTH, MAIL, RCPT, QUIT (DATA and BDAT with the content: `content.rs`).
 
 use super::*;
 
@@ -183,93 +183,6 @@ impl SmtpClient {
             })
             .await?;
         expect(Stage::Rcpt, reply, Reply::is_positive)
-    }
-
-    /// `DATA`, then the content, dot-stuffed and ended with `.` (bare LF and CR become CRLF).
-    /// Returns the server's answer to the message.
-    pub async fn data(&mut self, content: &[u8]) -> Result<Reply, ClientError> {
-        let reply = self.command(Command::Data).await?;
-        expect(Stage::Data, reply, |r| r.code == 354)?;
-        self.data_content(content).await
-    }
-
-    /// The second half of [`data`](SmtpClient::data), for callers that sent DATA themselves
-    /// (in a pipelined group) and got `354`.
-    pub async fn data_content(&mut self, content: &[u8]) -> Result<Reply, ClientError> {
-        let started = Instant::now();
-        self.send_content(content).await?;
-        let reply = self.read_reply(Stage::Message).await?;
-        self.timings.push(Timing {
-            stage: Stage::Message,
-            took: started.elapsed(),
-        });
-        expect(Stage::Message, reply, Reply::is_positive)
-    }
-
-    /// Writes the content after `354`, dot-stuffed and ended with `.`, without reading the
-    /// answer: an LMTP server then gives one reply per accepted recipient (RFC 2033 §4.2),
-    /// each read with [`read_reply`](SmtpClient::read_reply) at [`Stage::Message`].
-    pub async fn send_content(&mut self, content: &[u8]) -> Result<(), ClientError> {
-        let mut budget = self.cfg.transcript_data_lines;
-        let skipped = self.record_content(content, true, &mut budget);
-        self.note_skipped(skipped);
-        self.record_sent(".");
-        let mut stuffer = DotStuffer::new();
-        let mut out = Vec::with_capacity(WRITE_CHUNK + WRITE_CHUNK / 32);
-        let mut pieces = content.chunks(WRITE_CHUNK).peekable();
-        while let Some(piece) = pieces.next() {
-            out.clear();
-            stuffer.encode(piece, &mut out);
-            if pieces.peek().is_some() {
-                self.write_content(&out).await?;
-            }
-        }
-        stuffer.finish(&mut out);
-        self.write_content(&out).await
-    }
-
-    /// The content in `BDAT` chunks of at most `chunk` octets, the last one marked `LAST`
-    /// (RFC 3030). No dot-stuffing: the content goes as is. Returns the answer to the last
-    /// chunk.
-    pub async fn bdat(&mut self, content: &[u8], chunk: usize) -> Result<Reply, ClientError> {
-        let chunk = chunk.max(1);
-        let mut pieces: Vec<&[u8]> = content.chunks(chunk).collect();
-        if pieces.is_empty() {
-            pieces.push(&[]);
-        }
-        let count = pieces.len();
-        let mut last_reply = None;
-        let mut budget = self.cfg.transcript_data_lines;
-        let mut skipped = 0;
-        for (i, piece) in pieces.into_iter().enumerate() {
-            let last = i + 1 == count;
-            let stage = if last { Stage::Message } else { Stage::Bdat };
-            let started = Instant::now();
-            let line = Command::Bdat {
-                size: piece.len() as u64,
-                last,
-            }
-            .to_string();
-            self.record_sent(&line);
-            skipped += self.record_content(piece, false, &mut budget);
-            if last {
-                self.note_skipped(skipped);
-            }
-            let mut wire = Vec::with_capacity(line.len() + 2 + piece.len());
-            wire.extend_from_slice(line.as_bytes());
-            wire.extend_from_slice(b"\r\n");
-            wire.extend_from_slice(piece);
-            self.write(Stage::Bdat, &wire).await?;
-            let reply = self.read_reply(stage).await?;
-            self.timings.push(Timing {
-                stage,
-                took: started.elapsed(),
-            });
-            last_reply = Some(expect(stage, reply, Reply::is_positive)?);
-        }
-        last_reply.ok_or(ClientError::Closed {
-            stage: Stage::Message,
-        })
     }
 
     /// `QUIT`, its reply, and the connection closed. A server that closes without answering

@@ -180,12 +180,19 @@ impl Smtp {
         self.reply()
     }
 
-    /// Sends a message (LF or CRLF line ends; no line may start with a dot) after DATA and
-    /// returns the final reply.
+    /// Sends a message (LF or CRLF line ends) after DATA, dot-stuffed, and returns the final
+    /// reply.
     pub fn data(&mut self, message: &str) -> String {
         let r = self.cmd("DATA");
         assert!(r.starts_with("354"), "{r}");
-        let body = message.replace("\r\n", "\n").replace('\n', "\r\n");
+        let body = message
+            .replace("\r\n", "\n")
+            .replace("\n.", "\n..")
+            .replace('\n', "\r\n");
+        let body = match body.starts_with('.') {
+            true => format!(".{body}"),
+            false => body,
+        };
         self.writer.write_all(body.as_bytes()).unwrap();
         if !body.ends_with("\r\n") {
             self.writer.write_all(b"\r\n").unwrap();

@@ -9,7 +9,8 @@
 //! - [`postfix`]: a private Postfix instance; [`dovecot`]: a private Dovecot, an mbox reader.
 //! - [`users`]: password hashes made by `relais user add`; [`certs`]: test certificates;
 //!   [`sts`]: MTA-STS policy hosts over HTTPS; [`dnssec`]: zones signed with ldns-signzone,
-//!   served by a private NSD, and TLSA data of certificates (DANE).
+//!   served by a private NSD, and TLSA data of certificates (DANE); [`large`]: a large message
+//!   and its checks.
 //!
 //! Each binary uses a subset of these helpers, hence the `allow` below (the usual practice for
 //! shared integration-test support; nowhere else).
@@ -18,6 +19,7 @@
 pub mod certs;
 pub mod dnssec;
 pub mod dovecot;
+pub mod large;
 pub mod postfix;
 pub mod process;
 pub mod sts;

@@ -9,7 +9,7 @@
 //! (SIGTERM, then SIGKILL) when its handle is dropped; a failing test prints the logs.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -539,6 +539,8 @@ pub struct Taken {
     pub rcpts: Vec<String>,
     /// The content, dot-stuffing undone.
     pub data: Vec<u8>,
+    /// How many `BDAT` chunks it came in (0: with DATA).
+    pub chunks: usize,
 }
 
 struct PeerState {
@@ -682,6 +684,8 @@ fn serve_fault(stream: TcpStream, _conn: usize, st: &PeerState) -> io::Result<()
     }
     let mut mail = String::new();
     let mut rcpts: Vec<String> = Vec::new();
+    // The BDAT chunks of the message so far, and how many.
+    let (mut chunked, mut chunks) = (Vec::new(), 0);
     loop {
         let mut line = String::new();
         if r.read_line(&mut line)? == 0 {
@@ -738,18 +742,29 @@ fn serve_fault(stream: TcpStream, _conn: usize, st: &PeerState) -> io::Result<()
                     let body = if l.starts_with(b".") { &l[1..] } else { &l[..] };
                     data.extend_from_slice(body);
                 }
-                thread::sleep(st.script.data_delay);
-                let reply = (st.script.data)(conn);
-                if reply.starts_with('2') {
-                    st.taken.lock().unwrap().push(Taken {
-                        conn,
-                        mail: mail.clone(),
-                        rcpts: rcpts.clone(),
-                        data,
-                    });
-                }
-                rcpts.clear();
-                reply
+                message_end(st, conn, &mail, &mut rcpts, data, 0)
+            }
+        } else if let Some(args) = upper.strip_prefix("BDAT ") {
+            // RFC 3030: the chunk is read whole; `LAST` ends the message.
+            let mut words = args.split_whitespace();
+            let size: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            let last = words.next() == Some("LAST");
+            let at = chunked.len();
+            chunked.resize(at + size, 0);
+            r.read_exact(&mut chunked[at..])?;
+            chunks += 1;
+            if !last {
+                "250 2.0.0 chunk taken".into()
+            } else {
+                let data = std::mem::take(&mut chunked);
+                message_end(
+                    st,
+                    conn,
+                    &mail,
+                    &mut rcpts,
+                    data,
+                    std::mem::take(&mut chunks),
+                )
             }
         } else if upper == "STARTTLS" {
             // A peer whose TLS is broken: it agrees, then answers the handshake with text.
@@ -767,6 +782,31 @@ fn serve_fault(stream: TcpStream, _conn: usize, st: &PeerState) -> io::Result<()
         };
         w.write_all(format!("{reply}\r\n").as_bytes())?;
     }
+}
+
+/// The end of a message's content (DATA's dot, or `BDAT … LAST` after `chunks` chunks): the
+/// script's reply, the message kept when it is positive.
+fn message_end(
+    st: &PeerState,
+    conn: usize,
+    mail: &str,
+    rcpts: &mut Vec<String>,
+    data: Vec<u8>,
+    chunks: usize,
+) -> String {
+    thread::sleep(st.script.data_delay);
+    let reply = (st.script.data)(conn);
+    if reply.starts_with('2') {
+        st.taken.lock().unwrap().push(Taken {
+            conn,
+            mail: mail.to_string(),
+            rcpts: std::mem::take(rcpts),
+            data,
+            chunks,
+        });
+    }
+    rcpts.clear();
+    reply
 }
 
 // ------------------------------------------------------------------ aiosmtpd

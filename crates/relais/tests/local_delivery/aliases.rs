@@ -79,7 +79,7 @@ async fn a_real_aliases_file_with_includes() {
                 )
                 .await
             }
-            Target::File(p) => mbox::append(p, "a@example.org", message, SystemTime::now()),
+            Target::File(p) => mbox::append(p, "a@example.org", &message[..], SystemTime::now()),
             t => panic!("{t:?}"),
         };
         assert!(matches!(o, Outcome::Delivered(_)), "{t:?}: {o}");

@@ -48,7 +48,7 @@ async fn dovecot_stores_what_lmtp_delivers() {
         "relais.test",
         "sender@example.org",
         &rcpts(&["alice@example.net", "Bob@example.net", "nobody@example.net"]),
-        &message("tcp"),
+        &message("tcp")[..],
         TIMEOUT,
     )
     .await;
@@ -81,7 +81,7 @@ async fn dovecot_stores_what_lmtp_delivers() {
         "relais.test",
         "",
         &rcpts(&["alice@example.net"]),
-        &message("unix"),
+        &message("unix")[..],
         TIMEOUT,
     )
     .await;
@@ -164,7 +164,7 @@ async fn one_outcome_per_recipient_from_a_fault_server() {
             "gone@example.net",
             "later@example.net",
         ]),
-        &message("faults"),
+        &message("faults")[..],
         TIMEOUT,
     )
     .await;

@@ -16,9 +16,9 @@ fn two_appends_read_back_as_two_messages() {
     let second = b"Subject: two\n\nno final newline";
     let t1 = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
     let t2 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    let o = mbox::append(&path, "alice@example.org", first, t1);
+    let o = mbox::append(&path, "alice@example.org", &first[..], t1);
     assert!(matches!(o, Outcome::Delivered(_)), "{o}");
-    let o = mbox::append(&path, "", second, t2);
+    let o = mbox::append(&path, "", &second[..], t2);
     assert!(matches!(o, Outcome::Delivered(_)), "{o}");
 
     let raw = std::fs::read_to_string(&path).unwrap();
@@ -60,8 +60,12 @@ fn concurrent_appends_do_not_interleave() {
                             format!("{t}-{n} line {line:05} From x\r\n").as_bytes(),
                         );
                     }
-                    let o =
-                        mbox::append(&path, &format!("t{t}@example.org"), &m, SystemTime::now());
+                    let o = mbox::append(
+                        &path,
+                        &format!("t{t}@example.org"),
+                        &m[..],
+                        SystemTime::now(),
+                    );
                     assert!(matches!(o, Outcome::Delivered(_)), "{o}");
                 }
             })
