@@ -80,7 +80,8 @@ fn round_trip(rcpts: &[Rcpt]) {
         envelope: &envelope,
         arrival: when,
         recipients: reports.clone(),
-        original: b"Subject: hi\r\n\r\nbody\r\n",
+        original_header: b"Subject: hi\r\n\r\n",
+        original_full: Some(b"Subject: hi\r\n\r\nbody\r\n"),
         now: when,
     });
     let read = bounce::read(&built).expect("relais's own report has a delivery status part");
