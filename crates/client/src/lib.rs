@@ -46,9 +46,10 @@ mod transcript;
 
 pub use client::{SmtpClient, Timing, cram_md5, resolve, sasl_plain};
 pub use config::{ClientConfig, TlsPolicy, Tlsa};
-pub use dane::{matches as dane_matches, verify_chain as dane_verify};
+pub use dane::matches as dane_matches;
 pub use error::{ClientError, Stage};
 pub use https::{HttpResponse, https_get};
 pub use runtime::current_thread_runtime;
+pub use tls::verify_chain as dane_verify;
 pub use tls::{CertVerification, TlsInfo, negotiated};
 pub use transcript::{Direction, Entry, Sink, Transcript};

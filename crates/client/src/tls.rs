@@ -17,7 +17,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_rustls::TlsConnector;
 
-use crate::config::TlsPolicy;
+use crate::config::{TlsPolicy, Tlsa};
 use crate::dane::DaneVerifier;
 
 /// What was negotiated, and what the certificate is worth.
@@ -246,6 +246,34 @@ pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, String> {
         .map_err(|e| format!("bad TLS server name {name:?}: {e}"))
 }
 
+/// Whether the chain a server sent (end-entity first, DER) is what its TLSA `records` allow for
+/// the host `name`, checked as a delivery with DANE checks it during the handshake
+/// ([`DaneVerifier`]): for a diagnosis of a session that did not enforce DANE. The error says
+/// why not, in rustls' words.
+pub fn verify_chain(records: &[Tlsa], chain: &[Vec<u8>], name: &str) -> Result<(), String> {
+    let (end_entity, rest) = chain
+        .split_first()
+        .ok_or("the server sent no certificate")?;
+    let name = server_name(name)?;
+    let verifier = DaneVerifier {
+        records: records.to_vec(),
+        provider: provider(),
+    };
+    let intermediates: Vec<CertificateDer<'_>> = rest
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
+    verifier
+        .verify(
+            &CertificateDer::from(end_entity.as_slice()),
+            &intermediates,
+            &name,
+            UnixTime::now(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +312,39 @@ mod tests {
             ..policy
         };
         assert!(TlsSetup::new(&enforcing).is_err());
+    }
+
+    #[test]
+    fn chains_are_judged_as_a_dane_delivery_judges_them() {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec!["mx.example".to_string()]).unwrap();
+        let leaf = params.signed_by(&key, &ca).unwrap().der().to_vec();
+        let chain = vec![leaf.clone(), ca.der().to_vec()];
+        let t = |usage, data: &[u8]| Tlsa {
+            usage,
+            selector: 0,
+            matching: 0,
+            data: data.to_vec(),
+        };
+        // (records, name, accepted)
+        let cases = [
+            (vec![t(3, &leaf)], "mx.example", true),
+            // DANE-EE: whatever the name.
+            (vec![t(3, &leaf)], "other.example", true),
+            (vec![t(2, ca.der())], "mx.example", true),
+            // DANE-TA: the authority vouches for the host's name only.
+            (vec![t(2, ca.der())], "other.example", false),
+            (vec![t(3, ca.der())], "mx.example", false),
+            (vec![t(2, &leaf)], "mx.example", false),
+        ];
+        for (records, name, want) in cases {
+            let got = verify_chain(&records, &chain, name);
+            assert_eq!(got.is_ok(), want, "{records:?} {name}: {got:?}");
+        }
+        assert!(verify_chain(&[t(3, &leaf)], &[], "mx.example").is_err());
     }
 }
