@@ -31,7 +31,7 @@ fuzz_target!(|text: &str| {
     let tags = dkim::tags(text);
     let written: Vec<String> = tags.iter().map(|(t, v)| format!("{t}={v}")).collect();
     assert_eq!(dkim::tags(&written.join("; ")), tags, "{text:?}");
-    if dkim::problem(&tags).is_none() {
+    if dkim::problem(text).is_none() {
         if let Err(e) = DomainKey::parse(text.as_bytes()) {
             panic!("{text:?} is called usable, the verifier says {e}");
         }

@@ -50,14 +50,30 @@ pub fn tags(record: &str) -> Vec<(String, String)> {
         .split(';')
         .filter_map(|t| {
             let (name, value) = t.split_once('=')?;
-            let value: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+            // Folding white space (RFC 6376 §2.8): spaces, tabs and line ends, nothing else.
+            let value: String = value
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '\t' | '\r' | '\n'))
+                .collect();
             Some((name.trim().to_string(), value))
         })
         .collect()
 }
 
 /// What is wrong with a key record, if anything.
-pub fn problem(tags: &[(String, String)]) -> Option<String> {
+pub fn problem(record: &str) -> Option<String> {
+    // RFC 6376 §3.2: every tag is `name=value`; a verifier rejects a record with one that is not.
+    if let Some(bad) = record
+        .split(';')
+        .map(str::trim)
+        .find(|t| !t.is_empty() && !t.contains('='))
+    {
+        return Some(format!(
+            "{bad:?} is no tag=value: verifiers reject the record"
+        ));
+    }
+    let tags = tags(record);
+    let tags = tags.as_slice();
     let get = |n: &str| tags.iter().find(|(t, _)| t == n).map(|(_, v)| v.as_str());
     if get("v").is_some_and(|v| v != "DKIM1") {
         return Some("v= is not DKIM1".into());
@@ -134,9 +150,10 @@ mod tests {
                 Some("unknown key type"),
             ),
             ("v=DKIM1; p=!!!".to_string(), Some("base64")),
+            ("v=DKIM1; p; k=rsa".to_string(), Some("no tag=value")),
         ];
         for (record, expected) in &table {
-            let got = problem(&tags(record));
+            let got = problem(record);
             match expected {
                 None => assert_eq!(got, None, "{record}"),
                 Some(word) => assert!(
@@ -145,5 +162,33 @@ mod tests {
                 ),
             }
         }
+    }
+
+    /// Found by the `records` fuzz target (artifact crash-0879cfc2…): a segment without `=`
+    /// was skipped, so the key was called usable while mail-auth rejects the record.
+    #[test]
+    fn crash_0879cfc2_a_tag_without_equals_makes_the_record_unusable() {
+        let record = "k=ed25519; e; p= rodNP/PPDc7oo3da3/3NxO2kdTiee1mikrf+ uWfKdi0=";
+        assert!(
+            problem(record).is_some_and(|p| p.contains("\"e\" is no tag=value")),
+            "{:?}",
+            problem(record)
+        );
+        // Without the stray segment it is a usable Ed25519 key.
+        assert_eq!(problem(&record.replace(" e;", "")), None);
+    }
+
+    /// Found by the `records` fuzz target (artifact crash-378365c9…): any Unicode white space
+    /// was taken out of values, a vertical tab too, which a verifier does not skip.
+    #[test]
+    fn crash_378365c9_only_folding_white_space_is_skipped() {
+        let record = format!("v=DKIM1; p={}\u{b}{}", &RSA_1024[..20], &RSA_1024[20..]);
+        assert!(
+            problem(&record).is_some_and(|p| p.contains("base64")),
+            "{:?}",
+            problem(&record)
+        );
+        let folded = format!("v=DKIM1; p={}\r\n\t {}", &RSA_1024[..20], &RSA_1024[20..]);
+        assert_eq!(problem(&folded), None);
     }
 }

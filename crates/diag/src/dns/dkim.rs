@@ -42,7 +42,7 @@ pub(super) fn dkim_report(name: &str, lookup: Lookup<String>, key: Option<&Path>
                 .collect();
             text.push_str(&table(&rows, "    "));
             json["record"] = json!(record);
-            match problem(&tags) {
+            match problem(record) {
                 Some(why) => {
                     let _ = writeln!(
                         text,

@@ -302,7 +302,7 @@ pub(super) fn dkim_verdict(lookup: &Lookup<String>) -> Verdict {
     let (reason, advice) = match (&lookup.outcome, records.as_slice()) {
         (Outcome::Found(_), [record]) => {
             let tags = dkim::tags(record);
-            match dkim::problem(&tags) {
+            match dkim::problem(record) {
                 None => {
                     let kind = tags
                         .iter()
