@@ -37,6 +37,10 @@ pub struct RecipientStatus {
     pub diagnostic: Option<(String, String)>,
 }
 
+/// White space in a header field (RFC 5322 WSP): other Unicode spaces, such as a no-break
+/// space opening an internationalized address, are part of the value.
+const WSP: &[char] = &[' ', '\t', '\r'];
+
 /// The most header fields looked at per group, and groups per report: a report is small.
 const MAX_FIELDS: usize = 64;
 const MAX_GROUPS: usize = 1000;
@@ -80,8 +84,11 @@ pub fn read_fields(body: &str) -> Bounce {
                 .to_string(),
             remote_mta: field(&group, "remote-mta").map(typed_value),
             diagnostic: field(&group, "diagnostic-code").map(|d| match d.split_once(';') {
-                Some((t, v)) => (t.trim().to_string(), v.trim().to_string()),
-                None => (String::new(), d.trim().to_string()),
+                Some((t, v)) => (
+                    t.trim_matches(WSP).to_string(),
+                    v.trim_matches(WSP).to_string(),
+                ),
+                None => (String::new(), d.trim_matches(WSP).to_string()),
             }),
         });
     }
@@ -94,7 +101,7 @@ pub fn field_groups(body: &str) -> Vec<Vec<(String, String)>> {
     let mut out: Vec<Vec<(String, String)>> = Vec::new();
     let mut current: Vec<(String, String)> = Vec::new();
     for line in body.lines() {
-        if line.trim().is_empty() {
+        if line.trim_matches(WSP).is_empty() {
             if !current.is_empty() {
                 out.push(std::mem::take(&mut current));
             }
@@ -102,12 +109,15 @@ pub fn field_groups(body: &str) -> Vec<Vec<(String, String)>> {
             // A folded line continues the field before it.
             if let Some((_, value)) = current.last_mut() {
                 value.push(' ');
-                value.push_str(line.trim());
+                value.push_str(line.trim_matches(WSP));
             }
         } else if let Some((name, value)) = line.split_once(':')
             && current.len() < MAX_FIELDS
         {
-            current.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+            current.push((
+                name.trim_matches(WSP).to_ascii_lowercase(),
+                value.trim_matches(WSP).to_string(),
+            ));
         }
     }
     if !current.is_empty() {
@@ -128,7 +138,7 @@ fn field<'a>(group: &'a [(String, String)], name: &str) -> Option<&'a str> {
 fn typed_value(v: &str) -> String {
     v.split_once(';')
         .map_or(v, |(_, rest)| rest)
-        .trim()
+        .trim_matches(WSP)
         .to_string()
 }
 
@@ -269,5 +279,18 @@ mod tests {
             1,
             "{codes:?}"
         );
+    }
+
+    /// Found by the `dsn` fuzz target (artifact crash-ac8bc499…): the recipient
+    /// `\u{a0}u@example.com` (an internationalized local part opening with a no-break space)
+    /// was read back as `u@example.com`, every Unicode space trimmed as if it were WSP.
+    #[test]
+    fn crash_ac8bc499_only_wsp_is_trimmed() {
+        let b = read_fields(
+            "Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; \u{a0}u@example.com \t\r\n\
+             Action: failed\r\nStatus: 5.1.1\r\n",
+        );
+        assert_eq!(b.recipients[0].recipient, "\u{a0}u@example.com");
+        assert_eq!(b.recipients[0].action, "failed");
     }
 }
