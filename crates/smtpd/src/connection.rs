@@ -15,10 +15,8 @@ use relais_queue::Enqueue;
 use relais_queue::headers::{self, ReceivedInfo};
 use relais_route::Route;
 use relais_spool::{QueueId, SpoolError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_rustls::server::TlsStream;
 use tracing::{info, warn};
 
 use crate::context::Context;
@@ -27,11 +25,13 @@ mod checks;
 mod deadline;
 mod milters;
 mod storage;
+mod stream;
 
 use checks::{
     ContentChecks, Screen, check_content, forwards_off, greylist, identify, mailbox_full,
     prepare_outgoing, refused, screen_sender, unix_now, user_rate,
 };
+use stream::{Conn, READ_BUFFER};
 
 /// Counts the replies in what is about to be written: a reply's last line has a space (or
 /// nothing) after its code.
@@ -46,62 +46,6 @@ fn count_replies(output: &[u8]) {
                 + u16::from(line[2] - b'0');
             METRICS.reply(code);
         }
-    }
-}
-
-/// Size of the read buffer of a connection.
-const READ_BUFFER: usize = 8 * 1024;
-
-/// The byte stream under a session: clear text until STARTTLS, then TLS.
-enum Conn {
-    /// Plain TCP.
-    Plain(TcpStream),
-    /// TLS over TCP (after STARTTLS, or from the start on a submissions port).
-    Tls(Box<TlsStream<TcpStream>>),
-    /// Lost during a failed handshake.
-    Gone,
-}
-
-impl Conn {
-    /// Reads what has arrived into `buf`, emptied first. A clear-text connection waits for
-    /// data before it takes the memory to read it, so an idle session holds no read buffer
-    /// (the caller drops it between commands); the buffer is filled without zeroing it.
-    async fn read_into(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-        buf.clear();
-        match self {
-            Conn::Plain(s) => loop {
-                s.readable().await?;
-                buf.reserve(READ_BUFFER);
-                match s.try_read_buf(buf) {
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    done => return done,
-                }
-            },
-            Conn::Tls(s) => {
-                buf.reserve(READ_BUFFER);
-                s.read_buf(buf).await
-            }
-            Conn::Gone => Ok(0),
-        }
-    }
-
-    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self {
-            Conn::Plain(s) => s.write_all(bytes).await,
-            Conn::Tls(s) => {
-                s.write_all(bytes).await?;
-                s.flush().await
-            }
-            Conn::Gone => Err(std::io::ErrorKind::NotConnected.into()),
-        }
-    }
-
-    async fn shutdown(&mut self) {
-        let _ = match self {
-            Conn::Plain(s) => s.shutdown().await,
-            Conn::Tls(s) => s.shutdown().await,
-            Conn::Gone => Ok(()),
-        };
     }
 }
 
