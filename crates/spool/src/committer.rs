@@ -12,6 +12,15 @@
 //! rest of the batch) gets the error, and the segment is cut back to its last
 //! good length so that nothing half-written stays in the log. Done records
 //! of a failed batch are kept and retried with the next one.
+//!
+//! The segment is kept zero-filled [`PREALLOCATE`] bytes ahead of its last
+//! record. A batch then overwrites blocks that are already allocated, inside
+//! the file's size, and its `fdatasync` writes the data alone: appending
+//! instead would change the file's size and extents, and every sync would
+//! write the inode too, a second synchronous write that doubles the cost
+//! of a commit (measured on ext4: 228 µs per sync appending, 102 µs
+//! overwriting). Recovery reads a zero tail as the end of the segment; the
+//! tail is cut off when the segment is sealed or the spool shut down.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -32,6 +41,9 @@ use crate::shared::Shared;
 pub(crate) const MAX_BATCH_RECORDS: usize = 4096;
 /// A batch stops taking records once it holds this many bytes.
 pub(crate) const MAX_BATCH_BYTES: usize = 16 << 20;
+/// Zeros kept written past the last record of the current segment (at most
+/// up to the segment size), so that commits overwrite allocated blocks.
+pub(crate) const PREALLOCATE: u64 = 1 << 20;
 
 /// Work for the committer.
 #[derive(Debug)]
@@ -91,8 +103,50 @@ struct Current {
     file: Arc<File>,
     /// Bytes in the file that are known good; the next record goes here.
     len: u64,
+    /// Size of the file: the bytes from `len` to here are zeros.
+    allocated: u64,
+    /// False once extending the zero tail failed (a full disk, a file size
+    /// limit): the segment is then only appended to.
+    preallocate: bool,
     /// The file was just created: `log/` must be fsync'd with the next sync.
     dir_sync_pending: bool,
+}
+
+impl Current {
+    /// Writes zeros from the end of the file to [`PREALLOCATE`] bytes past
+    /// it (not past `segment_size`). Best effort: a commit must not fail
+    /// because room for later ones could not be taken, so on an error the
+    /// partial tail is cut off again and the segment is only appended to.
+    fn extend_zero_tail(&mut self, segment_size: u64) {
+        if !self.preallocate {
+            return;
+        }
+        let target = (self.allocated + PREALLOCATE).min(segment_size);
+        let Some(len) = target
+            .checked_sub(self.allocated)
+            .filter(|&n| n > 0)
+            .and_then(|n| usize::try_from(n).ok())
+        else {
+            return;
+        };
+        match self.file.write_all_at(&vec![0; len], self.allocated) {
+            Ok(()) => self.allocated = target,
+            Err(e) => {
+                tracing::debug!(segment = self.number, error = %e, "cannot preallocate spool segment; appending");
+                let _ = self.file.set_len(self.allocated);
+                self.preallocate = false;
+            }
+        }
+    }
+
+    /// Cuts the zero tail off the file, so that a sealed segment holds its
+    /// records alone. Not synced: a tail that comes back after a crash is
+    /// read as the end of the segment all the same.
+    fn cut_zero_tail(&mut self) {
+        if self.allocated > self.len && self.file.set_len(self.len).is_ok() {
+            self.allocated = self.len;
+        }
+    }
 }
 
 /// State owned by the committer thread.
@@ -154,6 +208,9 @@ impl Committer {
         let carry = std::mem::take(&mut self.carry);
         if !carry.is_empty() {
             self.commit_batch(carry);
+        }
+        if let Some(cur) = self.current.as_mut() {
+            cur.cut_zero_tail();
         }
     }
 
@@ -250,25 +307,34 @@ impl Committer {
             number,
             file,
             len: SEGMENT_HEADER_LEN,
+            allocated: SEGMENT_HEADER_LEN,
+            preallocate: true,
             dir_sync_pending: true,
         })
     }
 
     /// Seals the current segment; the next write creates a new one.
     fn rotate(&mut self) {
-        if let Some(cur) = self.current.take() {
+        if let Some(mut cur) = self.current.take() {
+            cur.cut_zero_tail();
             self.shared.lock_index().seal(cur.number);
         }
     }
 
-    /// Writes `self.buf` at `offset` of the current segment and makes it
-    /// durable.
+    /// Writes `self.buf` at `offset` of the current segment, extends its zero
+    /// tail if the records reached it, and makes both durable.
     fn write_chunk(&mut self, offset: u64) -> io::Result<()> {
+        let segment_size = self.shared.opts.segment_size;
         let cur = self
             .current
             .as_mut()
             .ok_or_else(|| io::Error::other("no current segment"))?;
         cur.file.write_all_at(&self.buf, offset)?;
+        let end = offset + self.buf.len() as u64;
+        if end > cur.allocated {
+            cur.allocated = end;
+            cur.extend_zero_tail(segment_size);
+        }
         self.shared.sync_data(&cur.file)?;
         if cur.dir_sync_pending {
             self.shared.sync_dir(&self.shared.log_dir_handle)?;
@@ -291,7 +357,13 @@ impl Committer {
             .set_len(good_len)
             .and_then(|()| self.shared.sync_data(&cur.file));
         match result {
-            Ok(()) => true,
+            Ok(()) => {
+                if let Some(cur) = self.current.as_mut() {
+                    cur.allocated = good_len;
+                    cur.preallocate = false;
+                }
+                true
+            }
             Err(e) => {
                 tracing::error!(segment = cur.number, error = %e, "cannot truncate spool segment after failed write; sealing it");
                 self.rotate();

@@ -204,9 +204,21 @@ impl Spool {
         &self.inner.dir
     }
 
-    /// Free and total octets of the file system the spool is on ([`disk_space`]).
+    /// Free and total octets of the file system the spool is on, as [`disk_space`] counts
+    /// them; asked through the open `log/` directory (no path to look up: the server asks
+    /// before every message).
     pub fn disk_space(&self) -> std::io::Result<(u64, u64)> {
-        disk_space(&self.inner.dir)
+        use std::os::fd::AsRawFd;
+        let fd = self.inner.shared.log_dir_handle.as_raw_fd();
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+        // SAFETY: `fd` is open for as long as `self.inner` lives, and `st` is a buffer of the
+        // right type; fstatvfs(3) fills it when it returns 0.
+        let rc = unsafe { libc::fstatvfs(fd, st.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fstatvfs returned 0, so the struct is filled.
+        Ok(space(&unsafe { st.assume_init() }))
     }
 
     /// A new unique queue id (see [`QueueId`]).
@@ -436,13 +448,9 @@ impl Drop for Inner {
     }
 }
 
-/// Creates `path` and any missing ancestors (mode 0700), then fsyncs the
-/// parent of each directory created so the new entries are durable.
 /// Free and total octets of the file system holding `path` (`statvfs`; free as a user other
 /// than root sees it, so the blocks kept for root do not count). The spool and the Maildirs
 /// ask before they take more (`[limits] min_free_space`).
-// The casts are no-ops on 64-bit Linux, not on 32-bit targets.
-#[allow(clippy::unnecessary_cast)]
 pub fn disk_space(path: &Path) -> io::Result<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
@@ -455,14 +463,22 @@ pub fn disk_space(path: &Path) -> io::Result<(u64, u64)> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: statvfs returned 0, so the struct is filled.
-    let st = unsafe { st.assume_init() };
-    let unit = st.f_frsize as u64;
-    Ok((
-        (st.f_bavail as u64).saturating_mul(unit),
-        (st.f_blocks as u64).saturating_mul(unit),
-    ))
+    Ok(space(&unsafe { st.assume_init() }))
 }
 
+/// Free (for a user other than root) and total octets of a `statvfs` answer.
+// The casts are no-ops on 64-bit Linux, not on 32-bit targets.
+#[allow(clippy::unnecessary_cast)]
+fn space(st: &libc::statvfs) -> (u64, u64) {
+    let unit = st.f_frsize as u64;
+    (
+        (st.f_bavail as u64).saturating_mul(unit),
+        (st.f_blocks as u64).saturating_mul(unit),
+    )
+}
+
+/// Creates `path` and any missing ancestors (mode 0700), then fsyncs the
+/// parent of each directory created so the new entries are durable.
 fn ensure_dir(path: &Path, fsync: bool) -> io::Result<()> {
     let mut missing = Vec::new();
     let mut p = path;

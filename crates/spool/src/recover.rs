@@ -15,6 +15,11 @@
 //!   segment is pinned (never deleted automatically) for an operator to
 //!   inspect.
 //!
+//! A segment may end in zeros: the committer keeps the segment it appends to
+//! zero-filled ahead of its last record (see `committer`). Zeros from a
+//! record boundary to the end of the file are read as the end of the
+//! segment, in any segment, and cut off.
+//!
 //! Finally `data/` is reconciled with the index: data files no pending
 //! message refers to (left by a crash before commit, or whose Done record
 //! was written but whose deletion was lost) are removed, and missing or
@@ -49,6 +54,11 @@ pub(crate) struct Recovered {
 enum ScanEnd {
     /// Every byte was a valid record.
     Clean,
+    /// Valid records up to `offset`, zeros from there to the end of the file.
+    ZeroTail {
+        /// First zero byte.
+        offset: u64,
+    },
     /// Invalid data starting at `offset`.
     Bad {
         /// First byte not trusted.
@@ -90,8 +100,17 @@ pub(crate) fn recover(
             .insert(number, SegmentInfo::new(Arc::clone(&file), true));
         let end = scan_records(&file, file_len, number, &mut index, &mut buf)
             .map_err(|e| annotate(e, &path))?;
-        let ScanEnd::Bad { offset, reason } = end else {
-            continue;
+        let (offset, reason) = match end {
+            ScanEnd::Clean => continue,
+            ScanEnd::ZeroTail { offset } => {
+                tracing::debug!(segment = %path.display(), offset, "spool: cutting off the zero tail of a segment");
+                file.set_len(offset)?;
+                if fsync {
+                    file.sync_data()?;
+                }
+                continue;
+            }
+            ScanEnd::Bad { offset, reason } => (offset, reason),
         };
         let ignored = file_len - offset;
         if Some(number) == last {
@@ -192,6 +211,9 @@ fn scan_records(
         reader.read_exact(&mut frame_header)?;
         let (len, crc) = match parse_frame_header(&frame_header) {
             Ok(h) => h,
+            Err(_) if frame_header == [0; FRAME_HEADER_LEN] && zeros_to_end(&mut reader)? => {
+                return Ok(ScanEnd::ZeroTail { offset });
+            }
             Err(e) => return bad(offset, &e.to_string()),
         };
         if u64::from(len) > remaining - FRAME_HEADER_LEN as u64 {
@@ -211,6 +233,18 @@ fn scan_records(
         offset += u64::from(frame_len);
     }
     Ok(ScanEnd::Clean)
+}
+
+/// Whether everything `reader` has left is zeros.
+fn zeros_to_end(reader: &mut impl Read) -> std::io::Result<bool> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        match reader.read(&mut chunk)? {
+            0 => return Ok(true),
+            n if chunk[..n].iter().any(|&b| b != 0) => return Ok(false),
+            _ => {}
+        }
+    }
 }
 
 /// Applies one valid record to the index.

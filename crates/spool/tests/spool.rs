@@ -406,6 +406,88 @@ fn garbage_appended_after_last_record_is_ignored() {
 }
 
 #[test]
+fn commits_overwrite_a_zero_tail_that_a_crash_leaves_harmless() {
+    const MARKER: &str = "CHILD-STORED";
+    in_child(
+        "commits_overwrite_a_zero_tail_that_a_crash_leaves_harmless",
+        MARKER,
+        |dir| {
+            let segs = segment_files(dir);
+            assert_eq!(segs.len(), 1, "{segs:?}");
+            let crashed_len = fs::metadata(&segs[0]).expect("stat").len();
+            assert!(
+                crashed_len > 64 * 1024,
+                "no zero tail: {crashed_len} octets"
+            );
+            let spool = open(dir, opts(true));
+            let ids = spool.pending();
+            assert_eq!(ids.len(), 20, "every committed message survives the crash");
+            for (i, id) in ids.iter().enumerate() {
+                assert_eq!(read_body(&spool, *id), pattern(i as u64, 200));
+            }
+            // The zero tail is cut off: the segment ends with its last record.
+            let recovered_len = fs::metadata(&segs[0]).expect("stat").len();
+            assert!(recovered_len < 20 * 300, "{recovered_len} octets");
+            let extra = store(&spool, b"env", b"after the crash");
+            spool.shutdown();
+            let spool = open(dir, opts(true));
+            assert_eq!(spool.pending().len(), 21);
+            assert!(spool.pending().contains(&extra));
+        },
+        |dir| {
+            let spool = open(dir, opts(true));
+            for i in 0..20 {
+                store(&spool, b"env", &pattern(i, 200));
+            }
+            // While the spool runs, its segment is zero-filled past the records.
+            let seg = segment_files(dir).remove(0);
+            let bytes = fs::read(&seg).expect("read segment");
+            let records = 20 * 250 + 16;
+            assert!(bytes.len() > records + 64 * 1024, "{} octets", bytes.len());
+            assert!(bytes[records..].iter().all(|&b| b == 0));
+            // A crash: the process ends without shutting the spool down.
+            println!("{MARKER}");
+            std::process::exit(0);
+        },
+    );
+}
+
+#[test]
+fn zero_tail_of_an_older_segment_is_its_end_not_damage() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let o = SpoolOptions {
+        segment_size: 2048,
+        fsync: false,
+        ..SpoolOptions::default()
+    };
+    let spool = open(tmp.path(), o.clone());
+    let ids: Vec<QueueId> = (0..30)
+        .map(|i| store(&spool, b"env", &pattern(i, 200)))
+        .collect();
+    spool.shutdown();
+    let segs = segment_files(tmp.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    // A sealed segment whose zero tail was not cut off before a crash.
+    let len = fs::metadata(&segs[0]).expect("stat").len();
+    OpenOptions::new()
+        .write(true)
+        .open(&segs[0])
+        .expect("open segment")
+        .set_len(len + 4096)
+        .expect("extend with zeros");
+
+    let spool = open(tmp.path(), o);
+    assert_eq!(spool.pending(), ids, "no message lost or doubled");
+    assert_eq!(fs::metadata(&segs[0]).expect("stat").len(), len);
+    // Not kept as damaged: it goes once its messages are done.
+    for id in &ids {
+        spool.mark_done(*id).expect("mark_done");
+    }
+    spool.shutdown();
+    assert!(!segs[0].exists(), "a clean segment must be collected");
+}
+
+#[test]
 fn corruption_in_an_older_segment_keeps_the_rest_of_the_log() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let o = SpoolOptions {

@@ -100,6 +100,7 @@ impl Http {
         queue: QueueHandle,
         status: StatusPage,
     ) -> Http {
+        status.events.open();
         Http {
             token: config.http.token.clone(),
             spool_dir: config.spool_dir(),
