@@ -5,10 +5,12 @@
 #
 # Usage: scripts/bench.sh
 # Environment (all optional):
-#   BENCH_TARGETS="sink relais postfix policy http screen state"  which targets to drive, in order
-#                                        (default: all seven; relais before Postfix, so that neither pays for
+#   BENCH_TARGETS="sink relais accept postfix policy http screen state"  which targets to drive,
+#                                        in order (default: all eight; relais before Postfix, so that neither pays for
 #                                        the other's deleted files: ext4 skips recently freed
-#                                        inodes). `policy` is relais again with SPF, DKIM, DMARC
+#                                        inodes). `accept` is relais with delivery paused: the
+#                                        accept path alone, without the Maildir writes that share
+#                                        the CPUs in the `relais` runs. `policy` is relais again with SPF, DKIM, DMARC
 #                                        and ARC on, every lookup answered by a fixture DNS
 #                                        server on 127.0.0.1 (crates/dns/examples/bench_dns.rs);
 #                                        `http` is relais with its HTTP listener on and
@@ -46,7 +48,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/deps.sh
 . "$ROOT/scripts/deps.sh"
 
-TARGETS=${BENCH_TARGETS:-sink relais postfix policy http screen state}
+TARGETS=${BENCH_TARGETS:-sink relais accept postfix policy http screen state}
 MESSAGES=${BENCH_MESSAGES:-20000}
 BACKLOG=${BENCH_BACKLOG:-100000}
 SESSIONS=${BENCH_SESSIONS:-20}
@@ -359,6 +361,7 @@ users = []
 
 [delivery]
 routes = { "sink.test" = "[127.0.0.1]:$REMOTE_SINK_PORT" }
+paused = ${RELAIS_PAUSED:-false}
 EOF
     NO_COLOR=1 "$RELAIS_BIN" serve --config "$dir/relais.toml" >"$dir/stdout.log" 2>"$dir/stderr.log" &
     RELAIS_PID=$!
@@ -514,6 +517,28 @@ bench_dns_start() {
     log "fixture DNS on $BENCH_DNS"
 }
 
+# ---------------------------------------------------------------- (c') relais, accepting only
+# The same runs with delivery paused: what the accept path costs (the SMTP dialogue, the spool
+# record and its fdatasync before each 250) without the Maildir writes of the `relais` runs.
+bench_accept() {
+    if ! RELAIS_PAUSED=true relais_start relais-accept; then
+        RATE[accept_par]=FAIL
+        RATE[accept_one]=FAIL
+        return 0
+    fi
+    log "accept: relais pid $RELAIS_PID on 127.0.0.1:$RELAIS_PORT, delivery paused"
+    local u0 s0 u1 s1 tck
+    read -r u0 s0 < <(cpu_ticks "$RELAIS_PID")
+    source_run accept_par "$RELAIS_PORT" bench@localhost "$SESSIONS" "$MESSAGES"
+    read -r u1 s1 < <(cpu_ticks "$RELAIS_PID")
+    tck=$(getconf CLK_TCK)
+    ACCEPT_CPU_USER_US=$(((u1 - u0) * 1000000 / tck / MESSAGES))
+    ACCEPT_CPU_SYS_US=$(((s1 - s0) * 1000000 / tck / MESSAGES))
+    source_run accept_one "$RELAIS_PORT" bench@localhost 1 "$SERIAL_MESSAGES"
+    kill -TERM "$RELAIS_PID" 2>/dev/null || true
+    wait "$RELAIS_PID" 2>/dev/null || true
+}
+
 # ---------------------------------------------------------------- (d) relais, sender checks on
 # The same accept runs with [policy] spf = "reject", dkim = "tag", dmarc = "enforce" and
 # arc = "tag" for clients that are strangers (no relay networks): SPF through an include, the
@@ -615,13 +640,13 @@ bench_backlog() {
     e2e_wait backlog_fill "count_files $dir/data/mail/bench/new" "$BACKLOG" 600
     kill -TERM "$RELAIS_PID" 2>/dev/null || true
     wait "$RELAIS_PID" 2>/dev/null || true
-    printf 'paused = true\n' >>"$dir/relais.toml"
+    sed -i 's/^paused = false$/paused = true/' "$dir/relais.toml"
     relais_serve "$name" || return 0
     log "backlog: $BACKLOG more into the spool, delivery paused"
     source_run backlog_spool "$RELAIS_PORT" bench@localhost "$SESSIONS" "$BACKLOG"
     kill -KILL "$RELAIS_PID" 2>/dev/null || true
     wait "$RELAIS_PID" 2>/dev/null || true
-    sed -i '/^paused = true$/d' "$dir/relais.toml"
+    sed -i 's/^paused = true$/paused = false/' "$dir/relais.toml"
     start=$(date +%s.%N)
     START[backlog_drain]=$start
     relais_serve "$name" || return 0
@@ -671,6 +696,7 @@ for t in $TARGETS; do
     sink) bench_sink ;;
     postfix) bench_postfix ;;
     relais) bench_relais ;;
+    accept) bench_accept ;;
     policy) bench_policy ;;
     http) bench_http ;;
     screen) bench_screen ;;
@@ -697,9 +723,13 @@ printf '%-34s %14s %14s\n' "smtp-sink (stores nothing)" "${RATE[sink_par]:--}" "
 printf '%-34s %14s %14s\n' "postfix $(postconf -d -h mail_version 2>/dev/null) (virtual, Maildir)" \
     "${RATE[postfix_par]:--}" "${RATE[postfix_one]:--}"
 printf '%-34s %14s %14s\n' "relais (release, Maildir)" "${RATE[relais_par]:--}" "${RATE[relais_one]:--}"
+[ -n "${RATE[accept_par]:-}" ] &&
+    printf '%-34s %14s %14s\n' "relais, delivery paused" "${RATE[accept_par]:--}" "${RATE[accept_one]:--}"
 echo "(messages per second, accept rate measured by smtp-source wall time)"
 printf '%-34s %14s %14s\n' "relais / postfix" "$(ratio relais_par postfix_par)" "$(ratio relais_one postfix_one)"
 printf '%-34s %14s %14s\n' "relais / smtp-sink" "$(ratio relais_par sink_par)" "$(ratio relais_one sink_one)"
+[ -n "${RATE[accept_par]:-}" ] &&
+    printf '%-34s %14s %14s\n' "relais, delivery paused / smtp-sink" "$(ratio accept_par sink_par)" "$(ratio accept_one sink_one)"
 printf '%-34s %14s %14s\n' "postfix / smtp-sink" "$(ratio postfix_par sink_par)" "$(ratio postfix_one sink_one)"
 echo
 printf '%-34s %14s %14s\n' "end to end, -s $SESSIONS -m $MESSAGES" "to Maildir" "relayed to sink"
@@ -718,6 +748,10 @@ echo "(messages per second from the start of smtp-source to the last message del
 total=$((MESSAGES + SERIAL_MESSAGES))
 [ -n "${DELIVERED[postfix]:-}" ] && echo "postfix delivered ${DELIVERED[postfix]} of $total to its Maildir"
 [ -n "${DELIVERED[relais]:-}" ] && echo "relais delivered ${DELIVERED[relais]} of $total to its Maildir"
+if [ -n "${ACCEPT_CPU_USER_US:-}" ]; then
+    echo "relais CPU per message (-s $SESSIONS, accepted only, delivery paused): user ${ACCEPT_CPU_USER_US} us," \
+        "system ${ACCEPT_CPU_SYS_US} us"
+fi
 if [ -n "${CPU_USER_US:-}" ]; then
     echo "relais CPU per message (-s $SESSIONS, accepted and delivered to Maildir): user ${CPU_USER_US} us," \
         "system ${CPU_SYS_US} us (system time varies run to run: ext4 is slow to allocate inodes" \

@@ -7,6 +7,9 @@
 //! file is new), then publishes the messages in the index and completes
 //! their [`Commit`](crate::Commit)s. While it is syncing, new requests pile
 //! up in the channel and form the next batch: that is the group commit.
+//! Before it writes, a batch waits up to [`COMMIT_WAIT`] for the messages
+//! other sessions are receiving at that moment, if any: under load that
+//! halves the number of syncs; a lone session never waits.
 //!
 //! On a write or sync error every commit of the failed chunk (and of the
 //! rest of the batch) gets the error, and the segment is cut back to its last
@@ -28,7 +31,9 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
 
 use crate::commit::Completer;
 use crate::error::{SpoolError, copy_io_error};
@@ -41,6 +46,8 @@ use crate::shared::Shared;
 pub(crate) const MAX_BATCH_RECORDS: usize = 4096;
 /// A batch stops taking records once it holds this many bytes.
 pub(crate) const MAX_BATCH_BYTES: usize = 16 << 20;
+/// How long a batch may wait for the commits of messages still being received.
+pub(crate) const COMMIT_WAIT: Duration = Duration::from_micros(200);
 /// Zeros kept written past the last record of the current segment (at most
 /// up to the segment size), so that commits overwrite allocated blocks.
 pub(crate) const PREALLOCATE: u64 = 1 << 20;
@@ -196,6 +203,7 @@ impl Committer {
                     Err(_) => break,
                 }
             }
+            self.wait_for_receiving(&mut batch, &mut bytes);
             self.commit_batch(batch);
             if self.shared.lock_index().gc_wanted {
                 self.shared.collect_garbage();
@@ -211,6 +219,28 @@ impl Committer {
         }
         if let Some(cur) = self.current.as_mut() {
             cur.cut_zero_tail();
+        }
+    }
+
+    /// While other messages are being received (their sessions are past DATA), waits up to
+    /// [`COMMIT_WAIT`] for their commits to join the batch: one sync then serves them all.
+    /// Nobody receiving (a lone session), nothing is waited for.
+    fn wait_for_receiving(&mut self, batch: &mut Vec<Request>, bytes: &mut usize) {
+        let deadline = Instant::now() + COMMIT_WAIT;
+        while batch.len() < MAX_BATCH_RECORDS
+            && *bytes < MAX_BATCH_BYTES
+            && self.shared.receiving.load(Ordering::Relaxed) > 0
+        {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            match self.rx.recv_timeout(left) {
+                Ok(r) => {
+                    *bytes += r.frame().len();
+                    batch.push(r);
+                }
+                Err(_) => return,
+            }
         }
     }
 

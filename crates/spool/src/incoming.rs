@@ -14,6 +14,7 @@ use crate::error::SpoolError;
 use crate::id::QueueId;
 use crate::index::BodyLoc;
 use crate::record::{BodyRef, MessageRecord, encode_message};
+use crate::shared::Receiving;
 use crate::syncer::SyncJob;
 
 /// Write buffer size for spill files: large enough that a session sending
@@ -46,6 +47,8 @@ pub struct Incoming {
     crc: Crc32c,
     /// The first write error; later writes and the commit fail with it.
     failed: Option<SpoolError>,
+    /// Counts the message as being received until its commit is sent or it is dropped.
+    receiving: Option<Receiving>,
 }
 
 /// A body being streamed to its own file.
@@ -59,6 +62,7 @@ struct Spill {
 
 impl Incoming {
     pub(crate) fn new(inner: Arc<Inner>, id: QueueId) -> Incoming {
+        let receiving = Some(Receiving::new(&inner.shared));
         Incoming {
             inner,
             id,
@@ -67,6 +71,7 @@ impl Incoming {
             spill: None,
             crc: Crc32c::new(),
             failed: None,
+            receiving,
         }
     }
 
@@ -138,6 +143,8 @@ impl Incoming {
     /// [`Commit`] resolves once everything is durable; only then may the
     /// server acknowledge the message.
     pub fn commit(mut self, envelope: Vec<u8>) -> Commit {
+        // Before the request goes: the committer must not wait for this message itself.
+        drop(self.receiving.take());
         if let Some(e) = self.failed.take() {
             return Commit::ready(Err(e));
         }

@@ -171,6 +171,7 @@ impl Spool {
             data_dir,
             opts,
             index: Mutex::new(recovered.index),
+            receiving: std::sync::atomic::AtomicUsize::new(0),
         });
         shared.collect_garbage();
 
@@ -229,6 +230,14 @@ impl Spool {
     /// Starts receiving the body of a message that will be stored as `id`.
     pub fn begin(&self, id: QueueId) -> Incoming {
         Incoming::new(Arc::clone(&self.inner), id)
+    }
+
+    /// How many messages are being received: begun and neither committed nor dropped.
+    pub fn receiving(&self) -> usize {
+        self.inner
+            .shared
+            .receiving
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Ids of the committed messages not yet marked done, oldest first.

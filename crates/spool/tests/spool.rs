@@ -712,6 +712,37 @@ fn orphaned_data_files_are_removed_on_open() {
 }
 
 #[test]
+fn a_message_being_received_holds_other_commits_a_moment_not_more() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let spool = open(tmp.path(), opts(false));
+    assert_eq!(spool.receiving(), 0);
+    // A session past DATA whose client stalls: the committer waits for its commit a moment
+    // (200 µs) each batch, then goes on without it.
+    let mut stalled = spool.begin(spool.new_id());
+    stalled.write(b"half a message").expect("buffered");
+    assert_eq!(spool.receiving(), 1);
+    let started = std::time::Instant::now();
+    let ids: Vec<QueueId> = (0..20)
+        .map(|i| store(&spool, b"env", &pattern(i, 100)))
+        .collect();
+    let waited = started.elapsed();
+    assert_eq!(spool.pending(), ids, "every commit completes");
+    assert!(
+        waited >= Duration::from_millis(4),
+        "20 batches each waited for the stalled message: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    // Committed or dropped, a message is no longer being received.
+    let id = stalled.id();
+    assert_eq!(stalled.commit(b"env".to_vec()).wait().expect("commit"), id);
+    let abandoned = spool.begin(spool.new_id());
+    assert_eq!(spool.receiving(), 1);
+    drop(abandoned);
+    assert_eq!(spool.receiving(), 0);
+    spool.shutdown();
+}
+
+#[test]
 fn second_open_of_the_same_directory_is_refused() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let spool = open(tmp.path(), opts(false));
