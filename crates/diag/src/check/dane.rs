@@ -25,6 +25,9 @@ pub(super) struct HostTlsa {
     pub(super) lookup: Lookup<TlsaRecord>,
     /// DNSSEC proved the records.
     pub(super) secure: bool,
+    /// The lookup without validation answered and the validating one failed: the host's
+    /// zone is bogus (expired signatures, a DS for a key no longer published).
+    pub(super) bogus: bool,
     /// DNSSEC proved the domain's MX records too (asked only for secure records): without
     /// that, DANE senders never look the TLSA records up (RFC 7672 §2.2.1).
     pub(super) mx_secure: bool,
@@ -80,6 +83,16 @@ fn unusable(r: &TlsaRecord) -> Option<&'static str> {
 pub(super) fn record_verdicts(domain: &str, t: &HostTlsa) -> Vec<Verdict> {
     let name = &t.lookup.name;
     let found = match &t.lookup.outcome {
+        Outcome::Failed(f) if t.bogus => {
+            return vec![Verdict::fail(
+                FAIL,
+                "dane",
+                format!(
+                    "DNSSEC validation fails at {name} ({f}) where a lookup without validation answers: validating resolvers, and every DANE sender, cannot resolve this MX host"
+                ),
+                "senders that validate DNSSEC defer mail to this host until it validates: re-sign the zone (its RRSIGs may have expired) or publish the DS of its current key at the parent",
+            )];
+        }
         Outcome::Failed(f) => {
             return vec![Verdict::fail(
                 FAIL,
@@ -238,9 +251,9 @@ pub(super) struct Dane {
     pub(super) json: Value,
 }
 
-/// Looks up every MX host's TLSA records (`plain` first; when it finds some, again through
-/// `validating`, with whether the domain's MX records validate) and judges them against each
-/// address of the host.
+/// Looks up every MX host's TLSA records (`plain` first, then through `validating`, which
+/// must prove the records or their absence; with secure records, whether the domain's MX
+/// records validate) and judges them against each address of the host.
 pub(super) async fn check(
     plain: &Resolver,
     validating: &Resolver,
@@ -261,8 +274,18 @@ pub(super) async fn check(
         let name = format!("_25._tcp.{host}");
         let (mut lookup, _) = plain.tlsa(&name).await;
         let mut secure = false;
-        if matches!(lookup.outcome, Outcome::Found(_)) {
-            (lookup, secure) = validating.tlsa(&name).await;
+        let mut bogus = false;
+        if !matches!(lookup.outcome, Outcome::Failed(_)) {
+            // Records are validated; so is their absence, which DANE senders need proven
+            // (or shown unsigned) too: a zone whose DNSSEC is broken fails either way.
+            let (checked, proven) = validating.tlsa(&name).await;
+            // A failure where no DS says the zone is signed is the resolver's, not the zone's.
+            bogus = matches!(checked.outcome, Outcome::Failed(_))
+                && plain.zone_signed(&name).await.unwrap_or(false);
+            if bogus || matches!(lookup.outcome, Outcome::Found(_)) {
+                // Records the validating resolver cannot get are judged by its failure.
+                (lookup, secure) = (checked, proven);
+            }
         }
         if secure && mx_secure.is_none() {
             mx_secure = Some(validating.mx_secure(domain).await.unwrap_or(false));
@@ -271,6 +294,7 @@ pub(super) async fn check(
             host,
             lookup,
             secure,
+            bogus,
             mx_secure: secure && mx_secure == Some(true),
             elapsed: started.elapsed(),
         };
@@ -297,6 +321,7 @@ pub(super) async fn check(
             "records": t.lookup.records().iter().map(|r| describe(r, false)).collect::<Vec<_>>(),
             "error": t.lookup.failure().map(|f| f.to_string()),
             "secure": t.secure,
+            "bogus": t.bogus,
             "mx_secure": t.mx_secure,
             "addresses": matched,
         }));
@@ -317,6 +342,7 @@ fn line(t: &HostTlsa) -> String {
             };
             format!("{} ({proof})", all.join(" | "))
         }
+        Outcome::Failed(f) if t.bogus => format!("DNSSEC validation failed: {f}"),
         Outcome::Failed(f) => format!("lookup failed: {f}"),
         Outcome::NoData | Outcome::NxDomain => "none".to_string(),
     };
@@ -353,6 +379,7 @@ mod tests {
             host: "mx.example.test".into(),
             lookup: lookup("_25._tcp.mx.example.test", "TLSA", outcome),
             secure,
+            bogus: false,
             mx_secure,
             elapsed: Duration::ZERO,
         }
@@ -429,6 +456,21 @@ mod tests {
             assert!(got[0].reason.contains(words), "{}", got[0].reason);
             assert!(got.iter().all(|v| v.check == "dane"));
         }
+        // Answered without validation, failed with it: the zone is bogus, whatever it holds.
+        let t = HostTlsa {
+            bogus: true,
+            ..host(Outcome::Failed(relais_dns::Failure::ServFail), false, false)
+        };
+        let got = record_verdicts("example.test", &t);
+        assert_eq!(levels(&got), vec![fail]);
+        assert!(
+            got[0]
+                .reason
+                .contains("DNSSEC validation fails at _25._tcp.mx.example.test"),
+            "{}",
+            got[0].reason
+        );
+        assert!(line(&t).ends_with(": DNSSEC validation failed: server failure (SERVFAIL)"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! a private NSD on a free port of 127.0.0.1, and TLSA data computed from PEM certificates with
 //! `openssl`. The parent zone `test.` is signed and its keys are the trust anchors (written to
 //! `anchors.keys`, for `dnssec_trust_anchor` and `--dnssec-trust-anchor`); its children are
-//! signed (with a DS in the parent) or not (a bare delegation). Needs `nsd`, `ldnsutils` and
+//! signed (with a DS in the parent), signed with signatures that expired long ago (bogus to a
+//! validating resolver, as a zone nobody re-signed), or not signed (a bare delegation). Needs `nsd`, `ldnsutils` and
 //! `openssl` (scripts/deps.sh).
 
 use std::fs;
@@ -23,8 +24,19 @@ pub struct Zone<'a> {
     pub name: &'a str,
     /// Its records, relative to its name (SOA and NS are added).
     pub records: String,
-    /// Signed, with its DS in `test.`; otherwise an unsigned delegation.
-    pub signed: bool,
+    /// How DNSSEC vouches for it.
+    pub dnssec: Dnssec,
+}
+
+/// How a [`Zone`] is signed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Dnssec {
+    /// Signed, with its DS in `test.`.
+    Signed,
+    /// Signed, with its DS in `test.`, but its signatures expired in 2020: bogus.
+    Expired,
+    /// An unsigned delegation.
+    Unsigned,
 }
 
 /// Signed zones served by a private NSD, and the trust anchors that validate them.
@@ -216,9 +228,14 @@ pub fn signed_zones(dir: &Path, zones: &[Zone<'_>]) -> Vec<(String, String)> {
         fs::write(dir.join(&file), zone_text(zone.name, &zone.records)).unwrap();
         let label = zone.name.strip_suffix(".test").expect("a zone under test.");
         parent.push_str(&format!("{label} IN NS ns.test.\n"));
-        if zone.signed {
+        if zone.dnssec != Dnssec::Unsigned {
             let [ksk, zsk] = keys(dir, zone.name);
-            run(dir, "ldns-signzone", &["-n", &file, &ksk, &zsk]);
+            let mut args = vec!["-n"];
+            if zone.dnssec == Dnssec::Expired {
+                args.extend(["-i", "20200101", "-e", "20200201"]);
+            }
+            args.extend([file.as_str(), ksk.as_str(), zsk.as_str()]);
+            run(dir, "ldns-signzone", &args);
             parent.push_str(&record_in(dir, &format!("{ksk}.ds"), "DS"));
             parent.push('\n');
             served.push((zone.name.to_string(), format!("{file}.signed")));

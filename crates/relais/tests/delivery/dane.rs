@@ -16,7 +16,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 
 use crate::common::certs::Certs;
-use crate::common::dnssec::{SignedDns, Zone, cert_sha256, keys, record_in, spki_sha256};
+use crate::common::dnssec::{Dnssec, SignedDns, Zone, cert_sha256, keys, record_in, spki_sha256};
 use crate::support::{Relais, Setup, WAIT, loopback_25, message, tempdir, tls_peer, wait_files};
 
 /// The zones: `test.` delegates to `dane.test` (signed, with its DS) and to `plain.test`
@@ -40,12 +40,12 @@ fn signed_zones(ip: Ipv4Addr, certs: &Certs) -> SignedDns {
             Zone {
                 name: "dane.test",
                 records: dane,
-                signed: true,
+                dnssec: Dnssec::Signed,
             },
             Zone {
                 name: "plain.test",
                 records: plain,
-                signed: false,
+                dnssec: Dnssec::Unsigned,
             },
         ],
         &[],

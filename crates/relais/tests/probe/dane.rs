@@ -6,10 +6,12 @@
 //!   zoo's key, 2 0 1 of its CA) matching: DANE ok, and no alarm anywhere;
 //! - `bad.zoo.test` (signed): its MX host `mx2.zoo.test` has a TLSA record that matches
 //!   nothing: the DANE failure is named, exit 2; the zoo without STARTTLS: likewise;
-//! - `plain.test` (unsigned): TLSA records DNSSEC cannot validate: a warning.
+//! - `plain.test` (unsigned): TLSA records DNSSEC cannot validate: a warning;
+//! - `stale.test` (signed, its signatures expired): no TLSA record, but a validating
+//!   resolver cannot resolve the host at all: a failure, not "no TLSA".
 
 use crate::check::{PolicyHost, check, good_policy, problems};
-use crate::common::dnssec::{SignedDns, Zone, cert_sha256, spki_sha256};
+use crate::common::dnssec::{Dnssec, SignedDns, Zone, cert_sha256, spki_sha256};
 use crate::zoo::{Behaviour, CertKind, Pki, Zoo};
 
 /// The zones (see the module), with the reverse zone of 127.0.0.1 (PTR mx.zoo.test).
@@ -29,17 +31,23 @@ fn signed(pki: &Pki) -> SignedDns {
     );
     let plain =
         format!("@ IN MX 10 mx.plain.test.\nmx IN A 127.0.0.1\n_25._tcp.mx IN TLSA 3 1 1 {ee}\n");
+    let stale = "@ IN MX 10 mx.stale.test.\nmx IN A 127.0.0.1\n".to_string();
     SignedDns::start(
         &[
             Zone {
                 name: "zoo.test",
                 records: zoo,
-                signed: true,
+                dnssec: Dnssec::Signed,
             },
             Zone {
                 name: "plain.test",
                 records: plain,
-                signed: false,
+                dnssec: Dnssec::Unsigned,
+            },
+            Zone {
+                name: "stale.test",
+                records: stale,
+                dnssec: Dnssec::Expired,
             },
         ],
         &[(
@@ -194,4 +202,27 @@ fn a_mismatch_or_no_starttls_is_named_and_an_unsigned_zone_warns() {
         verdicts[0].1.contains("DNSSEC does not validate them"),
         "{verdicts:?}"
     );
+}
+
+#[test]
+fn a_zone_whose_signatures_expired_is_a_failure_not_an_absent_tlsa() {
+    let pki = Pki::new();
+    let dns = signed(&pki);
+    let zoo = Zoo::start(Behaviour::clean(&pki, CertKind::Good));
+    let (code, verdicts) = dane_of(&dns, &pki, &zoo, "stale.test");
+    assert!(
+        !verdicts
+            .iter()
+            .any(|(_, reason)| reason.contains("no TLSA record")),
+        "{verdicts:?}"
+    );
+    let fail = verdicts
+        .iter()
+        .find(|(level, _)| level == "fail")
+        .unwrap_or_else(|| panic!("{verdicts:?}"));
+    assert!(
+        fail.1.contains("_25._tcp.mx.stale.test") && fail.1.contains("DNSSEC"),
+        "{fail:?}"
+    );
+    assert_eq!(code, 2, "{verdicts:?}");
 }
