@@ -452,8 +452,9 @@ fn commits_overwrite_a_zero_tail_that_a_crash_leaves_harmless() {
     );
 }
 
-#[test]
-fn zero_tail_of_an_older_segment_is_its_end_not_damage() {
+/// 30 messages committed to 2 KB segments (at least 3), the spool shut down: its directory,
+/// its options, the messages' ids.
+fn thirty_in_small_segments() -> (tempfile::TempDir, SpoolOptions, Vec<QueueId>) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let o = SpoolOptions {
         segment_size: 2048,
@@ -467,6 +468,13 @@ fn zero_tail_of_an_older_segment_is_its_end_not_damage() {
     spool.shutdown();
     let segs = segment_files(tmp.path());
     assert!(segs.len() >= 3, "{segs:?}");
+    (tmp, o, ids)
+}
+
+#[test]
+fn zero_tail_of_an_older_segment_is_its_end_not_damage() {
+    let (tmp, o, ids) = thirty_in_small_segments();
+    let segs = segment_files(tmp.path());
     // A sealed segment whose zero tail was not cut off before a crash.
     let len = fs::metadata(&segs[0]).expect("stat").len();
     OpenOptions::new()
@@ -489,19 +497,8 @@ fn zero_tail_of_an_older_segment_is_its_end_not_damage() {
 
 #[test]
 fn corruption_in_an_older_segment_keeps_the_rest_of_the_log() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let o = SpoolOptions {
-        segment_size: 2048,
-        fsync: false,
-        ..SpoolOptions::default()
-    };
-    let spool = open(tmp.path(), o.clone());
-    let ids: Vec<QueueId> = (0..30)
-        .map(|i| store(&spool, b"env", &pattern(i, 200)))
-        .collect();
-    spool.shutdown();
+    let (tmp, o, ids) = thirty_in_small_segments();
     let segs = segment_files(tmp.path());
-    assert!(segs.len() >= 3, "{segs:?}");
     // Flip a byte in the last record of the first segment.
     let mut bytes = fs::read(&segs[0]).expect("read");
     let n = bytes.len();
