@@ -10,7 +10,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-#[path = "delivery/support.rs"]
+#[path = "delivery/support/mod.rs"]
 mod support;
 
 #[path = "delivery/cli.rs"]
