@@ -51,6 +51,8 @@ pub(crate) const COMMIT_WAIT: Duration = Duration::from_micros(200);
 /// Zeros kept written past the last record of the current segment (at most
 /// up to the segment size), so that commits overwrite allocated blocks.
 pub(crate) const PREALLOCATE: u64 = 1 << 20;
+/// What the zero tail is written from.
+static ZEROS: [u8; PREALLOCATE as usize] = [0; PREALLOCATE as usize];
 
 /// Work for the committer.
 #[derive(Debug)]
@@ -136,7 +138,7 @@ impl Current {
         else {
             return;
         };
-        match self.file.write_all_at(&vec![0; len], self.allocated) {
+        match self.file.write_all_at(&ZEROS[..len], self.allocated) {
             Ok(()) => self.allocated = target,
             Err(e) => {
                 tracing::debug!(segment = self.number, error = %e, "cannot preallocate spool segment; appending");

@@ -103,7 +103,13 @@ pub(crate) fn recover(
         let (offset, reason) = match end {
             ScanEnd::Clean => continue,
             ScanEnd::ZeroTail { offset } => {
-                tracing::debug!(segment = %path.display(), offset, "spool: cutting off the zero tail of a segment");
+                // The segment being written when the server stopped has one, unless it was cut
+                // at shutdown; an older one only when the cut at its sealing was lost.
+                if Some(number) == last {
+                    tracing::debug!(segment = %path.display(), offset, "spool: cutting off the zero tail of the last segment");
+                } else {
+                    tracing::info!(segment = %path.display(), offset, zero_bytes = file_len - offset, "spool: cutting off the zero tail of a sealed segment");
+                }
                 file.set_len(offset)?;
                 if fsync {
                     file.sync_data()?;
