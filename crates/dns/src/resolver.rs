@@ -421,42 +421,35 @@ impl Resolver {
     /// meets a broken signature (bogus); in a zone without DS the resolver may merely be unable
     /// to validate (a forwarder that drops DNSSEC records).
     pub async fn zone_signed(&self, name: &str) -> Result<bool, Failure> {
-        let name = fqdn(name)?;
+        let mut name = fqdn(name)?;
         // Asked at a name that is no zone's apex, DS is answered by the zone holding the name,
-        // with that zone's SOA: its owner is the apex to ask again.
-        let apex = match self
-            .inner
-            .hickory
-            .lookup(name.clone(), RecordType::DS)
-            .await
-        {
-            Ok(lookup) => {
-                return Ok(lookup
-                    .answers()
-                    .iter()
-                    .any(|r| r.record_type() == RecordType::DS));
+        // with that zone's SOA: its owner is the apex to ask again (once).
+        for _ in 0..2 {
+            match self
+                .inner
+                .hickory
+                .lookup(name.clone(), RecordType::DS)
+                .await
+            {
+                Ok(lookup) => {
+                    return Ok(lookup
+                        .answers()
+                        .iter()
+                        .any(|r| r.record_type() == RecordType::DS));
+                }
+                Err(NetError::Dns(DnsError::NoRecordsFound(no))) => match no.soa {
+                    Some(soa) if soa.name != name => name = soa.name.clone(),
+                    _ => return Ok(false),
+                },
+                Err(err) => {
+                    return match classify::<()>(err) {
+                        Outcome::Failed(f) => Err(f),
+                        _ => Ok(false),
+                    };
+                }
             }
-            Err(NetError::Dns(DnsError::NoRecordsFound(no))) => match no.soa {
-                Some(soa) if soa.name != name => soa.name.clone(),
-                _ => return Ok(false),
-            },
-            Err(err) => {
-                return match classify::<()>(err) {
-                    Outcome::Failed(f) => Err(f),
-                    _ => Ok(false),
-                };
-            }
-        };
-        match self.inner.hickory.lookup(apex, RecordType::DS).await {
-            Ok(lookup) => Ok(lookup
-                .answers()
-                .iter()
-                .any(|r| r.record_type() == RecordType::DS)),
-            Err(err) => match classify::<()>(err) {
-                Outcome::Failed(f) => Err(f),
-                _ => Ok(false),
-            },
         }
+        Ok(false)
     }
 
     /// TLSA records of `name` (`_25._tcp.mx.example.com`), and whether DNSSEC proved them

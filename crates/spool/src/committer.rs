@@ -131,13 +131,11 @@ impl Current {
             return;
         }
         let target = (self.allocated + PREALLOCATE).min(segment_size);
-        let Some(len) = target
-            .checked_sub(self.allocated)
-            .filter(|&n| n > 0)
-            .and_then(|n| usize::try_from(n).ok())
-        else {
+        if target <= self.allocated {
             return;
-        };
+        }
+        // At most PREALLOCATE octets.
+        let len = (target - self.allocated) as usize;
         match self.file.write_all_at(&ZEROS[..len], self.allocated) {
             Ok(()) => self.allocated = target,
             Err(e) => {

@@ -5,6 +5,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::Inner;
 use crate::commit::{self, Commit};
@@ -14,7 +15,6 @@ use crate::error::SpoolError;
 use crate::id::QueueId;
 use crate::index::BodyLoc;
 use crate::record::{BodyRef, MessageRecord, encode_message};
-use crate::shared::Receiving;
 use crate::syncer::SyncJob;
 
 /// Write buffer size for spill files: large enough that a session sending
@@ -47,8 +47,8 @@ pub struct Incoming {
     crc: Crc32c,
     /// The first write error; later writes and the commit fail with it.
     failed: Option<SpoolError>,
-    /// Counts the message as being received until its commit is sent or it is dropped.
-    receiving: Option<Receiving>,
+    /// Counted in `Shared::receiving` (until its commit is sent or it is dropped).
+    counted: bool,
 }
 
 /// A body being streamed to its own file.
@@ -62,7 +62,7 @@ struct Spill {
 
 impl Incoming {
     pub(crate) fn new(inner: Arc<Inner>, id: QueueId) -> Incoming {
-        let receiving = Some(Receiving::new(&inner.shared));
+        inner.shared.receiving.fetch_add(1, Ordering::Relaxed);
         Incoming {
             inner,
             id,
@@ -71,7 +71,14 @@ impl Incoming {
             spill: None,
             crc: Crc32c::new(),
             failed: None,
-            receiving,
+            counted: true,
+        }
+    }
+
+    /// No longer counts the message as being received (once).
+    fn uncount(&mut self) {
+        if std::mem::take(&mut self.counted) {
+            self.inner.shared.receiving.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -144,7 +151,7 @@ impl Incoming {
     /// server acknowledge the message.
     pub fn commit(mut self, envelope: Vec<u8>) -> Commit {
         // Before the request goes: the committer must not wait for this message itself.
-        drop(self.receiving.take());
+        self.uncount();
         if let Some(e) = self.failed.take() {
             return Commit::ready(Err(e));
         }
@@ -225,6 +232,7 @@ fn invalid_input(e: impl std::fmt::Display) -> SpoolError {
 impl Drop for Incoming {
     /// Discards an uncommitted message: its data file is removed.
     fn drop(&mut self) {
+        self.uncount();
         if let Some(Spill { writer, path }) = self.spill.take() {
             // `into_parts` drops the buffered bytes instead of writing them.
             drop(writer.into_parts());

@@ -3,8 +3,8 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::id::QueueId;
 use crate::index::Index;
@@ -31,23 +31,6 @@ pub(crate) struct Shared {
     /// nor dropped yet. Their commits are likely to come soon: the committer may wait a
     /// moment for them, so that one sync serves them too.
     pub receiving: AtomicUsize,
-}
-
-/// Counts one message in [`Shared::receiving`] while it lives.
-#[derive(Debug)]
-pub(crate) struct Receiving(Arc<Shared>);
-
-impl Receiving {
-    pub(crate) fn new(shared: &Arc<Shared>) -> Receiving {
-        shared.receiving.fetch_add(1, Ordering::Relaxed);
-        Receiving(Arc::clone(shared))
-    }
-}
-
-impl Drop for Receiving {
-    fn drop(&mut self) {
-        self.0.receiving.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl Shared {
